@@ -1,0 +1,117 @@
+// Finding WebGPU adapters, in the browser (navigator.gpu) and in Node (Dawn through the `webgpu` package).
+// On a machine without a GPU, Node has two software adapters: llvmpipe through Dawn's OpenGL ES backend in
+// compatibility mode, and SwiftShader through Dawn's Vulkan backend. See webgpu-on-cpu.md in ../shared.
+import type { AdapterChoice, AdapterKind } from './adapter_choice.js';
+
+/** Where Debian's chromium package puts SwiftShader's Vulkan ICD. */
+export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+export interface FoundAdapter {
+  kind: AdapterKind;
+  adapter: GPUAdapter;
+  /** true for software adapters: kernels then prefer one thread per output over shared-memory tiles. */
+  isCpu: boolean;
+  /** Keeps Dawn's instance alive as long as the adapter (Node only). */
+  instance?: unknown;
+}
+
+export const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof window === 'undefined';
+
+interface DawnModule {
+  create(flags: string[]): GPU;
+  globals: Record<string, unknown>;
+}
+let dawn: DawnModule | undefined;
+
+async function loadDawn(): Promise<DawnModule> {
+  if (dawn) return dawn;
+  const name = 'webgpu';
+  const mod = (await import(/* @vite-ignore */ name)) as DawnModule;
+  // Dawn's classes (GPUBufferUsage, GPUShaderStage, ...) are globals in a browser; make them so in Node.
+  for (const [k, v] of Object.entries(mod.globals)) {
+    if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
+  }
+  dawn = mod;
+  return mod;
+}
+
+function describe(adapter: GPUAdapter): string {
+  const i = adapter.info;
+  return `${i.vendor} ${i.architecture} ${i.device} ${i.description}`.toLowerCase();
+}
+
+function looksSoftware(adapter: GPUAdapter): boolean {
+  const d = describe(adapter);
+  const fallback = (adapter as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter === true ||
+    (adapter.info as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+  return fallback || /swiftshader|llvmpipe|lavapipe|softpipe|software|mesa 2\d\.\d+\.\d+$|^\s*opengl version/.test(d);
+}
+
+async function nodeAdapter(kind: Exclude<AdapterKind, 'browser'>): Promise<FoundAdapter | null> {
+  const { create } = await loadDawn();
+  const env = process.env;
+  env.NODEVICE_SELECT ??= '1';
+  try {
+    if (kind === 'llvmpipe') {
+      env.EGL_PLATFORM ??= 'surfaceless';
+      const instance = create(['backend=opengles']);
+      const adapter = await instance.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions);
+      // On a machine with a GPU the GL backend may be hardware; it is still the "llvmpipe" route by configuration.
+      return adapter ? { kind, adapter, isCpu: looksSoftware(adapter), instance } : null;
+    }
+    if (kind === 'swiftshader') {
+      // The Vulkan loader rescans driver files at each instance creation, so adding SwiftShader here works even
+      // after an earlier hardware probe.
+      const fs = await import(/* @vite-ignore */ 'node:fs');
+      if (fs.existsSync(SWIFTSHADER_ICD) && !env.VK_ICD_FILENAMES) env.VK_ADD_DRIVER_FILES = SWIFTSHADER_ICD;
+      const instance = create([]);
+      const adapter =
+        (await instance.requestAdapter({ forceFallbackAdapter: true })) ?? (await instance.requestAdapter());
+      if (!adapter || !/swiftshader/.test(describe(adapter))) return null;
+      return { kind, adapter, isCpu: true, instance };
+    }
+    const instance = create([]);
+    const adapter = await instance.requestAdapter({ powerPreference: 'high-performance' });
+    if (!adapter || looksSoftware(adapter)) return null;
+    return { kind: 'hardware', adapter, isCpu: false, instance };
+  } catch {
+    return null;
+  }
+}
+
+async function browserAdapter(choice: AdapterChoice): Promise<FoundAdapter | null> {
+  const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+  if (!gpu) return null;
+  // A page cannot pick the backend; Chromium's flags do (--use-webgpu-adapter=opengles for llvmpipe). Ask for
+  // compatibility mode when llvmpipe is wanted, since the GL backend only exists there.
+  const options: GPURequestAdapterOptions =
+    choice === 'llvmpipe' ? ({ featureLevel: 'compatibility' } as GPURequestAdapterOptions) : { powerPreference: 'high-performance' };
+  let adapter = await gpu.requestAdapter(options);
+  if (!adapter && choice === 'auto') adapter = await gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions);
+  return adapter ? { kind: 'browser', adapter, isCpu: looksSoftware(adapter) } : null;
+}
+
+/** The adapter forklm would use for `choice`, or null. Order for `auto`: hardware, llvmpipe, SwiftShader. */
+export async function findAdapter(choice: AdapterChoice): Promise<FoundAdapter | null> {
+  if (!isNode) return browserAdapter(choice);
+  const order: Exclude<AdapterKind, 'browser'>[] = choice === 'auto' ? ['hardware', 'llvmpipe', 'swiftshader'] : [choice];
+  for (const kind of order) {
+    const found = await nodeAdapter(kind);
+    if (found) return found;
+  }
+  return null;
+}
+
+/** Every adapter forklm can get on this machine (for `forklm doctor`). */
+export async function listAdapters(): Promise<FoundAdapter[]> {
+  if (!isNode) {
+    const a = await browserAdapter('auto');
+    return a ? [a] : [];
+  }
+  const out: FoundAdapter[] = [];
+  for (const kind of ['hardware', 'llvmpipe', 'swiftshader'] as const) {
+    const a = await nodeAdapter(kind);
+    if (a) out.push(a);
+  }
+  return out;
+}

@@ -1,0 +1,83 @@
+// One way to get a GPU device, in the browser and in Node, with the limits forklm needs and device loss turned
+// into a typed error.
+import { DeviceLostError, NoAdapterError } from '../errors.js';
+import { parseAdapterChoice, type AdapterChoice, type AdapterKind } from './adapter_choice.js';
+import { findAdapter, isNode } from './adapters.js';
+import { requiredLimits } from './limits.js';
+import { PipelineCache } from './pipelines.js';
+
+export interface GpuOptions {
+  /** Which adapter to use; defaults to the FORKLM_ADAPTER environment variable, then `auto`. */
+  adapter?: AdapterChoice;
+}
+
+export interface Gpu {
+  readonly device: GPUDevice;
+  readonly adapter: GPUAdapter;
+  readonly kind: AdapterKind;
+  /** A software adapter (SwiftShader, llvmpipe): kernels pick their CPU-friendly variants. */
+  readonly isCpu: boolean;
+  /** A human-readable adapter name for logs and benchmark records. */
+  readonly name: string;
+  readonly limits: GPUSupportedLimits;
+  readonly pipelines: PipelineCache;
+  /** Set once the device is lost; every later GPU call through forklm throws it. */
+  lostError: DeviceLostError | null;
+  /** Throws the DeviceLostError if the device was lost. */
+  checkLost(): void;
+  destroy(): void;
+}
+
+const NO_ADAPTER_NODE =
+  'No WebGPU adapter found. On Debian/Ubuntu install the software adapters with ' +
+  '`apt-get install -y chromium libvulkan1 libegl1 libegl-mesa0 libgl1-mesa-dri` (or run `bash scripts/setup.sh`), ' +
+  'or a GPU driver with Vulkan support. `forklm doctor` lists what it can see.';
+const NO_ADAPTER_BROWSER =
+  'This browser offers no WebGPU adapter. Use a recent Chrome or Edge (or Firefox/Safari with WebGPU enabled); ' +
+  'on Linux, start Chromium with --enable-unsafe-webgpu.';
+
+function adapterName(kind: AdapterKind, adapter: GPUAdapter): string {
+  const i = adapter.info;
+  const parts = [i.vendor, i.architecture, i.description].filter((s) => s && s.trim()).map((s) => s.trim());
+  return `${kind}: ${parts.join(' / ') || 'unknown adapter'}`;
+}
+
+export async function createGpu(options: GpuOptions = {}): Promise<Gpu> {
+  const choice =
+    options.adapter ?? (isNode ? parseAdapterChoice(process.env.FORKLM_ADAPTER) : ('auto' as AdapterChoice));
+  const found = await findAdapter(choice);
+  if (!found) {
+    const what = choice === 'auto' ? 'No WebGPU adapter found.' : `The ${choice} adapter is not available.`;
+    throw new NoAdapterError(isNode ? `${what} ${NO_ADAPTER_NODE.replace('No WebGPU adapter found. ', '')}` : NO_ADAPTER_BROWSER);
+  }
+  const { adapter, kind, isCpu } = found;
+  const device = await adapter.requestDevice({ requiredLimits: requiredLimits(adapter) });
+  const gpu: Gpu = {
+    device,
+    adapter,
+    kind,
+    isCpu,
+    name: adapterName(kind, adapter),
+    limits: device.limits,
+    pipelines: new PipelineCache(device),
+    lostError: null,
+    checkLost() {
+      if (gpu.lostError) throw gpu.lostError;
+    },
+    destroy() {
+      device.destroy();
+    },
+  };
+  // Keep Dawn's instance reachable as long as the device (Node): collecting it would tear the device down.
+  (gpu as unknown as { instance?: unknown }).instance = found.instance;
+  void device.lost.then((info) => {
+    gpu.lostError = new DeviceLostError(
+      info.reason,
+      info.reason === 'destroyed'
+        ? 'The GPU device was destroyed; create a new engine to continue.'
+        : `The GPU device was lost (${info.message || info.reason}). Create a new engine; if it keeps happening, ` +
+            'lower max_paths or the model size, or try another adapter (FORKLM_ADAPTER=llvmpipe|swiftshader).',
+    );
+  });
+  return gpu;
+}
