@@ -28,7 +28,7 @@ export interface Gpu {
   destroy(): void;
 }
 
-const NO_ADAPTER_NODE =
+export const NO_ADAPTER_NODE =
   'No WebGPU adapter found. On Debian/Ubuntu install the software adapters with ' +
   '`apt-get install -y chromium libvulkan1 libegl1 libegl-mesa0 libgl1-mesa-dri` (or run `bash scripts/setup.sh`), ' +
   'or a GPU driver with Vulkan support. `forklm doctor` lists what it can see.';
