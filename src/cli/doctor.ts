@@ -4,6 +4,7 @@ import { ForkLMError, LimitError, NoAdapterError } from '../errors.js';
 import { parseAdapterChoice, type AdapterChoice, type AdapterKind } from '../gpu/adapter_choice.js';
 import { findAdapter, SWIFTSHADER_ICD, type FoundAdapter } from '../gpu/adapters.js';
 import { requiredLimits } from '../gpu/limits.js';
+import { NO_ADAPTER_HELP } from '../gpu/device.js';
 import { defineCommand, type CliContext } from './args.js';
 import { formatBytes, table, yesNo } from './format.js';
 
@@ -75,10 +76,6 @@ export interface DoctorDeps {
   version: string;
 }
 
-const NO_ADAPTER_HELP =
-  'On Debian/Ubuntu install the software adapters with ' +
-  '`apt-get install -y chromium libvulkan1 libegl1 libegl-mesa0 libgl1-mesa-dri` (or run `bash scripts/setup.sh`), ' +
-  'or a GPU driver with Vulkan support.';
 
 class ProbeTimeout extends Error {}
 

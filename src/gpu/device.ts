@@ -28,10 +28,11 @@ export interface Gpu {
   destroy(): void;
 }
 
-export const NO_ADAPTER_NODE =
-  'No WebGPU adapter found. On Debian/Ubuntu install the software adapters with ' +
+/** What to install when Node finds no adapter (also printed by `forklm doctor`). */
+export const NO_ADAPTER_HELP =
+  'On Debian/Ubuntu install the software adapters with ' +
   '`apt-get install -y chromium libvulkan1 libegl1 libegl-mesa0 libgl1-mesa-dri` (or run `bash scripts/setup.sh`), ' +
-  'or a GPU driver with Vulkan support. `forklm doctor` lists what it can see.';
+  'or a GPU driver with Vulkan support.';
 const NO_ADAPTER_BROWSER =
   'This browser offers no WebGPU adapter. Use a recent Chrome or Edge (or Firefox/Safari with WebGPU enabled); ' +
   'on Linux, start Chromium with --enable-unsafe-webgpu.';
@@ -48,7 +49,7 @@ export async function createGpu(options: GpuOptions = {}): Promise<Gpu> {
   const found = await findAdapter(choice);
   if (!found) {
     const what = choice === 'auto' ? 'No WebGPU adapter found.' : `The ${choice} adapter is not available.`;
-    throw new NoAdapterError(isNode ? `${what} ${NO_ADAPTER_NODE.replace('No WebGPU adapter found. ', '')}` : NO_ADAPTER_BROWSER);
+    throw new NoAdapterError(isNode ? `${what} ${NO_ADAPTER_HELP} \`forklm doctor\` lists what it can see.` : NO_ADAPTER_BROWSER);
   }
   const { adapter, kind, isCpu } = found;
   const device = await adapter.requestDevice({ requiredLimits: requiredLimits(adapter) });
