@@ -97,3 +97,10 @@ export class LimitError extends ForkLMError {
     super('LIMIT', message);
   }
 }
+
+/** A chat was requested but the model ships no chat template (tokenizer_config.json `chat_template`, GGUF tokenizer.chat_template). */
+export class NoChatTemplateError extends ForkLMError {
+  constructor(message: string) {
+    super('NO_CHAT_TEMPLATE', message);
+  }
+}
