@@ -8,6 +8,7 @@ import { createUniform } from '../gpu/buffers.js';
 import type { KernelKey } from '../gpu/pipelines.js';
 import type { UniformLayout } from '../gpu/uniform.js';
 import { WGSL } from './wgsl.gen.js';
+import { InvalidArgumentError } from '../errors.js';
 
 /** The WGSL of shaders/<file>.wgsl with the uniform struct (named `Params`) prepended. */
 export function shaderSource(file: string, layout: UniformLayout<string>): string {
@@ -31,7 +32,7 @@ export class BoundKernel<F extends string> {
     private readonly gpu: Gpu,
     private readonly pipeline: GPUComputePipeline,
     private readonly layout: UniformLayout<F>,
-    buffers: readonly GPUBuffer[],
+    buffers: readonly (GPUBuffer | GPUBufferBinding)[],
     label: string,
   ) {
     this.uniform = createUniform(gpu.device, layout.byteSize, `${label}:params`);
@@ -41,7 +42,7 @@ export class BoundKernel<F extends string> {
       layout: pipeline.getBindGroupLayout(0),
       entries: [
         { binding: 0, resource: { buffer: this.uniform } },
-        ...buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } })),
+        ...buffers.map((b, i) => ({ binding: i + 1, resource: 'buffer' in b ? b : { buffer: b } })),
       ],
     });
   }
@@ -90,4 +91,20 @@ export function submitPass(gpu: Gpu, record: (pass: GPUComputePassEncoder) => vo
   record(pass);
   pass.end();
   gpu.device.queue.submit([enc.finish()]);
+}
+
+/**
+ * Throws unless `floats` is a count (an integer >= 0) and `buffer` holds at least that many 4-byte values; `what`
+ * names the binding in the message. Shared by the kernels.a candidate for kernel.ts).
+ */
+export function checkFloats(op: string, what: string, buffer: GPUBuffer, floats: number): void {
+  if (!Number.isInteger(floats) || floats < 0) {
+    throw new InvalidArgumentError(`${op}: ${what} needs ${floats} values; row and element counts must be integers >= 0`);
+  }
+  if (buffer.size < floats * 4) {
+    throw new InvalidArgumentError(
+      `${op}: ${what} (${buffer.label || 'unlabelled'}) holds ${buffer.size} bytes, needs ${floats * 4} (${floats} values); ` +
+        'allocate it for the largest row count the model encodes',
+    );
+  }
 }

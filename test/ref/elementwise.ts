@@ -4,3 +4,104 @@ export function residualAddRef(x: ArrayLike<number>, y: ArrayLike<number>): Floa
   for (let i = 0; i < x.length; i++) out[i] = x[i] + y[i];
   return out;
 }
+
+/** RMSNorm (Llama) over (rows, dim): y = x / sqrt(mean(x^2) + eps) * weight. */
+export function rmsNormRef(x: ArrayLike<number>, weight: ArrayLike<number>, rows: number, dim: number, eps: number): Float64Array {
+  const y = new Float64Array(rows * dim);
+  for (let r = 0; r < rows; r++) {
+    let ss = 0;
+    for (let c = 0; c < dim; c++) ss += x[r * dim + c] ** 2;
+    const scale = 1 / Math.sqrt(ss / dim + eps);
+    for (let c = 0; c < dim; c++) y[r * dim + c] = x[r * dim + c] * scale * weight[c];
+  }
+  return y;
+}
+
+/** LayerNorm (GPT-2) over (rows, dim), biased variance: y = (x - mean) / sqrt(var + eps) * weight + bias. */
+export function layerNormRef(
+  x: ArrayLike<number>,
+  weight: ArrayLike<number>,
+  bias: ArrayLike<number>,
+  rows: number,
+  dim: number,
+  eps: number,
+): Float64Array {
+  const y = new Float64Array(rows * dim);
+  for (let r = 0; r < rows; r++) {
+    let s = 0;
+    for (let c = 0; c < dim; c++) s += x[r * dim + c];
+    const mean = s / dim;
+    let q = 0;
+    for (let c = 0; c < dim; c++) q += (x[r * dim + c] - mean) ** 2;
+    const rstd = 1 / Math.sqrt(q / dim + eps);
+    for (let c = 0; c < dim; c++) y[r * dim + c] = (x[r * dim + c] - mean) * rstd * weight[c] + bias[c];
+  }
+  return y;
+}
+
+/**
+ * RoPE, Hugging Face rotate-half layout, on a copy of (rows, rowStride) x: the first nHeads heads of each row rotate
+ * by angle pos * theta^(-2i/headDim) for pair (i, i + headDim/2); other columns are copied unchanged.
+ */
+export function ropeRef(
+  x: ArrayLike<number>,
+  positions: ArrayLike<number>,
+  o: { rows: number; rowStride: number; nHeads: number; headDim: number; theta: number },
+): Float64Array {
+  const y = Float64Array.from(x);
+  const half = o.headDim / 2;
+  for (let r = 0; r < o.rows; r++) {
+    for (let h = 0; h < o.nHeads; h++) {
+      const base = r * o.rowStride + h * o.headDim;
+      for (let i = 0; i < half; i++) {
+        const a = positions[r] * o.theta ** ((-2 * i) / o.headDim);
+        const x0 = x[base + i];
+        const x1 = x[base + i + half];
+        y[base + i] = x0 * Math.cos(a) - x1 * Math.sin(a);
+        y[base + i + half] = x1 * Math.cos(a) + x0 * Math.sin(a);
+      }
+    }
+  }
+  return y;
+}
+
+/** silu(a) = a / (1 + exp(-a)). */
+export function siluRef(a: number): number {
+  return a / (1 + Math.exp(-a));
+}
+
+/** SwiGLU over (rows, 2 * hidden) gate|up rows: out[r, c] = silu(gate[r, c]) * up[r, c]. */
+export function swiGluRef(gateUp: ArrayLike<number>, rows: number, hidden: number): Float64Array {
+  const out = new Float64Array(rows * hidden);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < hidden; c++) out[r * hidden + c] = siluRef(gateUp[r * 2 * hidden + c]) * gateUp[r * 2 * hidden + hidden + c];
+  }
+  return out;
+}
+
+/**
+ * GELU, tanh form: 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), elementwise. Evaluated as the identical
+ * x / (1 + exp(-2u)): in float64 too, 1 + tanh(u) cancels for x below about -6 (it is 1e-18 at x = -8, below
+ * float64's resolution near 1), while the exp form keeps full relative precision and gives -0, never NaN, at the ends.
+ */
+export function geluRef(x: ArrayLike<number>): Float64Array {
+  const y = new Float64Array(x.length);
+  const k = Math.sqrt(2 / Math.PI);
+  for (let i = 0; i < x.length; i++) y[i] = x[i] / (1 + Math.exp(-2 * k * (x[i] + 0.044715 * x[i] ** 3)));
+  return y;
+}
+
+/** The textbook 0.5 x (1 + tanh(u)) form, to check geluRef where both are accurate. */
+export function geluTanhRef(x: number): number {
+  return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+}
+
+/** Embedding lookup from a (V, dim) table: out[r] = table[ids[r]], a zero row for ids >= V. */
+export function embeddingRef(table: ArrayLike<number>, vocab: number, dim: number, ids: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(ids.length * dim);
+  for (let r = 0; r < ids.length; r++) {
+    if (ids[r] >= vocab) continue;
+    for (let c = 0; c < dim; c++) out[r * dim + c] = table[ids[r] * dim + c];
+  }
+  return out;
+}
