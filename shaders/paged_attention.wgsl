@@ -1,0 +1,181 @@
+// Causal paged attention: row r, query head h attends over positions 0..positions[r] of its path, whose K/V live in
+// pages pageTable[rowPath[r] * maxPages + pos / pageSize] at offset pos % pageSize. Query head h reads kv head
+// h / group (grouped-query attention). Softmax runs online (running max m and sum l, rescaled when m grows), so no
+// invocation holds memory proportional to the context length. Scores are kept in log2 units: q is pre-multiplied by
+// log2(e) / sqrt(headDim) so that exp2 replaces exp.
+//
+// Two variants, chosen by SPLIT_KEYS:
+// - false (CPU adapters): one invocation per (row, head) loops over the keys with q and the output accumulator in
+//   private vec4 arrays. No barriers, which software adapters pay dearly for.
+// - true (real GPUs): one workgroup per (row, head); each block of WG keys is scored one key per thread, its max and
+//   sum are reduced in workgroup memory, and the weighted V sum is split over (dimension, key subset) threads.
+override HD4: u32 = 16u;           // headDim / 4 (the host guards headDim % 4 == 0 and headDim <= 4 * MAX_HD4)
+override WG: u32 = 64u;            // invocations per workgroup; a power of two >= HD4 when SPLIT_KEYS
+override SPLIT_KEYS: bool = false;
+const MAX_HD4: u32 = 64u;          // head dim up to 256
+const NEG_BIG: f32 = -3.0e38;      // "no key yet": finite, so differences with it never make a NaN
+const NO_ROW: u32 = 0xffffffffu;
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;        // (rows, qStride) f32: q heads at the row's start
+@group(0) @binding(2) var<storage, read> kv: array<vec4<f32>>;       // (pages, 2, kvHeads, pageSize, headDim) f32
+@group(0) @binding(3) var<storage, read> rowPath: array<u32>;        // (rows) u32 step path slot
+@group(0) @binding(4) var<storage, read> positions: array<u32>;      // (rows) u32 absolute position
+@group(0) @binding(5) var<storage, read> pageTable: array<u32>;      // (P, maxPages) u32 page ids
+@group(0) @binding(6) var<storage, read_write> out: array<vec4<f32>>; // (rows, nHeads * headDim) f32
+
+var<workgroup> qs: array<vec4<f32>, MAX_HD4>; // the scaled query of this workgroup's (row, head)
+var<workgroup> redMax: array<f32, WG>;        // reduction scratch for the block's max score
+var<workgroup> redSum: array<f32, WG>;        // and for its sum of weights
+var<workgroup> pw: array<f32, WG>;            // this block's softmax weights
+var<workgroup> vrow: array<u32, WG>;          // this block's V row (vec4 index) per key, NO_ROW if none
+var<workgroup> part: array<vec4<f32>, WG>;    // per-thread partial outputs for the final sum
+
+/** Keys the row sees: its position plus one, capped by what the page-table width can address. */
+fn keyCount(r: u32) -> u32 {
+  return min(positions[r] + 1u, params.maxPages * params.pageSize);
+}
+
+/** vec4 index of (page, which: 0 = K / 1 = V, kvHead, offset 0, d 0) in the pool. */
+fn headBase(page: u32, which: u32, kvh: u32) -> u32 {
+  return ((page * 2u + which) * params.kvHeads + kvh) * params.pageSize * HD4;
+}
+
+fn perHead(id: u32) {
+  if (id >= params.rows * params.nHeads) { return; }
+  let r = id / params.nHeads;
+  let h = id % params.nHeads;
+  let kvh = h / params.group;
+  let n = keyCount(r);
+  let table = rowPath[r] * params.maxPages;
+  var qv: array<vec4<f32>, MAX_HD4>;
+  var acc: array<vec4<f32>, MAX_HD4>;
+  let qBase = r * params.qStride4 + h * HD4;
+  for (var d = 0u; d < HD4; d++) {
+    qv[d] = q[qBase + d] * params.scaleLog2;
+    acc[d] = vec4<f32>(0.0);
+  }
+  var m = NEG_BIG;
+  var l = 0.0;
+  for (var start = 0u; start < n; start += params.pageSize) {
+    let page = pageTable[table + start / params.pageSize];
+    // A page id outside the pool is a scheduler bug: its keys are left out rather than read from another layer's data.
+    if (page >= params.pages) { continue; }
+    let kBase = headBase(page, 0u, kvh);
+    let vBase = headBase(page, 1u, kvh);
+    let count = min(params.pageSize, n - start);
+    for (var o = 0u; o < count; o++) {
+      let kRow = kBase + o * HD4;
+      var dot = vec4<f32>(0.0);
+      for (var d = 0u; d < HD4; d++) { dot = fma(qv[d], kv[kRow + d], dot); }
+      let s = dot.x + dot.y + dot.z + dot.w;
+      if (s > m) {
+        // The running max grows: rescale what was summed under the old max (exp2(NEG_BIG - s) = 0 the first time).
+        let c = exp2(m - s);
+        l = l * c;
+        for (var d = 0u; d < HD4; d++) { acc[d] = acc[d] * c; }
+        m = s;
+      }
+      let p = exp2(s - m);
+      l = l + p;
+      let vRow = vBase + o * HD4;
+      for (var d = 0u; d < HD4; d++) { acc[d] = fma(vec4<f32>(p), kv[vRow + d], acc[d]); }
+    }
+  }
+  let inv = select(0.0, 1.0 / l, l > 0.0);
+  let oBase = (r * params.nHeads + h) * HD4;
+  for (var d = 0u; d < HD4; d++) { out[oBase + d] = acc[d] * inv; }
+}
+
+// Two scratch arrays, so that a reduction's result (slot 0) is read long before the array is written again: reusing
+// one array with a barrier between the read and the next write gave stale reads on llvmpipe (Mesa) in this shader.
+fn reduceMax(t: u32) -> f32 {
+  for (var w = WG / 2u; w > 0u; w = w / 2u) {
+    if (t < w) { redMax[t] = max(redMax[t], redMax[t + w]); }
+    workgroupBarrier();
+  }
+  return redMax[0];
+}
+
+fn reduceSum(t: u32) -> f32 {
+  for (var w = WG / 2u; w > 0u; w = w / 2u) {
+    if (t < w) { redSum[t] = redSum[t] + redSum[t + w]; }
+    workgroupBarrier();
+  }
+  return redSum[0];
+}
+
+fn splitKeys(task: u32, t: u32) {
+  // task comes from the workgroup id: uniform, so the early return keeps every barrier below in uniform control flow.
+  if (task >= params.rows * params.nHeads) { return; }
+  let r = task / params.nHeads;
+  let h = task % params.nHeads;
+  let kvh = h / params.group;
+  let n = keyCount(r);
+  let table = rowPath[r] * params.maxPages;
+  if (t < HD4) { qs[t] = q[r * params.qStride4 + h * HD4 + t] * params.scaleLog2; }
+  workgroupBarrier();
+  // Thread t owns output vec4 `dim` for the keys k = sub, sub + subs, ... of each block.
+  let dim = t % HD4;
+  let sub = t / HD4;
+  let subs = WG / HD4;
+  var acc = vec4<f32>(0.0);
+  var m = NEG_BIG;
+  var l = 0.0;
+  for (var b = 0u; b < n; b += WG) {
+    let j = b + t;
+    var s = NEG_BIG;
+    var vr = NO_ROW;
+    if (j < n) {
+      let page = pageTable[table + j / params.pageSize];
+      if (page < params.pages) {
+        let off = (j % params.pageSize) * HD4;
+        let kRow = headBase(page, 0u, kvh) + off;
+        var dot = vec4<f32>(0.0);
+        for (var d = 0u; d < HD4; d++) { dot = fma(qs[d], kv[kRow + d], dot); }
+        s = dot.x + dot.y + dot.z + dot.w;
+        vr = headBase(page, 1u, kvh) + off;
+      }
+    }
+    redMax[t] = s;
+    workgroupBarrier();
+    let mNew = max(m, reduceMax(t));
+    let p = select(0.0, exp2(s - mNew), vr != NO_ROW);
+    pw[t] = p;
+    vrow[t] = vr;
+    redSum[t] = p;
+    workgroupBarrier();
+    let c = exp2(m - mNew);
+    l = l * c + reduceSum(t);
+    m = mNew;
+    acc = acc * c;
+    if (sub < subs) {
+      for (var k = sub; k < WG; k += subs) {
+        let row = vrow[k];
+        if (row != NO_ROW) { acc = fma(vec4<f32>(pw[k]), kv[row + dim], acc); }
+      }
+    }
+    workgroupBarrier(); // pw, vrow and redMax are rewritten by the next block
+  }
+  part[t] = acc;
+  workgroupBarrier();
+  if (t < HD4) {
+    var total = vec4<f32>(0.0);
+    for (var k = 0u; k < subs; k++) { total = total + part[k * HD4 + t]; }
+    out[(r * params.nHeads + h) * HD4 + t] = total * select(0.0, 1.0 / l, l > 0.0);
+  }
+}
+
+@compute @workgroup_size(WG)
+fn main(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  if (SPLIT_KEYS) {
+    splitKeys(wid.x + wid.y * nwg.x, lid);
+  } else {
+    perHead(gid.x + gid.y * nwg.x * WG);
+  }
+}

@@ -1,0 +1,170 @@
+// Paged attention: every row of a step (prompt-chunk rows and decode rows of many paths together) attends causally
+// over its own path's K/V, read through that path's page table, so forked paths share the pages they have in common.
+// The rows' own K/V were written by KvWrite in an earlier dispatch of the same pass.
+import { InvalidArgumentError, UnsupportedModelError } from '../errors.js';
+import type { Gpu } from '../gpu/device.js';
+import { defineUniform } from '../gpu/uniform.js';
+import { BoundKernel, grid2d, groupsFor, pipelineFor } from './kernel.js';
+
+export const PagedAttentionParams = defineUniform('Params', [
+  ['rows', 'u32'],
+  ['nHeads', 'u32'],
+  ['group', 'u32'], // nHeads / kvHeads: query heads per kv head
+  ['kvHeads', 'u32'],
+  ['pageSize', 'u32'],
+  ['qStride4', 'u32'], // qStride / 4: q rows in vec4 units
+  ['maxPages', 'u32'],
+  ['pages', 'u32'], // pages in the pool: page ids beyond it are skipped, never read out of place
+  ['scaleLog2', 'f32'], // log2(e) / sqrt(headDim): scores in log2 units for exp2
+] as const);
+type Field = (typeof PagedAttentionParams.fields)[number][0];
+
+/** Largest head dim: the CPU variant keeps q and the output of one head in private arrays of this size. */
+export const MAX_HEAD_DIM = 256;
+
+/**
+ * `per-head`: one invocation per (row, head), no barriers (software adapters).
+ * `split-keys`: one workgroup per (row, head), keys split over its threads (real GPUs).
+ */
+export type PagedAttentionVariant = 'per-head' | 'split-keys';
+
+/** Per-head invocations per workgroup: small, so that a decode step's few (row, head) pairs still fill both cores. */
+const WG_PER_HEAD = 16;
+/** Split-keys threads per workgroup: a power of two >= headDim / 4. */
+const WG_SPLIT = 64;
+
+export interface PagedAttentionShape {
+  nHeads: number; // Hq
+  kvHeads: number; // Hkv, divides Hq
+  headDim: number; // hd, a multiple of 4, at most MAX_HEAD_DIM
+  pageSize: number; // tokens per page
+  qStride: number; // f32 between the q of consecutive rows (the fused qkv row width), a multiple of 4
+  /** Defaults from the adapter: per-head on software adapters, split-keys on real GPUs. */
+  variant?: PagedAttentionVariant;
+}
+
+export interface PagedAttentionBuffers {
+  q: GPUBuffer; // (rows, qStride) f32: the qkv buffer, q heads (Hq*hd) at the start of each row
+  kv: GPUBuffer; // (pages, 2, kvHeads, pageSize, headDim) f32, K at index 0 and V at 1
+  rowPath: GPUBuffer; // (rows) u32 step path slot of each row
+  positions: GPUBuffer; // (rows) u32 absolute position of each row
+  pageTable: GPUBuffer; // (P, maxPages) u32 page ids of each step path
+  out: GPUBuffer; // (rows, nHeads * headDim) f32
+}
+
+function positiveInt(name: string, v: number): void {
+  if (!Number.isInteger(v) || v < 1) {
+    throw new InvalidArgumentError(`paged_attention: ${name} must be a positive integer, got ${v}`);
+  }
+}
+
+export class PagedAttention {
+  readonly variant: PagedAttentionVariant;
+  private readonly pipeline: GPUComputePipeline;
+  private readonly wg: number;
+
+  constructor(
+    private readonly gpu: Gpu,
+    readonly shape: PagedAttentionShape,
+  ) {
+    const { nHeads, kvHeads, headDim, pageSize, qStride } = shape;
+    for (const [k, v] of Object.entries({ nHeads, kvHeads, headDim, pageSize, qStride })) positiveInt(k, v);
+    if (nHeads % kvHeads !== 0) {
+      throw new InvalidArgumentError(
+        `paged_attention: ${nHeads} query heads cannot share ${kvHeads} kv heads evenly; nHeads must be a multiple of kvHeads`,
+      );
+    }
+    if (headDim % 4 !== 0 || headDim > MAX_HEAD_DIM) {
+      throw new UnsupportedModelError(
+        `paged_attention: head dim ${headDim} is not supported; it must be a multiple of 4 and at most ${MAX_HEAD_DIM}`,
+      );
+    }
+    if (qStride % 4 !== 0 || qStride < nHeads * headDim) {
+      throw new InvalidArgumentError(
+        `paged_attention: qStride ${qStride} must be a multiple of 4 and hold the ${nHeads * headDim} q values of a row`,
+      );
+    }
+    this.variant = shape.variant ?? (gpu.isCpu ? 'per-head' : 'split-keys');
+    const split = this.variant === 'split-keys';
+    this.wg = split ? WG_SPLIT : WG_PER_HEAD;
+    const constants = { HD4: headDim / 4, WG: this.wg, SPLIT_KEYS: split ? 1 : 0 };
+    this.pipeline = pipelineFor(gpu, { op: 'paged_attention', variant: this.variant, constants }, 'paged_attention', PagedAttentionParams);
+  }
+
+  /** Bytes of one page of one layer: K and V of every kv head. */
+  get pageBytes(): number {
+    return 2 * this.shape.kvHeads * this.shape.pageSize * this.shape.headDim * 4;
+  }
+
+  bind(b: PagedAttentionBuffers, label = 'paged_attention'): BoundPagedAttention {
+    const pages = Math.floor(b.kv.size / this.pageBytes);
+    if (pages < 1) {
+      throw new InvalidArgumentError(
+        `paged_attention: the KV buffer (${b.kv.size} bytes) holds no whole page of ${this.pageBytes} bytes`,
+      );
+    }
+    const buffers = [b.q, b.kv, b.rowPath, b.positions, b.pageTable, b.out];
+    const k = new BoundKernel<Field>(this.gpu, this.pipeline, PagedAttentionParams, buffers, label);
+    return new BoundPagedAttention(k, this.gpu, this, b, pages);
+  }
+
+  /** Workgroups for `rows` rows, before the 2-D split. */
+  groups(rows: number): number {
+    const tasks = rows * this.shape.nHeads;
+    return this.variant === 'split-keys' ? tasks : groupsFor(tasks, this.wg);
+  }
+}
+
+export class BoundPagedAttention {
+  private readonly params: Record<Field, number>;
+
+  constructor(
+    private readonly k: BoundKernel<Field>,
+    private readonly gpu: Gpu,
+    private readonly op: PagedAttention,
+    private readonly b: PagedAttentionBuffers,
+    pages: number,
+  ) {
+    const s = op.shape;
+    this.params = {
+      rows: 0,
+      nHeads: s.nHeads,
+      group: s.nHeads / s.kvHeads,
+      kvHeads: s.kvHeads,
+      pageSize: s.pageSize,
+      qStride4: s.qStride / 4,
+      maxPages: 0,
+      pages,
+      scaleLog2: Math.LOG2E / Math.sqrt(s.headDim),
+    };
+  }
+
+  /** Attention of rows 0..rows-1; `maxPages` is the width of the bound page table. */
+  encode(pass: GPUComputePassEncoder, { rows, maxPages }: { rows: number; maxPages: number }): void {
+    const s = this.op.shape;
+    if (!Number.isInteger(rows) || rows < 0) throw new InvalidArgumentError(`paged_attention: rows must be a count, got ${rows}`);
+    if (rows === 0) return;
+    positiveInt('maxPages', maxPages);
+    const need: [string, GPUBuffer, number][] = [
+      ['q', this.b.q, ((rows - 1) * s.qStride + s.nHeads * s.headDim) * 4],
+      ['rowPath', this.b.rowPath, rows * 4],
+      ['positions', this.b.positions, rows * 4],
+      ['pageTable', this.b.pageTable, maxPages * 4],
+      ['out', this.b.out, rows * s.nHeads * s.headDim * 4],
+    ];
+    for (const [name, buf, bytes] of need) {
+      if (buf.size < bytes) {
+        throw new InvalidArgumentError(
+          `paged_attention: ${rows} rows with maxPages ${maxPages} need ${bytes} bytes of ${name}, the bound buffer has ${buf.size}`,
+        );
+      }
+    }
+    this.params.rows = rows;
+    this.params.maxPages = maxPages;
+    this.k.encode(pass, this.params, grid2d(this.gpu, this.op.groups(rows)));
+  }
+
+  destroy(): void {
+    this.k.destroy();
+  }
+}

@@ -1,0 +1,233 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidArgumentError, UnsupportedModelError } from '../../src/errors.js';
+import type { Gpu } from '../../src/gpu/device.js';
+import { createStorage, createStorageFrom } from '../../src/gpu/buffers.js';
+import { readF32 } from '../../src/gpu/readback.js';
+import { submitPass } from '../../src/kernels/kernel.js';
+import { KvWrite } from '../../src/kernels/kv_write.js';
+import { PagedAttention, type PagedAttentionVariant } from '../../src/kernels/paged_attention.js';
+import { expectClose } from '../ref/compare.js';
+import {
+  kvWriteRef,
+  pagedAttentionRef,
+  pagedScoreMagnitude,
+  type PagedAttentionRefArgs,
+  type PagedShape,
+} from '../ref/attention.js';
+import { mulberry32, randomF32, randomNormal, testSeed } from '../ref/random.js';
+import { gpuFor, testAdapterChoices } from './adapters.js';
+
+/** Fisher-Yates shuffle of 0..n-1. */
+function permutation(rand: () => number, n: number): number[] {
+  const p = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [p[i], p[j]] = [p[j], p[i]];
+  }
+  return p;
+}
+
+interface Scenario {
+  rows: number;
+  maxPages: number;
+  pages: number;
+  qkvStride: number;
+  qkv: Float32Array; // (rows, qkvStride): q | k | v heads of each row
+  kv: Float32Array; // (pages, 2, Hkv, pageSize, hd): every slot random, the step rows' slots included
+  rowPath: Uint32Array; // (rows)
+  positions: Uint32Array; // (rows)
+  slots: Uint32Array; // (rows) where each row's own K/V belongs
+  pageTable: Uint32Array; // (P, maxPages)
+}
+
+/**
+ * Five paths in one step, like a scheduler would build after forks: 0 decodes; 1 is a fork of 0 sharing its first two
+ * full pages; 2 shares 0's first page and prefills a chunk of 9 rows across a page boundary; 3 decodes its very first
+ * token (one key); 4 prefills its first 5 tokens. Page ids are a random permutation (non-contiguous), and the
+ * rows come in shuffled order. Shared pages lie before every row's position, so a row's own slot is in a page only
+ * its path holds (copy-on-write).
+ */
+function buildScenario(rand: () => number, s: PagedShape, qScale: number): Scenario {
+  const ps = s.pageSize;
+  const seqLen = [2 * ps + 3, 2 * ps + 5, 3 * ps + 4, 1, 5];
+  const chunk = [1, 1, 9, 1, 5]; // rows of each path this step, ending at seqLen - 1
+  const shared: [number, number, number][] = [[1, 0, 2], [2, 0, 1]]; // [path, fromPath, pages shared]
+  const pagesOf = seqLen.map((n) => Math.ceil(n / ps));
+  const maxPages = Math.max(...pagesOf);
+  const pages = pagesOf.reduce((a, b) => a + b, 0) + 3; // a few pages no path uses
+  const ids = permutation(rand, pages);
+  const pageTable = new Uint32Array(seqLen.length * maxPages);
+  let next = 0;
+  seqLen.forEach((_, p) => {
+    for (let i = 0; i < pagesOf[p]; i++) {
+      const share = shared.find(([path, , k]) => path === p && i < k);
+      pageTable[p * maxPages + i] = share ? pageTable[share[1] * maxPages + i] : ids[next++];
+    }
+  });
+  const rowList: [number, number][] = [];
+  seqLen.forEach((n, p) => {
+    for (let pos = n - chunk[p]; pos < n; pos++) rowList.push([p, pos]);
+  });
+  const order = permutation(rand, rowList.length);
+  const rows = rowList.length;
+  const rowPath = Uint32Array.from(order, (i) => rowList[i][0]);
+  const positions = Uint32Array.from(order, (i) => rowList[i][1]);
+  const slots = Uint32Array.from(order, (i) => {
+    const [p, pos] = rowList[i];
+    return pageTable[p * maxPages + Math.floor(pos / ps)] * ps + (pos % ps);
+  });
+  const qDim = s.nHeads * s.headDim;
+  const kvDim = s.kvHeads * s.headDim;
+  const qkvStride = qDim + 2 * kvDim;
+  // q and k normal with scale 1.5: scores q.k/sqrt(hd) have a standard deviation near 2.25, so softmax weights range
+  // widely and the running max moves often; v uniform in [-1, 1).
+  const qkv = new Float32Array(rows * qkvStride);
+  for (let r = 0; r < rows; r++) {
+    qkv.set(randomNormal(rand, qDim, 1.5 * qScale), r * qkvStride);
+    qkv.set(randomNormal(rand, kvDim, 1.5), r * qkvStride + qDim);
+    qkv.set(randomF32(rand, kvDim, 1), r * qkvStride + qDim + kvDim);
+  }
+  const kv = new Float32Array(pages * 2 * kvDim * ps);
+  const pageLen = kvDim * ps;
+  for (let pg = 0; pg < pages; pg++) {
+    kv.set(randomNormal(rand, pageLen, 1.5), 2 * pg * pageLen);
+    kv.set(randomF32(rand, pageLen, 1), (2 * pg + 1) * pageLen);
+  }
+  return { rows, maxPages, pages, qkvStride, qkv, kv, rowPath, positions, slots, pageTable };
+}
+
+function upload(gpu: Gpu, sc: Scenario) {
+  const d = gpu.device;
+  return {
+    qkv: createStorageFrom(d, sc.qkv, 'qkv'),
+    kv: createStorageFrom(d, sc.kv, 'kv'),
+    rowPath: createStorageFrom(d, sc.rowPath, 'rowPath'),
+    positions: createStorageFrom(d, sc.positions, 'positions'),
+    pageTable: createStorageFrom(d, sc.pageTable, 'pageTable'),
+    slots: createStorageFrom(d, sc.slots, 'slots'),
+  };
+}
+
+const HEADS = [
+  [8, 4],
+  [9, 3],
+  [4, 4],
+] as const;
+const CASES = [8, 64].flatMap((headDim) =>
+  HEADS.flatMap(([nHeads, kvHeads]) => [16, 7].map((pageSize) => ({ nHeads, kvHeads, headDim, pageSize }))),
+);
+const VARIANTS: PagedAttentionVariant[] = ['per-head', 'split-keys'];
+
+/**
+ * Error bound of the f32 kernel against float64, as an absolute error on outputs that are convex combinations of
+ * values in [-1, 1). A score's f32 dot product errs by at most about (hd + 4) * 2^-24 * sum_i |q_i k_i| / sqrt(hd) (the
+ * +4 covers rounding the scale, log2(e) and the product with them); each softmax weight then errs relatively by at most
+ * twice the worst score error (its own score and the normaliser's), and exp2's few-ulp error plus the f32 sums over
+ * at most ~60 keys add under 1e-5.
+ */
+function tolerance(s: PagedShape, a: PagedAttentionRefArgs): number {
+  return 2 * (s.headDim + 4) * 2 ** -24 * pagedScoreMagnitude(s, a) + 1e-5;
+}
+
+describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
+  describe.each(VARIANTS)('%s', (variant) => {
+    it.each(CASES)('matches float64 after kv_write in the same pass: %o', async (s) => {
+      const gpu = await gpuFor(choice);
+      const seed = testSeed();
+      const sc = buildScenario(mulberry32(seed), s, 1);
+      const b = upload(gpu, sc);
+      const qDim = s.nHeads * s.headDim;
+      const kvDim = s.kvHeads * s.headDim;
+      const out = createStorage(gpu.device, sc.rows * qDim * 4, 'out');
+      const write = new KvWrite(gpu, { ...s, qkvStride: sc.qkvStride, kOffset: qDim, vOffset: qDim + kvDim }).bind(b);
+      const op = new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant });
+      expect(op.variant).toBe(variant);
+      const att = op.bind({ ...b, q: b.qkv, out });
+      submitPass(gpu, (pass) => {
+        write.encode(pass, sc.rows);
+        att.encode(pass, { rows: sc.rows, maxPages: sc.maxPages });
+      });
+      const got = await readF32(gpu, out, sc.rows * qDim);
+      const pool = kvWriteRef({ ...s, qkvStride: sc.qkvStride, kOffset: qDim, vOffset: qDim + kvDim }, sc.qkv, sc.slots, sc.kv);
+      const args = { ...sc, q: sc.qkv, qStride: sc.qkvStride, kv: pool };
+      const want = pagedAttentionRef(s, args);
+      const tol = tolerance(s, args);
+      // Absolute error (floor 1 = the bound on |v|), bound derived in `tolerance`.
+      expectClose(got, want, { rel: tol, floor: 1 }, `seed ${seed}`);
+      // The rows' own K/V matter: attention over the pool before the write gives a clearly different answer.
+      const stale = pagedAttentionRef(s, { ...args, kv: sc.kv });
+      expect(got.some((v, i) => Math.abs(v - stale[i]) > 100 * tol), `seed ${seed}`).toBe(true);
+      write.destroy();
+      att.destroy();
+    });
+
+    it('stays finite and accurate with scores in the hundreds (online max)', async () => {
+      const gpu = await gpuFor(choice);
+      const seed = testSeed();
+      const s = { nHeads: 9, kvHeads: 3, headDim: 64, pageSize: 7 };
+      const sc = buildScenario(mulberry32(seed), s, 40); // scores ~ 90 sd: exp would overflow f32 without the max
+      const b = upload(gpu, sc);
+      const qDim = s.nHeads * s.headDim;
+      const out = createStorage(gpu.device, sc.rows * qDim * 4, 'out');
+      const att = new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant }).bind({ ...b, q: b.qkv, out });
+      submitPass(gpu, (pass) => att.encode(pass, { rows: sc.rows, maxPages: sc.maxPages }));
+      const got = await readF32(gpu, out, sc.rows * qDim);
+      const args = { ...sc, q: sc.qkv, qStride: sc.qkvStride, kv: sc.kv };
+      const want = pagedAttentionRef(s, args);
+      expect(got.every(Number.isFinite), `seed ${seed}`).toBe(true);
+      // Same bound as above; it grows with the scores (about 6e-3 here, observed errors ~1e-5): f32 dot products.
+      expectClose(got, want, { rel: tolerance(s, args), floor: 1 }, `seed ${seed}`);
+      att.destroy();
+    });
+
+    it('leaves out the keys of a page id beyond the pool instead of reading out of place', async () => {
+      const gpu = await gpuFor(choice);
+      const seed = testSeed();
+      const rand = mulberry32(seed);
+      const s = { nHeads: 4, kvHeads: 2, headDim: 8, pageSize: 7 };
+      const pages = 3;
+      const qStride = 4 * 8 + 2 * 2 * 8;
+      const q = randomNormal(rand, 2 * qStride, 1.5); // (2, qStride)
+      const kv = randomF32(rand, pages * 2 * 2 * 7 * 8, 1);
+      const pageTable = Uint32Array.from([2, pages + 5]); // one path; its second page id points past the pool
+      const positions = Uint32Array.from([10, 4]); // row 0 reaches into the bad page, row 1 does not
+      const rowPath = Uint32Array.from([0, 0]);
+      const d = gpu.device;
+      const out = createStorage(d, 2 * 32 * 4, 'out');
+      const att = new PagedAttention(gpu, { ...s, qStride, variant }).bind({
+        q: createStorageFrom(d, q, 'q'),
+        kv: createStorageFrom(d, kv, 'kv'),
+        rowPath: createStorageFrom(d, rowPath, 'rowPath'),
+        positions: createStorageFrom(d, positions, 'positions'),
+        pageTable: createStorageFrom(d, pageTable, 'pageTable'),
+        out,
+      });
+      submitPass(gpu, (pass) => att.encode(pass, { rows: 2, maxPages: 2 }));
+      const got = await readF32(gpu, out, 2 * 32);
+      // Row 0 then attends over the 7 keys of its first page only, as if it stood at position 6.
+      const args = { q, qStride, kv, rowPath, positions: [6, 4], pageTable, maxPages: 2, rows: 2 };
+      expectClose(got, pagedAttentionRef(s, args), { rel: tolerance(s, args), floor: 1 }, `seed ${seed}`);
+      att.destroy();
+    });
+  });
+
+  it('picks its variant from the adapter unless told', async () => {
+    const gpu = await gpuFor(choice);
+    const op = new PagedAttention(gpu, { nHeads: 2, kvHeads: 1, headDim: 8, pageSize: 4, qStride: 32 });
+    expect(op.variant).toBe(gpu.isCpu ? 'per-head' : 'split-keys');
+  });
+
+  it('rejects shapes it cannot run, with typed errors', async () => {
+    const gpu = await gpuFor(choice);
+    const ok = { nHeads: 8, kvHeads: 4, headDim: 16, pageSize: 16, qStride: 256 };
+    expect(() => new PagedAttention(gpu, { ...ok, kvHeads: 3 })).toThrow(InvalidArgumentError);
+    expect(() => new PagedAttention(gpu, { ...ok, headDim: 18, qStride: 288 })).toThrow(UnsupportedModelError);
+    expect(() => new PagedAttention(gpu, { ...ok, headDim: 512, qStride: 8192 })).toThrow(UnsupportedModelError);
+    expect(() => new PagedAttention(gpu, { ...ok, qStride: 100 })).toThrow(InvalidArgumentError);
+    const small = createStorage(gpu.device, 64, 'small');
+    const att = new PagedAttention(gpu, ok);
+    expect(() => att.bind({ q: small, kv: small, rowPath: small, positions: small, pageTable: small, out: small })).toThrow(
+      /no whole page/,
+    );
+  });
+});
