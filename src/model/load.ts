@@ -1,0 +1,289 @@
+// loadModel: any supported model (Hugging Face folder with safetensors, a GGUF file, a llama2.c checkpoint; on disk,
+// by URL, or as browser Files) -> the canonical LlamaWeights, its ModelConfig and the tokenizer data that came with it.
+// Every tensor is checked against the shape the config implies before it is read; q/k rows of interleaved-RoPE
+// formats are permuted once here (see permute.ts).
+import { ModelFormatError, ModelNotFoundError, UnsupportedModelError } from '../errors.js';
+import { bytesEqual, decodeUtf8 } from '../io/bytes.js';
+import { parseGguf } from '../io/gguf.js';
+import type { MetadataValue } from '../io/gguf.js';
+import { parseLlama2cCheckpoint } from '../io/llama2c.js';
+import { parseLlama2cTokenizer } from '../tokenizer/llama2c.js';
+import { parseSafetensors } from '../io/safetensors.js';
+import type { SafetensorsFile } from '../io/safetensors.js';
+import { directoryFiles, isUrl, memoryFiles, pathKind, readRequired, urlFiles } from '../io/source.js';
+import type { ModelFileSet, ProgressCallback } from '../io/source.js';
+import type { ModelConfig } from './config.js';
+import { configFromGguf, configFromHf, configFromLlama2c, parseJsonObject } from './config_parse.js';
+import { interleavedToHalf } from './permute.js';
+import type { LlamaLayerWeights, LlamaWeights } from './weights.js';
+import { BIAS_SLOTS, LAYER_SLOTS, NAME_MAPS, expectedShape } from './weight_maps.js';
+import type { GlobalSlot, LayerSlot, ModelFormat, WeightNameMap } from './weight_maps.js';
+
+export type { ModelFormat } from './weight_maps.js';
+
+/** What came with the model to build a tokenizer from. */
+export type TokenizerSource =
+  | { kind: 'hf'; /** tokenizer.json text */ json: string; /** tokenizer_config.json, if present */ config: Record<string, unknown> | null }
+  | { kind: 'gguf'; /** the whole GGUF metadata record (tokenizer.ggml.*, chat template) */ metadata: Readonly<Record<string, MetadataValue>> }
+  | { kind: 'llama2c'; /** the tokenizer.bin bytes, checked against the checkpoint's vocabulary at load */ bytes: Uint8Array };
+
+export interface LoadedModel {
+  weights: LlamaWeights;
+  config: ModelConfig;
+  format: ModelFormat;
+  /** Where it was loaded from, for messages */
+  label: string;
+  tokenizer: TokenizerSource | null;
+  /** Tensors in the file that no canonical weight uses (diagnostics; e.g. a redundant lm_head of a tied model) */
+  unusedTensors: string[];
+}
+
+/** A path or URL (file or folder), a browser File/Blob, or a set of named files with an optional entry file. */
+export type ModelInput = string | Blob | ModelFileSet | { files: ModelFileSet; entry?: string };
+
+export interface LoadOptions {
+  onProgress?: ProgressCallback;
+  fetch?: typeof fetch;
+  signal?: AbortSignal;
+}
+
+/** A format's tensors by name, with row-major shapes. */
+export interface TensorProvider {
+  readonly label: string;
+  names(): string[];
+  /** null when the tensor is absent */
+  shape(name: string): number[] | null;
+  read(name: string): Float32Array;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/**
+ * Builds LlamaWeights from `p` under `map`. `permuteQK`: the file stores q/k rows in interleaved RoPE order.
+ * `used` collects the tensor names read.
+ */
+export function assembleWeights(config: ModelConfig, map: WeightNameMap, p: TensorProvider, permuteQK: boolean, used = new Set<string>()): LlamaWeights {
+  const take = (slot: GlobalSlot | LayerSlot, name: string): Float32Array => {
+    const shape = p.shape(name);
+    if (!shape) throw new ModelFormatError(`${p.label}: tensor "${name}" is missing; the file is incomplete or not a ${config.architecture} model.`);
+    const want = expectedShape(config, slot);
+    if (!sameShape(shape, want)) {
+      throw new ModelFormatError(
+        `${p.label}: tensor "${name}" has shape [${shape.join(', ')}], expected [${want.join(', ')}] for this config ` +
+          `(dim ${config.dim}, heads ${config.nHeads}/${config.nKvHeads}, hidden ${config.hiddenDim}, vocab ${config.vocabSize}); ` +
+          `the weights do not match the config.`,
+      );
+    }
+    used.add(name);
+    return p.read(name);
+  };
+  const embed = take('embed', map.global.embed);
+  const layers: LlamaLayerWeights[] = [];
+  for (let i = 0; i < config.nLayers; i++) {
+    const l = {} as LlamaLayerWeights;
+    for (const s of LAYER_SLOTS) l[s] = take(s, map.layer[s](i));
+    if (config.qkvBias) for (const s of BIAS_SLOTS) l[s] = take(s, map.layer[s](i));
+    if (permuteQK) {
+      l.wq = interleavedToHalf(l.wq, config.nHeads, config.headDim, config.dim);
+      l.wk = interleavedToHalf(l.wk, config.nKvHeads, config.headDim, config.dim);
+      if (l.bq) l.bq = interleavedToHalf(l.bq, config.nHeads, config.headDim, 1);
+      if (l.bk) l.bk = interleavedToHalf(l.bk, config.nKvHeads, config.headDim, 1);
+    }
+    layers.push(l);
+  }
+  const finalNorm = take('finalNorm', map.global.finalNorm);
+  const lmHead = config.tiedEmbeddings ? embed : take('lmHead', map.global.lmHead);
+  return { config, embed, layers, finalNorm, lmHead };
+}
+
+function safetensorsProvider(label: string, shards: SafetensorsFile[]): TensorProvider {
+  const where = new Map<string, SafetensorsFile>();
+  for (const s of shards) {
+    for (const name of s.tensors.keys()) {
+      if (where.has(name)) throw new ModelFormatError(`${label}: tensor "${name}" is in both ${where.get(name)!.label} and ${s.label}.`);
+      where.set(name, s);
+    }
+  }
+  return {
+    label,
+    names: () => [...where.keys()],
+    shape: (name) => where.get(name)?.tensors.get(name)?.shape ?? null,
+    read: (name) => where.get(name)!.readF32(name),
+  };
+}
+
+async function optionalJson(files: ModelFileSet, name: string, opts: LoadOptions): Promise<Record<string, unknown> | null> {
+  const b = await files.tryRead(name, opts.onProgress);
+  return b ? parseJsonObject(decodeUtf8(b, name), `${files.label}: ${name}`) : null;
+}
+
+async function loadHf(files: ModelFileSet, entry: string | undefined, opts: LoadOptions): Promise<LoadedModel> {
+  const label = files.label;
+  const config = await optionalJson(files, 'config.json', opts);
+  if (!config) throw new ModelNotFoundError(`${label}: config.json is missing; a Hugging Face model folder needs it next to the safetensors.`);
+  const generationConfig = await optionalJson(files, 'generation_config.json', opts);
+  const tokenizerConfig = await optionalJson(files, 'tokenizer_config.json', opts);
+  const tokenizerBytes = await files.tryRead('tokenizer.json', opts.onProgress);
+  const tokenizerText = tokenizerBytes ? decodeUtf8(tokenizerBytes, `${label}: tokenizer.json`) : null;
+  const tokenizerJson = tokenizerText !== null ? parseJsonObject(tokenizerText, `${label}: tokenizer.json`) : null;
+  const cfg = configFromHf({ config, generationConfig, tokenizerConfig, tokenizerJson }, `${label}: config.json`);
+
+  let shardNames: string[];
+  if (entry?.endsWith('.safetensors')) {
+    shardNames = [entry];
+  } else {
+    const single = await files.tryRead('model.safetensors', opts.onProgress);
+    if (single) {
+      const shard = parseSafetensors(single, `${label}: model.safetensors`);
+      return finishHf(cfg, label, [shard], tokenizerText, tokenizerConfig);
+    }
+    const index = await optionalJson(files, 'model.safetensors.index.json', opts);
+    if (!index) {
+      const listed = await files.list();
+      if (listed?.some((n) => n.endsWith('.bin') || n.endsWith('.pt'))) {
+        throw new UnsupportedModelError(`${label}: only PyTorch pickle weights found; forklm reads safetensors. Convert with transformers' save_pretrained(safe_serialization=True).`);
+      }
+      throw new ModelNotFoundError(`${label}: neither model.safetensors nor model.safetensors.index.json is there.`);
+    }
+    const map = index.weight_map;
+    if (typeof map !== 'object' || map === null || Array.isArray(map) || !Object.values(map).every((v) => typeof v === 'string' && !v.includes('/') && !v.includes('\\'))) {
+      throw new ModelFormatError(`${label}: model.safetensors.index.json has no valid weight_map (tensor name -> shard file name).`);
+    }
+    shardNames = [...new Set(Object.values(map as Record<string, string>))].sort();
+  }
+  const shards: SafetensorsFile[] = [];
+  for (const name of shardNames) shards.push(parseSafetensors(await readRequired(files, name, opts.onProgress), `${label}: ${name}`));
+  return finishHf(cfg, label, shards, tokenizerText, tokenizerConfig);
+}
+
+function finishHf(cfg: ModelConfig, label: string, shards: SafetensorsFile[], tokenizerText: string | null, tokenizerConfig: Record<string, unknown> | null): LoadedModel {
+  const p = safetensorsProvider(label, shards);
+  const used = new Set<string>();
+  const weights = assembleWeights(cfg, NAME_MAPS.hf, p, false, used);
+  return {
+    weights,
+    config: cfg,
+    format: 'hf',
+    label,
+    tokenizer: tokenizerText !== null ? { kind: 'hf', json: tokenizerText, config: tokenizerConfig } : null,
+    unusedTensors: p.names().filter((n) => !used.has(n)),
+  };
+}
+
+export async function loadGgufBytes(bytes: Uint8Array, label: string): Promise<LoadedModel> {
+  const file = await parseGguf(bytes, label);
+  const names = NAME_MAPS.gguf.global;
+  const out = file.tensors.get(names.lmHead);
+  const emb = file.tensors.get(names.embed);
+  // Converters write output.weight even for tied models (llama.cpp's llama2.c converter does); an exact copy of the
+  // embedding is the same weight, so keep one array and call the model tied.
+  const comparable = !!out && !!emb && out.byteLength !== null && emb.byteLength !== null && out.ggmlType === emb.ggmlType && sameShape(out.shape, emb.shape);
+  const tied = !out || (comparable && bytesEqual(file.rawBytes(names.lmHead), file.rawBytes(names.embed)));
+  const config = configFromGguf(file.metadata, { tiedEmbeddings: tied, embedRows: emb?.shape[0] }, label);
+  const p: TensorProvider = {
+    label,
+    names: () => [...file.tensors.keys()],
+    shape: (name) => file.tensors.get(name)?.shape ?? null,
+    read: (name) => file.readF32(name),
+  };
+  const used = new Set<string>();
+  // llama.cpp's converter permutes llama-family q/k into interleaved order; qwen2 runs with NEOX (rotate-half) RoPE
+  // and is stored unpermuted.
+  const permute = config.architecture !== 'qwen2';
+  const weights = assembleWeights(config, NAME_MAPS.gguf, p, permute, used);
+  if (tied && out) used.add(names.lmHead);
+  const tokenizer: TokenizerSource | null = Array.isArray(file.metadata['tokenizer.ggml.tokens']) ? { kind: 'gguf', metadata: file.metadata } : null;
+  return { weights, config, format: 'gguf', label, tokenizer, unusedTensors: p.names().filter((n) => !used.has(n)) };
+}
+
+async function loadLlama2c(files: ModelFileSet, entry: string, bytes: Uint8Array, opts: LoadOptions): Promise<LoadedModel> {
+  const label = `${files.label}${files.label.endsWith('/') ? '' : '/'}${entry}`;
+  const ckpt = parseLlama2cCheckpoint(bytes, label);
+  const config = configFromLlama2c(ckpt.header, label);
+  const p: TensorProvider = {
+    label,
+    names: () => [],
+    shape: (name) => ckpt.tensorShape(name),
+    read: (name) => ckpt.readF32(name),
+  };
+  const weights = assembleWeights(config, NAME_MAPS.llama2c, p, true);
+  // run.c's tokenizer sits next to the checkpoint: tokenizer.bin, or tok<vocab>.bin as in karpathy/tinyllamas.
+  let tokenizer: TokenizerSource | null = null;
+  for (const name of [`tok${config.vocabSize}.bin`, 'tokenizer.bin']) {
+    const tb = await files.tryRead(name, opts.onProgress);
+    if (tb) {
+      parseLlama2cTokenizer(tb, config.vocabSize, `${files.label}: ${name}`); // a malformed file fails here, at load
+      tokenizer = { kind: 'llama2c', bytes: tb };
+      break;
+    }
+  }
+  return { weights, config, format: 'llama2c', label, tokenizer, unusedTensors: [] };
+}
+
+function looksLikeSafetensors(b: Uint8Array): boolean {
+  if (b.length < 9 || b[8] !== 0x7b) return false;
+  return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true) <= BigInt(b.length - 8);
+}
+
+function isGguf(b: Uint8Array): boolean {
+  return b.length >= 4 && b[0] === 0x47 && b[1] === 0x47 && b[2] === 0x55 && b[3] === 0x46;
+}
+
+const isTokenizerBin = (n: string) => n === 'tokenizer.bin' || /^tok\d+\.bin$/.test(n);
+
+/** Where the files are and which one is the model, for each kind of input. */
+async function locate(input: ModelInput, opts: LoadOptions): Promise<{ files: ModelFileSet; entry?: string }> {
+  if (typeof input === 'string') {
+    if (isUrl(input)) {
+      const clean = input.split(/[?#]/)[0];
+      const slash = clean.lastIndexOf('/');
+      const base = clean.slice(slash + 1);
+      const fetchOpts = { fetch: opts.fetch, signal: opts.signal };
+      if (/\.(gguf|bin|safetensors)$/i.test(base)) return { files: urlFiles(input.slice(0, slash + 1), fetchOpts), entry: base };
+      return { files: urlFiles(input, fetchOpts) };
+    }
+    const kind = await pathKind(input);
+    if (kind === 'dir') return { files: directoryFiles(input) };
+    if (kind === 'file') {
+      const cut = Math.max(input.lastIndexOf('/'), input.lastIndexOf('\\'));
+      return { files: directoryFiles(cut >= 0 ? input.slice(0, cut) || '/' : '.'), entry: input.slice(cut + 1) };
+    }
+    throw new ModelNotFoundError(`${input}: no such file or folder. Pass a model folder, a .gguf or llama2.c .bin file, a URL, or a known model name to resolveModel.`);
+  }
+  if (typeof Blob !== 'undefined' && input instanceof Blob) {
+    const name = (input as File).name || 'model';
+    return { files: memoryFiles({ [name]: input }, name), entry: name };
+  }
+  if ('files' in input) return input;
+  return { files: input as ModelFileSet };
+}
+
+/** Picks the model file of a listed folder when no entry was named. */
+async function pickEntry(files: ModelFileSet): Promise<string | undefined> {
+  const listed = await files.list();
+  // config.json or safetensors mean a Hugging Face folder (loadHf names whatever is missing)
+  if (listed === null || listed.includes('config.json') || listed.some((n) => n.endsWith('.safetensors'))) return undefined;
+  const gguf = listed.filter((n) => n.endsWith('.gguf'));
+  const bins = listed.filter((n) => n.endsWith('.bin') && !isTokenizerBin(n));
+  if (gguf.length === 1 && bins.length === 0) return gguf[0];
+  if (bins.length === 1 && gguf.length === 0) return bins[0];
+  throw new ModelNotFoundError(
+    `${files.label}: cannot tell which file is the model (files: ${listed.join(', ') || 'none'}). ` +
+      `Pass the .gguf or .bin file itself, or a folder with config.json and model.safetensors.`,
+  );
+}
+
+export async function loadModel(input: ModelInput, opts: LoadOptions = {}): Promise<LoadedModel> {
+  const { files, entry: given } = await locate(input, opts);
+  const entry = given ?? (await pickEntry(files));
+  if (entry === undefined) return loadHf(files, undefined, opts);
+  if (entry.endsWith('.safetensors') || entry.endsWith('.json')) return loadHf(files, entry.endsWith('.safetensors') ? entry : undefined, opts);
+  const bytes = await readRequired(files, entry, opts.onProgress);
+  const label = `${files.label}${files.label.endsWith('/') ? '' : '/'}${entry}`;
+  if (isGguf(bytes)) return loadGgufBytes(bytes, label);
+  if (looksLikeSafetensors(bytes)) return loadHf(files, entry, opts);
+  if (entry.endsWith('.gguf')) return loadGgufBytes(bytes, label);
+  return loadLlama2c(files, entry, bytes, opts);
+}

@@ -1,0 +1,59 @@
+// RoPE row orders of the q/k projections. Meta's checkpoints (and so llama2.c and llama.cpp's GGUF for llama-family
+// models) rotate interleaved pairs (x[2i], x[2i+1]); Hugging Face rotates halves (x[i], x[i + hd/2]). HF's converter
+// turns the first into the second with
+//   w.view(n_heads, hd // 2, 2, dim).transpose(1, 2).reshape(n_heads * hd, dim)
+// i.e. within each head, HF row j*hd/2 + i is interleaved row 2i + j (j in {0, 1}). llama.cpp's convert_hf_to_gguf
+// applies the inverse. forklm's canonical order is HF's, so interleaved files are permuted once at load.
+import { InvalidArgumentError } from '../errors.js';
+
+/**
+ * Interleaved -> rotate-half: `w` is (nHeads*headDim, cols) row-major (cols = 1 for a bias). Returns a new array.
+ */
+export function interleavedToHalf(
+  w: Float32Array, // (nHeads * headDim, cols) f32, interleaved rows
+  nHeads: number,
+  headDim: number,
+  cols: number,
+): Float32Array {
+  checkSize(w, nHeads, headDim, cols);
+  const out = new Float32Array(w.length);
+  const half = headDim / 2;
+  for (let h = 0; h < nHeads; h++) {
+    for (let i = 0; i < half; i++) {
+      for (let j = 0; j < 2; j++) {
+        const src = (h * headDim + 2 * i + j) * cols;
+        const dst = (h * headDim + j * half + i) * cols;
+        out.set(w.subarray(src, src + cols), dst);
+      }
+    }
+  }
+  return out;
+}
+
+/** Rotate-half -> interleaved, the inverse of interleavedToHalf (what GGUF and llama2.c writers need). */
+export function halfToInterleaved(
+  w: Float32Array, // (nHeads * headDim, cols) f32, rotate-half rows
+  nHeads: number,
+  headDim: number,
+  cols: number,
+): Float32Array {
+  checkSize(w, nHeads, headDim, cols);
+  const out = new Float32Array(w.length);
+  const half = headDim / 2;
+  for (let h = 0; h < nHeads; h++) {
+    for (let i = 0; i < half; i++) {
+      for (let j = 0; j < 2; j++) {
+        const src = (h * headDim + j * half + i) * cols;
+        const dst = (h * headDim + 2 * i + j) * cols;
+        out.set(w.subarray(src, src + cols), dst);
+      }
+    }
+  }
+  return out;
+}
+
+function checkSize(w: Float32Array, nHeads: number, headDim: number, cols: number): void {
+  if (headDim % 2 !== 0 || w.length !== nHeads * headDim * cols) {
+    throw new InvalidArgumentError(`q/k permutation: ${w.length} values are not (${nHeads} heads x ${headDim} rows, ${cols}) with an even head size`);
+  }
+}
