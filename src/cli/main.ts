@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { ForkLMError, InvalidArgumentError } from '../errors.js';
 import { defineCommand, describeFlags, parseArgs, type CliContext, type CliIo, type Command } from './args.js';
 import { doctorCommand } from './doctor.js';
+import { generateCommand } from './generate.js';
 import { table } from './format.js';
 
 /**
@@ -18,18 +19,7 @@ import { table } from './format.js';
  */
 export const commands: Record<string, Command> = {
   doctor: doctorCommand,
-  generate: defineCommand({
-    summary: 'Generate samples from a model (not yet available)',
-    flags: {
-      model: { type: 'string', description: 'Model name, path or URL', placeholder: 'name' },
-      prompt: { type: 'string', description: 'The prompt' },
-      mode: { type: 'string', description: 'How to sample', placeholder: 'mode' },
-      json: { type: 'boolean', description: 'Print the result as JSON' },
-    },
-    async run() {
-      throw new ForkLMError('NOT_AVAILABLE', '`forklm generate` is not yet available in this build.');
-    },
-  }),
+  generate: generateCommand,
 };
 
 let cachedVersion: string | undefined;

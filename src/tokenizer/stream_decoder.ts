@@ -86,3 +86,9 @@ export class StreamDecoder {
     return out;
   }
 }
+
+/** The text `ids` add after `context` (a prompt): what a terminal shows, e.g. without the space run.c strips after BOS. */
+export function decodeContinuation(tokenizer: Tokenizer, context: readonly number[], ids: readonly number[]): string {
+  const d = new StreamDecoder(tokenizer, { context });
+  return d.pushAll(ids) + d.flush();
+}

@@ -1,0 +1,261 @@
+// The one object users hold: a model on a GPU, its paged KV cache and the scheduler, driven path by path.
+// Branching controllers (branch/eab.ts, branch/peaks.ts) use exactly this surface:
+//
+//   const engine = await Engine.load('stories260K');
+//   const p = engine.createPath(engine.tokenizer.encode('Once upon a time'), { temperature: 0.8, topP: 0.95, seed: 1 });
+//   let results = await engine.step();          // every live path advances in ONE forward pass
+//   // results: per sampling path, its token_stats record; the first sampled token was appended to the path
+//   const child = engine.fork(p, { nextToken: results[0].stats.sampledIds[1] }); // a sibling with the 2nd draw
+//   engine.finish(p); engine.free(child);
+//
+// Token accounting (rows computed, page copies, pages peak) is counted here, not estimated.
+import { ContextOverflowError, InvalidArgumentError, PagePoolExhaustedError } from './errors.js';
+import { createGpu, type Gpu, type GpuOptions } from './gpu/device.js';
+import { KvCache } from './kv/kv_cache.js';
+import { LlamaModel, type ModelOptions } from './model/llama.js';
+import { runStep, type StepSampling } from './model/forward.js';
+import type { ModelConfig } from './model/config.js';
+import type { LlamaWeights } from './model/weights.js';
+import { samplingParams, type SamplingParams } from './sample/params.js';
+import { pathRng, type PathRng } from './sample/rng.js';
+import type { TokenStatsRecord } from './sample/stats_record.js';
+import { Scheduler } from './sched/scheduler.js';
+import type { Path } from './sched/path.js';
+import type { Tokenizer } from './tokenizer/types.js';
+
+export interface EngineOptions extends ModelOptions, GpuOptions {
+  /** An existing GPU (several engines may share one device). */
+  gpu?: Gpu;
+}
+
+export interface PathSampling extends SamplingParams {}
+
+export interface StepResult {
+  pathId: number;
+  stats: TokenStatsRecord;
+  /** The token appended to the path (stats.sampledIds[0]); the path decodes it next step. */
+  token: number;
+  /** Absolute position of `token` in the path. */
+  position: number;
+}
+
+export interface EngineCounters {
+  /** Forward steps run. */
+  steps: number;
+  /** Rows computed by the GPU (= token positions whose K/V and hidden states were computed), all steps. */
+  rows: number;
+  /** Page copies made for forks, and their bytes over all layers. */
+  pageCopies: number;
+  bytesCopied: number;
+  /** Most KV pages in use at once. */
+  pagesPeak: number;
+  forks: number;
+}
+
+interface PathState {
+  sampling: SamplingParams;
+  rng: PathRng;
+  /** Tokens to draw without replacement next step (1, or a branch factor). */
+  draws: number;
+}
+
+export class Engine {
+  readonly kv: KvCache;
+  readonly sched: Scheduler;
+  private readonly states = new Map<number, PathState>();
+  private readonly counters = { steps: 0, rows: 0, bytesCopied: 0, pageCopies: 0, pagesPeak: 0 };
+
+  constructor(
+    readonly gpu: Gpu,
+    readonly model: LlamaModel,
+    readonly tokenizer: Tokenizer | null,
+  ) {
+    this.kv = new KvCache({ numPages: model.kvPages, pageSize: model.pageSize });
+    this.sched = new Scheduler(this.kv, { maxRowsPerStep: model.maxRows });
+  }
+
+  /** An engine over already-loaded weights (loading by name lives in model/resolve.ts and engine_load.ts). */
+  static async fromWeights(weights: LlamaWeights, tokenizer: Tokenizer | null, options: EngineOptions = {}): Promise<Engine> {
+    const gpu = options.gpu ?? (await createGpu(options));
+    return new Engine(gpu, new LlamaModel(gpu, weights, options), tokenizer);
+  }
+
+  get config(): ModelConfig {
+    return this.model.config;
+  }
+
+  get stats(): EngineCounters {
+    return {
+      steps: this.counters.steps,
+      rows: this.counters.rows,
+      pageCopies: this.counters.pageCopies,
+      bytesCopied: this.counters.bytesCopied,
+      pagesPeak: this.counters.pagesPeak,
+      forks: this.sched.stats.forks,
+    };
+  }
+
+  /** Starts a new peak measurement of pages in use (a run's pages_peak). */
+  resetPeak(): void {
+    this.counters.pagesPeak = this.kv.usedCount;
+  }
+
+  private notePeak(): void {
+    this.counters.pagesPeak = Math.max(this.counters.pagesPeak, this.kv.usedCount);
+  }
+
+  /** Pages in use now. */
+  get pagesInUse(): number {
+    return this.kv.usedCount;
+  }
+
+  /**
+   * A new path that will prefill `prompt` (cached full pages of an identical prefix are reused) and then sample with
+   * `sampling`. `reserve` new tokens must fit the context too: a prompt that cannot is a ContextOverflowError.
+   */
+  createPath(prompt: readonly number[], sampling: Partial<SamplingParams> = {}, reserve = 0): number {
+    const max = this.config.maxSeqLen;
+    if (prompt.length + reserve > max)
+      throw new ContextOverflowError(
+        `The prompt has ${prompt.length} tokens${reserve ? ` and ${reserve} new tokens were asked for` : ''}; ` +
+          `the model's context is ${max}. Shorten the prompt or lower max_new_tokens.`,
+      );
+    const params = samplingParams(sampling);
+    this.checkRoom();
+    for (const t of prompt)
+      if (!Number.isInteger(t) || t < 0 || t >= this.config.vocabSize)
+        throw new InvalidArgumentError(`token id ${t} is outside the vocabulary (0..${this.config.vocabSize - 1}).`);
+    const path = this.sched.addRequest(prompt);
+    this.states.set(path.id, { sampling: params, rng: pathRng(params.seed, path.id), draws: 1 });
+    return path.id;
+  }
+
+  path(id: number): Path {
+    return this.sched.path(id);
+  }
+
+  /** KV pages held by a path's page table. */
+  pages(id: number): readonly number[] {
+    return this.kv.pages(this.sched.path(id).kvPath);
+  }
+
+  /**
+   * A child of `id`. By default it keeps all of the parent's computed tokens and feeds `nextToken` next (an EAB
+   * sibling). With `keep` = t it keeps the parent's first t tokens instead, recomputing token t-1 so its logits pick
+   * token t afresh (a prefix branch at an earlier position). Full pages are shared; at most one page is copied.
+   */
+  fork(id: number, options: { nextToken?: number; keep?: number; sampling?: Partial<SamplingParams> } = {}): number {
+    const parent = this.sched.path(id);
+    const parentState = this.state(id);
+    this.checkRoom();
+    let child: Path;
+    if (options.keep !== undefined) {
+      const t = options.keep;
+      if (!Number.isInteger(t) || t < 1 || t > parent.tokens.length)
+        throw new InvalidArgumentError(`fork keep=${t}: keep between 1 and ${parent.tokens.length} tokens.`);
+      const at = Math.min(t - 1, parent.computed);
+      child = this.sched.fork(id, { atLength: at, nextTokens: parent.tokens.slice(at, t) });
+    } else {
+      if (options.nextToken === undefined) throw new InvalidArgumentError('fork: give nextToken or keep.');
+      child = this.sched.fork(id, { atLength: parent.computed, nextTokens: [options.nextToken] });
+    }
+    this.notePeak();
+    const params = options.sampling ? samplingParams({ ...parentState.sampling, ...options.sampling }) : parentState.sampling;
+    this.states.set(child.id, { sampling: params, rng: pathRng(params.seed, child.id), draws: 1 });
+    return child.id;
+  }
+
+  /** Asks for `n` tokens drawn without replacement for path `id` at its next sampling step (a branch). */
+  setDraws(id: number, n: number): void {
+    if (!Number.isInteger(n) || n < 1 || n > this.model.maxBranch)
+      throw new InvalidArgumentError(`draws=${n}: between 1 and ${this.model.maxBranch} (the engine's maxBranch).`);
+    this.state(id).draws = n;
+  }
+
+  /** Stops a path; its pages stay (for later prefix branches) until free(). */
+  finish(id: number): void {
+    this.sched.finish(id);
+  }
+
+  /** Releases a path and its pages. */
+  free(id: number): void {
+    this.sched.free(id);
+    this.states.delete(id);
+  }
+
+  /** Paths that will take part in the next step. */
+  livePaths(): Path[] {
+    return this.sched.paths().filter((p) => p.state !== 'finished');
+  }
+
+  /**
+   * Advances every live path by one forward pass. Returns one result per path that sampled. Throws
+   * PagePoolExhaustedError with nothing changed when the pool cannot hold the step: free or finish paths and retry.
+   */
+  async step(options: { logits?: boolean } = {}): Promise<{ results: StepResult[]; logits?: Float32Array } | null> {
+    this.gpu.checkLost();
+    const plan = this.sched.plan();
+    if (!plan) return null;
+    this.notePeak();
+    const sampling: StepSampling[] = [];
+    for (let s = 0; s < plan.samples; s++) {
+      const st = this.state(plan.pathIds[plan.samplePath[s]]);
+      sampling.push({
+        temperature: st.sampling.temperature,
+        topP: st.sampling.topP,
+        randomBits: st.rng.nextU32(),
+        nSamples: st.draws,
+      });
+    }
+    let out;
+    try {
+      out = await runStep(this.model, plan, sampling, options);
+    } catch (err) {
+      // The plan's rows are in the KV tables but were never computed: the state is unusable for those paths.
+      this.sched.commit(plan, sampling.map(() => 0));
+      throw err;
+    }
+    this.counters.steps++;
+    this.counters.rows += plan.rows;
+    this.counters.bytesCopied += out.bytesCopied;
+    this.counters.pageCopies += plan.copies.length;
+    const tokens = out.stats.map((r) => r.sampledIds[0]);
+    this.sched.commit(plan, tokens);
+    const results: StepResult[] = out.stats.map((stats, s) => {
+      const pathId = plan.pathIds[plan.samplePath[s]];
+      this.state(pathId).draws = 1;
+      return { pathId, stats, token: tokens[s], position: this.sched.path(pathId).tokens.length - 1 };
+    });
+    return out.logits ? { results, logits: out.logits } : { results };
+  }
+
+  /** Frees every path (a cancelled or finished request), returning all pages to the pool. */
+  freeAll(): void {
+    for (const p of this.sched.paths()) this.free(p.id);
+  }
+
+  destroy(): void {
+    this.model.destroy();
+  }
+
+  /** Most paths that may be live at once: every live path may sample in one step. */
+  get maxLivePaths(): number {
+    return this.model.maxSamples;
+  }
+
+  private checkRoom(): void {
+    if (this.livePaths().length >= this.maxLivePaths)
+      throw new InvalidArgumentError(
+        `${this.maxLivePaths} paths are live, the most this engine batches (maxSamples). Finish or free paths first, ` +
+          'or create the engine with a larger maxSamples.',
+      );
+  }
+
+  private state(id: number): PathState {
+    const s = this.states.get(id);
+    if (!s) throw new InvalidArgumentError(`Unknown path ${id}: it was never created or has been freed.`);
+    return s;
+  }
+}
+
+export { PagePoolExhaustedError };

@@ -1,0 +1,42 @@
+// Loading an engine by model name, path, URL or browser files: resolve (Node), read and check the weights, build the
+// tokenizer that came with them, upload to the GPU.
+import { Engine, type EngineOptions } from './engine.js';
+import { isNode } from './gpu/adapters.js';
+import type { ProgressCallback } from './io/source.js';
+import { loadModel, type LoadedModel, type ModelInput, type TokenizerSource } from './model/load.js';
+import { resolveModel, type ResolveOptions } from './model/resolve.js';
+import { loadTokenizer } from './tokenizer/index.js';
+import type { Tokenizer } from './tokenizer/types.js';
+
+export interface LoadEngineOptions extends EngineOptions {
+  onProgress?: ProgressCallback;
+  signal?: AbortSignal;
+  /** Passed to model resolution by name (cache folder, local model folders, download). */
+  resolve?: ResolveOptions;
+}
+
+/** The tokenizer a model file set came with, or null when it has none. */
+export function tokenizerFor(loaded: LoadedModel): Tokenizer | null {
+  const src: TokenizerSource | null = loaded.tokenizer;
+  if (!src) return null;
+  const eosTokenIds = loaded.config.eosTokenIds;
+  if (src.kind === 'hf')
+    return loadTokenizer({ tokenizerJson: JSON.parse(src.json), tokenizerConfig: src.config ?? undefined, eosTokenIds, name: loaded.label }).tokenizer;
+  if (src.kind === 'gguf') return loadTokenizer({ ggufMetadata: src.metadata, eosTokenIds, name: loaded.label }).tokenizer;
+  return loadTokenizer({ llama2cTokenizer: src.bytes, vocabSize: loaded.config.vocabSize, name: loaded.label }).tokenizer;
+}
+
+/** Reads a model (by name in Node: the cache, local model folders, then its public URL) without touching the GPU. */
+export async function readModel(model: ModelInput, options: Pick<LoadEngineOptions, 'onProgress' | 'signal' | 'resolve'> = {}): Promise<LoadedModel> {
+  let input = model;
+  if (typeof model === 'string' && isNode) {
+    input = (await resolveModel(model, { ...options.resolve, onProgress: options.onProgress, signal: options.signal })).path;
+  }
+  return loadModel(input, { onProgress: options.onProgress, signal: options.signal });
+}
+
+/** An engine over `model`, ready to create paths. */
+export async function loadEngine(model: ModelInput, options: LoadEngineOptions = {}): Promise<Engine> {
+  const loaded = await readModel(model, options);
+  return Engine.fromWeights(loaded.weights, tokenizerFor(loaded), options);
+}

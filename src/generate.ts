@@ -1,0 +1,64 @@
+// One path, start to finish: greedy (temperature 0) or plain sampling. The baseline every branching mode is compared
+// with, and what `forklm generate --mode greedy|sample` runs.
+import type { Engine } from './engine.js';
+import { CancelledError, InvalidArgumentError } from './errors.js';
+
+export interface GenerateOptions {
+  maxNewTokens?: number;
+  temperature?: number;
+  topP?: number;
+  seed?: number;
+  /** Stop at an end-of-sequence token (default true). */
+  stopAtEos?: boolean;
+  signal?: AbortSignal;
+  onToken?: (token: number, index: number) => void;
+}
+
+export interface GenerateResult {
+  /** Generated tokens (an EOS that ended the path included). */
+  tokens: number[];
+  /** log p(token) under the model at temperature 1, per generated token. */
+  logprobs: number[];
+  /** Normalised entropy H / ln V of each generated token's distribution. */
+  entropies: number[];
+  finishReason: 'eos' | 'length';
+  stats: { prompt_tokens: number; generated_tokens: number; ms: number; tokens_per_s: number };
+}
+
+export async function generate(engine: Engine, prompt: readonly number[], options: GenerateOptions = {}): Promise<GenerateResult> {
+  const maxNew = options.maxNewTokens ?? 64;
+  if (!Number.isInteger(maxNew) || maxNew < 1) throw new InvalidArgumentError(`maxNewTokens must be a positive integer, got ${maxNew}.`);
+  const eos = new Set(engine.config.eosTokenIds);
+  const t0 = performance.now();
+  const id = engine.createPath(prompt, { temperature: options.temperature ?? 1, topP: options.topP ?? 1, seed: options.seed ?? 0 }, maxNew);
+  const tokens: number[] = [];
+  const logprobs: number[] = [];
+  const entropies: number[] = [];
+  let finishReason: GenerateResult['finishReason'] = 'length';
+  try {
+    while (tokens.length < maxNew) {
+      if (options.signal?.aborted) throw new CancelledError();
+      const step = await engine.step();
+      const r = step?.results.find((x) => x.pathId === id);
+      if (!r) continue; // a prompt chunk that does not sample yet
+      tokens.push(r.token);
+      logprobs.push(r.stats.sampledLogprobs[0]);
+      entropies.push(r.stats.normEntropy);
+      options.onToken?.(r.token, tokens.length - 1);
+      if (options.stopAtEos !== false && eos.has(r.token)) {
+        finishReason = 'eos';
+        break;
+      }
+    }
+  } finally {
+    engine.free(id);
+  }
+  const ms = performance.now() - t0;
+  return {
+    tokens,
+    logprobs,
+    entropies,
+    finishReason,
+    stats: { prompt_tokens: prompt.length, generated_tokens: tokens.length, ms, tokens_per_s: ms > 0 ? (tokens.length / ms) * 1000 : 0 },
+  };
+}

@@ -1,0 +1,122 @@
+// One forward step: upload the StepPlan, encode every kernel of every layer into one compute pass, compute logits
+// only for the rows that sample, reduce them to token_stats on the GPU, and read back a few hundred bytes per path.
+import { writeBuffer } from '../gpu/buffers.js';
+import { readF32 } from '../gpu/readback.js';
+import { InvalidArgumentError } from '../errors.js';
+import type { StepPlan } from '../sched/step_plan.js';
+import { decodeTokenStats, SAMPLING_ROW_WORDS, writeSamplingRow, type TokenStatsRecord } from '../sample/stats_record.js';
+import type { LlamaModel } from './llama.js';
+
+/** Sampling inputs of one sampling path for one step. */
+export interface StepSampling {
+  temperature: number;
+  topP: number;
+  /** One random u32 from the path's seeded stream: the GPU derives its Gumbel noise from it. */
+  randomBits: number;
+  /** Tokens to draw without replacement (1, or the branch factor when the path forks). */
+  nSamples: number;
+}
+
+export interface StepOutput {
+  /** One record per sampling path, in plan.samplePath order. */
+  stats: TokenStatsRecord[];
+  /** (S, V) logits of the sampling rows, only when asked for (tests, tools): costs a V-sized readback. */
+  logits?: Float32Array;
+  /** Page bytes copied for copy-on-write before this step (all layers). */
+  bytesCopied: number;
+}
+
+function checkPlan(model: LlamaModel, plan: StepPlan, sampling: readonly StepSampling[]): void {
+  if (plan.rows > model.maxRows) throw new InvalidArgumentError(`step has ${plan.rows} rows; the model was built for ${model.maxRows}.`);
+  if (plan.samples > model.maxSamples)
+    throw new InvalidArgumentError(`step samples ${plan.samples} paths; the model was built for ${model.maxSamples}.`);
+  if (plan.maxPages > model.maxPagesPerPath)
+    throw new InvalidArgumentError(`a path needs ${plan.maxPages} pages, above the context's ${model.maxPagesPerPath}.`);
+  if (sampling.length !== plan.samples) throw new InvalidArgumentError('one StepSampling per sampling path is required.');
+  for (const s of sampling)
+    if (s.nSamples < 1 || s.nSamples > model.maxBranch)
+      throw new InvalidArgumentError(`nSamples=${s.nSamples}: draw between 1 and ${model.maxBranch} tokens per path.`);
+}
+
+function uploadPlan(model: LlamaModel, plan: StepPlan, sampling: readonly StepSampling[]): void {
+  const dev = model.gpu.device;
+  const R = plan.rows;
+  writeBuffer(dev, model.tokenIds, plan.tokenIds.subarray(0, R));
+  writeBuffer(dev, model.positions, plan.positions.subarray(0, R));
+  writeBuffer(dev, model.rowPath, plan.rowPath.subarray(0, R));
+  writeBuffer(dev, model.slots, plan.slots.subarray(0, R));
+  if (plan.paths * plan.maxPages > 0) writeBuffer(dev, model.pageTable, plan.pageTable.subarray(0, plan.paths * plan.maxPages));
+  if (plan.samples > 0) {
+    writeBuffer(dev, model.sampleRow, plan.sampleRow.subarray(0, plan.samples));
+    const buf = new ArrayBuffer(plan.samples * SAMPLING_ROW_WORDS * 4);
+    sampling.forEach((s, i) => writeSamplingRow(buf, i, s));
+    writeBuffer(dev, model.sampling, buf);
+  }
+}
+
+/** Encodes the copy-on-write page copies: each (src, dst) page in every layer, through the scratch page. */
+function encodeCopies(model: LlamaModel, encoder: GPUCommandEncoder, copies: StepPlan['copies']): number {
+  const pb = model.pageBytes;
+  for (const { src, dst } of copies) {
+    for (const kv of model.kv) {
+      encoder.copyBufferToBuffer(kv, src * pb, model.pageScratch, 0, pb);
+      encoder.copyBufferToBuffer(model.pageScratch, 0, kv, dst * pb, pb);
+    }
+  }
+  return copies.length * model.kv.length * pb;
+}
+
+function encodeForward(model: LlamaModel, pass: GPUComputePassEncoder, plan: StepPlan): void {
+  const k = model.kernels;
+  const R = plan.rows;
+  const c = model.config;
+  k.embed.encode(pass, R);
+  for (const l of k.layers) {
+    l.attnNorm.encode(pass, R);
+    l.qkv.encode(pass, R);
+    l.rope.encode(pass, R);
+    l.kvWrite.encode(pass, R);
+    l.attention.encode(pass, { rows: R, maxPages: plan.maxPages });
+    l.outProj.encode(pass, R);
+    l.attnResidual.encode(pass, R * c.dim);
+    l.mlpNorm.encode(pass, R);
+    l.gateUp.encode(pass, R);
+    l.swiglu.encode(pass, R);
+    l.down.encode(pass, R);
+    l.mlpResidual.encode(pass, R * c.dim);
+  }
+  const S = plan.samples;
+  if (S > 0) {
+    k.gather.encode(pass, S);
+    k.finalNorm.encode(pass, S);
+    k.lmHead.encode(pass, S);
+    k.tokenStats.encode(pass, S);
+  }
+}
+
+/** Runs one step. Pages of `plan.copies` are copied first, in the same command buffer. */
+export async function runStep(
+  model: LlamaModel,
+  plan: StepPlan,
+  sampling: readonly StepSampling[],
+  options: { logits?: boolean } = {},
+): Promise<StepOutput> {
+  model.gpu.checkLost();
+  checkPlan(model, plan, sampling);
+  uploadPlan(model, plan, sampling);
+  const dev = model.gpu.device;
+  const encoder = dev.createCommandEncoder({ label: 'step' });
+  const bytesCopied = encodeCopies(model, encoder, plan.copies);
+  if (plan.rows > 0) {
+    const pass = encoder.beginComputePass({ label: 'forward' });
+    encodeForward(model, pass, plan);
+    pass.end();
+  }
+  const statsBytes = plan.samples * model.statsLayout.stride * 4;
+  if (statsBytes > 0) model.statsReadback.copyFrom(encoder, model.stats, statsBytes);
+  dev.queue.submit([encoder.finish()]);
+  const stats = statsBytes > 0 ? decodeTokenStats(await model.statsReadback.read(statsBytes), plan.samples, model.statsLayout) : [];
+  const out: StepOutput = { stats, bytesCopied };
+  if (options.logits && plan.samples > 0) out.logits = await readF32(model.gpu, model.logits, plan.samples * model.config.vocabSize);
+  return out;
+}
