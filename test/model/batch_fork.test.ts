@@ -1,0 +1,128 @@
+// Batching and forking must be invisible: a path's logits do not depend on which other paths share its steps, nor on
+// whether its prefix came from a copy-on-write fork or was computed from scratch. And a fork is cheap: one page copy.
+import { afterAll, describe, expect, it } from 'vitest';
+import { Engine } from '../../src/engine.js';
+import type { Gpu } from '../../src/gpu/device.js';
+import { gpuFor, testAdapterChoices } from '../kernels/adapters.js';
+import { mulberry32, testSeed } from '../ref/random.js';
+import { loadStories, tokenizerFor } from './models.js';
+import { row, rowError } from './step_helpers.js';
+
+// Same float64 argument as forward_ref.test.ts: every logit vector here is within 2e-5 (row scale) of the exact one,
+// so two computations of the same position agree within 4e-5. Batching changes which matmul variant runs (rows per
+// step) and so the summation order, never the math.
+const TOL = 4e-5;
+
+async function engineOn(gpu: Gpu, kvPages = 256, maxRows = 256): Promise<Engine> {
+  const loaded = await loadStories('hf');
+  return Engine.fromWeights(loaded.weights, tokenizerFor(loaded), { gpu, kvPages, maxRows, maxSamples: 64 });
+}
+
+/** Logits of each path at its first `samples` sampling steps, greedy (long prompts may take several steps). */
+async function runGreedy(engine: Engine, prompts: number[][], samples: number): Promise<Float32Array[][]> {
+  const V = engine.config.vocabSize;
+  const ids = prompts.map((p) => engine.createPath(p, { temperature: 0 }));
+  const out: Float32Array[][] = prompts.map(() => []);
+  while (out.some((o) => o.length < samples)) {
+    const r = await engine.step({ logits: true });
+    r!.results.forEach((res, i) => {
+      const o = out[ids.indexOf(res.pathId)];
+      if (o.length < samples) o.push(row(r!.logits!, i, V).slice());
+    });
+  }
+  for (const id of ids) engine.free(id);
+  return out;
+}
+
+describe.each(testAdapterChoices())('batching and forks on %s', (choice) => {
+  const engines: Engine[] = [];
+  afterAll(() => engines.forEach((e) => e.destroy()));
+
+  it('batching is invisible for B = 1..16 paths of different lengths', async () => {
+    const gpu = await gpuFor(choice);
+    const seed = testSeed();
+    const rand = mulberry32(seed);
+    for (const B of [1, 2, 5, 16]) {
+      const prompts = Array.from({ length: B }, () => [1, ...Array.from({ length: Math.floor(rand() * 40) }, () => 3 + Math.floor(rand() * 500))]);
+      const together = await engineOn(gpu);
+      engines.push(together);
+      const batched = await runGreedy(together, prompts, 5);
+      for (let b = 0; b < B; b++) {
+        const alone = await engineOn(gpu);
+        engines.push(alone);
+        const single = (await runGreedy(alone, [prompts[b]], 5))[0];
+        expect(batched[b].length).toBe(5);
+        for (let s = 0; s < 5; s++) expect(rowError(batched[b][s], single[s]), `B=${B} path ${b} step ${s} seed ${seed}`).toBeLessThanOrEqual(TOL);
+        alone.destroy();
+        engines.pop();
+      }
+      expect(together.pagesInUse).toBe(0);
+    }
+  });
+
+  it('a fork at the tail or at an earlier position equals recomputing from scratch', async () => {
+    const gpu = await gpuFor(choice);
+    const engine = await engineOn(gpu);
+    engines.push(engine);
+    const V = engine.config.vocabSize;
+    const seed = testSeed();
+    const rand = mulberry32(seed);
+    const prompt = [1, ...Array.from({ length: 40 }, () => 3 + Math.floor(rand() * 500))];
+    const parent = engine.createPath(prompt, { temperature: 0 });
+    for (let s = 0; s < 8; s++) await engine.step(); // 41 prompt tokens computed, then 7 decode rows: 48 computed
+    const parentTokens = [...engine.path(parent).tokens];
+    engine.finish(parent);
+    // keep = t: the child holds the parent's first t tokens. 16/32/48 are page boundaries, 20 and 41 inside pages.
+    // From scratch: a second engine, so that no prefix-cache page of the parent can be reused.
+    const scratch = await engineOn(gpu);
+    engines.push(scratch);
+    for (const keep of [1, 16, 20, 32, 41, 48, parentTokens.length]) {
+      const child = engine.fork(parent, { keep });
+      const fresh = scratch.createPath(parentTokens.slice(0, keep), { temperature: 0 });
+      // The child recomputes its last kept token and samples the next; the fresh path prefills all of them.
+      for (let s = 0; s < 3; s++) {
+        const a = (await engine.step({ logits: true }))!;
+        const b = (await scratch.step({ logits: true }))!;
+        expect(a.results.map((x) => x.pathId)).toEqual([child]);
+        expect(b.results.map((x) => x.pathId)).toEqual([fresh]);
+        expect(rowError(row(a.logits!, 0, V), row(b.logits!, 0, V)), `keep=${keep} step ${s} seed ${seed}`).toBeLessThanOrEqual(TOL);
+        expect(a.results[0].token).toBe(b.results[0].token);
+      }
+      expect(engine.path(child).tokens.slice(0, keep)).toEqual(parentTokens.slice(0, keep));
+      engine.free(child);
+      scratch.free(fresh);
+    }
+    engine.free(parent);
+    expect(engine.pagesInUse).toBe(0);
+  });
+
+  it('forking a 500-token path copies at most one page; N forks cost at most N tail pages', async () => {
+    const gpu = await gpuFor(choice);
+    const engine = await engineOn(gpu, 512, 512);
+    engines.push(engine);
+    const ps = engine.model.pageSize;
+    const rand = mulberry32(testSeed());
+    const prompt = [1, ...Array.from({ length: 499 }, () => 3 + Math.floor(rand() * 500))];
+    const parent = engine.createPath(prompt, { temperature: 0 });
+    await engine.step(); // prefill 500 tokens in one pass; token 501 sampled, not yet computed
+    const P = engine.path(parent).computed;
+    expect(P).toBe(500);
+    const before = engine.stats;
+    const pagesBefore = engine.pagesInUse;
+    expect(pagesBefore).toBe(Math.ceil(P / ps));
+    const N = 6;
+    const kids = Array.from({ length: N }, (_, i) => engine.fork(parent, { nextToken: 10 + i }));
+    // 500 = 31 full pages + 4 tokens: each child shares the 31 full pages and gets one copied tail page.
+    expect(engine.pagesInUse - pagesBefore).toBeLessThanOrEqual(N);
+    expect(engine.pagesInUse).toBeLessThanOrEqual(Math.ceil(P / ps) + N);
+    await engine.step();
+    const after = engine.stats;
+    const onePage = engine.model.pageBytes * engine.config.nLayers;
+    expect(after.pageCopies - before.pageCopies).toBe(N);
+    expect(after.bytesCopied - before.bytesCopied).toBe(N * onePage);
+    expect((after.bytesCopied - before.bytesCopied) / N).toBeLessThanOrEqual(onePage);
+    for (const k of kids) engine.free(k);
+    engine.free(parent);
+    expect(engine.pagesInUse).toBe(0);
+  });
+});
