@@ -1,5 +1,11 @@
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 import { playwright } from '@vitest/browser-playwright';
+
+const root = dirname(fileURLToPath(import.meta.url));
+// The test models live beside the checkout (never in it); the browser tests fetch them from the Vite server.
+const sharedModels = resolve(process.env.FORKLM_MODELS ?? resolve(root, '../shared/models'));
 
 // Chromium flags from ../shared/webgpu-on-cpu.md: software WebGPU (SwiftShader) and no background network traffic.
 export const CHROMIUM_ARGS = [
@@ -28,6 +34,8 @@ export default defineConfig({
         },
       },
       {
+        define: { __FORKLM_SHARED_MODELS__: JSON.stringify(sharedModels) },
+        server: { fs: { allow: [root, resolve(sharedModels, '..')] } },
         test: {
           name: 'browser',
           include: ['test/browser/**/*.test.ts', 'test/kernels/**/*.test.ts'],
