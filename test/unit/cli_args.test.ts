@@ -154,8 +154,9 @@ describe('main', () => {
 
   it('other errors exit 1; a non-forklm error is reported as internal', async () => {
     const g = capture();
-    expect(await main(['generate', '--prompt', 'hi'], g.io)).toBe(1);
-    expect(g.err.join('')).toMatch(/^forklm: `forklm generate` is not yet available/);
+    // A model that does not exist: a ModelNotFoundError, not a usage error.
+    expect(await main(['generate', '--model', 'no-such-model', '--prompt', 'hi'], g.io)).toBe(1);
+    expect(g.err.join('')).toMatch(/^forklm: "no-such-model" is neither a known model/);
     const saved = commands.boom;
     commands.boom = { summary: 'test', flags: { json: { type: 'boolean', description: 'j' } }, run: async () => Promise.reject(new TypeError('x is undefined')) };
     try {
