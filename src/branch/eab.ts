@@ -201,15 +201,23 @@ export async function* streamEab(engine: Engine, prompt: readonly number[], opti
         }
       }
     }
-    const q = sequentialProposalLogprobs(s.sampledProposalLogprobs.slice(0, k));
     const members = [r.pathId];
     for (let i = 1; i < k; i++) {
-      const child = engine.fork(r.pathId, { nextToken: ids[i] });
+      let child: number;
+      try {
+        child = engine.fork(r.pathId, { nextToken: ids[i] });
+      } catch (err) {
+        // No page left for this child's tail: branch with the siblings made so far (the pool state is unchanged).
+        if (err instanceof PagePoolExhaustedError) break;
+        throw err;
+      }
       tree.fork(r.pathId, child);
       live.add(child);
       members.push(child);
       forks++;
     }
+    k = members.length;
+    const q = sequentialProposalLogprobs(s.sampledProposalLogprobs.slice(0, k));
     members.forEach((id, i) => {
       if (k > 1) tree.get(id).branchPoints.push({ position, entropy: s.normEntropy, siblings: k });
       tree.push(id, ids[i], s.sampledLogprobs[i], q[i], s.normEntropy, s.confidence);

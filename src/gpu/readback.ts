@@ -20,7 +20,15 @@ export class Readback {
   /** Maps the staging buffer and returns a copy of its first `bytes` bytes. */
   async read(bytes = this.byteLength): Promise<ArrayBuffer> {
     this.gpu.checkLost();
-    await this.staging.mapAsync(0x1); // GPUMapMode.READ
+    try {
+      await this.staging.mapAsync(0x1); // GPUMapMode.READ
+    } catch (err) {
+      // A device lost mid-step rejects the map: give the loss a moment to be reported (createGpu's handler runs
+      // first, it was registered first), then throw the typed DeviceLostError instead of the map's AbortError.
+      await Promise.race([this.gpu.device.lost, new Promise((r) => setTimeout(r, 200))]);
+      this.gpu.checkLost();
+      throw err;
+    }
     const out = this.staging.getMappedRange(0, Math.ceil(bytes / 4) * 4).slice(0, bytes);
     this.staging.unmap();
     return out;
