@@ -1,0 +1,30 @@
+// forklm's public surface, exported by name.
+export { Engine, type EngineOptions, type EngineCounters, type StepResult } from './engine.js';
+export { loadEngine, readModel, tokenizerFor, type LoadEngineOptions } from './engine_load.js';
+export { generate, type GenerateOptions, type GenerateResult } from './generate.js';
+
+export { runEab, streamEab, type EabEvent, type EabOptions, type EabResult, type EabSample, type EabStats, type EabTreeNode } from './branch/eab.js';
+export { EAB_DEFAULTS, eabParams, type EabParams, type PrunePolicy } from './branch/eab_params.js';
+export { PathTree, type BranchPoint, type FinishReason, type TreeNode } from './branch/tree.js';
+
+export * from './analysis/index.js';
+
+export { createGpu, type Gpu, type GpuOptions } from './gpu/device.js';
+export { listAdapters, findAdapter } from './gpu/adapters.js';
+export { parseAdapterChoice, type AdapterChoice, type AdapterKind } from './gpu/adapter_choice.js';
+
+export { loadModel, type LoadedModel, type ModelInput } from './model/load.js';
+export { resolveModel, knownModelNames } from './model/resolve.js';
+export type { ModelConfig } from './model/config.js';
+export type { LlamaWeights } from './model/weights.js';
+export { randomWeights, SMOLLM2_135M, QWEN25_05B } from './model/random_weights.js';
+
+export { loadTokenizer, StreamDecoder, applyChatTemplate, encodeChatPrompt, type Tokenizer } from './tokenizer/index.js';
+export { decodeContinuation } from './tokenizer/stream_decoder.js';
+export { samplingParams, type SamplingParams } from './sample/params.js';
+export type { TokenStatsRecord } from './sample/stats_record.js';
+
+export { KvCache, PagePool } from './kv/index.js';
+export { Scheduler, type StepPlan } from './sched/index.js';
+
+export * from './errors.js';
