@@ -1,6 +1,7 @@
 // The strongest check of the loaders: stories260K in three formats (HF rotate-half safetensors, GGUF and llama2.c
 // with interleaved q/k) must give bit-identical LlamaWeights. That only holds if every name map, shape reversal,
 // section offset and the q/k permutation direction are right.
+import { sharedModelsDir } from '../ref/shared_models.js';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { f32BitsEqual } from '../../src/io/bytes.js';
@@ -10,9 +11,9 @@ import { halfToInterleaved, interleavedToHalf } from '../../src/model/permute.js
 import { localModelDirs } from '../../src/model/resolve.js';
 import { BIAS_SLOTS, LAYER_SLOTS } from '../../src/model/weight_maps.js';
 
-const stories = (await localModelDirs()).map((d) => `${d}/stories260K`).find((d) => existsSync(d));
+const stories = `${sharedModelsDir()}/stories260K`;
 
-describe.skipIf(!stories)('stories260K: three formats, one set of weights', async () => {
+describe('stories260K: three formats, one set of weights', async () => {
   const hf = await loadModel(`${stories}/hf`);
   const gguf = await loadModel(`${stories}/gguf/stories260K.gguf`);
   const l2c = await loadModel(`${stories}/llama2c/stories260K.bin`);

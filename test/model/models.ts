@@ -1,17 +1,12 @@
 // Where the test models live and how tests load them: ../shared/models beside the repo (FORKLM_MODELS overrides).
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { readModel, tokenizerFor } from '../../src/engine_load.js';
 import type { LoadedModel } from '../../src/model/load.js';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+import { sharedModelsDir } from '../ref/shared_models.js';
 
-export function sharedModelsDir(): string {
-  const dir = process.env.FORKLM_MODELS ?? join(repoRoot, '../shared/models');
-  if (!existsSync(dir)) throw new Error(`test models not found at ${dir}; set FORKLM_MODELS`);
-  return dir;
-}
+export { sharedModelsDir };
 
 export const STORIES_FORMATS = {
   hf: () => join(sharedModelsDir(), 'stories260K/hf'),

@@ -2,6 +2,7 @@
 // regions of the real stories260K files and of small synthetic models. Every input must either load or fail with a
 // ForkLMError subclass: no RangeError, TypeError or hang, and no allocation driven by a declared size (the readers
 // bound every size by the file length first). Runs are seeded; a failure prints the seed and the shrunk mutation.
+import { sharedModelsDir } from '../ref/shared_models.js';
 import { existsSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -19,7 +20,7 @@ import { GGUF_NAMES, HF_NAMES, LAYER_SLOTS, expectedShape } from '../../src/mode
 import { testSeed } from '../ref/random.js';
 
 const seed = testSeed();
-const stories = (await localModelDirs()).map((d) => `${d}/stories260K`).find((d) => existsSync(d));
+const stories = `${sharedModelsDir()}/stories260K`;
 const read = (p: string) => new Uint8Array(readFileSync(p));
 
 type Mutation =
@@ -167,7 +168,7 @@ describe(`reader fuzzing (seed ${seed}; FORKLM_TEST_SEED replays)`, () => {
     await fuzz('tiny tokenizer.bin', tinyTokenizer, tinyTokenizer.length, 1500, (b) => loadL2c(tinyLlama2c, b));
   });
 
-  it.skipIf(!stories)('real stories260K files: header regions and truncations', async () => {
+  it('real stories260K files: header regions and truncations', async () => {
     const st = read(`${stories}/hf/model.safetensors`);
     const config = readFileSync(`${stories}/hf/config.json`, 'utf8');
     const stHeader = 8 + Number(new DataView(st.buffer).getBigUint64(0, true));

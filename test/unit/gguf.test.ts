@@ -1,5 +1,6 @@
 // The GGUF reader (metadata through @huggingface/gguf, tensor data here) on the real stories260K file and on
 // synthetic and patched files.
+import { sharedModelsDir } from '../ref/shared_models.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ForkLMError, ModelFormatError, UnsupportedModelError } from '../../src/errors.js';
@@ -7,7 +8,7 @@ import { GGUFValueType, encodeGguf, parseGguf } from '../../src/io/gguf.js';
 import { localModelDirs } from '../../src/model/resolve.js';
 import { mulberry32, randomNormal, testSeed } from '../ref/random.js';
 
-const stories = (await localModelDirs()).map((d) => `${d}/stories260K`).find((d) => existsSync(d));
+const stories = `${sharedModelsDir()}/stories260K`;
 
 /** Offset just after the name string of tensor info `name` (where n_dims starts). */
 function infoOffset(bytes: Uint8Array, name: string): number {
@@ -38,7 +39,7 @@ async function rejects(p: Promise<unknown>, cls: new (...args: never[]) => ForkL
   expect((e as Error).message).toMatch(message);
 }
 
-describe.skipIf(!stories)('gguf: real stories260K file', async () => {
+describe('gguf: real stories260K file', async () => {
   const bytes = stories ? new Uint8Array(readFileSync(`${stories}/gguf/stories260K.gguf`)) : new Uint8Array();
   const file = await parseGguf(bytes, 'stories260K.gguf');
 

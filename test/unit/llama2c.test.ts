@@ -1,4 +1,5 @@
 // llama2.c checkpoints and tokenizer.bin: the real stories260K files and synthetic ones.
+import { sharedModelsDir } from '../ref/shared_models.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ModelFormatError, UnsupportedModelError } from '../../src/errors.js';
@@ -16,7 +17,7 @@ import type { Llama2cArrays, Llama2cHeader } from '../../src/io/llama2c.js';
 import { localModelDirs } from '../../src/model/resolve.js';
 import { mulberry32, randomNormal, testSeed } from '../ref/random.js';
 
-const stories = (await localModelDirs()).map((d) => `${d}/stories260K`).find((d) => existsSync(d));
+const stories = `${sharedModelsDir()}/stories260K`;
 
 function header(values: number[]): Uint8Array {
   const b = new Uint8Array(28);
@@ -24,7 +25,7 @@ function header(values: number[]): Uint8Array {
   return b;
 }
 
-describe.skipIf(!stories)('llama2.c: real stories260K files', () => {
+describe('llama2.c: real stories260K files', () => {
   const bytes = stories ? new Uint8Array(readFileSync(`${stories}/llama2c/stories260K.bin`)) : new Uint8Array();
   const tok = stories ? new Uint8Array(readFileSync(`${stories}/llama2c/tok512.bin`)) : new Uint8Array();
 

@@ -1,5 +1,6 @@
 // resolveModel: names through cache -> local folders -> download (a local fetch stub; no network in tests), paths,
 // URLs, checksum failures, and the manifest itself.
+import { sharedModelsDir } from '../ref/shared_models.js';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
@@ -19,7 +20,7 @@ import {
   validateManifest,
 } from '../../src/model/resolve.js';
 
-const shared = (await localModelDirs()).find((d) => existsSync(join(d, 'stories260K')));
+const shared = sharedModelsDir();
 const temp = mkdtempSync(join(tmpdir(), 'forklm-resolve-'));
 afterAll(() => rmSync(temp, { recursive: true, force: true }));
 let n = 0;
@@ -61,7 +62,7 @@ describe('the stories260K manifest', () => {
     expect(manifest.formats.gguf?.files[0].url).toBe('https://huggingface.co/ggml-org/models/resolve/main/tinyllamas/stories260K.gguf');
   });
 
-  it.skipIf(!shared)('agrees with the shared files and the hashes their README publishes', async () => {
+  it('agrees with the shared files and the hashes their README publishes', async () => {
     const readme = readFileSync(join(shared!, 'README.md'), 'utf8');
     for (const f of Object.values(manifest.formats)) {
       for (const file of f.files) {
@@ -115,7 +116,7 @@ describe('where models are looked for', () => {
   });
 });
 
-describe.skipIf(!shared)('resolveModel by name', () => {
+describe('resolveModel by name', () => {
   const local = { modelDirs: [shared!] };
 
   it('uses the local folder, HF first, and honours a requested format', async () => {
