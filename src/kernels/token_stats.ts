@@ -1,0 +1,163 @@
+// token_stats: per row of logits, the statistics the branch controller decides on (max, logsumexp, entropy,
+// normalised entropy, top-k, DeepConf confidence) and the row's sampled tokens (temperature, top-p, Gumbel-top-k
+// without replacement), written as one small fixed-stride record per row (src/sample/stats_record.ts). Reading back
+// these records is the only per-step readback. See shaders/token_stats.wgsl for the algorithm.
+//
+// Bindings: 1 logits (rows, vocab) f32; 2 sampling (rows, 4) [T f32, topP f32, randomBits u32, nSamples u32];
+// 3 stats (rows, stride) f32/u32.
+import type { Gpu } from '../gpu/device.js';
+import { InvalidArgumentError, LimitError } from '../errors.js';
+import { defineUniform } from '../gpu/uniform.js';
+import { LIST_CAP, SAMPLING_ROW_WORDS, tokenStatsLayout, type TokenStatsLayout } from '../sample/stats_record.js';
+import { BoundKernel, pipelineFor } from './kernel.js';
+
+export { tokenStatsLayout } from '../sample/stats_record.js';
+
+export const TokenStatsParams = defineUniform('Params', [
+  ['rows', 'u32'],
+  ['vocab', 'u32'],
+] as const);
+
+export interface TokenStatsOptions {
+  vocab: number;
+  /** Top-k list length and DeepConf's k, 1..20. */
+  topK: number;
+  /** Most tokens drawn per row, 1..20; each row asks for 0..maxSamples in its sampling entry. */
+  maxSamples: number;
+  /** Threads per row (power of two); defaults to tokenStatsWorkgroupSize(gpu, vocab, topK, maxSamples). */
+  workgroupSize?: number;
+}
+
+/**
+ * llvmpipe (Mesa's gallivm) silently ends every loop of a shader invocation once that invocation has run 65,535 loop
+ * iterations in total, over all its loops (LP_MAX_TGSI_LOOP_ITERATIONS; measured here: a 70,000-step loop stops at
+ * 65,535, and later loops then run once). A thread walks its share of the row, ceil(V / WG) logits, in pass A and
+ * pass C, and in at most 32 bisection passes that take four logits per iteration; this counts those and the merge
+ * rounds, with margin. The list insertion is a constant-length sweep that the compiler unrolls, so it adds no
+ * iterations (the test on ascending logits, where every logit is inserted, checks that).
+ */
+export const LOOP_BUDGET = 60_000;
+
+export function loopIterationsPerThread(vocab: number, wg: number, topK: number, maxSamples: number): number {
+  const share = Math.ceil(vocab / wg);
+  const passes = 2 * share + 32 * Math.ceil(share / 4);
+  const rounds = (topK + maxSamples) * (Math.log2(wg) + 2);
+  return passes + 41 + rounds + 4 * LIST_CAP + 3 * Math.log2(wg);
+}
+
+/** Adapters that cap loop iterations per invocation (llvmpipe): any software adapter that is not SwiftShader. */
+function capsLoops(gpu: Gpu): boolean {
+  return gpu.isCpu && !/swiftshader/i.test(gpu.name);
+}
+
+/**
+ * Threads per row. A software adapter runs a workgroup's threads as loops on one core and pays for every barrier
+ * (the top-k merge costs log2(WG) + 2 barriers per round): 64 there, raised on llvmpipe until a thread's loop
+ * iterations fit LOOP_BUDGET. A GPU hides the V-long loop best with a full 256-thread workgroup.
+ */
+export function tokenStatsWorkgroupSize(gpu: Gpu, vocab: number, topK: number, maxSamples: number): number {
+  const max = Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX);
+  let wg = 1;
+  while (wg * 2 <= Math.min(gpu.isCpu ? 64 : 256, max)) wg *= 2;
+  if (capsLoops(gpu)) {
+    while (loopIterationsPerThread(vocab, wg, topK, maxSamples) > LOOP_BUDGET && wg * 2 <= max) wg *= 2;
+  }
+  return wg;
+}
+
+export interface TokenStatsBuffers {
+  logits: GPUBuffer; // (S, vocab) f32
+  sampling: GPUBuffer; // (S, 4) f32/u32: temperature, topP, randomBits, nSamples
+  stats: GPUBuffer; // (S, layout.stride) f32/u32 records
+}
+
+export class TokenStats {
+  readonly layout: TokenStatsLayout;
+  readonly vocab: number;
+  readonly workgroupSize: number;
+  private readonly pipeline: GPUComputePipeline;
+
+  constructor(
+    private readonly gpu: Gpu,
+    opts: TokenStatsOptions,
+  ) {
+    const { vocab, topK, maxSamples } = opts;
+    if (!Number.isInteger(vocab) || vocab < 1 || vocab >= 2 ** 31) {
+      throw new InvalidArgumentError(`token_stats: vocab must be a positive integer below 2^31, got ${vocab}`);
+    }
+    this.layout = tokenStatsLayout(topK, maxSamples);
+    this.vocab = vocab;
+    const wg = opts.workgroupSize ?? tokenStatsWorkgroupSize(gpu, vocab, topK, maxSamples);
+    if (!Number.isInteger(wg) || wg < 1 || (wg & (wg - 1)) !== 0 || wg > gpu.limits.maxComputeInvocationsPerWorkgroup) {
+      throw new InvalidArgumentError(
+        `token_stats: workgroupSize must be a power of two up to ${gpu.limits.maxComputeInvocationsPerWorkgroup}, got ${wg}`,
+      );
+    }
+    if (capsLoops(gpu) && loopIterationsPerThread(vocab, wg, topK, maxSamples) > LOOP_BUDGET) {
+      throw new LimitError(
+        `token_stats: a vocabulary of ${vocab} needs more loop iterations per thread than llvmpipe runs ` +
+          `(${LOOP_BUDGET}) at ${wg} threads per row; use a larger workgroupSize or another adapter (FORKLM_ADAPTER=swiftshader).`,
+      );
+    }
+    this.workgroupSize = wg;
+    const o = this.layout.offsets;
+    const constants = {
+      WG: wg,
+      TOPK: topK,
+      MAX_SAMPLES: maxSamples,
+      STRIDE: this.layout.stride,
+      OFF_MAX: o.maxLogit,
+      OFF_LSE: o.logSumExp,
+      OFF_H: o.entropy,
+      OFF_HNORM: o.normEntropy,
+      OFF_CONF: o.confidence,
+      OFF_COUNT: o.sampledCount,
+      OFF_NUCLEUS: o.nucleusSize,
+      OFF_TEMP: o.temperature,
+      OFF_TOP_IDS: o.topIds,
+      OFF_TOP_LP: o.topLogprobs,
+      OFF_S_IDS: o.sampledIds,
+      OFF_S_LP: o.sampledLogprobs,
+      OFF_S_Q: o.sampledProposalLogprobs,
+    };
+    this.pipeline = pipelineFor(gpu, { op: 'token_stats', variant: 'row', constants }, 'token_stats', TokenStatsParams);
+  }
+
+  bind(b: TokenStatsBuffers, label = 'token_stats'): BoundTokenStats {
+    const k = new BoundKernel(this.gpu, this.pipeline, TokenStatsParams, [b.logits, b.sampling, b.stats], label);
+    return new BoundTokenStats(k, this.gpu, this, b, label);
+  }
+}
+
+export class BoundTokenStats {
+  constructor(
+    private readonly k: BoundKernel<'rows' | 'vocab'>,
+    private readonly gpu: Gpu,
+    private readonly op: TokenStats,
+    private readonly b: TokenStatsBuffers,
+    private readonly label: string,
+  ) {}
+
+  /** One workgroup per row for rows 0..S-1. */
+  encode(pass: GPUComputePassEncoder, S: number): void {
+    const { vocab, layout } = this.op;
+    if (!Number.isInteger(S) || S < 0) throw new InvalidArgumentError(`${this.label}: rows must be an integer >= 0, got ${S}`);
+    if (S > this.gpu.limits.maxComputeWorkgroupsPerDimension) {
+      throw new LimitError(
+        `${this.label}: ${S} rows exceed maxComputeWorkgroupsPerDimension (${this.gpu.limits.maxComputeWorkgroupsPerDimension}); ` +
+          'run the rows in several dispatches.',
+      );
+    }
+    const need: [string, GPUBuffer, number][] = [
+      ['logits', this.b.logits, S * vocab * 4],
+      ['sampling', this.b.sampling, S * SAMPLING_ROW_WORDS * 4],
+      ['stats', this.b.stats, S * layout.byteStride],
+    ];
+    for (const [name, buf, bytes] of need) {
+      if (buf.size < bytes) {
+        throw new InvalidArgumentError(`${this.label}: ${name} buffer holds ${buf.size} bytes, ${S} rows need ${bytes}`);
+      }
+    }
+    this.k.encode(pass, { rows: S, vocab }, [S]);
+  }
+}
