@@ -1,0 +1,225 @@
+// Matmul: y = x W^T (+ bias), the projections of every layer and the LM head.
+//   y[m, n] = sum_k x[m, k] * w[n, k] (+ bias[n]),  x (M, K), w (N, K) as stored by PyTorch Linear, y (M, N).
+//
+// W may be split in chunks of whole rows (SplitTensor: llvmpipe binds at most 128 MiB); a row of W is a column of y,
+// so each chunk is one dispatch writing y columns [rowStart, rowStart + rows) with row stride N.
+//
+// Variants, picked per encode from M and the adapter (variantFor), numbers in bench/RESULTS.md:
+// - decode  (shaders/matmul_decode.wgsl): each thread NR output columns x MR rows; MR=1, NR=2 for M=1 and 4 x 4 for
+//   2 <= M < PREFILL_MIN_M, so a small batch reads W about once. Any K (vec4 loads when K % 4 == 0, scalar otherwise).
+// - prefill (shaders/matmul_prefill.wgsl): 8 x 8 register blocks per thread, no shared memory; CPU adapters, M large.
+//   Needs K % 4 == 0; for other K the decode shader covers every M.
+// - tiled   (shaders/matmul_tiled.wgsl): 64 x 64 shared-memory tiles; hardware adapters, M large. Any K.
+//
+// Bias: a uniform flag (hasBias) instead of an override constant, so one pipeline serves biased and unbiased
+// projections (the flag is read once per output, after the K loop); without bias a 16-byte dummy is bound.
+//
+// Every (variant, blocking, chunk) gets its own BoundKernel at bind time (a BoundKernel writes its uniform at encode
+// time, and chunks differ in n and nOffset); encode only writes uniforms that changed and dispatches.
+// As with every BoundKernel, encode one bound matmul at most once per submit.
+import type { Gpu } from '../gpu/device.js';
+import { createStorage } from '../gpu/buffers.js';
+import type { SplitTensor } from '../gpu/split_tensor.js';
+import { defineUniform } from '../gpu/uniform.js';
+import { InvalidArgumentError } from '../errors.js';
+import { BoundKernel, groupsFor, pipelineFor } from './kernel.js';
+
+export const MatmulParams = defineUniform('Params', [
+  ['m', 'u32'], // rows of x and y this dispatch computes
+  ['k', 'u32'], // columns of x and W
+  ['n', 'u32'], // rows of this chunk of W (= columns of y it writes)
+  ['ldy', 'u32'], // row stride of y (N)
+  ['nOffset', 'u32'], // first y column (and bias index) of this chunk
+  ['hasBias', 'u32'], // 1 when bias is bound
+] as const);
+type MatmulField = (typeof MatmulParams.fields)[number][0];
+
+export type MatmulVariant = 'decode' | 'prefill' | 'tiled';
+export const MATMUL_VARIANTS: readonly MatmulVariant[] = ['decode', 'prefill', 'tiled'];
+
+/**
+ * Smallest M that takes the wide variant. Measured on llvmpipe, K=N=2048 (bench/RESULTS.md, "threshold sweep"):
+ * decode 4x4 costs the same for M=2..4 and one more pass over W per 4 rows after that, while prefill 8x8 costs about
+ * the same for every M <= 8; they cross between M=4 and M=5.
+ */
+export const PREFILL_MIN_M = 5;
+/** On hardware the tiled kernel wins once a 64-row tile is reasonably full; one thread per output below that. */
+export const TILED_MIN_M = 16;
+
+/** One pipeline: a shader with its blocking (MR rows x NR columns per thread, WG threads per workgroup). */
+interface Config {
+  name: string;
+  variant: MatmulVariant;
+  file: string;
+  mr: number;
+  nr: number;
+  wg: number;
+}
+const DECODE_1: Config = { name: 'decode1x2', variant: 'decode', file: 'matmul_decode', mr: 1, nr: 2, wg: 64 };
+const DECODE_4: Config = { name: 'decode4x4', variant: 'decode', file: 'matmul_decode', mr: 4, nr: 4, wg: 64 };
+const PREFILL: Config = { name: 'prefill8x8', variant: 'prefill', file: 'matmul_prefill', mr: 8, nr: 8, wg: 64 };
+const TILED: Config = { name: 'tiled64', variant: 'tiled', file: 'matmul_tiled', mr: 64, nr: 64, wg: 1 };
+const CONFIGS: readonly Config[] = [DECODE_1, DECODE_4, PREFILL, TILED];
+
+function configFor(variant: MatmulVariant, M: number): Config {
+  if (variant === 'decode') return M <= 1 ? DECODE_1 : DECODE_4;
+  return variant === 'prefill' ? PREFILL : TILED;
+}
+
+export interface MatmulOptions {
+  K: number;
+  N: number;
+  bias: boolean;
+  /** Variants to build (tests force one); default: the ones variantFor can pick on this adapter. */
+  variants?: readonly MatmulVariant[];
+}
+
+export interface MatmulBuffers {
+  x: GPUBuffer; // (M, K) f32, M <= the rows the buffer holds
+  w: SplitTensor; // (N, K) f32, in chunks of whole rows
+  bias?: GPUBuffer; // (N) f32, exactly when the Matmul was made with bias: true
+  y: GPUBuffer; // (M, N) f32
+}
+
+function positiveInt(v: number, what: string): void {
+  if (!Number.isInteger(v) || v < 1) throw new InvalidArgumentError(`Matmul: ${what} must be a positive integer, got ${v}.`);
+}
+
+export class Matmul {
+  readonly K: number;
+  readonly N: number;
+  readonly bias: boolean;
+  readonly variants: readonly MatmulVariant[];
+  private readonly vec4: boolean;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private dummy: GPUBuffer | null = null;
+
+  constructor(
+    private readonly gpu: Gpu,
+    opts: MatmulOptions,
+  ) {
+    positiveInt(opts.K, 'K');
+    positiveInt(opts.N, 'N');
+    this.K = opts.K;
+    this.N = opts.N;
+    this.bias = opts.bias;
+    this.vec4 = opts.K % 4 === 0;
+    const wide: MatmulVariant = gpu.isCpu ? 'prefill' : 'tiled';
+    this.variants = opts.variants ?? (wide === 'prefill' && !this.vec4 ? ['decode'] : ['decode', wide]);
+    if (this.variants.length === 0) throw new InvalidArgumentError('Matmul: variants must name at least one variant.');
+    for (const v of this.variants) {
+      if (!MATMUL_VARIANTS.includes(v)) throw new InvalidArgumentError(`Matmul: unknown variant ${v}; use one of ${MATMUL_VARIANTS.join(', ')}.`);
+      if (v === 'prefill' && !this.vec4) {
+        throw new InvalidArgumentError(`Matmul: the prefill variant needs K % 4 == 0 (K=${opts.K}); use decode or tiled.`);
+      }
+    }
+    // Compile every pipeline now: nothing in the per-token loop may compile (0.5-1 s each on SwiftShader).
+    for (const c of CONFIGS) {
+      if (!this.variants.includes(c.variant)) continue;
+      const constants: Record<string, number> =
+        c.variant === 'tiled' ? {} : { WG: c.wg, MR: c.mr, NR: c.nr, ...(c.variant === 'decode' ? { VEC4: this.vec4 ? 1 : 0 } : {}) };
+      this.pipelines.set(c.name, pipelineFor(gpu, { op: 'matmul', variant: c.name, constants }, c.file, MatmulParams));
+    }
+  }
+
+  /** Frees the shared dummy buffer; bound matmuls of this Matmul must not be encoded afterwards. */
+  destroy(): void {
+    this.dummy?.destroy();
+    this.dummy = null;
+  }
+
+  /** The variant an encode of M rows uses: the wide one (prefill on CPU adapters, tiled on GPUs) for large M. */
+  variantFor(M: number): MatmulVariant {
+    const wide: MatmulVariant = this.gpu.isCpu ? 'prefill' : 'tiled';
+    if (M >= (this.gpu.isCpu ? PREFILL_MIN_M : TILED_MIN_M) && this.variants.includes(wide)) return wide;
+    return this.variants.includes('decode') ? 'decode' : this.variants[0];
+  }
+
+  bind(b: MatmulBuffers, label = 'matmul'): BoundMatmul {
+    const { K, N } = this;
+    if (b.w.cols !== K || b.w.rows !== N) {
+      throw new InvalidArgumentError(`${label}: W is (${b.w.rows}, ${b.w.cols}) but this Matmul expects (N, K) = (${N}, ${K}).`);
+    }
+    if (b.w.chunks.length === 0) throw new InvalidArgumentError(`${label}: W has no chunks; upload it with uploadSplit.`);
+    if (b.y === b.x || b.y === b.bias || b.w.chunks.some((c) => c.buffer === b.y)) {
+      throw new InvalidArgumentError(`${label}: y must be a buffer of its own (WebGPU forbids writing a buffer a dispatch also reads).`);
+    }
+    if (this.bias !== (b.bias !== undefined)) {
+      throw new InvalidArgumentError(
+        `${label}: the Matmul was made with bias: ${this.bias} but ${b.bias ? 'a bias buffer was' : 'no bias buffer was'} given.`,
+      );
+    }
+    if (b.bias && b.bias.size < N * 4) throw new InvalidArgumentError(`${label}: bias holds ${b.bias.size} bytes, needs N*4 = ${N * 4}.`);
+    for (const c of b.w.chunks) {
+      if (c.buffer.size < c.rows * K * 4) {
+        throw new InvalidArgumentError(`${label}: W chunk at row ${c.rowStart} holds ${c.buffer.size} bytes, needs ${c.rows * K * 4}.`);
+      }
+    }
+    // One small read-only buffer stands in for every binding a pipeline declares but does not read.
+    this.dummy ??= createStorage(this.gpu.device, 16, 'matmul:unused (4) f32');
+    const dummy = this.dummy;
+    const bias = b.bias ?? dummy;
+    const kernels = new Map<string, BoundKernel<MatmulField>[]>();
+    for (const [name, pipeline] of this.pipelines) {
+      const decode = name.startsWith('decode');
+      kernels.set(
+        name,
+        b.w.chunks.map((c, i) => {
+          const buffers = !decode
+            ? [b.x, c.buffer, bias, b.y]
+            : this.vec4
+              ? [b.x, c.buffer, dummy, dummy, bias, b.y]
+              : [dummy, dummy, b.x, c.buffer, bias, b.y];
+          return new BoundKernel(this.gpu, pipeline, MatmulParams, buffers, `${label}:${name}[${i}]`);
+        }),
+      );
+    }
+    return new BoundMatmul(this, this.gpu, b, kernels, label);
+  }
+}
+
+export class BoundMatmul {
+  constructor(
+    private readonly mm: Matmul,
+    private readonly gpu: Gpu,
+    private readonly b: MatmulBuffers,
+    private readonly kernels: ReadonlyMap<string, readonly BoundKernel<MatmulField>[]>,
+    private readonly label: string,
+  ) {}
+
+  variantFor(M: number): MatmulVariant {
+    return this.mm.variantFor(M);
+  }
+
+  /** Encodes y[0:M] = x[0:M] W^T (+ bias): one dispatch per chunk of W. `variant` forces one (tests, benchmarks). */
+  encode(pass: GPUComputePassEncoder, M: number, variant: MatmulVariant = this.variantFor(M)): void {
+    const { K, N } = this.mm;
+    if (!Number.isInteger(M) || M < 0) throw new InvalidArgumentError(`${this.label}: M must be a non-negative integer, got ${M}.`);
+    if (M * K * 4 > this.b.x.size) {
+      throw new InvalidArgumentError(`${this.label}: x holds ${this.b.x.size / (K * 4)} rows of K=${K}, fewer than M=${M}.`);
+    }
+    if (M * N * 4 > this.b.y.size) {
+      throw new InvalidArgumentError(`${this.label}: y holds ${this.b.y.size / (N * 4)} rows of N=${N}, fewer than M=${M}.`);
+    }
+    const cfg = configFor(variant, M);
+    const kernels = this.kernels.get(cfg.name);
+    if (!kernels) {
+      throw new InvalidArgumentError(
+        `${this.label}: variant ${variant} was not built; make the Matmul with variants: [..., '${variant}'] (built: ${this.mm.variants.join(', ')}).`,
+      );
+    }
+    const gy = groupsFor(M, cfg.mr);
+    if (gy > this.gpu.limits.maxComputeWorkgroupsPerDimension) {
+      throw new InvalidArgumentError(`${this.label}: M=${M} needs ${gy} workgroups along y; split the rows into smaller batches.`);
+    }
+    const hasBias = this.mm.bias ? 1 : 0;
+    this.b.w.chunks.forEach((c, i) => {
+      const gx = groupsFor(c.rows, cfg.nr * cfg.wg);
+      kernels[i].encode(pass, { m: M, k: K, n: c.rows, ldy: N, nOffset: c.rowStart, hasBias }, [gx, gy]);
+    });
+  }
+
+  destroy(): void {
+    for (const ks of this.kernels.values()) for (const k of ks) k.destroy();
+  }
+}

@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import { createStorage, createStorageFrom, writeBuffer } from '../../src/gpu/buffers.js';
+import { readF32 } from '../../src/gpu/readback.js';
+import { uploadSplit } from '../../src/gpu/split_tensor.js';
+import { submitPass } from '../../src/kernels/kernel.js';
+import { Matmul, PREFILL_MIN_M, TILED_MIN_M, type MatmulVariant } from '../../src/kernels/matmul.js';
+import { InvalidArgumentError } from '../../src/errors.js';
+import { gammaF32, matmulRef, maxMatmulError } from '../ref/matmul.js';
+import { mulberry32, randomF32, testSeed } from '../ref/random.js';
+import { gpuFor, testAdapterChoices } from './adapters.js';
+import type { Gpu } from '../../src/gpu/device.js';
+
+interface Case {
+  variant: MatmulVariant;
+  M: number;
+  K: number;
+  N: number;
+  bias: boolean;
+  split: boolean;
+}
+const c = (variant: MatmulVariant, M: number, K: number, N: number, bias: boolean, split: boolean): Case =>
+  ({ variant, M, K, N, bias, split });
+
+// Every variant on M in {1, 3, 17, 70}, uneven K and N (K % 4 != 0 takes the decode shader's scalar path and the
+// tiled kernel's partial K stage), with and without bias, and W split in 3+ chunks. Decode covers both of its
+// blockings (1x2 at M=1, 4x4 above) and M beyond one block (grid y). Prefill needs K % 4 == 0.
+const CASES: Case[] = [
+  c('decode', 1, 1000, 200, true, false),
+  c('decode', 1, 63, 1000, false, true),
+  c('decode', 3, 5, 63, true, false),
+  c('decode', 3, 200, 1000, false, true),
+  c('decode', 17, 1000, 5, false, false),
+  c('decode', 70, 63, 200, true, true),
+  c('prefill', 70, 200, 1000, true, true),
+  c('prefill', 17, 1000, 63, false, false),
+  c('prefill', 3, 200, 5, true, false),
+  c('prefill', 1, 1000, 200, false, true),
+  c('tiled', 70, 63, 200, true, true),
+  c('tiled', 17, 5, 1000, false, false),
+  c('tiled', 3, 1000, 63, true, false),
+  c('tiled', 70, 200, 1000, false, true),
+];
+
+const SENTINEL = 7.5;
+
+/** Runs y = x W^T (+ bias) for one case on `gpu` and checks it against float64; `variant` undefined = default pick. */
+async function checkMatmul(gpu: Gpu, t: Omit<Case, 'variant'> & { variant?: MatmulVariant }): Promise<void> {
+  const { M, K, N } = t;
+  const seed = testSeed();
+  const rand = mulberry32(seed);
+  const x = randomF32(rand, M * K);
+  const w = randomF32(rand, N * K);
+  const bias = t.bias ? randomF32(rand, N) : null;
+  const ref = matmulRef(x, w, bias, M, K, N);
+
+  const xb = createStorageFrom(gpu.device, x, `x (${M}, ${K}) f32`);
+  // Split W into chunks of ceil(N/3) rows: three dispatches writing y columns at offsets 0, ceil(N/3), 2 ceil(N/3).
+  const wt = uploadSplit(gpu, w, N, K, 'w', t.split ? Math.ceil(N / 3) * K * 4 : undefined);
+  if (t.split) expect(wt.chunks.length).toBeGreaterThanOrEqual(3);
+  const bb = bias ? createStorageFrom(gpu.device, bias, `bias (${N}) f32`) : undefined;
+  // One extra row of y, prefilled: rows >= M must stay untouched, and an unwritten output shows as the sentinel.
+  const yb = createStorage(gpu.device, (M + 1) * N * 4, `y (${M + 1}, ${N}) f32`);
+  writeBuffer(gpu.device, yb, new Float32Array((M + 1) * N).fill(SENTINEL));
+
+  const mm = new Matmul(gpu, { K, N, bias: t.bias, ...(t.variant ? { variants: [t.variant] } : {}) });
+  const bound = mm.bind({ x: xb, w: wt, ...(bb ? { bias: bb } : {}), y: yb }, 'test');
+  if (t.variant) expect(bound.variantFor(M)).toBe(t.variant);
+  const compiled = gpu.pipelines.compiled;
+  submitPass(gpu, (pass) => bound.encode(pass, M));
+  const got = await readF32(gpu, yb, (M + 1) * N);
+  expect(gpu.pipelines.compiled, 'encode must not compile').toBe(compiled);
+
+  const { err, at } = maxMatmulError(got, ref);
+  // An f32 dot product of K products plus the bias: |error| <= gamma(K + 1) * sum |terms| in any summation order
+  // (test/ref/matmul.ts); the float64 reference's own error is 2^-29 times smaller. A wrong index, a dropped term
+  // or a missing bias errs by a whole term (|x w| ~ 1/4, |bias| ~ 1/2), far above gamma(K + 1) * sum |terms|
+  // (<= 1.5e-2 at K = 1000, where sum |terms| ~ 250; 4e-7 at K = 5).
+  const tol = gammaF32(K + 1);
+  expect(
+    err,
+    `seed ${seed}: worst error ${err.toExponential(2)} of sum|x w| at [${Math.floor(at / N)}, ${at % N}] ` +
+      `(got ${got[at]}, want ${ref.y[at]}), bound ${tol.toExponential(2)}`,
+  ).toBeLessThanOrEqual(tol);
+  expect(Array.from(got.subarray(M * N)), `seed ${seed}: row M written`).toEqual(new Array(N).fill(SENTINEL));
+
+  for (const ch of wt.chunks) ch.buffer.destroy();
+  for (const b of [xb, yb, bb]) b?.destroy();
+  bound.destroy();
+  mm.destroy();
+}
+
+describe.each(testAdapterChoices())('matmul on %s', (choice) => {
+  it.each(CASES)('$variant M=$M K=$K N=$N bias=$bias split=$split matches float64', async (t) => {
+    await checkMatmul(await gpuFor(choice), t);
+  });
+
+  it('picks decode for small M and the wide variant from the threshold on, by default', async () => {
+    const gpu = await gpuFor(choice);
+    const wide = gpu.isCpu ? 'prefill' : 'tiled';
+    const threshold = gpu.isCpu ? PREFILL_MIN_M : TILED_MIN_M;
+    const mm = new Matmul(gpu, { K: 64, N: 8, bias: false });
+    expect([1, threshold - 1, threshold, 500].map((m) => mm.variantFor(m))).toEqual(['decode', 'decode', wide, wide]);
+    // K % 4 != 0: no vec4 rows, so on CPU adapters the decode shader takes every M.
+    const odd = new Matmul(gpu, { K: 63, N: 8, bias: false });
+    expect(odd.variantFor(500)).toBe(gpu.isCpu ? 'decode' : 'tiled');
+    // The default pick, end to end, on both sides of the threshold.
+    for (const M of [1, threshold + 3]) await checkMatmul(gpu, { M, K: 200, N: 63, bias: true, split: true });
+  });
+
+  it('rejects mismatched shapes, bias, rows and variants with typed errors', async () => {
+    const gpu = await gpuFor(choice);
+    const K = 8;
+    const N = 6;
+    const x = createStorage(gpu.device, 2 * K * 4, 'x (2, 8) f32');
+    const y = createStorage(gpu.device, 2 * N * 4, 'y (2, 6) f32');
+    const w = uploadSplit(gpu, new Float32Array(N * K).fill(0.5), N, K, 'w');
+    const bias = createStorage(gpu.device, N * 4, 'bias (6) f32');
+    const mm = new Matmul(gpu, { K, N, bias: false, variants: ['decode'] });
+    expect(() => new Matmul(gpu, { K, N: N + 1, bias: false }).bind({ x, w, y })).toThrow(InvalidArgumentError);
+    expect(() => mm.bind({ x, w, bias, y })).toThrow(/bias/);
+    expect(() => mm.bind({ x, w, y: x })).toThrow(/own/);
+    expect(() => new Matmul(gpu, { K, N, bias: true }).bind({ x, w, y })).toThrow(InvalidArgumentError);
+    expect(() => new Matmul(gpu, { K: 6, N, bias: false, variants: ['prefill'] })).toThrow(/K % 4/);
+    expect(() => new Matmul(gpu, { K: 0, N, bias: false })).toThrow(InvalidArgumentError);
+    const bound = mm.bind({ x, w, y });
+    submitPass(gpu, (pass) => {
+      expect(() => bound.encode(pass, 3)).toThrow(/fewer than M=3/);
+      expect(() => bound.encode(pass, 1, 'tiled')).toThrow(/not built/);
+      expect(() => bound.encode(pass, 1.5)).toThrow(InvalidArgumentError);
+    });
+    for (const b of [x, y, bias, w.chunks[0].buffer]) b.destroy();
+  });
+});
