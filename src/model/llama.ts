@@ -93,6 +93,9 @@ export class LlamaModel {
   readonly pageScratch: GPUBuffer;
   readonly statsReadback: Readback;
 
+  /** Owns the RoPE frequency table buffer. */
+  private ropeKernel!: Rope;
+
   readonly kernels: {
     embed: BoundOf<Embedding>;
     layers: LayerKernels[];
@@ -172,7 +175,7 @@ export class LlamaModel {
     const guMm = new Matmul(gpu, { K: D, N: 2 * F, bias: false });
     const downMm = new Matmul(gpu, { K: F, N: D, bias: false });
     // q and k heads are adjacent at the start of each qkv row: one rope dispatch rotates both.
-    const rope = new Rope(gpu, { headDim: c.headDim, nHeads: c.nHeads + c.nKvHeads, rowStride: c.qkvDim, theta: c.ropeTheta });
+    const rope = (this.ropeKernel = new Rope(gpu, { headDim: c.headDim, nHeads: c.nHeads + c.nKvHeads, rowStride: c.qkvDim, theta: c.ropeTheta }));
     const kvWrite = new KvWrite(gpu, {
       kvHeads: c.nKvHeads,
       headDim: c.headDim,
@@ -181,12 +184,17 @@ export class LlamaModel {
       kOffset: c.qDim,
       vOffset: c.qDim + c.kvDim,
     });
+    // llvmpipe silently stops an invocation's loops after 65,535 iterations in total. The per-head attention variant
+    // (CPU adapters) loops ~headDim/2 times per key, so long contexts take the split-keys variant, which spreads the
+    // keys of one head over a workgroup.
+    const perHeadIterations = c.maxSeqLen * (c.headDim / 2 + 2);
     const attn = new PagedAttention(gpu, {
       nHeads: c.nHeads,
       kvHeads: c.nKvHeads,
       headDim: c.headDim,
       pageSize: this.pageSize,
       qStride: c.qkvDim,
+      variant: gpu.isCpu && perHeadIterations <= 60_000 ? 'per-head' : 'split-keys',
     });
     const add = new ResidualAdd(gpu);
     const swiglu = new SwiGlu(gpu, { hidden: F });
@@ -231,6 +239,7 @@ export class LlamaModel {
 
   destroy(): void {
     destroyWeights(this.weights);
+    this.ropeKernel.destroy();
     for (const b of [
       this.tokenIds, this.positions, this.rowPath, this.slots, this.pageTable, this.sampleRow, this.sampling,
       this.hidden, this.normed, this.qkv, this.attnOut, this.proj, this.gateUp, this.act, this.sampleHidden,
