@@ -1,6 +1,8 @@
 // `forklm generate`: one path (greedy/sample) streamed to the terminal, or a branching run (eab) shown as a tree.
 import { runEab, type EabEvent, type EabResult } from '../branch/eab.js';
 import { EAB_DEFAULTS } from '../branch/eab_params.js';
+import { runPeaks } from '../branch/peaks.js';
+import { PEAKS_DEFAULTS } from '../branch/peaks_params.js';
 import type { Engine } from '../engine.js';
 import { loadEngine } from '../engine_load.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -8,16 +10,16 @@ import { generate } from '../generate.js';
 import { decodeContinuation, StreamDecoder } from '../tokenizer/stream_decoder.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { defineCommand, type CliContext } from './args.js';
-import { renderEabTree } from './tree_text.js';
+import { renderEabTree, renderPeaks } from './tree_text.js';
 
-const MODES = ['sample', 'greedy', 'eab'] as const;
+const MODES = ['sample', 'greedy', 'eab', 'peaks'] as const;
 
 export const generateFlags = {
-  mode: { type: 'string', choices: MODES, default: 'sample', description: 'greedy, sample (greedy at temperature 0), or eab (entropy-adaptive branching)' },
+  mode: { type: 'string', choices: MODES, default: 'sample', description: 'greedy, sample (greedy at temperature 0), eab (entropy-adaptive branching) or peaks (confidence-peak prefix branching)' },
   model: { type: 'string', default: 'stories260K', placeholder: 'name|path|url', description: 'Model name, HF folder, .gguf or llama2.c .bin' },
   prompt: { type: 'string', default: '', description: 'The prompt (empty: start from BOS)' },
-  maxNewTokens: { type: 'integer', default: 64, min: 1, description: 'Tokens to generate per path at most' },
-  temperature: { type: 'number', default: 1, min: 0, description: 'Sampling temperature (0 = greedy)' },
+  maxNewTokens: { type: 'integer', min: 1, description: `Tokens to generate per path at most (default 64; peaks ${PEAKS_DEFAULTS.max_new_tokens})` },
+  temperature: { type: 'number', min: 0, description: `Sampling temperature, 0 = greedy (default 1; peaks ${PEAKS_DEFAULTS.temperature})` },
   topP: { type: 'number', default: 1, min: 0, max: 1, description: 'Nucleus mass (1 = off)' },
   seed: { type: 'integer', default: 0, description: 'Random seed; the same seed replays the same run' },
   entropyThreshold: { type: 'number', default: EAB_DEFAULTS.entropy_threshold, min: 0, max: 1, description: 'eab: branch where H / ln V exceeds this' },
@@ -25,6 +27,15 @@ export const generateFlags = {
   maxPaths: { type: 'integer', default: EAB_DEFAULTS.max_paths, min: 1, description: 'eab: most live paths' },
   numSamples: { type: 'integer', min: 1, description: 'eab: exactly this many samples (exact-N mode)' },
   minPathProb: { type: 'number', default: EAB_DEFAULTS.min_path_prob, min: 0, max: 1, description: 'eab: prune paths less probable than this' },
+  initialTraces: { type: 'integer', min: 1, description: `peaks: traces generated from the prompt (default ${PEAKS_DEFAULTS.initial_traces})` },
+  maxTraces: { type: 'integer', min: 1, description: `peaks: total trace budget (default ${PEAKS_DEFAULTS.max_traces})` },
+  confidenceThreshold: { type: 'number', description: `peaks: windowed DeepConf confidence a peak must reach (default ${PEAKS_DEFAULTS.confidence_threshold})` },
+  peakWindow: { type: 'integer', min: 1, description: `peaks: tokens averaged into a peak's confidence (default ${PEAKS_DEFAULTS.peak_window})` },
+  minPeakDistance: { type: 'integer', min: 1, description: `peaks: fewest tokens between two peaks (default ${PEAKS_DEFAULTS.min_peak_distance})` },
+  peaksPerTrace: { type: 'integer', min: 1, description: `peaks: peaks branched per trace (default ${PEAKS_DEFAULTS.peaks_per_trace})` },
+  branchesPerPeak: { type: 'integer', min: 1, description: `peaks: new traces from each chosen peak (default ${PEAKS_DEFAULTS.branches_per_peak})` },
+  maxDepth: { type: 'integer', min: 1, description: `peaks: how often a branch may branch again (default ${PEAKS_DEFAULTS.max_depth})` },
+  earlyStop: { type: 'boolean', description: 'peaks: DeepConf online early stopping of low-confidence traces' },
   json: { type: 'boolean', description: 'Print one JSON document instead of text' },
 } as const;
 
@@ -75,19 +86,42 @@ export const generateCommand = defineCommand({
     const engine = await loadEngine(f.model, { adapter: undefined, maxSamples: Math.max(64, f.numSamples ?? 0, f.maxPaths) });
     try {
       const prompt = encodePrompt(engine.tokenizer, f.prompt);
-      if (f.mode !== 'eab') return await runSingle(engine, prompt, f, ctx);
+      if (f.mode === 'peaks') {
+        const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+        const result = await runPeaks(engine, prompt, {
+          ...defined({
+            max_new_tokens: f.maxNewTokens,
+            temperature: f.temperature,
+            initial_traces: f.initialTraces,
+            max_traces: f.maxTraces,
+            confidence_threshold: f.confidenceThreshold,
+            peak_window: f.peakWindow,
+            min_peak_distance: f.minPeakDistance,
+            peaks_per_trace: f.peaksPerTrace,
+            branches_per_peak: f.branchesPerPeak,
+            max_depth: f.maxDepth,
+          }),
+          top_p: f.topP,
+          seed: f.seed,
+          early_stop: f.earlyStop,
+        });
+        ctx.stdout(f.json ? JSON.stringify({ traces: result.traces, stats: result.stats }) + '\n' : renderPeaks(result) + '\n');
+        return 0;
+      }
+      const single = { ...f, maxNewTokens: f.maxNewTokens ?? 64, temperature: f.temperature ?? 1 };
+      if (f.mode !== 'eab') return await runSingle(engine, prompt, single, ctx);
       const onEvent = f.json ? undefined : (e: EabEvent) => e.type === 'fork' && ctx.stderr('.');
       const result = await runEab(
         engine,
         prompt,
         {
-          max_new_tokens: f.maxNewTokens,
+          max_new_tokens: single.maxNewTokens,
           entropy_threshold: f.entropyThreshold,
           branch_factor: f.branchFactor,
           max_paths: f.maxPaths,
           num_samples: f.numSamples ?? null,
           min_path_prob: f.minPathProb,
-          temperature: f.temperature,
+          temperature: single.temperature,
           top_p: f.topP,
           seed: f.seed,
         },

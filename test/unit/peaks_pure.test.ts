@@ -1,0 +1,513 @@
+// Confidence-peak branching without a GPU: DeepConf's confidence measures against direct float64 definitions, the
+// peak finder against its specification, parameter validation, the accounting identities, and the controller driven
+// over the real Scheduler + KvCache by a deterministic fake model (so page lifetimes and row counts are exact).
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  bottomGroupConfidence,
+  findPeaks,
+  groupConfidences,
+  lowestGroupConfidence,
+  percentile,
+  SlidingMean,
+  stoppingBar,
+  tailConfidence,
+  tokenConfidence,
+  type PeakOptions,
+} from '../../src/branch/confidence.js';
+import { peakOptions, peaksAccounting, runPeaks, type PeaksEvent, type PeaksOptions, type PeaksResult } from '../../src/branch/peaks.js';
+import { PEAKS_DEFAULTS, peaksParams } from '../../src/branch/peaks_params.js';
+import type { Engine, StepResult } from '../../src/engine.js';
+import { CancelledError, InvalidArgumentError } from '../../src/errors.js';
+import { KvCache } from '../../src/kv/kv_cache.js';
+import type { TokenStatsRecord } from '../../src/sample/stats_record.js';
+import type { SamplingParams } from '../../src/sample/params.js';
+import { Scheduler } from '../../src/sched/scheduler.js';
+import { mulberry32, testSeed } from '../ref/random.js';
+
+const seed = testSeed();
+const rand = mulberry32(seed);
+const randomConfs = (n: number) => Array.from({ length: n }, () => 3 + 10 * rand());
+
+/** Direct definition: mean over the window ending at each index >= w - 1 (summed afresh, no running sum). */
+function groupsRef(c: number[], w: number): number[] {
+  if (c.length === 0) return [];
+  if (c.length < w) return [c.reduce((a, b) => a + b, 0) / c.length];
+  const out: number[] = [];
+  for (let i = w - 1; i < c.length; i++) out.push(c.slice(i - w + 1, i + 1).reduce((a, b) => a + b, 0) / w);
+  return out;
+}
+
+describe(`DeepConf confidence (seed ${seed})`, () => {
+  it('token confidence is -mean of the top-k log-probs of a real distribution; uniform gives ln V', () => {
+    const V = 37;
+    const logits = Array.from({ length: V }, () => 4 * rand());
+    const lse = Math.log(logits.reduce((a, x) => a + Math.exp(x), 0));
+    const lp = logits.map((x) => x - lse).sort((a, b) => b - a);
+    const want = -lp.slice(0, 20).reduce((a, b) => a + b, 0) / 20;
+    // Same float64 sums in the same order: only the last ulp can differ.
+    expect(Math.abs(tokenConfidence(lp) - want)).toBeLessThan(1e-12);
+    expect(tokenConfidence(lp, 5)).toBeCloseTo(-lp.slice(0, 5).reduce((a, b) => a + b, 0) / 5, 12);
+    // A vocabulary smaller than k: all of it (k = V).
+    expect(tokenConfidence(lp.slice(0, 7))).toBeCloseTo(-lp.slice(0, 7).reduce((a, b) => a + b, 0) / 7, 12);
+    expect(tokenConfidence(Array(512).fill(-Math.log(512)))).toBeCloseTo(Math.log(512), 12);
+    expect(() => tokenConfidence([])).toThrow(InvalidArgumentError);
+  });
+
+  it('group confidences, lowest group, tail and bottom-10% equal their direct definitions', () => {
+    for (const [n, w] of [[50, 8], [7, 8], [8, 8], [1, 1], [33, 1], [100, 16]]) {
+      const c = randomConfs(n);
+      const g = groupConfidences(c, w);
+      const ref = groupsRef(c, w);
+      expect(g.length, `n=${n} w=${w}`).toBe(ref.length);
+      // A running sum over <= 100 values in [3, 13]: drift is a few ulps of ~1000, far below 1e-9.
+      g.forEach((x, i) => expect(Math.abs(x - ref[i])).toBeLessThan(1e-9));
+      expect(lowestGroupConfidence(c, w)).toBeCloseTo(Math.min(...ref), 9);
+      expect(tailConfidence(c, 10)).toBeCloseTo(c.slice(-10).reduce((a, b) => a + b, 0) / Math.min(10, n), 12);
+      const sorted = [...ref].sort((a, b) => a - b);
+      const k = Math.max(1, Math.ceil(sorted.length * 0.1));
+      expect(bottomGroupConfidence(c, w)).toBeCloseTo(sorted.slice(0, k).reduce((a, b) => a + b, 0) / k, 9);
+    }
+    expect(groupConfidences([], 4)).toEqual([]);
+    expect(lowestGroupConfidence([], 4)).toBeNaN();
+  });
+
+  it('percentile interpolates like numpy; the stopping bar is the (100 - eta)-th percentile', () => {
+    expect(percentile([1, 2, 3, 4], 25)).toBeCloseTo(1.75, 12);
+    expect(percentile([4, 1, 3, 2], 50)).toBeCloseTo(2.5, 12);
+    expect(percentile([5], 90)).toBe(5);
+    expect(percentile([10, 0], 90)).toBeCloseTo(9, 12);
+    expect(stoppingBar([1, 2, 3, 4, 5], 10)).toBeCloseTo(4.6, 12); // DeepConf-low: 90th percentile
+    expect(stoppingBar([1, 2, 3, 4, 5], 90)).toBeCloseTo(1.4, 12); // DeepConf-high: 10th percentile
+    expect(() => stoppingBar([1], 0)).toThrow(InvalidArgumentError);
+    expect(() => percentile([], 50)).toThrow(InvalidArgumentError);
+  });
+
+  it('the online sliding mean follows the offline groups token by token, and a clone is independent', () => {
+    const c = randomConfs(40);
+    const s = new SlidingMean(6);
+    const ref = groupsRef(c, 6);
+    c.forEach((x, i) => {
+      s.push(x);
+      expect(s.full).toBe(i >= 5);
+      if (s.full) expect(Math.abs(s.value - ref[i - 5])).toBeLessThan(1e-9);
+    });
+    expect(s.lowestGroup).toBeCloseTo(Math.min(...ref), 9);
+    const copy = s.clone();
+    copy.push(1000);
+    expect(copy.value).not.toBeCloseTo(s.value, 3);
+    expect(s.value).toBeCloseTo(ref[ref.length - 1], 9);
+  });
+});
+
+describe(`findPeaks (seed ${seed})`, () => {
+  it('finds a hand-made peak at the token after its window, and respects threshold and region', () => {
+    //            0  1  2  3  4  5  6  7  8  9
+    const confs = [4, 4, 4, 9, 9, 9, 4, 4, 4, 4];
+    const o: PeakOptions = { window: 3, threshold: 8, minDistance: 0, minBranchPoint: 1, maxBranchPoint: 9 };
+    // Group j = mean(confs[j..j+2]); the all-9 group is j = 3, so the branch point is 6 (the first token after it).
+    expect(findPeaks(confs, o)).toEqual([{ branchPoint: 6, confidence: 9 }]);
+    expect(findPeaks(confs, { ...o, threshold: 9.01 })).toEqual([]);
+    expect(findPeaks(confs, { ...o, maxBranchPoint: 5 })).toEqual([]);
+    expect(findPeaks(confs, { ...o, minBranchPoint: 7 })).toEqual([]);
+    // A plateau counts once, at its right end.
+    expect(findPeaks([4, 9, 9, 9, 9, 4, 4], { ...o, window: 1 })).toEqual([{ branchPoint: 5, confidence: 9 }]);
+    expect(findPeaks([9, 9], { ...o, window: 3 })).toEqual([]);
+  });
+
+  it('satisfies its specification on random signals: eligible local maxima, spaced, maximal, highest first', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 30, max: 130 }), { minLength: 0, maxLength: 80 }),
+        fc.integer({ min: 1, max: 6 }),
+        fc.integer({ min: 40, max: 110 }),
+        fc.integer({ min: 0, max: 10 }),
+        fc.integer({ min: 0, max: 40 }),
+        fc.integer({ min: 0, max: 80 }),
+        (raw, window, thr, minDistance, lo, hi) => {
+          const confs = raw.map((x) => x / 10);
+          const o: PeakOptions = { window, threshold: thr / 10, minDistance, minBranchPoint: lo, maxBranchPoint: hi };
+          const got = findPeaks(confs, o);
+          const g = groupsRef(confs, window);
+          const qualifies = (b: number): boolean => {
+            const j = b - window;
+            if (confs.length < window || j < 0 || j >= g.length || b < lo || b > hi) return false;
+            const left = j === 0 ? -Infinity : g[j - 1];
+            const right = j === g.length - 1 ? -Infinity : g[j + 1];
+            return g[j] >= o.threshold - 1e-9 && g[j] >= left - 1e-9 && g[j] > right + 1e-9;
+          };
+          for (const p of got) {
+            expect(qualifies(p.branchPoint)).toBe(true);
+            expect(p.confidence).toBeCloseTo(g[p.branchPoint - window], 9);
+          }
+          for (let i = 1; i < got.length; i++) expect(got[i - 1].confidence).toBeGreaterThanOrEqual(got[i].confidence);
+          for (const a of got) for (const b of got) if (a !== b) expect(Math.abs(a.branchPoint - b.branchPoint)).toBeGreaterThanOrEqual(minDistance);
+          // Maximal: a qualifying peak left out is too close to a taken one at least as high.
+          for (let b = 0; b <= confs.length; b++) {
+            if (!qualifies(b) || got.some((p) => p.branchPoint === b)) continue;
+            const blocker = got.find((p) => Math.abs(p.branchPoint - b) < minDistance && p.confidence >= g[b - window] - 1e-9);
+            expect(blocker, `peak at ${b} left out without reason`).toBeDefined();
+          }
+        },
+      ),
+      { seed, numRuns: 300 },
+    );
+  });
+});
+
+describe('peaks parameters', () => {
+  it('defaults validate; unknown keys and each out-of-range value are rejected with the name', () => {
+    expect(peaksParams({})).toEqual(PEAKS_DEFAULTS);
+    expect(peaksParams({ confidence_threshold: 3, max_depth: undefined }).max_depth).toBe(PEAKS_DEFAULTS.max_depth);
+    expect(() => peaksParams({ confidence: 3 } as never)).toThrow(/unknown peaks parameter 'confidence'/);
+    expect(peaksParams({ temperature: 0, max_depth: 0 }).temperature).toBe(0);
+    const bad: [string, Record<string, unknown>, { maxLivePaths: number }?][] = [
+      ['initial_traces', { initial_traces: 0 }],
+      ['initial_traces', { initial_traces: 9 }, { maxLivePaths: 8 }],
+      ['max_traces', { initial_traces: 4, max_traces: 3 }],
+      ['max_new_tokens', { max_new_tokens: 1 }],
+      ['temperature', { temperature: -1 }],
+      ['temperature 0', { temperature: 0 }],
+      ['top_p', { top_p: 0 }],
+      ['confidence_threshold', { confidence_threshold: NaN }],
+      ['peak_window', { peak_window: 0 }],
+      ['min_peak_distance', { min_peak_distance: -1 }],
+      ['max_branch_fraction', { min_branch_fraction: 0.6, max_branch_fraction: 0.5 }],
+      ['min_branch_fraction', { min_branch_fraction: 1.5 }],
+      ['branches_per_peak', { branches_per_peak: 0 }],
+      ['max_depth', { max_depth: 1.5 }],
+      ['schedule', { schedule: 'soon' }],
+      ['early_stop', { early_stop: 'yes' }],
+      ['warmup_traces', { initial_traces: 2, warmup_traces: 3 }],
+      ['keep_percent', { keep_percent: 0 }],
+      ['group_window', { group_window: 0 }],
+    ];
+    for (const [name, partial, limits] of bad) expect(() => peaksParams(partial as never, limits), name).toThrow(new RegExp(name));
+  });
+
+  it('the eligible region: fractions of the trace, never the first or last token, after a branch its own point', () => {
+    const p = peaksParams({ min_branch_fraction: 0.25, max_branch_fraction: 0.75, max_new_tokens: 100 });
+    const root = peakOptions({ tokens: Array(40).fill(5), branchPoint: 0, prefixLength: 0 }, p);
+    expect([root.minBranchPoint, root.maxBranchPoint]).toEqual([10, 30]);
+    const branch = peakOptions({ tokens: Array(40).fill(5), branchPoint: 20, prefixLength: 20 }, p);
+    expect([branch.minBranchPoint, branch.maxBranchPoint]).toEqual([21, 30]);
+    const wide = peakOptions({ tokens: Array(40).fill(5), branchPoint: 0, prefixLength: 0 }, peaksParams({ min_branch_fraction: 0, max_branch_fraction: 1 }));
+    expect([wide.minBranchPoint, wide.maxBranchPoint]).toEqual([1, 39]);
+  });
+});
+
+describe('accounting', () => {
+  it("reproduces the seed's walkthrough: 2 traces of 2000 tokens, branches at 600 and 450", () => {
+    const traces = [
+      { num_tokens: 2000, new_tokens: 2000, prefix_length: 0 },
+      { num_tokens: 2000, new_tokens: 2000, prefix_length: 0 },
+      { num_tokens: 2000, new_tokens: 1400, prefix_length: 600 },
+      { num_tokens: 2000, new_tokens: 1550, prefix_length: 450 },
+    ];
+    // With a 10-token prompt, prefix branching computes each root's 10 + 1999 rows and each branch's new tokens.
+    const computed = 2 * (10 + 1999) + 1400 + 1550;
+    const a = peaksAccounting(traces, 10, computed);
+    expect(a.generated_tokens).toBe(8000); // the seed's "without prefix caching"
+    expect(a.new_tokens).toBe(6950); // the seed's "with prefix caching"
+    expect(a.tokens_reencode).toBe(4 * (10 + 1999));
+    expect(a.tokens_independent).toBe(a.tokens_reencode);
+    expect(a.tokens_saved).toBe(10 + 600 - 1 + 10 + 450 - 1);
+    expect(a.savings_vs_reencode).toBeCloseTo(1 - computed / 8036, 12);
+    expect(peaksAccounting([], 10, 0).savings_vs_reencode).toBe(0);
+  });
+});
+
+// ---- the controller over the real Scheduler + KvCache, with a deterministic fake model ----
+
+function hash(...xs: number[]): number {
+  let h = 0x811c9dc5;
+  for (const x of xs) {
+    h ^= x >>> 0;
+    h = Math.imul(h, 0x01000193) >>> 0;
+    h ^= h >>> 13;
+  }
+  return h >>> 0;
+}
+
+const V = 64;
+const EOS = 2;
+
+/**
+ * The Engine surface peaks.ts uses, over the real Scheduler and KvCache. The "model" is a pure function of the
+ * context (so a branch recomputing its last kept token sees its parent's distribution exactly), the draw a function
+ * of context and the path's seed. Confidence runs in [3, 13]; EOS comes with probability about 1/80 per token.
+ */
+class FakeEngine {
+  readonly kv: KvCache;
+  readonly sched: Scheduler;
+  readonly config = { eosTokenIds: [EOS], vocabSize: V, maxSeqLen: 4096 };
+  readonly tokenizer = null;
+  private readonly seeds = new Map<number, number>();
+  private counters = { rows: 0, steps: 0, pagesPeak: 0 };
+  /** Per step: the finished paths whose pages are still held when the step runs. */
+  readonly heldFinished: number[][] = [];
+
+  constructor(
+    numPages: number,
+    readonly maxLivePaths = 16,
+  ) {
+    this.kv = new KvCache({ numPages, pageSize: 4 });
+    this.sched = new Scheduler(this.kv, { maxRowsPerStep: 64 });
+  }
+  get stats() {
+    return { ...this.counters, pageCopies: this.kv.copiesMade, forks: this.sched.stats.forks };
+  }
+  get pagesInUse(): number {
+    return this.kv.usedCount;
+  }
+  resetPeak(): void {
+    this.counters.pagesPeak = this.kv.usedCount;
+  }
+  createPath(prompt: readonly number[], sampling: Partial<SamplingParams>): number {
+    if (this.livePaths().length >= this.maxLivePaths) throw new InvalidArgumentError('no room');
+    const p = this.sched.addRequest(prompt);
+    this.seeds.set(p.id, sampling.seed ?? 0);
+    return p.id;
+  }
+  fork(id: number, o: { keep: number; sampling?: Partial<SamplingParams> }): number {
+    if (this.livePaths().length >= this.maxLivePaths) throw new InvalidArgumentError('no room');
+    const parent = this.sched.path(id);
+    const at = Math.min(o.keep - 1, parent.computed);
+    const child = this.sched.fork(id, { atLength: at, nextTokens: parent.tokens.slice(at, o.keep) });
+    this.seeds.set(child.id, o.sampling?.seed ?? 0);
+    return child.id;
+  }
+  path(id: number) {
+    return this.sched.path(id);
+  }
+  finish(id: number): void {
+    this.sched.finish(id);
+  }
+  free(id: number): void {
+    this.sched.free(id);
+    this.seeds.delete(id);
+  }
+  livePaths() {
+    return this.sched.paths().filter((p) => p.state !== 'finished');
+  }
+  static confidence(context: readonly number[]): number {
+    return 3 + (hash(...context, 7) % 1000) / 100;
+  }
+  async step(): Promise<{ results: StepResult[] } | null> {
+    const plan = this.sched.plan();
+    if (!plan) return null;
+    this.counters.rows += plan.rows;
+    this.counters.steps++;
+    this.counters.pagesPeak = Math.max(this.counters.pagesPeak, this.kv.usedCount);
+    this.heldFinished.push(this.sched.paths().filter((p) => p.state === 'finished').map((p) => p.id));
+    const tokens: number[] = [];
+    const stats: TokenStatsRecord[] = [];
+    for (let s = 0; s < plan.samples; s++) {
+      const path = this.sched.path(plan.pathIds[plan.samplePath[s]]);
+      const context = path.tokens.slice(0, path.computed);
+      const h = hash(...context, this.seeds.get(path.id)!);
+      const token = h % 80 === 0 ? EOS : 3 + (h % (V - 3));
+      tokens.push(token);
+      const lp = -((h >>> 8) % 400) / 100;
+      stats.push({
+        maxLogit: 0, logSumExp: 0, entropy: 0, normEntropy: 0,
+        confidence: FakeEngine.confidence(context),
+        topIds: [], topLogprobs: [],
+        sampledIds: [token], sampledLogprobs: [lp], sampledProposalLogprobs: [lp * 0.9],
+        nucleusSize: V, greedy: false,
+      });
+    }
+    this.sched.commit(plan, tokens);
+    const results = stats.map((st, s) => {
+      const pathId = plan.pathIds[plan.samplePath[s]];
+      return { pathId, stats: st, token: tokens[s], position: this.sched.path(pathId).tokens.length - 1 };
+    });
+    return { results };
+  }
+}
+
+const PROMPT = [1, 17, 23, 29, 31, 37];
+
+async function runFake(engine: FakeEngine, o: PeaksOptions, events?: PeaksEvent[]): Promise<PeaksResult> {
+  return runPeaks(engine as unknown as Engine, PROMPT, o, (e) => events?.push(e));
+}
+
+/** The seed's checks and the accounting identities, for any run. */
+function checkRun(r: PeaksResult, engine: FakeEngine, prefix = true): void {
+  const byId = new Map(r.traces.map((t) => [t.trace_id, t]));
+  for (const t of r.traces) {
+    expect(t.num_tokens).toBe(t.token_ids.length);
+    expect(t.confs.length).toBe(t.num_tokens);
+    expect(t.token_logprobs.length).toBe(t.num_tokens);
+    expect(t.new_tokens).toBe(t.num_tokens - t.prefix_length);
+    expect(t.num_tokens).toBeLessThanOrEqual(r.params.max_new_tokens);
+    expect(t.branch_history.length).toBe(t.depth);
+    expect(['eos', 'length', 'low_confidence', 'pool']).toContain(t.stop_reason);
+    if (t.stop_reason === 'eos') expect(t.token_ids[t.num_tokens - 1]).toBe(EOS);
+    if (t.stop_reason === 'length') expect(t.num_tokens).toBe(r.params.max_new_tokens);
+    if (t.parent_id === null) {
+      expect([t.depth, t.branch_point, t.prefix_length]).toEqual([0, 0, 0]);
+      continue;
+    }
+    const p = byId.get(t.parent_id)!;
+    expect(p.children).toContain(t.trace_id);
+    expect(t.depth).toBe(p.depth + 1);
+    expect(t.branch_point).toBeGreaterThan(0);
+    expect(t.branch_point).toBeLessThan(p.num_tokens);
+    expect(t.branch_history.at(-1)).toMatchObject({ step: t.branch_point, parent_trace: p.trace_id });
+    expect(t.branch_history.slice(0, -1)).toEqual(p.branch_history);
+    if (!prefix) continue;
+    expect(t.prefix_length).toBe(t.branch_point);
+    expect(t.token_ids.slice(0, t.branch_point)).toEqual(p.token_ids.slice(0, t.branch_point));
+    expect(t.confs.slice(0, t.branch_point)).toEqual(p.confs.slice(0, t.branch_point));
+    // The recomputed distribution at the branch point is the parent's: the same context reached the model.
+    expect(t.confs[t.branch_point]).toBe(p.confs[t.branch_point]);
+    expect(t.new_tokens).toBeGreaterThan(0);
+  }
+  // Exact accounting: the engine's row counter equals the rows attributed to each trace.
+  expect(r.traces.reduce((a, t) => a + t.tokens_computed, 0)).toBe(r.stats.tokens_computed);
+  expect(r.stats.tokens_reencode).toBe(r.traces.reduce((a, t) => a + PROMPT.length + t.num_tokens - 1, 0));
+  if (prefix && r.stats.branch_traces > 0) expect(r.stats.tokens_computed).toBeLessThan(r.stats.tokens_reencode);
+  expect(r.stats.tokens_saved).toBe(r.stats.tokens_reencode - r.stats.tokens_computed);
+  expect(engine.pagesInUse).toBe(0);
+  expect(engine.livePaths()).toEqual([]);
+}
+
+describe('the peaks controller over the real scheduler and page tables', () => {
+  const base: PeaksOptions = { initial_traces: 3, max_traces: 12, max_new_tokens: 40, confidence_threshold: 8.5, peak_window: 3, min_peak_distance: 4 };
+
+  it('branches at peaks, to depth 2, within the budget, and releases every page', async () => {
+    const engine = new FakeEngine(256);
+    const events: PeaksEvent[] = [];
+    const r = await runFake(engine, base, events);
+    checkRun(r, engine);
+    expect(r.stats.branch_traces).toBeGreaterThan(0);
+    expect(r.stats.max_depth_reached).toBe(2);
+    expect(r.traces.length).toBe(12);
+    expect(r.stats.forks).toBe(r.stats.branch_traces);
+    for (const t of r.traces.filter((x) => x.depth > 0)) expect(t.branch_history.at(-1)!.confidence).toBeGreaterThanOrEqual(8.5);
+    // Each chosen peak got branches_per_peak children, siblings share the branch point and differ in seed.
+    const sibs = new Map<string, typeof r.traces>();
+    for (const t of r.traces.filter((x) => x.depth > 0)) {
+      const k = `${t.parent_id}@${t.branch_point}`;
+      sibs.set(k, [...(sibs.get(k) ?? []), t]);
+    }
+    for (const group of sibs.values()) {
+      expect(group.length).toBeLessThanOrEqual(r.params.branches_per_peak);
+      expect(new Set(group.map((t) => t.seed)).size).toBe(group.length);
+    }
+    // Rounds: no depth-2 branch starts before every depth-1 trace has finished.
+    const firstDepth2 = events.findIndex((e) => e.type === 'branch' && e.depth === 2);
+    let lastDepth1Finish = -1;
+    events.forEach((e, i) => {
+      if (e.type === 'finish' && r.traces.find((t) => t.trace_id === e.trace)!.depth === 1) lastDepth1Finish = i;
+    });
+    expect(firstDepth2).toBeGreaterThan(0);
+    expect(firstDepth2).toBeGreaterThan(lastDepth1Finish);
+  });
+
+  it('a finished trace keeps its pages only while a branch from it is still to come', async () => {
+    const engine = new FakeEngine(512);
+    const events: { e: PeaksEvent; step: number }[] = [];
+    // A budget that never binds: every chosen peak is branched, so every held parent must get a child later.
+    const r = await runPeaks(engine as unknown as Engine, PROMPT, { ...base, max_traces: 500, max_new_tokens: 30 }, (e) =>
+      events.push({ e, step: engine.stats.steps }),
+    );
+    checkRun(r, engine);
+    const pathOf = new Map(r.traces.map((t) => [t.path_id, t.trace_id]));
+    let checked = 0;
+    engine.heldFinished.forEach((held, step) => {
+      for (const id of held) {
+        const trace = pathOf.get(id)!;
+        const later = events.some(({ e, step: at }) => e.type === 'branch' && e.parent === trace && at >= step);
+        expect(later, `${trace} held at step ${step} with no branch to come`).toBe(true);
+        checked++;
+      }
+    });
+    expect(checked).toBeGreaterThan(0);
+  });
+
+  it('max_depth 0 is plain sampling; budget, peaks_per_trace and branches_per_peak bound the tree', async () => {
+    const plain = new FakeEngine(256);
+    const r0 = await runFake(plain, { ...base, max_depth: 0 });
+    checkRun(r0, plain);
+    expect(r0.traces.length).toBe(3);
+    expect(r0.stats.tokens_computed).toBe(r0.stats.tokens_reencode);
+
+    const engine = new FakeEngine(256);
+    const r = await runFake(engine, { ...base, max_traces: 30, peaks_per_trace: 2, branches_per_peak: 3, max_depth: 1, schedule: 'eager' });
+    checkRun(r, engine);
+    for (const t of r.traces) {
+      expect(t.depth).toBeLessThanOrEqual(1);
+      expect(t.children.length).toBeLessThanOrEqual(6);
+    }
+    expect(r.traces.length).toBeLessThanOrEqual(30);
+  });
+
+  it('replays exactly: the same seed gives the same traces', async () => {
+    const a = await runFake(new FakeEngine(256), base);
+    const b = await runFake(new FakeEngine(256), base);
+    expect(b.traces.map((t) => t.token_ids)).toEqual(a.traces.map((t) => t.token_ids));
+    const c = await runFake(new FakeEngine(256), { ...base, seed: 5 });
+    expect(c.traces.map((t) => t.token_ids)).not.toEqual(a.traces.map((t) => t.token_ids));
+  });
+
+  it('simulated branching regenerates from the prompt and computes every row again', async () => {
+    const engine = new FakeEngine(256);
+    const r = await runFake(engine, { ...base, regenerate: true });
+    checkRun(r, engine, false);
+    expect(r.stats.branching).toBe('regenerate');
+    expect(r.stats.branch_traces).toBeGreaterThan(0);
+    for (const t of r.traces) expect(t.prefix_length).toBe(0);
+    // Regenerated branches start from the prompt, whose full pages (one of 4 tokens here) the prefix cache serves.
+    expect(r.stats.reused_prompt_tokens).toBe(4 * r.stats.branch_traces);
+    expect(r.stats.tokens_computed + r.stats.reused_prompt_tokens).toBe(r.stats.tokens_reencode);
+    expect(r.stats.forks).toBe(0);
+  });
+
+  it('early stopping: the bar is the warm-up percentile, stopped traces fell below it and are never parents', async () => {
+    const engine = new FakeEngine(256);
+    const events: PeaksEvent[] = [];
+    const r = await runFake(engine, { ...base, max_traces: 16, early_stop: true, keep_percent: 10, group_window: 4 }, events);
+    checkRun(r, engine);
+    const warm = r.traces.filter((t) => t.depth === 0);
+    expect(r.stats.early_stop_bar).toBeCloseTo(stoppingBar(warm.map((t) => t.lowest_group_confidence), 10), 9);
+    expect(events.some((e) => e.type === 'bar')).toBe(true);
+    const stopped = r.traces.filter((t) => t.stop_reason === 'low_confidence');
+    expect(stopped.length).toBe(r.stats.early_stopped);
+    expect(stopped.length).toBeGreaterThan(0);
+    for (const t of stopped) {
+      expect(t.depth).toBeGreaterThan(0); // warm-ups are never stopped
+      const last = t.confs.slice(-4).reduce((a, b) => a + b, 0) / 4;
+      expect(last).toBeLessThan(r.stats.early_stop_bar!);
+      expect(t.children).toEqual([]);
+    }
+  });
+
+  it('a small page pool: stops or drops work instead of failing, and still releases every page', async () => {
+    // 4 traces of 6 + 40 tokens need 4 * 12 = 48 pages of 4 tokens: 40 cannot hold the first round.
+    const engine = new FakeEngine(40);
+    const r = await runFake(engine, { ...base, initial_traces: 4, max_traces: 20, max_new_tokens: 40 });
+    checkRun(r, engine);
+    expect(r.traces.filter((t) => t.stop_reason === 'pool').length).toBeGreaterThan(0);
+    expect(r.stats.pages_peak).toBeLessThanOrEqual(40);
+    expect(r.stats.branch_traces).toBeGreaterThan(0);
+  });
+
+  it('the engine room limits live traces; cancellation frees everything', async () => {
+    const narrow = new FakeEngine(256, 4);
+    const r = await runFake(narrow, { ...base, initial_traces: 3, max_traces: 12 });
+    checkRun(r, narrow);
+    expect(r.stats.branch_traces).toBeGreaterThan(0);
+
+    const engine = new FakeEngine(256);
+    const ctl = new AbortController();
+    let tokens = 0;
+    await expect(
+      runPeaks(engine as unknown as Engine, PROMPT, { ...base, signal: ctl.signal }, (e) => {
+        if (e.type === 'token' && ++tokens === 50) ctl.abort();
+      }),
+    ).rejects.toBeInstanceOf(CancelledError);
+    expect(engine.pagesInUse).toBe(0);
+  });
+});
