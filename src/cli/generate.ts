@@ -6,6 +6,7 @@ import { PEAKS_DEFAULTS } from '../branch/peaks_params.js';
 import type { Engine } from '../engine.js';
 import { loadEngine } from '../engine_load.js';
 import { InvalidArgumentError } from '../errors.js';
+import type { ProgressCallback } from '../io/source.js';
 import { generate } from '../generate.js';
 import { decodeContinuation, StreamDecoder } from '../tokenizer/stream_decoder.js';
 import type { Tokenizer } from '../tokenizer/types.js';
@@ -38,6 +39,19 @@ export const generateFlags = {
   earlyStop: { type: 'boolean', description: 'peaks: DeepConf online early stopping of low-confidence traces' },
   json: { type: 'boolean', description: 'Print one JSON document instead of text' },
 } as const;
+
+/** A one-line progress bar on stderr for downloads and large reads (small local files finish before it shows). */
+function progressBar(ctx: CliContext): ProgressCallback {
+  let last = -1;
+  return ({ loaded, total }) => {
+    if (!total || total < 4 << 20) return;
+    const pct = Math.floor((100 * loaded) / total);
+    if (pct === last) return;
+    last = pct;
+    const bar = '#'.repeat(Math.floor(pct / 4)).padEnd(25, '.');
+    ctx.stderr(`\rloading model [${bar}] ${pct}% of ${(total / 2 ** 20).toFixed(1)} MiB${pct === 100 ? '\n' : ''}`);
+  };
+}
 
 function encodePrompt(tokenizer: Tokenizer | null, prompt: string): number[] {
   if (!tokenizer) throw new InvalidArgumentError('This model has no tokenizer; give a model with tokenizer.json, a GGUF vocabulary or tokenizer.bin.');
@@ -83,7 +97,7 @@ export const generateCommand = defineCommand({
   details: 'Examples:\n  forklm generate --mode greedy --prompt "Once upon a time"\n  forklm generate --mode eab --max-paths 8 --json',
   flags: generateFlags,
   async run({ flags: f }, ctx) {
-    const engine = await loadEngine(f.model, { adapter: undefined, maxSamples: Math.max(64, f.numSamples ?? 0, f.maxPaths) });
+    const engine = await loadEngine(f.model, { maxSamples: Math.max(64, f.numSamples ?? 0, f.maxPaths), onProgress: progressBar(ctx) });
     try {
       const prompt = encodePrompt(engine.tokenizer, f.prompt);
       if (f.mode === 'peaks') {
