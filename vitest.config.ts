@@ -48,6 +48,16 @@ export default defineConfig({
           },
         },
       },
+      {
+        // The demo page in real Chromium, driven by Playwright against a Vite server the test starts itself.
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 240_000,
+          hookTimeout: 120_000,
+        },
+      },
     ],
   },
 });
