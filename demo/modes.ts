@@ -172,7 +172,7 @@ export const MODES: Record<Mode, ModeSpec> = {
     label: 'EAB',
     defaults: { ...(EAB_DEFAULTS as unknown as Params) },
     choices: { prune_policy: ['keep_most_probable', 'none'] },
-    measures: ['entropy', 'probability'],
+    measures: ['entropy', 'probability', 'confidence'],
     help: 'Entropy-adaptive branching: paths fork where the next-token entropy exceeds the threshold; forks share KV pages.',
     stream: eab,
   },

@@ -12,7 +12,7 @@ import { eabParams, type EabParams } from './eab_params.js';
 import { PathTree, sequentialProposalLogprobs, type BranchPoint, type FinishReason, type TreeNode } from './tree.js';
 
 export type EabEvent =
-  | { type: 'token'; path: number; token: number; position: number; entropy: number; logprob: number }
+  | { type: 'token'; path: number; token: number; position: number; entropy: number; logprob: number; confidence: number }
   | { type: 'fork'; parent: number; children: number[]; tokens: number[]; position: number; entropy: number }
   | { type: 'prune'; path: number; reason: 'min_path_prob' | 'max_paths' | 'pool' }
   | { type: 'finish'; path: number; reason: FinishReason };
@@ -221,7 +221,7 @@ export async function* streamEab(engine: Engine, prompt: readonly number[], opti
     members.forEach((id, i) => {
       if (k > 1) tree.get(id).branchPoints.push({ position, entropy: s.normEntropy, siblings: k });
       tree.push(id, ids[i], s.sampledLogprobs[i], q[i], s.normEntropy, s.confidence);
-      out.push({ type: 'token', path: id, token: ids[i], position, entropy: s.normEntropy, logprob: s.sampledLogprobs[i] });
+      out.push({ type: 'token', path: id, token: ids[i], position, entropy: s.normEntropy, logprob: s.sampledLogprobs[i], confidence: s.confidence });
     });
     if (k > 1) out.push({ type: 'fork', parent: r.pathId, children: members.slice(1), tokens: ids.slice(0, k), position, entropy: s.normEntropy });
     for (const id of members) {
