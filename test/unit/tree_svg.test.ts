@@ -39,7 +39,7 @@ function simulate(rand: () => number, steps: number, maxPaths: number): Sim {
       const entropy = rand();
       members.forEach((m, i) => {
         truth.get(m)!.push(tokens[i]);
-        events.push({ type: 'token', path: m, token: tokens[i], position, entropy, logprob: Math.log(0.05 + 0.9 * rand()) });
+        events.push({ type: 'token', path: m, token: tokens[i], position, entropy, logprob: Math.log(0.05 + 0.9 * rand()), confidence: 1 });
       });
       if (k > 1) events.push({ type: 'fork', parent: id, children: members.slice(1), tokens, position, entropy });
       live.push(...members.slice(1));
@@ -62,12 +62,12 @@ describe('tree from EAB events', () => {
   it('attaches a child whose token arrives before the fork event, and rebuilds every full sequence', () => {
     // Typed as EAB's own events: this also checks that the tree takes them as they are.
     const events: EabEvent[] = [
-      { type: 'token', path: 0, token: 10, position: 0, entropy: 0.1, logprob: -0.1 },
-      { type: 'token', path: 0, token: 11, position: 1, entropy: 0.7, logprob: -1 },
-      { type: 'token', path: 1, token: 12, position: 1, entropy: 0.7, logprob: -2 },
+      { type: 'token', path: 0, token: 10, position: 0, entropy: 0.1, logprob: -0.1, confidence: 1 },
+      { type: 'token', path: 0, token: 11, position: 1, entropy: 0.7, logprob: -1, confidence: 1 },
+      { type: 'token', path: 1, token: 12, position: 1, entropy: 0.7, logprob: -2, confidence: 1 },
       { type: 'fork', parent: 0, children: [1], tokens: [11, 12], position: 1, entropy: 0.7 },
-      { type: 'token', path: 0, token: 13, position: 2, entropy: 0.2, logprob: -0.3 },
-      { type: 'token', path: 1, token: 14, position: 2, entropy: 0.3, logprob: -0.4 },
+      { type: 'token', path: 0, token: 13, position: 2, entropy: 0.2, logprob: -0.3, confidence: 1 },
+      { type: 'token', path: 1, token: 14, position: 2, entropy: 0.3, logprob: -0.4, confidence: 1 },
       { type: 'finish', path: 1, reason: 'eos' },
       { type: 'prune', path: 0, reason: 'max_paths' },
     ];
@@ -84,7 +84,7 @@ describe('tree from EAB events', () => {
 
   it('hangs branches from position 0 off the prompt, and an earlier-position branch off the ancestor that owns it', () => {
     const s = emptyTree();
-    const tok = (path: number, position: number, token: number): EabEvent => ({ type: 'token', path, token, position, entropy: 0.5, logprob: -1 });
+    const tok = (path: number, position: number, token: number): EabEvent => ({ type: 'token', path, token, position, entropy: 0.5, logprob: -1, confidence: 1 });
     for (const e of [tok(0, 0, 1), tok(1, 0, 2), tok(0, 1, 3), tok(1, 1, 4), tok(0, 2, 5), tok(1, 2, 6), tok(2, 1, 7)]) applyEvent(s, e);
     applyEvent(s, { type: 'fork', parent: 0, children: [1], position: 0, entropy: 0.9 });
     applyEvent(s, { type: 'fork', parent: 1, children: [2], position: 1, entropy: 0.2 });
@@ -142,7 +142,7 @@ describe('tree SVG', () => {
 
   it('escapes token text and keeps the page styles scoped to the tree', () => {
     const s = treeFromEvents([
-      { type: 'token', path: 0, token: 1, position: 0, entropy: 0.5, logprob: -1 },
+      { type: 'token', path: 0, token: 1, position: 0, entropy: 0.5, logprob: -1, confidence: 1 },
       { type: 'finish', path: 0, reason: 'length' },
     ]);
     const svg = renderTreeSvg(s, { decode: () => '<b>&"x"\nnext', prompt: 'a<b' });
@@ -159,7 +159,7 @@ describe('tree SVG', () => {
     expect(colorScale(-3)).toBe(colorScale(0));
     expect(colorScale(Number.NaN)).toBe(colorScale(1));
     const one = (logprob: number, entropy: number) =>
-      treeFromEvents([{ type: 'token', path: 0, token: 1, position: 0, entropy, logprob }]);
+      treeFromEvents([{ type: 'token', path: 0, token: 1, position: 0, entropy, logprob, confidence: 1 }]);
     const fill = (svg: string) => /class="t-tok"[^>]*fill="([^"]+)"/.exec(svg)![1];
     expect(fill(renderTreeSvg(one(Math.log(0.9), 0.8), { decode, colorBy: 'entropy' }))).toBe(colorScale(0.8));
     expect(fill(renderTreeSvg(one(Math.log(0.9), 0.8), { decode, colorBy: 'probability' }))).toBe(colorScale(1 - 0.9));
