@@ -1,7 +1,7 @@
 // y[m, nOffset + n] = sum_k x[m, k] * w[n, k] (+ bias[nOffset + n]) for many rows (prompt chunks, wide batches) on
 // CPU adapters: register blocking. Each thread computes an MR x NR block of y from MR rows of x and NR rows of W,
 // so per vec4 step it issues MR + NR loads for MR * NR fused multiply-adds. On llvmpipe loads (bounds clamp plus a
-// per-lane gather) dominate, and 8 x 8 blocks run about 3x faster than 4 x 4 (see bench/RESULTS.md), spilled
+// per-lane gather) dominate, and 8 x 8 blocks run about 1.6x faster than 4 x 4 (bench/RESULTS.md), spilled
 // accumulators notwithstanding. No barriers and no shared memory: on CPU adapters those lose (webgpu-on-cpu.md).
 // Needs K % 4 == 0 (vec4 rows); the host routes other K to the decode shader.
 override WG: u32 = 64;

@@ -38,12 +38,15 @@ export type MatmulVariant = 'decode' | 'prefill' | 'tiled';
 export const MATMUL_VARIANTS: readonly MatmulVariant[] = ['decode', 'prefill', 'tiled'];
 
 /**
- * Smallest M that takes the wide variant. Measured on llvmpipe, K=N=2048 (bench/RESULTS.md, "threshold sweep"):
- * decode 4x4 costs the same for M=2..4 and one more pass over W per 4 rows after that, while prefill 8x8 costs about
- * the same for every M <= 8; they cross between M=4 and M=5.
+ * Smallest M that takes the wide variant on CPU adapters. Measured on llvmpipe, K=N=2048 (bench/RESULTS.md,
+ * "Decode/prefill threshold"): decode 4x4 costs the same for M=2..4 and one more pass over W per 4 rows after that,
+ * while prefill 8x8 costs about the same for every M <= 8; they cross between M=4 and M=5.
  */
 export const PREFILL_MIN_M = 5;
-/** On hardware the tiled kernel wins once a 64-row tile is reasonably full; one thread per output below that. */
+/**
+ * The same on hardware adapters, where the tiled kernel takes over. Not measured (no GPU here): a 64-row tile a
+ * quarter full is where the usual GPU crossover between gemv-style and tiled kernels lies.
+ */
 export const TILED_MIN_M = 16;
 
 /** One pipeline: a shader with its blocking (MR rows x NR columns per thread, WG threads per workgroup). */
@@ -108,7 +111,9 @@ export class Matmul {
     this.variants = opts.variants ?? (wide === 'prefill' && !this.vec4 ? ['decode'] : ['decode', wide]);
     if (this.variants.length === 0) throw new InvalidArgumentError('Matmul: variants must name at least one variant.');
     for (const v of this.variants) {
-      if (!MATMUL_VARIANTS.includes(v)) throw new InvalidArgumentError(`Matmul: unknown variant ${v}; use one of ${MATMUL_VARIANTS.join(', ')}.`);
+      if (!MATMUL_VARIANTS.includes(v)) {
+        throw new InvalidArgumentError(`Matmul: unknown variant ${v}; use one of ${MATMUL_VARIANTS.join(', ')}.`);
+      }
       if (v === 'prefill' && !this.vec4) {
         throw new InvalidArgumentError(`Matmul: the prefill variant needs K % 4 == 0 (K=${opts.K}); use decode or tiled.`);
       }
@@ -116,8 +121,8 @@ export class Matmul {
     // Compile every pipeline now: nothing in the per-token loop may compile (0.5-1 s each on SwiftShader).
     for (const c of CONFIGS) {
       if (!this.variants.includes(c.variant)) continue;
-      const constants: Record<string, number> =
-        c.variant === 'tiled' ? {} : { WG: c.wg, MR: c.mr, NR: c.nr, ...(c.variant === 'decode' ? { VEC4: this.vec4 ? 1 : 0 } : {}) };
+      const constants: Record<string, number> = c.variant === 'tiled' ? {} : { WG: c.wg, MR: c.mr, NR: c.nr };
+      if (c.variant === 'decode') constants.VEC4 = this.vec4 ? 1 : 0;
       this.pipelines.set(c.name, pipelineFor(gpu, { op: 'matmul', variant: c.name, constants }, c.file, MatmulParams));
     }
   }
@@ -205,7 +210,8 @@ export class BoundMatmul {
     const kernels = this.kernels.get(cfg.name);
     if (!kernels) {
       throw new InvalidArgumentError(
-        `${this.label}: variant ${variant} was not built; make the Matmul with variants: [..., '${variant}'] (built: ${this.mm.variants.join(', ')}).`,
+        `${this.label}: variant ${variant} was not built (built: ${this.mm.variants.join(', ')}); ` +
+          `make the Matmul with variants: [..., '${variant}'].`,
       );
     }
     const gy = groupsFor(M, cfg.mr);
