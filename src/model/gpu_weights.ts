@@ -5,6 +5,13 @@ import { createStorageFrom } from '../gpu/buffers.js';
 import { destroySplit, uploadSplit, type SplitTensor } from '../gpu/split_tensor.js';
 import type { LlamaWeights } from './weights.js';
 
+/** Matrices with the same column count stacked by rows (one copy, at load). */
+function concatRows(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((o, p) => (out.set(p, o), o + p.length), 0);
+  return out;
+}
+
 export interface GpuLayerWeights {
   attnNorm: GPUBuffer; // (D) f32
   wqkv: SplitTensor; // (qkvDim, D) f32: rows [q heads | k heads | v heads]
@@ -24,16 +31,6 @@ export interface GpuWeights {
   bytes: number;
 }
 
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 export function uploadWeights(gpu: Gpu, w: LlamaWeights): GpuWeights {
   const c = w.config;
   const dev = gpu.device;
@@ -49,11 +46,11 @@ export function uploadWeights(gpu: Gpu, w: LlamaWeights): GpuWeights {
   const embed = split(w.embed, c.vocabSize, c.dim, 'embed');
   const layers = w.layers.map((l, i): GpuLayerWeights => ({
     attnNorm: vec(l.attnNorm, `l${i}.attn_norm (D)`),
-    wqkv: split(concat([l.wq, l.wk, l.wv]), c.qkvDim, c.dim, `l${i}.wqkv`),
-    bqkv: c.qkvBias && l.bq && l.bk && l.bv ? vec(concat([l.bq, l.bk, l.bv]), `l${i}.bqkv (qkvDim)`) : null,
+    wqkv: split(concatRows([l.wq, l.wk, l.wv]), c.qkvDim, c.dim, `l${i}.wqkv`),
+    bqkv: c.qkvBias && l.bq && l.bk && l.bv ? vec(concatRows([l.bq, l.bk, l.bv]), `l${i}.bqkv (qkvDim)`) : null,
     wo: split(l.wo, c.dim, c.qDim, `l${i}.wo`),
     mlpNorm: vec(l.mlpNorm, `l${i}.mlp_norm (D)`),
-    wGateUp: split(concat([l.wGate, l.wUp]), 2 * c.hiddenDim, c.dim, `l${i}.w_gate_up`),
+    wGateUp: split(concatRows([l.wGate, l.wUp]), 2 * c.hiddenDim, c.dim, `l${i}.w_gate_up`),
     wDown: split(l.wDown, c.dim, c.hiddenDim, `l${i}.w_down`),
   }));
   const finalNorm = vec(w.finalNorm, 'final_norm (D)');

@@ -8,6 +8,7 @@
 // contribute nothing, and the leading space of the text after a BOS is dropped (it is the dummy prefix encode added).
 // Bytes become text with a non-fatal UTF-8 decoder, so an invalid sequence gives U+FFFD exactly as
 // @huggingface/tokenizers' ByteFallback decoder does; the three tokenizers agree on every id sequence.
+import { concatBytes } from '../io/bytes.js';
 import type { Tokenizer } from './types.js';
 import { InvalidArgumentError, ModelFormatError } from '../errors.js';
 
@@ -305,7 +306,7 @@ export class SentencePieceBpe implements Tokenizer {
     let segment: Uint8Array[] = [];
     let afterBos = false;
     const flush = (): void => {
-      let s = new TextDecoder().decode(concat(segment));
+      let s = new TextDecoder().decode(concatBytes(segment));
       if (afterBos && s.startsWith(' ')) s = s.slice(1);
       text += s;
       segment = [];
@@ -334,18 +335,6 @@ function alternation(texts: string[]): RegExp | null {
   if (texts.length === 0) return null;
   const sorted = [...texts].sort((a, b) => b.length - a.length);
   return new RegExp(`(${sorted.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})`, 'u');
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 interface Pair {
