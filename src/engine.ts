@@ -9,7 +9,7 @@
 //   engine.finish(p); engine.free(child);
 //
 // Token accounting (rows computed, page copies, pages peak) is counted here, not estimated.
-import { ContextOverflowError, InvalidArgumentError, PagePoolExhaustedError } from './errors.js';
+import { ContextOverflowError, ForkLMError, InvalidArgumentError, PagePoolExhaustedError } from './errors.js';
 import { createGpu, type Gpu, type GpuOptions } from './gpu/device.js';
 import { KvCache } from './kv/kv_cache.js';
 import { LlamaModel, type ModelOptions } from './model/llama.js';
@@ -121,6 +121,7 @@ export class Engine {
           `the model's context is ${max}. Shorten the prompt or lower max_new_tokens.`,
       );
     const params = samplingParams(sampling);
+    this.checkUsable();
     this.checkRoom();
     for (const t of prompt)
       if (!Number.isInteger(t) || t < 0 || t >= this.config.vocabSize)
@@ -147,6 +148,7 @@ export class Engine {
   fork(id: number, options: { nextToken?: number; keep?: number; sampling?: Partial<SamplingParams> } = {}): number {
     const parent = this.sched.path(id);
     const parentState = this.state(id);
+    this.checkUsable();
     this.checkRoom();
     let child: Path;
     if (options.keep !== undefined) {
@@ -193,7 +195,7 @@ export class Engine {
    * PagePoolExhaustedError with nothing changed when the pool cannot hold the step: free or finish paths and retry.
    */
   async step(options: { logits?: boolean } = {}): Promise<{ results: StepResult[]; logits?: Float32Array } | null> {
-    this.gpu.checkLost();
+    this.checkUsable();
     const plan = this.sched.plan();
     if (!plan) return null;
     this.notePeak();
@@ -211,9 +213,12 @@ export class Engine {
     try {
       out = await runStep(this.model, plan, sampling, options);
     } catch (err) {
-      // The plan's rows are in the KV tables but were never computed: the state is unusable for those paths.
+      // The plan's rows are in the KV tables but were never computed, and the scheduler has no rollback: every path
+      // of this engine is suspect from here on. Release the plan, free all paths, and refuse further work.
       this.sched.commit(plan, sampling.map(() => 0));
-      throw err;
+      this.freeAll();
+      this.failure = err instanceof ForkLMError ? err : new ForkLMError('STEP_FAILED', `A step failed: ${String(err)}. Create a new engine.`, { cause: err });
+      throw this.failure;
     }
     this.counters.steps++;
     this.counters.rows += plan.rows;
@@ -241,6 +246,14 @@ export class Engine {
   /** Most paths that may be live at once: every live path may sample in one step. */
   get maxLivePaths(): number {
     return this.model.maxSamples;
+  }
+
+  /** Set when a step failed (device lost, or a bug): the engine refuses further work with this error. */
+  private failure: ForkLMError | null = null;
+
+  private checkUsable(): void {
+    this.gpu.checkLost();
+    if (this.failure) throw this.failure;
   }
 
   private checkRoom(): void {
