@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runEab } from '../../src/branch/eab.js';
 import { Engine } from '../../src/engine.js';
-import { ContextOverflowError, DeviceLostError, InvalidArgumentError, PagePoolExhaustedError } from '../../src/errors.js';
+import { ContextOverflowError, DeviceLostError, ForkLMError, InvalidArgumentError, PagePoolExhaustedError } from '../../src/errors.js';
 import { createGpu } from '../../src/gpu/device.js';
 import type { LoadedModel } from '../../src/model/load.js';
 import { gpuFor } from '../kernels/adapters.js';
@@ -56,6 +56,23 @@ describe('typed errors and clean state', () => {
     expect(r.stats.pruned).toBeGreaterThan(0);
     expect(r.stats.pages_peak).toBeLessThanOrEqual(12);
     expect(e.pagesInUse).toBe(0);
+  });
+
+  it('a step that fails frees every path and refuses further work with a typed error', async () => {
+    const gpu = await createGpu({ adapter: 'llvmpipe' });
+    const e = await Engine.fromWeights(loaded.weights, tokenizerFor(loaded), { gpu, kvPages: 16 });
+    e.createPath([1, 5, 6]);
+    e.createPath([1, 7]);
+    await e.step();
+    const queue = gpu.device.queue as { submit: GPUQueue['submit'] };
+    queue.submit = () => {
+      throw new Error('simulated driver failure');
+    };
+    await expect(e.step()).rejects.toThrow(/simulated driver failure.*Create a new engine/);
+    expect(e.pagesInUse).toBe(0);
+    expect(e.livePaths().length).toBe(0);
+    expect(() => e.createPath([1])).toThrow(ForkLMError);
+    gpu.destroy();
   });
 
   it('a lost device is a DeviceLostError on the next step', async () => {
