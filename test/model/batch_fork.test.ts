@@ -96,6 +96,28 @@ describe.each(testAdapterChoices())('batching and forks on %s', (choice) => {
     expect(engine.pagesInUse).toBe(0);
   });
 
+  it('a later request with the same prompt reuses its cached full pages and gets the same logits', async () => {
+    const gpu = await gpuFor(choice);
+    const engine = await engineOn(gpu);
+    engines.push(engine);
+    const V = engine.config.vocabSize;
+    const rand = mulberry32(testSeed());
+    const prompt = [1, ...Array.from({ length: 39 }, () => 3 + Math.floor(rand() * 500))];
+    const first = engine.createPath(prompt, { temperature: 0 });
+    const a = (await engine.step({ logits: true }))!;
+    engine.free(first); // its pages go back to the pool but keep their hashes until reused
+    const rows0 = engine.stats.rows;
+    const second = engine.createPath(prompt, { temperature: 0 });
+    // 40 tokens = 2 full pages of 16 + 8: the 32 tokens of the full pages are reused, 8 rows are computed.
+    expect(engine.path(second).reusedTokens).toBe(32);
+    const b = (await engine.step({ logits: true }))!;
+    expect(engine.stats.rows - rows0).toBe(8);
+    expect(rowError(row(b.logits!, 0, V), row(a.logits!, 0, V))).toBeLessThanOrEqual(TOL);
+    expect(b.results[0].token).toBe(a.results[0].token);
+    engine.free(second);
+    expect(engine.pagesInUse).toBe(0);
+  });
+
   it('forking a 500-token path copies at most one page; N forks cost at most N tail pages', async () => {
     const gpu = await gpuFor(choice);
     const engine = await engineOn(gpu, 512, 512);
