@@ -1,4 +1,4 @@
-// y[m, nOffset + n] = sum_k x[m, k] * w[n, k] (+ bias[nOffset + n]) for small M (decode steps: one row per path).
+// y[m, nOffset + n] (+)= sum_k x[m, k] * w[n, k] (+ bias[nOffset + n]) for small M (decode steps: one row per path).
 // Each thread owns NR adjacent output columns and MR rows of x, so every weight vector it loads is used MR times:
 // on a CPU adapter a decode matmul is bound by weight loads, and a batch of up to MR rows then costs about what one
 // row does. Workgroups of WG threads run along n; grid y walks the blocks of MR rows when M > MR.
@@ -21,6 +21,7 @@ const MAX_R: u32 = 4u;
 @group(0) @binding(4) var<storage, read> w1: array<f32>;            // (n, K) f32 when !VEC4, else a dummy
 @group(0) @binding(5) var<storage, read> bias: array<f32>;          // (N) f32, or a dummy when params.hasBias == 0
 @group(0) @binding(6) var<storage, read_write> y: array<f32>;       // (M, ldy) f32; this chunk writes columns nOffset + [0, n)
+// (and first reads them when params.accumulate: y += x W^T)
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -65,7 +66,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       let m = m0 + i;
       if (m >= params.m) { break; }
       let a = acc[i][j];
-      y[m * params.ldy + params.nOffset + n] = (a.x + a.y) + (a.z + a.w) + b;
+      let at = m * params.ldy + params.nOffset + n;
+      var v = (a.x + a.y) + (a.z + a.w) + b;
+      if (params.accumulate != 0u) { v += y[at]; }
+      y[at] = v;
     }
   }
 }

@@ -1,4 +1,4 @@
-// y[m, nOffset + n] = sum_k x[m, k] * w[n, k] (+ bias[nOffset + n]) for many rows (prompt chunks, wide batches) on
+// y[m, nOffset + n] (+)= sum_k x[m, k] * w[n, k] (+ bias[nOffset + n]) for many rows (prompt chunks, wide batches) on
 // CPU adapters: register blocking. Each thread computes an MR x NR block of y from MR rows of x and NR rows of W,
 // so per vec4 step it issues MR + NR loads for MR * NR fused multiply-adds. On llvmpipe loads (bounds clamp plus a
 // per-lane gather) dominate, and 8 x 8 blocks run about 1.6x faster than 4 x 4 (bench/RESULTS.md), spilled
@@ -14,6 +14,7 @@ const MAX_R: u32 = 8u;     // const array size; loops run to MR and NR (pipeline
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;       // (n, K/4) vec4, this chunk's rows of W
 @group(0) @binding(3) var<storage, read> bias: array<f32>;          // (N) f32, or a dummy when params.hasBias == 0
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;       // (M, ldy) f32; this chunk writes columns nOffset + [0, n)
+// (and first reads them when params.accumulate: y += x W^T)
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -46,7 +47,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       let m = m0 + i;
       if (m >= params.m) { break; }
       let a = acc[i][j];
-      y[m * params.ldy + params.nOffset + n] = (a.x + a.y) + (a.z + a.w) + b;
+      let at = m * params.ldy + params.nOffset + n;
+      var v = (a.x + a.y) + (a.z + a.w) + b;
+      if (params.accumulate != 0u) { v += y[at]; }
+      y[at] = v;
     }
   }
 }

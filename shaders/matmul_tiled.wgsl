@@ -1,4 +1,4 @@
-// y[m, nOffset + n] = sum_k x[m, k] * w[n, k] (+ bias[nOffset + n]) for many rows on a real GPU: the classic
+// y[m, nOffset + n] (+)= sum_k x[m, k] * w[n, k] (+ bias[nOffset + n]) for many rows on a real GPU: the classic
 // shared-memory tiling. A 16 x 16 workgroup computes a 64 x 64 block of y, each thread 4 x 4 outputs strided by 16
 // (so neighbouring threads write neighbouring columns); x and W are staged through workgroup memory TK columns of K
 // at a time with coalesced loads. On CPU adapters barriers and shared tiles lose (webgpu-on-cpu.md), so the host
@@ -13,6 +13,7 @@ const THREADS: u32 = 256u;  // 16 x 16
 @group(0) @binding(2) var<storage, read> w: array<f32>;             // (n, K) f32, this chunk's rows of W
 @group(0) @binding(3) var<storage, read> bias: array<f32>;          // (N) f32, or a dummy when params.hasBias == 0
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;       // (M, ldy) f32; this chunk writes columns nOffset + [0, n)
+// (and first reads them when params.accumulate: y += x W^T)
 
 var<workgroup> xs: array<array<f32, PAD>, TILE>; // (64 rows of x, 16 of K)
 var<workgroup> ws: array<array<f32, PAD>, TILE>; // (64 rows of W, 16 of K)
@@ -63,7 +64,12 @@ fn main(
     if (params.hasBias != 0u) { b = bias[params.nOffset + n]; }
     for (var i = 0u; i < 4u; i++) {
       let m = mBase + lid.y + 16u * i;
-      if (m < params.m) { y[m * params.ldy + params.nOffset + n] = acc[i][j] + b; }
+      if (m < params.m) {
+        let at = m * params.ldy + params.nOffset + n;
+        var v = acc[i][j] + b;
+        if (params.accumulate != 0u) { v += y[at]; }
+        y[at] = v;
+      }
     }
   }
 }

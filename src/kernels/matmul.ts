@@ -1,4 +1,4 @@
-// Matmul: y = x W^T (+ bias), the projections of every layer and the LM head.
+// Matmul: y = x W^T (+ bias), the projections of every layer and the LM head; or y += x W^T (+ bias) (accumulate).
 //   y[m, n] = sum_k x[m, k] * w[n, k] (+ bias[n]),  x (M, K), w (N, K) as stored by PyTorch Linear, y (M, N).
 //
 // W may be split in chunks of whole rows (SplitTensor: llvmpipe binds at most 128 MiB); a row of W is a column of y,
@@ -13,6 +13,13 @@
 //
 // Bias: a uniform flag (hasBias) instead of an override constant, so one pipeline serves biased and unbiased
 // projections (the flag is read once per output, after the K loop); without bias a 16-byte dummy is bound.
+//
+// Accumulate: y[m, n] += x W^T (+ bias), chosen at construction. The out- and down-projections write straight into the
+// residual stream, which saves the model two residual-add dispatches per layer (decode is dispatch-bound on CPU
+// adapters). Also a uniform flag rather than an override constant: the branch is uniform and taken once per output
+// after the K loop, so it costs nothing measurable, while a constant would double the pipelines every Matmul compiles
+// (0.5-1 s each on SwiftShader). y stays a buffer of its own (bind checks): it is read and written by the same thread
+// and element only, so no other invocation's write can race with the read.
 //
 // Every (variant, blocking, chunk) gets its own BoundKernel at bind time (a BoundKernel writes its uniform at encode
 // time, and chunks differ in n and nOffset); encode only writes uniforms that changed and dispatches.
@@ -31,6 +38,7 @@ export const MatmulParams = defineUniform('Params', [
   ['ldy', 'u32'], // row stride of y (N)
   ['nOffset', 'u32'], // first y column (and bias index) of this chunk
   ['hasBias', 'u32'], // 1 when bias is bound
+  ['accumulate', 'u32'], // 1: y += x W^T (+ bias); 0: y = x W^T (+ bias)
 ] as const);
 type MatmulField = (typeof MatmulParams.fields)[number][0];
 
@@ -73,6 +81,8 @@ export interface MatmulOptions {
   K: number;
   N: number;
   bias: boolean;
+  /** y += x W^T (+ bias) instead of y = ...: y holds its initial values (a residual stream). Default false. */
+  accumulate?: boolean;
   /** Variants to build (tests force one); default: the ones variantFor can pick on this adapter. */
   variants?: readonly MatmulVariant[];
 }
@@ -81,7 +91,7 @@ export interface MatmulBuffers {
   x: GPUBuffer; // (M, K) f32, M <= the rows the buffer holds
   w: SplitTensor; // (N, K) f32, in chunks of whole rows
   bias?: GPUBuffer; // (N) f32, exactly when the Matmul was made with bias: true
-  y: GPUBuffer; // (M, N) f32
+  y: GPUBuffer; // (M, N) f32; read as well when the Matmul accumulates
 }
 
 function positiveInt(v: number, what: string): void {
@@ -92,6 +102,7 @@ export class Matmul {
   readonly K: number;
   readonly N: number;
   readonly bias: boolean;
+  readonly accumulate: boolean;
   readonly variants: readonly MatmulVariant[];
   private readonly vec4: boolean;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
@@ -106,6 +117,7 @@ export class Matmul {
     this.K = opts.K;
     this.N = opts.N;
     this.bias = opts.bias;
+    this.accumulate = opts.accumulate ?? false;
     this.vec4 = opts.K % 4 === 0;
     const wide: MatmulVariant = gpu.isCpu ? 'prefill' : 'tiled';
     this.variants = opts.variants ?? (wide === 'prefill' && !this.vec4 ? ['decode'] : ['decode', wide]);
@@ -196,7 +208,10 @@ export class BoundMatmul {
     return this.mm.variantFor(M);
   }
 
-  /** Encodes y[0:M] = x[0:M] W^T (+ bias): one dispatch per chunk of W. `variant` forces one (tests, benchmarks). */
+  /**
+   * Encodes y[0:M] = x[0:M] W^T (+ bias), or += when accumulating: one dispatch per chunk of W. `variant` forces one
+   * (tests, benchmarks).
+   */
   encode(pass: GPUComputePassEncoder, M: number, variant: MatmulVariant = this.variantFor(M)): void {
     const { K, N } = this.mm;
     if (!Number.isInteger(M) || M < 0) throw new InvalidArgumentError(`${this.label}: M must be a non-negative integer, got ${M}.`);
@@ -219,9 +234,11 @@ export class BoundMatmul {
       throw new InvalidArgumentError(`${this.label}: M=${M} needs ${gy} workgroups along y; split the rows into smaller batches.`);
     }
     const hasBias = this.mm.bias ? 1 : 0;
+    const accumulate = this.mm.accumulate ? 1 : 0;
     this.b.w.chunks.forEach((c, i) => {
       const gx = groupsFor(c.rows, cfg.nr * cfg.wg);
-      kernels[i].encode(pass, { m: M, k: K, n: c.rows, ldy: N, nOffset: c.rowStart, hasBias }, [gx, gy]);
+      const params = { m: M, k: K, n: c.rows, ldy: N, nOffset: c.rowStart, hasBias, accumulate };
+      kernels[i].encode(pass, params, [gx, gy]);
     });
   }
 

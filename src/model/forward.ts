@@ -69,7 +69,6 @@ function encodeCopies(model: LlamaModel, encoder: GPUCommandEncoder, copies: Ste
 function encodeForward(model: LlamaModel, pass: GPUComputePassEncoder, plan: StepPlan): void {
   const k = model.kernels;
   const R = plan.rows;
-  const c = model.config;
   k.embed.encode(pass, R);
   for (const l of k.layers) {
     l.attnNorm.encode(pass, R);
@@ -77,13 +76,11 @@ function encodeForward(model: LlamaModel, pass: GPUComputePassEncoder, plan: Ste
     l.rope.encode(pass, R);
     l.kvWrite.encode(pass, R);
     l.attention.encode(pass, { rows: R, maxPages: plan.maxPages });
-    l.outProj.encode(pass, R);
-    l.attnResidual.encode(pass, R * c.dim);
+    l.outProj.encode(pass, R); // hidden += attention output projected
     l.mlpNorm.encode(pass, R);
     l.gateUp.encode(pass, R);
     l.swiglu.encode(pass, R);
-    l.down.encode(pass, R);
-    l.mlpResidual.encode(pass, R * c.dim);
+    l.down.encode(pass, R); // hidden += MLP output projected
   }
   const S = plan.samples;
   if (S > 0) {

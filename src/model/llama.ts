@@ -8,7 +8,6 @@ import { Embedding } from '../kernels/embedding.js';
 import { KvWrite } from '../kernels/kv_write.js';
 import { Matmul } from '../kernels/matmul.js';
 import { PagedAttention } from '../kernels/paged_attention.js';
-import { ResidualAdd } from '../kernels/residual_add.js';
 import { RmsNorm } from '../kernels/rmsnorm.js';
 import { Rope } from '../kernels/rope.js';
 import { SwiGlu } from '../kernels/swiglu.js';
@@ -44,13 +43,13 @@ interface LayerKernels {
   rope: BoundOf<Rope>;
   kvWrite: BoundOf<KvWrite>;
   attention: BoundOf<PagedAttention>;
+  /** hidden += attnOut wo^T: accumulates into the residual stream (no separate residual add). */
   outProj: BoundOf<Matmul>;
-  attnResidual: BoundOf<ResidualAdd>;
   mlpNorm: BoundOf<RmsNorm>;
   gateUp: BoundOf<Matmul>;
   swiglu: BoundOf<SwiGlu>;
+  /** hidden += act w_down^T, likewise. */
   down: BoundOf<Matmul>;
-  mlpResidual: BoundOf<ResidualAdd>;
 }
 
 export class LlamaModel {
@@ -80,7 +79,6 @@ export class LlamaModel {
   readonly normed: GPUBuffer; // (maxRows, D) f32
   readonly qkv: GPUBuffer; // (maxRows, qkvDim) f32
   readonly attnOut: GPUBuffer; // (maxRows, qDim) f32
-  readonly proj: GPUBuffer; // (maxRows, D) f32 output of wo / w_down before the residual add
   readonly gateUp: GPUBuffer; // (maxRows, 2F) f32
   readonly act: GPUBuffer; // (maxRows, F) f32
   readonly sampleHidden: GPUBuffer; // (maxSamples, D) f32 rows gathered by sampleRow
@@ -147,7 +145,6 @@ export class LlamaModel {
     this.normed = u32(R * D, 'normed (R, D) f32');
     this.qkv = u32(R * c.qkvDim, 'qkv (R, qkvDim) f32');
     this.attnOut = u32(R * c.qDim, 'attnOut (R, qDim) f32');
-    this.proj = u32(R * D, 'proj (R, D) f32');
     this.gateUp = u32(R * 2 * F, 'gateUp (R, 2F) f32');
     this.act = u32(R * F, 'act (R, F) f32');
     this.sampleHidden = u32(S * D, 'sampleHidden (S, D) f32');
@@ -171,9 +168,12 @@ export class LlamaModel {
     const F = c.hiddenDim;
     const rms = new RmsNorm(gpu, { dim: D, eps: c.normEps });
     const qkvMm = new Matmul(gpu, { K: D, N: c.qkvDim, bias: c.qkvBias });
-    const oMm = new Matmul(gpu, { K: c.qDim, N: D, bias: false });
+    // The out- and down-projections add into `hidden` themselves: two dispatches fewer per layer, which is what a
+    // decode step on a CPU adapter pays for (about 0.02-0.05 ms per dispatch, bench/RESULTS.md). Their inputs
+    // (attnOut, act) are other buffers, as a matmul's y must be.
+    const oMm = new Matmul(gpu, { K: c.qDim, N: D, bias: false, accumulate: true });
     const guMm = new Matmul(gpu, { K: D, N: 2 * F, bias: false });
-    const downMm = new Matmul(gpu, { K: F, N: D, bias: false });
+    const downMm = new Matmul(gpu, { K: F, N: D, bias: false, accumulate: true });
     // q and k heads are adjacent at the start of each qkv row: one rope dispatch rotates both.
     const rope = (this.ropeKernel = new Rope(gpu, { headDim: c.headDim, nHeads: c.nHeads + c.nKvHeads, rowStride: c.qkvDim, theta: c.ropeTheta }));
     const kvWrite = new KvWrite(gpu, {
@@ -196,7 +196,6 @@ export class LlamaModel {
       qStride: c.qkvDim,
       variant: gpu.isCpu && perHeadIterations <= 60_000 ? 'per-head' : 'split-keys',
     });
-    const add = new ResidualAdd(gpu);
     const swiglu = new SwiGlu(gpu, { hidden: F });
     const embed = new Embedding(gpu, { dim: D });
     const layers = w.layers.map((lw, l): LayerKernels => ({
@@ -212,13 +211,11 @@ export class LlamaModel {
         pageTable: this.pageTable,
         out: this.attnOut,
       }),
-      outProj: oMm.bind({ x: this.attnOut, w: lw.wo, y: this.proj }, `l${l}.o`),
-      attnResidual: add.bind({ x: this.hidden, y: this.proj }),
+      outProj: oMm.bind({ x: this.attnOut, w: lw.wo, y: this.hidden }, `l${l}.o`),
       mlpNorm: rms.bind({ x: this.hidden, weight: lw.mlpNorm, y: this.normed }),
       gateUp: guMm.bind({ x: this.normed, w: lw.wGateUp, y: this.gateUp }, `l${l}.gate_up`),
       swiglu: swiglu.bind({ gateUp: this.gateUp, out: this.act }),
-      down: downMm.bind({ x: this.act, w: lw.wDown, y: this.proj }, `l${l}.down`),
-      mlpResidual: add.bind({ x: this.hidden, y: this.proj }),
+      down: downMm.bind({ x: this.act, w: lw.wDown, y: this.hidden }, `l${l}.down`),
     }));
     return {
       embed: embed.bind({ table: w.embed, ids: this.tokenIds, out: this.hidden }),
@@ -242,7 +239,7 @@ export class LlamaModel {
     this.ropeKernel.destroy();
     for (const b of [
       this.tokenIds, this.positions, this.rowPath, this.slots, this.pageTable, this.sampleRow, this.sampling,
-      this.hidden, this.normed, this.qkv, this.attnOut, this.proj, this.gateUp, this.act, this.sampleHidden,
+      this.hidden, this.normed, this.qkv, this.attnOut, this.gateUp, this.act, this.sampleHidden,
       this.sampleNormed, this.logits, this.stats, this.pageScratch, ...this.kv,
     ])
       b.destroy();

@@ -17,9 +17,12 @@ interface Case {
   N: number;
   bias: boolean;
   split: boolean;
+  accumulate?: boolean;
 }
 const c = (variant: MatmulVariant, M: number, K: number, N: number, bias: boolean, split: boolean): Case =>
   ({ variant, M, K, N, bias, split });
+const acc = (variant: MatmulVariant, M: number, K: number, N: number, bias: boolean, split: boolean): Case =>
+  ({ variant, M, K, N, bias, split, accumulate: true });
 
 // Every variant on M in {1, 3, 17, 70}, uneven K and N (K % 4 != 0 takes the decode shader's scalar path and the
 // tiled kernel's partial K stage), with and without bias, and W split in 3+ chunks. Decode covers both of its
@@ -41,9 +44,25 @@ const CASES: Case[] = [
   c('tiled', 70, 200, 1000, false, true),
 ];
 
+// y += x W^T (+ bias) on every variant and blocking: decode 1x2 (M=1) and 4x4 (M=3, and M=70 over many blocks), its
+// scalar path (K % 4 != 0), prefill, tiled with a partial K stage; with and without bias, W whole and split.
+const ACCUMULATE_CASES: Case[] = [
+  acc('decode', 1, 1000, 200, false, true),
+  acc('decode', 1, 63, 1000, true, false),
+  acc('decode', 3, 200, 63, true, true),
+  acc('decode', 70, 5, 200, false, false),
+  acc('prefill', 70, 200, 1000, false, true),
+  acc('prefill', 3, 1000, 63, true, false),
+  acc('tiled', 70, 63, 200, true, true),
+  acc('tiled', 3, 200, 1000, false, false),
+];
+
 const SENTINEL = 7.5;
 
-/** Runs y = x W^T (+ bias) for one case on `gpu` and checks it against float64; `variant` undefined = default pick. */
+/**
+ * Runs y = x W^T (+ bias), or y += x W^T (+ bias) from random initial y when `accumulate`, for one case on `gpu` and
+ * checks it against float64; `variant` undefined = default pick.
+ */
 async function checkMatmul(gpu: Gpu, t: Omit<Case, 'variant'> & { variant?: MatmulVariant }): Promise<void> {
   const { M, K, N } = t;
   const seed = testSeed();
@@ -51,7 +70,9 @@ async function checkMatmul(gpu: Gpu, t: Omit<Case, 'variant'> & { variant?: Matm
   const x = randomF32(rand, M * K);
   const w = randomF32(rand, N * K);
   const bias = t.bias ? randomF32(rand, N) : null;
-  const ref = matmulRef(x, w, bias, M, K, N);
+  // Initial y of an accumulating matmul: |y0| up to 4, the size of a residual stream beside one projection's output.
+  const y0 = t.accumulate ? randomF32(rand, M * N, 4) : null;
+  const ref = matmulRef(x, w, bias, M, K, N, y0);
 
   const xb = createStorageFrom(gpu.device, x, `x (${M}, ${K}) f32`);
   // Split W into chunks of ceil(N/3) rows: three dispatches writing y columns at offsets 0, ceil(N/3), 2 ceil(N/3).
@@ -60,9 +81,17 @@ async function checkMatmul(gpu: Gpu, t: Omit<Case, 'variant'> & { variant?: Matm
   const bb = bias ? createStorageFrom(gpu.device, bias, `bias (${N}) f32`) : undefined;
   // One extra row of y, prefilled: rows >= M must stay untouched, and an unwritten output shows as the sentinel.
   const yb = createStorage(gpu.device, (M + 1) * N * 4, `y (${M + 1}, ${N}) f32`);
-  writeBuffer(gpu.device, yb, new Float32Array((M + 1) * N).fill(SENTINEL));
+  const yInit = new Float32Array((M + 1) * N).fill(SENTINEL);
+  if (y0) yInit.set(y0);
+  writeBuffer(gpu.device, yb, yInit);
 
-  const mm = new Matmul(gpu, { K, N, bias: t.bias, ...(t.variant ? { variants: [t.variant] } : {}) });
+  const mm = new Matmul(gpu, {
+    K,
+    N,
+    bias: t.bias,
+    accumulate: t.accumulate ?? false,
+    ...(t.variant ? { variants: [t.variant] } : {}),
+  });
   const bound = mm.bind({ x: xb, w: wt, ...(bb ? { bias: bb } : {}), y: yb }, 'test');
   if (t.variant) expect(bound.variantFor(M)).toBe(t.variant);
   const compiled = gpu.pipelines.compiled;
@@ -75,7 +104,9 @@ async function checkMatmul(gpu: Gpu, t: Omit<Case, 'variant'> & { variant?: Matm
   // (test/ref/matmul.ts); the float64 reference's own error is 2^-29 times smaller. A wrong index, a dropped term
   // or a missing bias errs by a whole term (|x w| ~ 1/4, |bias| ~ 1/2), far above gamma(K + 1) * sum |terms|
   // (<= 1.5e-2 at K = 1000, where sum |terms| ~ 250; 4e-7 at K = 5).
-  const tol = gammaF32(K + 1);
+  // Accumulating adds one more term, y0, to the sum and to sum |terms|: gamma(K + 2). Dropping y0 (writing over it)
+  // errs by |y0| (up to 4) against sum |terms| <= 4 + 250 + 1: about 1e-2 relative, over 100x the bound (<= 6e-5).
+  const tol = gammaF32(K + (t.accumulate ? 2 : 1));
   expect(
     err,
     `seed ${seed}: worst error ${err.toExponential(2)} of sum|x w| at [${Math.floor(at / N)}, ${at % N}] ` +
@@ -94,6 +125,10 @@ describe.each(testAdapterChoices())('matmul on %s', (choice) => {
     await checkMatmul(await gpuFor(choice), t);
   });
 
+  it.each(ACCUMULATE_CASES)('$variant M=$M K=$K N=$N bias=$bias split=$split accumulates into y', async (t) => {
+    await checkMatmul(await gpuFor(choice), t);
+  });
+
   it('picks decode for small M and the wide variant from the threshold on, by default', async () => {
     const gpu = await gpuFor(choice);
     const wide = gpu.isCpu ? 'prefill' : 'tiled';
@@ -105,6 +140,14 @@ describe.each(testAdapterChoices())('matmul on %s', (choice) => {
     expect(odd.variantFor(500)).toBe(gpu.isCpu ? 'decode' : 'tiled');
     // The default pick, end to end, on both sides of the threshold.
     for (const M of [1, threshold + 3]) await checkMatmul(gpu, { M, K: 200, N: 63, bias: true, split: true });
+  });
+
+  it('accumulating shares the plain pipelines: no compile for the flag', async () => {
+    const gpu = await gpuFor(choice);
+    new Matmul(gpu, { K: 64, N: 8, bias: false });
+    const compiled = gpu.pipelines.compiled;
+    new Matmul(gpu, { K: 64, N: 8, bias: true, accumulate: true });
+    expect(gpu.pipelines.compiled).toBe(compiled);
   });
 
   it('rejects mismatched shapes, bias, rows and variants with typed errors', async () => {
@@ -119,6 +162,8 @@ describe.each(testAdapterChoices())('matmul on %s', (choice) => {
     expect(() => new Matmul(gpu, { K, N: N + 1, bias: false }).bind({ x, w, y })).toThrow(InvalidArgumentError);
     expect(() => mm.bind({ x, w, bias, y })).toThrow(/bias/);
     expect(() => mm.bind({ x, w, y: x })).toThrow(/own/);
+    const accumulating = new Matmul(gpu, { K, N, bias: false, accumulate: true, variants: ['decode'] });
+    expect(() => accumulating.bind({ x, w, y: x })).toThrow(/own/);
     expect(() => new Matmul(gpu, { K, N, bias: true }).bind({ x, w, y })).toThrow(InvalidArgumentError);
     expect(() => new Matmul(gpu, { K: 6, N, bias: false, variants: ['prefill'] })).toThrow(/K % 4/);
     expect(() => new Matmul(gpu, { K: 0, N, bias: false })).toThrow(InvalidArgumentError);

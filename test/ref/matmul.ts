@@ -1,13 +1,16 @@
 // Float64 reference for the matmul kernel, with the error bound an f32 kernel must meet.
 
 export interface MatmulRef {
-  /** (M, N) y[m, n] = sum_k x[m, k] * w[n, k] (+ bias[n]), in float64 from the f32 inputs. */
+  /** (M, N) y[m, n] = (y0[m, n] +) sum_k x[m, k] * w[n, k] (+ bias[n]), in float64 from the f32 inputs. */
   y: Float64Array;
-  /** (M, N) sum_k |x[m, k] * w[n, k]| (+ |bias[n]|): the scale that rounding error in the f32 sum is relative to. */
+  /**
+   * (M, N) (|y0[m, n]| +) sum_k |x[m, k] * w[n, k]| (+ |bias[n]|): the scale that rounding error in the f32 sum is
+   * relative to.
+   */
   absSum: Float64Array;
 }
 
-/** x (M, K), w (N, K), bias (N) or null. */
+/** x (M, K), w (N, K), bias (N) or null, y0 (M, N) the initial y of an accumulating matmul, or null. */
 export function matmulRef(
   x: ArrayLike<number>,
   w: ArrayLike<number>,
@@ -15,13 +18,15 @@ export function matmulRef(
   M: number,
   K: number,
   N: number,
+  y0: ArrayLike<number> | null = null,
 ): MatmulRef {
   const y = new Float64Array(M * N);
   const absSum = new Float64Array(M * N);
   for (let m = 0; m < M; m++) {
     for (let n = 0; n < N; n++) {
-      let s = bias ? bias[n] : 0;
-      let a = bias ? Math.abs(bias[n]) : 0;
+      const init = y0 ? y0[m * N + n] : 0;
+      let s = (bias ? bias[n] : 0) + init;
+      let a = (bias ? Math.abs(bias[n]) : 0) + Math.abs(init);
       for (let k = 0; k < K; k++) {
         const p = x[m * K + k] * w[n * K + k];
         s += p;
