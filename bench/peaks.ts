@@ -16,7 +16,7 @@ import { PEAKS_DEFAULTS, type PeaksParams } from '../src/branch/peaks_params.js'
 import type { AdapterChoice } from '../src/gpu/adapter_choice.js';
 import { createGpu } from '../src/gpu/device.js';
 import type { Engine } from '../src/engine.js';
-import { benchAdapters, benchModel, engineFor, errorText, log, machine, QUICK } from './bench_models.js';
+import { benchAdapters, benchModel, engineFor, errorText, log, machine, promptTokens, QUICK } from './bench_models.js';
 import { freshEngine } from './common/engine.js';
 import { round4, startLoadMeter } from './harness.js';
 
@@ -31,6 +31,14 @@ const PROMPTS = QUICK
 
 /** The branching configuration under test: the CLI defaults, or a smaller one for a quick check. */
 const PARAMS: Partial<PeaksParams> = QUICK ? { initial_traces: 2, max_traces: 6, max_new_tokens: 32 } : { ...PEAKS_DEFAULTS };
+
+/**
+ * The SmolLM2-135M shape with seeded random weights: a cost check at a realistic size (one decode step of 16 paths
+ * takes ~0.4 s on llvmpipe, so the run is small). Its distributions are near-flat (confidence ~ ln V everywhere), so
+ * every position is a peak above the threshold: it measures what branching costs, not where a real model is sure.
+ */
+const RANDOM_PARAMS: Partial<PeaksParams> = { initial_traces: 2, max_traces: 6, max_new_tokens: QUICK ? 8 : 24, peak_window: 4, min_peak_distance: 4 };
+const RANDOM_PROMPT_TOKENS = 32;
 
 const REPEATS = QUICK ? 1 : 2;
 
@@ -102,23 +110,38 @@ function methodRecord(r: PeaksResult, promptText: string): Record<string, unknow
   };
 }
 
+interface BenchPrompt {
+  text: string;
+  tokens: number[];
+}
+
 async function benchAdapter(adapter: AdapterChoice): Promise<object> {
   const gpu = await createGpu({ adapter });
   try {
-    const model = await benchModel('stories260K');
-    const base = await engineFor(model, gpu, { maxSamples: 64, kvPages: 1024 });
+    let out: object;
+    const stories = await benchModel('stories260K');
+    const base = await engineFor(stories, gpu, { maxSamples: 64, kvPages: 1024 });
     try {
-      return await benchEngine(base, gpu.kind);
+      const prompts = PROMPTS.map((text) => ({ text, tokens: stories.tokenizer!.encode(text) }));
+      out = await benchEngine(base, gpu.kind, prompts, PARAMS);
     } finally {
       base.destroy();
+    }
+    const smol = await benchModel('smollm2-135m-random');
+    const smolBase = await engineFor(smol, gpu, { maxSamples: 16, maxRows: 64, kvPages: 256 });
+    try {
+      const tokens = promptTokens(smol, RANDOM_PROMPT_TOKENS);
+      const random = await benchEngine(smolBase, gpu.kind, [{ text: `${tokens.length} random token ids`, tokens }], RANDOM_PARAMS);
+      return { ...out, random: { model: 'smollm2-135m-random', ...random } };
+    } finally {
+      smolBase.destroy();
     }
   } finally {
     gpu.destroy();
   }
 }
 
-async function benchEngine(base: Engine, adapter: string): Promise<object> {
-  const tok = base.tokenizer!;
+async function benchEngine(base: Engine, adapter: string, PROMPTS: BenchPrompt[], PARAMS: Partial<PeaksParams>): Promise<object> {
   // Each method runs REPEATS times on an empty cache; the counts replay exactly, the fastest wall-clock is kept (the
   // machine is shared, and slower repeats measure other load).
   const run = async (prompt: number[], o: PeaksOptions): Promise<PeaksResult> => {
@@ -132,7 +155,7 @@ async function benchEngine(base: Engine, adapter: string): Promise<object> {
     return best!;
   };
   // Untimed: compiles the pipelines for every batch shape a branching run steps through.
-  await runPeaks(freshEngine(base), tok.encode(PROMPTS[0]), PARAMS);
+  await runPeaks(freshEngine(base), PROMPTS[0].tokens, PARAMS);
 
   const prompts: object[] = [];
   const totals: Record<string, { tokens_computed: number; ms: number; traces: number; steps: number }> = {};
@@ -143,8 +166,7 @@ async function benchEngine(base: Engine, adapter: string): Promise<object> {
     t.traces += r.stats.traces;
     t.steps += r.stats.steps;
   };
-  for (const text of PROMPTS) {
-    const prompt = tok.encode(text);
+  for (const { text, tokens: prompt } of PROMPTS) {
     log(`${adapter}: "${text}"`);
     const branching = await run(prompt, PARAMS);
     const simulated = await run(prompt, { ...PARAMS, regenerate: true });
@@ -202,8 +224,10 @@ export async function run(): Promise<object> {
     date: new Date().toISOString(),
     machine: machine(),
     model: 'stories260K',
+    random_model: 'smollm2-135m-random (in each result under "random")',
     quick: QUICK,
     params: { ...PEAKS_DEFAULTS, ...PARAMS },
+    random_params: { ...PEAKS_DEFAULTS, ...RANDOM_PARAMS },
     results,
     other_load: await load(),
   };
