@@ -104,3 +104,10 @@ export class NoChatTemplateError extends ForkLMError {
     super('NO_CHAT_TEMPLATE', message);
   }
 }
+
+/** A GPU pipeline failed to compile or validate on this adapter. */
+export class ShaderError extends ForkLMError {
+  constructor(message: string) {
+    super('SHADER', message);
+  }
+}

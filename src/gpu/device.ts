@@ -64,6 +64,7 @@ export async function createGpu(options: GpuOptions = {}): Promise<Gpu> {
     lostError: null,
     checkLost() {
       if (gpu.lostError) throw gpu.lostError;
+      gpu.pipelines.checkFailed();
     },
     destroy() {
       device.destroy();
