@@ -88,7 +88,9 @@ async function browserAdapter(choice: AdapterChoice): Promise<FoundAdapter | nul
     choice === 'llvmpipe' ? ({ featureLevel: 'compatibility' } as GPURequestAdapterOptions) : { powerPreference: 'high-performance' };
   let adapter = await gpu.requestAdapter(options);
   if (!adapter && choice === 'auto') adapter = await gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions);
-  return adapter ? { kind: 'browser', adapter, isCpu: looksSoftware(adapter) } : null;
+  // Chromium's llvmpipe route reports an empty adapter description (unless started with
+  // --enable-webgpu-developer-features): when the caller asked for llvmpipe, believe the caller.
+  return adapter ? { kind: 'browser', adapter, isCpu: choice === 'llvmpipe' || looksSoftware(adapter) } : null;
 }
 
 /** The adapter forklm would use for `choice`, or null. Order for `auto`: hardware, llvmpipe, SwiftShader. */
