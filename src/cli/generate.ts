@@ -93,8 +93,10 @@ function printEab(result: EabResult, tok: Tokenizer, ctx: CliContext): void {
 }
 
 export const generateCommand = defineCommand({
-  summary: 'Generate text: one path (greedy, sample) or many with entropy-adaptive branching (eab)',
-  details: 'Examples:\n  forklm generate --mode greedy --prompt "Once upon a time"\n  forklm generate --mode eab --max-paths 8 --json',
+  summary: 'Generate text: one path (greedy, sample) or many paths (eab: entropy-adaptive branching; peaks: confidence-peak prefix branching)',
+  details:
+    'Examples:\n  forklm generate --mode greedy --prompt "Once upon a time"\n  forklm generate --mode eab --max-paths 8 --json\n' +
+    '  forklm generate --mode peaks --initial-traces 4 --max-traces 16',
   flags: generateFlags,
   async run({ flags: f }, ctx) {
     const engine = await loadEngine(f.model, { maxSamples: Math.max(64, f.numSamples ?? 0, f.maxPaths), onProgress: progressBar(ctx) });
