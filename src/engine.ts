@@ -1,7 +1,7 @@
 // The one object users hold: a model on a GPU, its paged KV cache and the scheduler, driven path by path.
 // Branching controllers (branch/eab.ts, branch/peaks.ts) use exactly this surface:
 //
-//   const engine = await Engine.load('stories260K');
+//   const engine = await loadEngine('stories260K');                       // engine_load.ts
 //   const p = engine.createPath(engine.tokenizer.encode('Once upon a time'), { temperature: 0.8, topP: 0.95, seed: 1 });
 //   let results = await engine.step();          // every live path advances in ONE forward pass
 //   // results: per sampling path, its token_stats record; the first sampled token was appended to the path
@@ -77,8 +77,18 @@ export class Engine {
   /** An engine over already-loaded weights (loading by name lives in model/resolve.ts and engine_load.ts). */
   static async fromWeights(weights: LlamaWeights, tokenizer: Tokenizer | null, options: EngineOptions = {}): Promise<Engine> {
     const gpu = options.gpu ?? (await createGpu(options));
-    return new Engine(gpu, new LlamaModel(gpu, weights, options), tokenizer);
+    try {
+      const engine = new Engine(gpu, new LlamaModel(gpu, weights, options), tokenizer);
+      engine.ownsGpu = !options.gpu;
+      return engine;
+    } catch (err) {
+      if (!options.gpu) gpu.destroy();
+      throw err;
+    }
   }
+
+  /** Whether destroy() also destroys the device (the engine created it). */
+  private ownsGpu = false;
 
   get config(): ModelConfig {
     return this.model.config;
@@ -112,8 +122,9 @@ export class Engine {
   /**
    * A new path that will prefill `prompt` (cached full pages of an identical prefix are reused) and then sample with
    * `sampling`. `reserve` new tokens must fit the context too: a prompt that cannot is a ContextOverflowError.
+   * `stream` names its random stream (default: its path id), as for fork().
    */
-  createPath(prompt: readonly number[], sampling: Partial<SamplingParams> = {}, reserve = 0): number {
+  createPath(prompt: readonly number[], sampling: Partial<SamplingParams> = {}, reserve = 0, options: { stream?: number } = {}): number {
     const max = this.config.maxSeqLen;
     if (prompt.length + reserve > max)
       throw new ContextOverflowError(
@@ -127,7 +138,7 @@ export class Engine {
       if (!Number.isInteger(t) || t < 0 || t >= this.config.vocabSize)
         throw new InvalidArgumentError(`token id ${t} is outside the vocabulary (0..${this.config.vocabSize - 1}).`);
     const path = this.sched.addRequest(prompt);
-    this.states.set(path.id, { sampling: params, rng: pathRng(params.seed, path.id), draws: 1 });
+    this.states.set(path.id, { sampling: params, rng: pathRng(params.seed, options.stream ?? path.id), draws: 1 });
     return path.id;
   }
 
@@ -144,8 +155,10 @@ export class Engine {
    * A child of `id`. By default it keeps all of the parent's computed tokens and feeds `nextToken` next (an EAB
    * sibling). With `keep` = t it keeps the parent's first t tokens instead, recomputing token t-1 so its logits pick
    * token t afresh (a prefix branch at an earlier position). Full pages are shared; at most one page is copied.
+   * `stream` names the child's random stream (default: its path id); a controller that numbers its paths itself
+   * replays exactly on an engine that has run other work before.
    */
-  fork(id: number, options: { nextToken?: number; keep?: number; sampling?: Partial<SamplingParams> } = {}): number {
+  fork(id: number, options: { nextToken?: number; keep?: number; sampling?: Partial<SamplingParams>; stream?: number } = {}): number {
     const parent = this.sched.path(id);
     const parentState = this.state(id);
     this.checkUsable();
@@ -158,12 +171,15 @@ export class Engine {
       const at = Math.min(t - 1, parent.computed);
       child = this.sched.fork(id, { atLength: at, nextTokens: parent.tokens.slice(at, t) });
     } else {
-      if (options.nextToken === undefined) throw new InvalidArgumentError('fork: give nextToken or keep.');
-      child = this.sched.fork(id, { atLength: parent.computed, nextTokens: [options.nextToken] });
+      const t = options.nextToken;
+      if (t === undefined) throw new InvalidArgumentError('fork: give nextToken or keep.');
+      if (!Number.isInteger(t) || t < 0 || t >= this.config.vocabSize)
+        throw new InvalidArgumentError(`fork nextToken=${t} is outside the vocabulary (0..${this.config.vocabSize - 1}).`);
+      child = this.sched.fork(id, { atLength: parent.computed, nextTokens: [t] });
     }
     this.notePeak();
     const params = options.sampling ? samplingParams({ ...parentState.sampling, ...options.sampling }) : parentState.sampling;
-    this.states.set(child.id, { sampling: params, rng: pathRng(params.seed, child.id), draws: 1 });
+    this.states.set(child.id, { sampling: params, rng: pathRng(params.seed, options.stream ?? child.id), draws: 1 });
     return child.id;
   }
 
@@ -185,6 +201,11 @@ export class Engine {
     this.states.delete(id);
   }
 
+  /** free() for clean-up code: a path already gone (e.g. released by a failed step) is not an error. */
+  release(id: number): void {
+    if (this.states.has(id)) this.free(id);
+  }
+
   /** Paths that will take part in the next step. */
   livePaths(): Path[] {
     return this.sched.paths().filter((p) => p.state !== 'finished');
@@ -196,6 +217,13 @@ export class Engine {
    */
   async step(options: { logits?: boolean } = {}): Promise<{ results: StepResult[]; logits?: Float32Array } | null> {
     this.checkUsable();
+    // A path that would grow past the context is refused here, before any state changes (controllers reserve their
+    // lengths at createPath, so this guards direct users of the engine).
+    for (const p of this.livePaths())
+      if (p.tokens.length > this.config.maxSeqLen)
+        throw new ContextOverflowError(
+          `Path ${p.id} has ${p.tokens.length} tokens, beyond the model's context of ${this.config.maxSeqLen}: finish or free it.`,
+        );
     const plan = this.sched.plan();
     if (!plan) return null;
     this.notePeak();
@@ -226,10 +254,14 @@ export class Engine {
     this.counters.pageCopies += plan.copies.length;
     const tokens = out.stats.map((r) => r.sampledIds[0]);
     this.sched.commit(plan, tokens);
-    const results: StepResult[] = out.stats.map((stats, s) => {
+    const results: StepResult[] = [];
+    out.stats.forEach((stats, s) => {
       const pathId = plan.pathIds[plan.samplePath[s]];
-      this.state(pathId).draws = 1;
-      return { pathId, stats, token: tokens[s], position: this.sched.path(pathId).tokens.length - 1 };
+      const state = this.states.get(pathId);
+      // A path finished or freed while this step was in flight took no token (commit skipped it): no result for it.
+      if (!state || this.sched.path(pathId).state === 'finished') return;
+      state.draws = 1;
+      results.push({ pathId, stats, token: tokens[s], position: this.sched.path(pathId).tokens.length - 1 });
     });
     return out.logits ? { results, logits: out.logits } : { results };
   }
@@ -241,6 +273,7 @@ export class Engine {
 
   destroy(): void {
     this.model.destroy();
+    if (this.ownsGpu) this.gpu.destroy();
   }
 
   /** Most paths that may be live at once: every live path may sample in one step. */

@@ -30,7 +30,9 @@ export async function generate(engine: Engine, prompt: readonly number[], option
   if (!Number.isInteger(maxNew) || maxNew < 1) throw new InvalidArgumentError(`maxNewTokens must be a positive integer, got ${maxNew}.`);
   const eos = new Set(engine.config.eosTokenIds);
   const t0 = performance.now();
-  const id = engine.createPath(prompt, { temperature: options.temperature ?? 1, topP: options.topP ?? 1, seed: options.seed ?? 0 }, maxNew);
+  // Stream 0: the same seed gives the same text on any engine, whatever ran on it before.
+  const sampling = { temperature: options.temperature ?? 1, topP: options.topP ?? 1, seed: options.seed ?? 0 };
+  const id = engine.createPath(prompt, sampling, maxNew, { stream: 0 });
   const tokens: number[] = [];
   const logprobs: number[] = [];
   const entropies: number[] = [];
@@ -39,7 +41,8 @@ export async function generate(engine: Engine, prompt: readonly number[], option
     while (tokens.length < maxNew) {
       if (options.signal?.aborted) throw new CancelledError();
       const step = await engine.step();
-      const r = step?.results.find((x) => x.pathId === id);
+      if (!step) break; // the path was finished or freed by someone else: nothing left to compute
+      const r = step.results.find((x) => x.pathId === id);
       if (!r) continue; // a prompt chunk that does not sample yet
       tokens.push(r.token);
       logprobs.push(r.stats.sampledLogprobs[0]);
@@ -51,7 +54,7 @@ export async function generate(engine: Engine, prompt: readonly number[], option
       }
     }
   } finally {
-    engine.free(id);
+    engine.release(id);
   }
   const ms = performance.now() - t0;
   return {

@@ -6,6 +6,19 @@ export { generate, type GenerateOptions, type GenerateResult } from './generate.
 export { runEab, streamEab, type EabEvent, type EabOptions, type EabResult, type EabSample, type EabStats, type EabTreeNode } from './branch/eab.js';
 export { EAB_DEFAULTS, eabParams, type EabParams, type PrunePolicy } from './branch/eab_params.js';
 export { PathTree, type BranchPoint, type FinishReason, type TreeNode } from './branch/tree.js';
+export {
+  runPeaks,
+  streamPeaks,
+  peaksAccounting,
+  type PeaksEvent,
+  type PeaksOptions,
+  type PeaksResult,
+  type PeaksStats,
+  type PeaksTrace,
+  type PeaksAccounting,
+} from './branch/peaks.js';
+export { PEAKS_DEFAULTS, peaksParams, type PeaksParams } from './branch/peaks_params.js';
+export { tokenConfidence, groupConfidences, lowestGroupConfidence, tailConfidence, findPeaks } from './branch/confidence.js';
 
 export * from './analysis/index.js';
 

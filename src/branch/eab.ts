@@ -106,9 +106,14 @@ export async function* streamEab(engine: Engine, prompt: readonly number[], opti
   let pruned = 0;
   let forks = 0;
   let maxLive = 0;
+  // Random streams are numbered within the run (root 0, then each path in creation order), so the same seed replays
+  // the same run on any engine, whatever ran on it before.
+  let streams = 0;
+  /** Paths whose result of the current step has been taken (see the replacement rule in branchOrContinue). */
+  const advanced = new Set<number>();
 
   const startRoot = (): number => {
-    const id = engine.createPath(prompt, { ...sampling, seed: params.seed }, params.max_new_tokens);
+    const id = engine.createPath(prompt, { ...sampling, seed: params.seed }, params.max_new_tokens, { stream: streams++ });
     tree.root(id);
     live.add(id);
     return id;
@@ -121,8 +126,9 @@ export async function* streamEab(engine: Engine, prompt: readonly number[], opti
     else finished.push(id);
     return reason === 'pruned' ? { type: 'prune', path: id, reason: 'min_path_prob' } : { type: 'finish', path: id, reason };
   };
+  // Runs on every exit: the end, an error, a cancel, and a consumer that stops iterating early (return()).
   const cleanup = () => {
-    for (const id of live) engine.free(id);
+    for (const id of live) engine.release(id);
     live.clear();
   };
 
@@ -137,7 +143,10 @@ export async function* streamEab(engine: Engine, prompt: readonly number[], opti
         else break;
       }
       const want = (exactN ?? maxPaths) - live.size - (exactN !== null ? finished.length : 0);
-      for (const id of live) engine.setDraws(id, want > 0 ? params.branch_factor : 1);
+      // Draw siblings whenever a branch could use them: while below the path budget, and at the budget when a branch
+      // may replace the least probable path (keep_most_probable).
+      const canReplace = exactN === null && params.prune_policy === 'keep_most_probable';
+      for (const id of live) engine.setDraws(id, want > 0 || canReplace ? params.branch_factor : 1);
       maxLive = Math.max(maxLive, live.size);
 
       let step;
@@ -160,8 +169,10 @@ export async function* streamEab(engine: Engine, prompt: readonly number[], opti
         .filter((r) => live.has(r.pathId))
         .sort((a, b) => b.stats.normEntropy - a.stats.normEntropy || a.pathId - b.pathId);
       let budget = (exactN ?? maxPaths) - live.size - (exactN !== null ? finished.length : 0);
+      advanced.clear();
       for (const r of results) {
         const events = branchOrContinue(r, budget);
+        advanced.add(r.pathId);
         budget -= events.added;
         for (const e of events.out) yield e;
       }
@@ -170,11 +181,9 @@ export async function* streamEab(engine: Engine, prompt: readonly number[], opti
         if (n.finish === null && n.logProb < logMinProb && live.size > 1) yield end(id, 'pruned');
       }
     }
-  } catch (err) {
+  } finally {
     cleanup();
-    throw err;
   }
-  cleanup();
 
   function branchOrContinue(r: StepResult, budget: number): { out: EabEvent[]; added: number } {
     const out: EabEvent[] = [];
@@ -190,7 +199,11 @@ export async function* streamEab(engine: Engine, prompt: readonly number[], opti
       else if (params.prune_policy === 'keep_most_probable' && exactN === null) {
         // max_paths reached: a sibling may replace the least probable live path if it is more probable.
         const second = node.logProb + s.sampledLogprobs[1];
-        const worst = [...live].filter((id) => id !== r.pathId).sort((a, b) => tree.get(a).logProb - tree.get(b).logProb)[0];
+        // Only among paths already advanced this step: their newest token is still unfed, so every pruned path ends
+        // the same way (its last token never computed) and the accounting stays exact.
+        const worst = [...live]
+          .filter((id) => id !== r.pathId && advanced.has(id))
+          .sort((a, b) => tree.get(a).logProb - tree.get(b).logProb)[0];
         if (worst !== undefined && tree.get(worst).logProb < second) {
           tree.get(worst).finish = 'pruned';
           live.delete(worst);
@@ -205,7 +218,7 @@ export async function* streamEab(engine: Engine, prompt: readonly number[], opti
     for (let i = 1; i < k; i++) {
       let child: number;
       try {
-        child = engine.fork(r.pathId, { nextToken: ids[i] });
+        child = engine.fork(r.pathId, { nextToken: ids[i], stream: streams++ });
       } catch (err) {
         // No page left for this child's tail: branch with the siblings made so far (the pool state is unchanged).
         if (err instanceof PagePoolExhaustedError) break;

@@ -209,7 +209,7 @@ export async function* streamPeaks(engine: Engine, prompt: readonly number[], op
   const release = (t: Trace): void => {
     if (t.freed) return;
     t.freed = true;
-    engine.free(t.pathId);
+    engine.release(t.pathId);
   };
 
   /** Ends a live trace; a natural end may leave peaks to branch (pages kept), anything else frees it now. */
@@ -291,9 +291,11 @@ export async function* streamPeaks(engine: Engine, prompt: readonly number[], op
     const p = c.parent;
     const b = c.peak.branchPoint;
     const seed = params.seed + traces.length;
+    // Each trace's random stream is its index in the run, so a run replays on any engine.
+    const stream = traces.length;
     const pathId = regenerate
-      ? engine.createPath(prompt, { ...sampling, seed }, params.max_new_tokens)
-      : engine.fork(p.pathId, { keep: prompt.length + b, sampling: { ...sampling, seed } });
+      ? engine.createPath(prompt, { ...sampling, seed }, params.max_new_tokens, { stream })
+      : engine.fork(p.pathId, { keep: prompt.length + b, sampling: { ...sampling, seed }, stream });
     const t = newTrace({
       pathId,
       parent: p,
@@ -332,7 +334,7 @@ export async function* streamPeaks(engine: Engine, prompt: readonly number[], op
   try {
     for (let i = 0; i < params.initial_traces; i++) {
       const seed = params.seed + i;
-      const pathId = engine.createPath(prompt, { ...sampling, seed }, params.max_new_tokens);
+      const pathId = engine.createPath(prompt, { ...sampling, seed }, params.max_new_tokens, { stream: traces.length });
       newTrace({ pathId, parent: null, depth: 0, branchPoint: 0, prefixLength: 0, history: [], seed, fromPrompt: true });
     }
     for (;;) {
@@ -363,11 +365,10 @@ export async function* streamPeaks(engine: Engine, prompt: readonly number[], op
       for (const r of step.results) accept(r);
       yield* pending.splice(0);
     }
-  } catch (err) {
+  } finally {
+    // Every exit: the end, an error, a cancel, a consumer that stops iterating early.
     cleanup();
-    throw err;
   }
-  cleanup();
 
   const ms = now() - t0;
   const out = traces.map((t) => toRecord(t));

@@ -115,6 +115,21 @@ describe('EAB on stories260K', () => {
     expect(e.pagesInUse).toBe(0);
   });
 
+  it('at max_paths, keep_most_probable replaces the least probable path; none never does', async () => {
+    const reasons = async (policy: 'keep_most_probable' | 'none') => {
+      const e = await fresh();
+      const prunes: string[] = [];
+      const r = await runEab(e, prompt(e), { ...BASE, entropy_threshold: 0.2, max_paths: 4, prune_policy: policy, seed: 8 }, (ev) => {
+        if (ev.type === 'prune') prunes.push(ev.reason);
+      });
+      expect(r.stats.max_live_paths).toBeLessThanOrEqual(4);
+      expect(e.pagesInUse).toBe(0);
+      return prunes.filter((x) => x === 'max_paths').length;
+    };
+    expect(await reasons('keep_most_probable')).toBeGreaterThan(2);
+    expect(await reasons('none')).toBe(0);
+  });
+
   it.each([1, 5, 12])('exact-N mode returns exactly %i samples', async (n) => {
     const e = await fresh();
     const r = await runEab(e, prompt(e), { ...BASE, num_samples: n, seed: 9 });

@@ -283,6 +283,10 @@ class FakeEngine {
   finish(id: number): void {
     this.sched.finish(id);
   }
+  release(id: number): void {
+    if (this.sched.paths().some((p) => p.id === id)) this.free(id);
+  }
+
   free(id: number): void {
     this.sched.free(id);
     this.seeds.delete(id);
