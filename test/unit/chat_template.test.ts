@@ -1,6 +1,7 @@
 // Chat templates: stories260K has none (a chat request is NoChatTemplateError); a small ChatML-like template checks
 // rendering, generation prompts, named template lists, template errors, and that the rendered prompt's special-token
 // text becomes single tokens with BOS added exactly once.
+import { sharedModelsDir } from '../ref/shared_models.js';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { gguf } from '@huggingface/gguf';
@@ -16,7 +17,7 @@ import { createGgufTokenizer } from '../../src/tokenizer/gguf_vocab.js';
 import { loadTokenizer } from '../../src/tokenizer/index.js';
 import { InvalidArgumentError, ModelFormatError, NoChatTemplateError } from '../../src/errors.js';
 
-const DIR = '/work/shared/models/stories260K';
+const DIR = `${sharedModelsDir()}/stories260K`;
 const tokenizerJson = JSON.parse(readFileSync(`${DIR}/hf/tokenizer.json`, 'utf8'));
 const tokenizerConfig = JSON.parse(readFileSync(`${DIR}/hf/tokenizer_config.json`, 'utf8'));
 

@@ -1,6 +1,7 @@
 // Streaming decode: for random id sequences (heavy in byte pieces, BOS/EOS/<unk>) the pushed text concatenated with
 // flush() equals decode(all ids) for all three tokenizers, emitted text is always a prefix of the final text, and
 // nothing is emitted while a multi-byte character is unfinished.
+import { sharedModelsDir, referenceGreedyText } from '../ref/shared_models.js';
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { gguf } from '@huggingface/gguf';
@@ -11,8 +12,8 @@ import { createGgufTokenizer } from '../../src/tokenizer/gguf_vocab.js';
 import type { Tokenizer } from '../../src/tokenizer/types.js';
 import { mulberry32, testSeed } from '../ref/random.js';
 
-const DIR = '/work/shared/models/stories260K';
-const expectedText: string = JSON.parse(readFileSync('/work/shared/reference/stories260K-greedy.json', 'utf8')).expected_text;
+const DIR = `${sharedModelsDir()}/stories260K`;
+const expectedText = referenceGreedyText();
 const tokenizers: Record<string, Tokenizer> = {
   hf: createHfTokenizer(
     JSON.parse(readFileSync(`${DIR}/hf/tokenizer.json`, 'utf8')),

@@ -1,6 +1,7 @@
 // The GGUF vocabulary tokenizer: metadata read with @huggingface/gguf from stories260K.gguf gives the ids of
 // @huggingface/tokenizers on tokenizer.json, and all three tokenizers (tokenizer.json, GGUF, tokenizer.bin) decode
 // every id sequence, valid or not, to the same text. Bad metadata is a typed error.
+import { sharedModelsDir, referenceGreedyText, TOKENIZER_TEXTS } from '../ref/shared_models.js';
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -14,26 +15,15 @@ import type { SentencePieceBpe } from '../../src/tokenizer/sentencepiece_bpe.js'
 import { ModelFormatError, UnsupportedModelError } from '../../src/errors.js';
 import { mulberry32, testSeed } from '../ref/random.js';
 
-const DIR = '/work/shared/models/stories260K';
+const DIR = `${sharedModelsDir()}/stories260K`;
 const tokenizerJson = JSON.parse(readFileSync(`${DIR}/hf/tokenizer.json`, 'utf8'));
 const tokenizerConfig = JSON.parse(readFileSync(`${DIR}/hf/tokenizer_config.json`, 'utf8'));
 const hfLib = new HfLibTokenizer(tokenizerJson, tokenizerConfig);
 const hf = createHfTokenizer(tokenizerJson, tokenizerConfig);
 const l2c = createLlama2cTokenizer(readFileSync(`${DIR}/llama2c/tok512.bin`), { vocabSize: 512 });
-const expectedText: string = JSON.parse(readFileSync('/work/shared/reference/stories260K-greedy.json', 'utf8')).expected_text;
+const expectedText = referenceGreedyText();
 
-const TEXTS = [
-  'Once upon a time, there was a little girl named Lily.',
-  'Hello, world! (really?) "yes" -- no; 3/4 = 0.75...',
-  'line one\nline two\n\n  indented\ttab',
-  'digits 0123456789 and 42 and 2024-11-27',
-  'café naïve résumé Straße',
-  'emoji 😀 🎉👍🏽 and CJK 日本語 and a flag 🇫🇷',
-  '',
-  ' ',
-  '  leading and trailing  ',
-  '\n',
-];
+const TEXTS = TOKENIZER_TEXTS;
 
 let meta: Record<string, unknown>;
 let tok: SentencePieceBpe;

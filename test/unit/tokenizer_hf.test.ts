@@ -1,6 +1,7 @@
 // The tokenizer.json adapter: ids exactly as @huggingface/tokenizers gives them, BOS policy from tokenizer_config,
 // decode that skips special tokens, merges byte-fallback pieces into UTF-8 and drops the dummy-prefix space only
 // after a BOS (run.c's rule), and the published greedy text of stories260K decoded back exactly.
+import { sharedModelsDir, referenceGreedyText, TOKENIZER_TEXTS } from '../ref/shared_models.js';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -10,25 +11,14 @@ import { loadTokenizer } from '../../src/tokenizer/index.js';
 import { InvalidArgumentError, ModelFormatError, ModelNotFoundError } from '../../src/errors.js';
 import { testSeed } from '../ref/random.js';
 
-const DIR = '/work/shared/models/stories260K';
+const DIR = `${sharedModelsDir()}/stories260K`;
 const tokenizerJson = JSON.parse(readFileSync(`${DIR}/hf/tokenizer.json`, 'utf8'));
 const tokenizerConfig = JSON.parse(readFileSync(`${DIR}/hf/tokenizer_config.json`, 'utf8'));
-const expectedText: string = JSON.parse(readFileSync('/work/shared/reference/stories260K-greedy.json', 'utf8')).expected_text;
+const expectedText = referenceGreedyText();
 const hfLib = new HfLibTokenizer(tokenizerJson, tokenizerConfig);
 const tok = createHfTokenizer(tokenizerJson, tokenizerConfig);
 
-const TEXTS = [
-  'Once upon a time, there was a little girl named Lily.',
-  'Hello, world! (really?) "yes" -- no; 3/4 = 0.75...',
-  'line one\nline two\n\n  indented\ttab',
-  'digits 0123456789 and 42 and 2024-11-27',
-  'café naïve résumé Straße',
-  'emoji 😀 🎉👍🏽 and CJK 日本語 and a flag 🇫🇷',
-  '',
-  ' ',
-  '  leading and trailing  ',
-  '\n',
-];
+const TEXTS = TOKENIZER_TEXTS;
 
 describe('HF tokenizer.json adapter (stories260K)', () => {
   it('reads vocabulary size and special ids from the files', () => {

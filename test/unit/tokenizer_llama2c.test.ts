@@ -1,6 +1,7 @@
 // llama2.c tokenizer.bin: ids equal to @huggingface/tokenizers on tokenizer.json, equal to a literal port of run.c's
 // quadratic `encode` (including score ties, which the stories260K vocabulary never has), run.c-style decoding of the
 // published greedy text, and malformed files that must fail as ModelFormatError without crashing or allocating much.
+import { sharedModelsDir, referenceGreedyText, TOKENIZER_TEXTS } from '../ref/shared_models.js';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -9,27 +10,16 @@ import { createLlama2cTokenizer, parseLlama2cTokenizer } from '../../src/tokeniz
 import { ModelFormatError } from '../../src/errors.js';
 import { mulberry32, testSeed } from '../ref/random.js';
 
-const DIR = '/work/shared/models/stories260K';
+const DIR = `${sharedModelsDir()}/stories260K`;
 const tokBin = new Uint8Array(readFileSync(`${DIR}/llama2c/tok512.bin`));
 const hfLib = new HfLibTokenizer(
   JSON.parse(readFileSync(`${DIR}/hf/tokenizer.json`, 'utf8')),
   JSON.parse(readFileSync(`${DIR}/hf/tokenizer_config.json`, 'utf8')),
 );
-const expectedText: string = JSON.parse(readFileSync('/work/shared/reference/stories260K-greedy.json', 'utf8')).expected_text;
+const expectedText = referenceGreedyText();
 const tok = createLlama2cTokenizer(tokBin, { vocabSize: 512 });
 
-const TEXTS = [
-  'Once upon a time, there was a little girl named Lily.',
-  'Hello, world! (really?) "yes" -- no; 3/4 = 0.75...',
-  'line one\nline two\n\n  indented\ttab',
-  'digits 0123456789 and 42 and 2024-11-27',
-  'café naïve résumé Straße',
-  'emoji 😀 🎉👍🏽 and CJK 日本語 and a flag 🇫🇷',
-  '',
-  ' ',
-  '  leading and trailing  ',
-  '\n',
-];
+const TEXTS = TOKENIZER_TEXTS;
 
 /** A literal port of run.c's encode (bos, no eos) over the parsed file: the reference for the heap-based merge. */
 function runcEncode(file: ReturnType<typeof parseLlama2cTokenizer>, text: string): number[] {
