@@ -2,8 +2,8 @@
 import type { Gpu } from '../gpu/device.js';
 import { InvalidArgumentError } from '../errors.js';
 import { defineUniform } from '../gpu/uniform.js';
-import { BoundKernel, checkFloats, grid2d, pipelineFor } from './kernel.js';
-import { checkNormOptions, type NormOptions, type NormWorkgroupSize } from './rmsnorm.js';
+import { BoundKernel, checkFloats, pipelineFor } from './kernel.js';
+import { BoundRowNorm, checkNormOptions, type NormOptions, type NormWorkgroupSize } from './rmsnorm.js';
 
 export const LayerNormParams = defineUniform('Params', [
   ['rows', 'u32'],
@@ -31,33 +31,11 @@ export class LayerNorm {
     this.pipeline = pipelineFor(gpu, { op: 'layernorm', variant: 'two_pass', constants: { WG } }, 'layernorm', LayerNormParams);
   }
 
-  bind(b: LayerNormBuffers, label = 'layernorm'): BoundLayerNorm {
+  bind(b: LayerNormBuffers, label = 'layernorm'): BoundRowNorm {
     if (b.x === b.y) throw new InvalidArgumentError(`${label}: x and y must be different buffers (LayerNorm does not run in place)`);
     checkFloats(label, 'weight', b.weight, this.opts.dim);
     checkFloats(label, 'bias', b.bias, this.opts.dim);
     const k = new BoundKernel(this.gpu, this.pipeline, LayerNormParams, [b.x, b.weight, b.bias, b.y], label);
-    return new BoundLayerNorm(k, this.gpu, b, this.opts, label);
-  }
-}
-
-export class BoundLayerNorm {
-  constructor(
-    private readonly k: BoundKernel<'rows' | 'dim' | 'eps'>,
-    private readonly gpu: Gpu,
-    private readonly b: LayerNormBuffers,
-    private readonly opts: NormOptions,
-    private readonly label: string,
-  ) {}
-
-  /** Normalises the first `rows` rows; one workgroup per row. */
-  encode(pass: GPUComputePassEncoder, rows: number): void {
-    const { dim, eps } = this.opts;
-    checkFloats(this.label, 'x', this.b.x, rows * dim);
-    checkFloats(this.label, 'y', this.b.y, rows * dim);
-    this.k.encode(pass, { rows, dim, eps }, grid2d(this.gpu, rows));
-  }
-
-  destroy(): void {
-    this.k.destroy();
+    return new BoundRowNorm(k, this.gpu, b, this.opts, label);
   }
 }

@@ -62,19 +62,20 @@ export class RmsNorm {
     this.pipeline = pipelineFor(gpu, { op: 'rmsnorm', variant: 'row_per_workgroup', constants: { WG } }, 'rmsnorm', RmsNormParams);
   }
 
-  bind(b: RmsNormBuffers, label = 'rmsnorm'): BoundRmsNorm {
+  bind(b: RmsNormBuffers, label = 'rmsnorm'): BoundRowNorm {
     if (b.x === b.y) throw new InvalidArgumentError(`${label}: x and y must be different buffers (RmsNorm does not run in place)`);
     checkFloats(label, 'weight', b.weight, this.opts.dim);
     const k = new BoundKernel(this.gpu, this.pipeline, RmsNormParams, [b.x, b.weight, b.y], label);
-    return new BoundRmsNorm(k, this.gpu, b, this.opts, label);
+    return new BoundRowNorm(k, this.gpu, b, this.opts, label);
   }
 }
 
-export class BoundRmsNorm {
+/** A bound row normalisation (RmsNorm or LayerNorm): both read x and write y one row per workgroup. */
+export class BoundRowNorm {
   constructor(
     private readonly k: BoundKernel<'rows' | 'dim' | 'eps'>,
     private readonly gpu: Gpu,
-    private readonly b: RmsNormBuffers,
+    private readonly b: { x: GPUBuffer; y: GPUBuffer },
     private readonly opts: NormOptions,
     private readonly label: string,
   ) {}

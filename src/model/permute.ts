@@ -6,14 +6,13 @@
 // applies the inverse. forklm's canonical order is HF's, so interleaved files are permuted once at load.
 import { InvalidArgumentError } from '../errors.js';
 
-/**
- * Interleaved -> rotate-half: `w` is (nHeads*headDim, cols) row-major (cols = 1 for a bias). Returns a new array.
- */
-export function interleavedToHalf(
-  w: Float32Array, // (nHeads * headDim, cols) f32, interleaved rows
+/** Within each head, moves row `from(i, j)` to row `to(i, j)` for i < headDim/2, j in {0, 1}. */
+function moveRows(
+  w: Float32Array, // (nHeads * headDim, cols) f32
   nHeads: number,
   headDim: number,
   cols: number,
+  toHalf: boolean,
 ): Float32Array {
   checkSize(w, nHeads, headDim, cols);
   const out = new Float32Array(w.length);
@@ -21,8 +20,9 @@ export function interleavedToHalf(
   for (let h = 0; h < nHeads; h++) {
     for (let i = 0; i < half; i++) {
       for (let j = 0; j < 2; j++) {
-        const src = (h * headDim + 2 * i + j) * cols;
-        const dst = (h * headDim + j * half + i) * cols;
+        const interleaved = (h * headDim + 2 * i + j) * cols;
+        const halves = (h * headDim + j * half + i) * cols;
+        const [src, dst] = toHalf ? [interleaved, halves] : [halves, interleaved];
         out.set(w.subarray(src, src + cols), dst);
       }
     }
@@ -30,26 +30,14 @@ export function interleavedToHalf(
   return out;
 }
 
+/** Interleaved -> rotate-half: `w` is (nHeads*headDim, cols) row-major (cols = 1 for a bias). Returns a new array. */
+export function interleavedToHalf(w: Float32Array, nHeads: number, headDim: number, cols: number): Float32Array {
+  return moveRows(w, nHeads, headDim, cols, true);
+}
+
 /** Rotate-half -> interleaved, the inverse of interleavedToHalf (what GGUF and llama2.c writers need). */
-export function halfToInterleaved(
-  w: Float32Array, // (nHeads * headDim, cols) f32, rotate-half rows
-  nHeads: number,
-  headDim: number,
-  cols: number,
-): Float32Array {
-  checkSize(w, nHeads, headDim, cols);
-  const out = new Float32Array(w.length);
-  const half = headDim / 2;
-  for (let h = 0; h < nHeads; h++) {
-    for (let i = 0; i < half; i++) {
-      for (let j = 0; j < 2; j++) {
-        const src = (h * headDim + j * half + i) * cols;
-        const dst = (h * headDim + 2 * i + j) * cols;
-        out.set(w.subarray(src, src + cols), dst);
-      }
-    }
-  }
-  return out;
+export function halfToInterleaved(w: Float32Array, nHeads: number, headDim: number, cols: number): Float32Array {
+  return moveRows(w, nHeads, headDim, cols, false);
 }
 
 function checkSize(w: Float32Array, nHeads: number, headDim: number, cols: number): void {
