@@ -26,7 +26,8 @@ export class BoundKernel<F extends string> {
   private readonly uniform: GPUBuffer;
   private readonly bindGroup: GPUBindGroup;
   private readonly packed: ArrayBuffer;
-  private lastKey = '';
+  /** The values last written to the uniform (empty at first, so the first encode writes). */
+  private readonly lastValues: number[] = [];
 
   constructor(
     private readonly gpu: Gpu,
@@ -49,11 +50,19 @@ export class BoundKernel<F extends string> {
 
   /** Writes the uniform (only when a value changed) and dispatches. */
   encode(pass: GPUComputePassEncoder, params: Record<F, number>, groups: readonly [number, number?, number?]): void {
-    const key = this.layout.fields.map(([f]) => params[f]).join(',');
-    if (key !== this.lastKey) {
+    // Compared field by field, not through a key string: this runs for every dispatch of every step.
+    const fields = this.layout.fields;
+    let changed = false;
+    for (let i = 0; i < fields.length; i++) {
+      const v = params[fields[i][0]];
+      if (this.lastValues[i] !== v) {
+        this.lastValues[i] = v;
+        changed = true;
+      }
+    }
+    if (changed) {
       this.layout.packInto(this.packed, params);
       this.gpu.device.queue.writeBuffer(this.uniform, 0, this.packed);
-      this.lastKey = key;
     }
     const [x, y = 1, z = 1] = groups;
     if (x === 0 || y === 0 || z === 0) return;
