@@ -22,6 +22,9 @@ import type { TokenStatsRecord } from './sample/stats_record.js';
 import { Scheduler } from './sched/scheduler.js';
 import type { Path } from './sched/path.js';
 import type { Tokenizer } from './tokenizer/types.js';
+import type { StepResult } from './branch/engine_api.js';
+
+export type { StepResult };
 
 export interface EngineOptions extends ModelOptions, GpuOptions {
   /** An existing GPU (several engines may share one device). */
@@ -29,15 +32,6 @@ export interface EngineOptions extends ModelOptions, GpuOptions {
 }
 
 export interface PathSampling extends SamplingParams {}
-
-export interface StepResult {
-  pathId: number;
-  stats: TokenStatsRecord;
-  /** The token appended to the path (stats.sampledIds[0]); the path decodes it next step. */
-  token: number;
-  /** Absolute position of `token` in the path. */
-  position: number;
-}
 
 export interface EngineCounters {
   /** Forward steps run. */
