@@ -30,6 +30,9 @@ export { loadModel, type LoadedModel, type ModelInput } from './model/load.js';
 export { resolveModel, knownModelNames } from './model/resolve.js';
 export type { ModelConfig } from './model/config.js';
 export type { LlamaWeights } from './model/weights.js';
+export type * from './model/spec.js';
+export { FAMILIES, specSizes, layerKinds, parameterCount, validateSpec } from './model/spec.js';
+export { ropeInvFreq } from './model/rope_freq.js';
 export { randomWeights, SMOLLM2_135M, QWEN25_05B } from './model/random_weights.js';
 
 export { loadTokenizer, StreamDecoder, applyChatTemplate, encodeChatPrompt, type Tokenizer } from './tokenizer/index.js';
