@@ -26,7 +26,7 @@ function scaleMinK4(b: Uint8Array, q: number, j: number): [number, number] {
 }
 
 /** Dequantizes one block at byte `o` into out[at .. at + qk). */
-function block(type: StorageType, b: Uint8Array, o: number, out: Float64Array, at: number): void {
+function block(type: StorageType, b: Uint8Array, o: number, out: Float64Array, at: number, mag: Float64Array | null): void {
   switch (type) {
     case 'F32':
       out[at] = new DataView(b.buffer, b.byteOffset + o, 4).getFloat32(0, true);
@@ -55,6 +55,10 @@ function block(type: StorageType, b: Uint8Array, o: number, out: Float64Array, a
         const hi = b[qs + j] >> 4;
         out[at + j] = q1 ? d * lo + m : d * (lo - 8);
         out[at + j + 16] = q1 ? d * hi + m : d * (hi - 8);
+        if (mag && q1) {
+          mag[at + j] = Math.abs(d * lo) + Math.abs(m);
+          mag[at + j + 16] = Math.abs(d * hi) + Math.abs(m);
+        }
       }
       return;
     }
@@ -71,6 +75,10 @@ function block(type: StorageType, b: Uint8Array, o: number, out: Float64Array, a
         const hi = (b[qs + j] >> 4) | (((qh >>> (j + 16)) & 1) << 4);
         out[at + j] = q1 ? d * lo + m : d * (lo - 16);
         out[at + j + 16] = q1 ? d * hi + m : d * (hi - 16);
+        if (mag && q1) {
+          mag[at + j] = Math.abs(d * lo) + Math.abs(m);
+          mag[at + j + 16] = Math.abs(d * hi) + Math.abs(m);
+        }
       }
       return;
     }
@@ -89,6 +97,7 @@ function block(type: StorageType, b: Uint8Array, o: number, out: Float64Array, a
         if (five) q += ((b[qh + l] >> (v >> 5)) & 1) << 4;
         const [sc, mn] = scaleMinK4(b, o + 4, v >> 5);
         out[at + v] = d * sc * q - dmin * mn;
+        if (mag) mag[at + v] = Math.abs(d * sc * q) + Math.abs(dmin * mn);
       }
       return;
     }
@@ -113,6 +122,15 @@ function block(type: StorageType, b: Uint8Array, o: number, out: Float64Array, a
  * float64: products of an f16 scale and small integers are exact, and the one subtraction of Q4_K / Q5_K rounds at 2^-53.
  */
 export function dequantize(type: StorageType, bytes: Uint8Array, count: number): Float64Array {
+  return dequantizeWithMagnitude(type, bytes, count).values;
+}
+
+/**
+ * As dequantize, plus each value's magnitude: |d q| + |m| for the types that add an offset (Q4_1, Q5_1, Q4_K, Q5_K),
+ * where the value is a difference of two terms that can cancel; |value| for the others. An f32 dequantization errs
+ * by a few ulp of the magnitude, not of the value, so kernel tests scale their tolerance by it.
+ */
+export function dequantizeWithMagnitude(type: StorageType, bytes: Uint8Array, count: number): { values: Float64Array; magnitude: Float64Array } {
   const { qk, blockBytes } = layoutOf(type);
   if (count % qk !== 0) throw new InvalidArgumentError(`dequantize: ${count} values is not a whole number of ${qk}-value ${type} blocks.`);
   const blocks = count / qk;
@@ -120,6 +138,8 @@ export function dequantize(type: StorageType, bytes: Uint8Array, count: number):
     throw new InvalidArgumentError(`dequantize: ${count} ${type} values need ${blocks * blockBytes} bytes, got ${bytes.length}.`);
   }
   const out = new Float64Array(count);
-  for (let i = 0; i < blocks; i++) block(type, bytes, i * blockBytes, out, i * qk);
-  return out;
+  const mag = new Float64Array(count);
+  for (let i = 0; i < blocks; i++) block(type, bytes, i * blockBytes, out, i * qk, mag);
+  if (!['Q4_1', 'Q5_1', 'Q4_K', 'Q5_K'].includes(type)) for (let i = 0; i < count; i++) mag[i] = Math.abs(out[i]);
+  return { values: out, magnitude: mag };
 }

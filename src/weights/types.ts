@@ -127,3 +127,11 @@ export function rowBytes(type: StorageType, cols: number): number {
   }
   return (cols / l.qk) * l.blockBytes;
 }
+
+/**
+ * Values per block as the kernels read them: the dense types in blocks of 4 (one vec4), the quantized ones in their
+ * GGUF blocks. A matrix the kernels read needs rows of a whole number of these.
+ */
+export function kernelBlock(type: StorageType): number {
+  return Math.max(4, LAYOUTS[type].qk);
+}

@@ -1,0 +1,198 @@
+// Matmul with W in its storage type (F32, F16, BF16 or a GGUF block quantization), dequantized in registers:
+//   y[m, n] (+)= sum_k x[m, k] * W[n, k] (+ bias[n]),  x (M, K) f32, W (N, K) as a WeightTensor, y (M, N) f32.
+// f32 accumulation; K must be a whole number of the type's blocks (kernelBlock: 4 for the dense types, 32 or 256).
+//
+// One body shader (shaders/qmatmul.wgsl) composed with the type's weight-loading snippet (shaders/wload_<type>.wgsl);
+// variants are blockings of that body, picked per encode from M (bench/RESULTS.md):
+// - decode:  1 x 2 outputs per thread for M = 1 (one path), 4 x 4 for 2 <= M < PREFILL_MIN_M (a small batch reads W
+//   about once);
+// - prefill: 8 x 4 for larger M (each dequantized weight is used by 8 rows).
+// Bias and accumulate are uniform flags as in kernels/matmul.ts (one pipeline serves every projection of a type).
+// W is split in chunks of whole rows like a SplitTensor (one dispatch per chunk). Encode one bound matmul at most
+// once per submit (its uniforms are written at encode time).
+import type { Gpu } from '../gpu/device.js';
+import { createStorage } from '../gpu/buffers.js';
+import { defineUniform } from '../gpu/uniform.js';
+import { InvalidArgumentError } from '../errors.js';
+import type { WeightTensor } from '../weights/gpu_tensor.js';
+import { kernelBlock, type StorageType } from '../weights/types.js';
+import { BoundKernel, groupsFor } from './kernel.js';
+import { weightPipeline } from './weight_shader.js';
+
+export const QMatmulParams = defineUniform('Params', [
+  ['m', 'u32'], // rows of x and y this dispatch computes
+  ['k', 'u32'], // columns of x and W
+  ['n', 'u32'], // rows of this chunk of W (= columns of y it writes)
+  ['ldy', 'u32'], // row stride of y (N)
+  ['nOffset', 'u32'], // first y column (and bias index) of this chunk
+  ['hasBias', 'u32'], // 1 when bias is bound
+  ['accumulate', 'u32'], // 1: y += x W^T (+ bias); 0: y = x W^T (+ bias)
+  ['rowBytes', 'u32'], // bytes of one row of W
+] as const);
+type QMatmulField = (typeof QMatmulParams.fields)[number][0];
+
+export type QMatmulVariant = 'decode' | 'prefill';
+export const QMATMUL_VARIANTS: readonly QMatmulVariant[] = ['decode', 'prefill'];
+/** Smallest M that takes the prefill blocking (as kernels/matmul.ts: decode 4 x 4 covers M = 2..4 in one pass). */
+export const QMATMUL_PREFILL_MIN_M = 5;
+
+interface Config {
+  name: string;
+  variant: QMatmulVariant;
+  mr: number;
+  nr: number;
+  wg: number;
+}
+const DECODE_1: Config = { name: 'decode1x2', variant: 'decode', mr: 1, nr: 2, wg: 64 };
+const DECODE_4: Config = { name: 'decode4x4', variant: 'decode', mr: 4, nr: 4, wg: 64 };
+const PREFILL: Config = { name: 'prefill8x4', variant: 'prefill', mr: 8, nr: 4, wg: 64 };
+const CONFIGS: readonly Config[] = [DECODE_1, DECODE_4, PREFILL];
+
+function configFor(variant: QMatmulVariant, M: number): Config {
+  if (variant === 'prefill') return PREFILL;
+  return M <= 1 ? DECODE_1 : DECODE_4;
+}
+
+export interface QMatmulOptions {
+  type: StorageType;
+  K: number;
+  N: number;
+  bias: boolean;
+  /** y += x W^T (+ bias) instead of y = ... (a residual stream). Default false. */
+  accumulate?: boolean;
+  /** Variants to build (tests force one); default both. */
+  variants?: readonly QMatmulVariant[];
+}
+
+export interface QMatmulBuffers {
+  x: GPUBuffer; // (M, K) f32
+  w: WeightTensor; // (N, K) in the Matmul's storage type, chunks of whole rows
+  bias?: GPUBuffer; // (N) f32, exactly when made with bias: true
+  y: GPUBuffer; // (M, N) f32; read as well when accumulating
+}
+
+export class QMatmul {
+  readonly type: StorageType;
+  readonly K: number;
+  readonly N: number;
+  readonly bias: boolean;
+  readonly accumulate: boolean;
+  readonly variants: readonly QMatmulVariant[];
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private dummy: GPUBuffer | null = null;
+
+  constructor(
+    private readonly gpu: Gpu,
+    opts: QMatmulOptions,
+  ) {
+    for (const [v, what] of [
+      [opts.K, 'K'],
+      [opts.N, 'N'],
+    ] as const) {
+      if (!Number.isInteger(v) || v < 1) throw new InvalidArgumentError(`QMatmul: ${what} must be a positive integer, got ${v}.`);
+    }
+    const qk = kernelBlock(opts.type);
+    if (opts.K % qk !== 0) {
+      throw new InvalidArgumentError(`QMatmul: K=${opts.K} is not a multiple of ${qk}, the ${opts.type} block the kernel reads.`);
+    }
+    this.type = opts.type;
+    this.K = opts.K;
+    this.N = opts.N;
+    this.bias = opts.bias;
+    this.accumulate = opts.accumulate ?? false;
+    this.variants = opts.variants ?? QMATMUL_VARIANTS;
+    if (this.variants.length === 0) throw new InvalidArgumentError('QMatmul: variants must name at least one variant.');
+    for (const v of this.variants) {
+      if (!QMATMUL_VARIANTS.includes(v)) throw new InvalidArgumentError(`QMatmul: unknown variant ${v}; use ${QMATMUL_VARIANTS.join(' or ')}.`);
+    }
+    // Compile every pipeline now: nothing in the per-token loop may compile.
+    for (const c of CONFIGS) {
+      if (!this.variants.includes(c.variant)) continue;
+      const key = { op: 'qmatmul', type: this.type, config: c.name, constants: { WG: c.wg, MR: c.mr, NR: c.nr } } as const;
+      this.pipelines.set(c.name, weightPipeline(gpu, key, QMatmulParams));
+    }
+  }
+
+  destroy(): void {
+    this.dummy?.destroy();
+    this.dummy = null;
+  }
+
+  variantFor(M: number): QMatmulVariant {
+    if (M >= QMATMUL_PREFILL_MIN_M && this.variants.includes('prefill')) return 'prefill';
+    return this.variants.includes('decode') ? 'decode' : this.variants[0];
+  }
+
+  bind(b: QMatmulBuffers, label = 'qmatmul'): BoundQMatmul {
+    const { K, N } = this;
+    if (b.w.type !== this.type) throw new InvalidArgumentError(`${label}: W is ${b.w.type} but this QMatmul reads ${this.type}.`);
+    if (b.w.cols !== K || b.w.rows !== N) {
+      throw new InvalidArgumentError(`${label}: W is (${b.w.rows}, ${b.w.cols}) but this QMatmul expects (N, K) = (${N}, ${K}).`);
+    }
+    if (b.w.chunks.length === 0) throw new InvalidArgumentError(`${label}: W has no chunks; upload it with uploadWeights.`);
+    if (b.y === b.x || b.y === b.bias || b.w.chunks.some((c) => c.buffer === b.y)) {
+      throw new InvalidArgumentError(`${label}: y must be a buffer of its own (WebGPU forbids writing a buffer a dispatch also reads).`);
+    }
+    if (this.bias !== (b.bias !== undefined)) {
+      throw new InvalidArgumentError(`${label}: the QMatmul was made with bias: ${this.bias} but ${b.bias ? 'a bias buffer was' : 'no bias buffer was'} given.`);
+    }
+    if (b.bias && b.bias.size < N * 4) throw new InvalidArgumentError(`${label}: bias holds ${b.bias.size} bytes, needs N*4 = ${N * 4}.`);
+    for (const c of b.w.chunks) {
+      if (c.buffer.size < c.rows * b.w.rowBytes + 4) {
+        throw new InvalidArgumentError(`${label}: W chunk at row ${c.rowStart} holds ${c.buffer.size} bytes, needs ${c.rows * b.w.rowBytes + 4}.`);
+      }
+    }
+    this.dummy ??= createStorage(this.gpu.device, 16, 'qmatmul:unused bias (4) f32');
+    const bias = b.bias ?? this.dummy;
+    const kernels = new Map<string, BoundKernel<QMatmulField>[]>();
+    for (const [name, pipeline] of this.pipelines) {
+      kernels.set(
+        name,
+        b.w.chunks.map((c, i) => new BoundKernel(this.gpu, pipeline, QMatmulParams, [b.x, c.buffer, bias, b.y], `${label}:${name}[${i}]`)),
+      );
+    }
+    return new BoundQMatmul(this, this.gpu, b, kernels, label);
+  }
+}
+
+export class BoundQMatmul {
+  constructor(
+    private readonly mm: QMatmul,
+    private readonly gpu: Gpu,
+    private readonly b: QMatmulBuffers,
+    private readonly kernels: ReadonlyMap<string, readonly BoundKernel<QMatmulField>[]>,
+    private readonly label: string,
+  ) {}
+
+  variantFor(M: number): QMatmulVariant {
+    return this.mm.variantFor(M);
+  }
+
+  /** Encodes y[0:M] (+)= x[0:M] W^T (+ bias): one dispatch per chunk of W. `variant` forces one (tests, benchmarks). */
+  encode(pass: GPUComputePassEncoder, M: number, variant: QMatmulVariant = this.variantFor(M)): void {
+    const { K, N } = this.mm;
+    if (!Number.isInteger(M) || M < 0) throw new InvalidArgumentError(`${this.label}: M must be a non-negative integer, got ${M}.`);
+    if (M * K * 4 > this.b.x.size) throw new InvalidArgumentError(`${this.label}: x holds ${this.b.x.size / (K * 4)} rows of K=${K}, fewer than M=${M}.`);
+    if (M * N * 4 > this.b.y.size) throw new InvalidArgumentError(`${this.label}: y holds ${this.b.y.size / (N * 4)} rows of N=${N}, fewer than M=${M}.`);
+    const cfg = configFor(variant, M);
+    const kernels = this.kernels.get(cfg.name);
+    if (!kernels) {
+      throw new InvalidArgumentError(`${this.label}: variant ${variant} was not built (built: ${this.mm.variants.join(', ')}).`);
+    }
+    const gy = groupsFor(M, cfg.mr);
+    if (gy > this.gpu.limits.maxComputeWorkgroupsPerDimension) {
+      throw new InvalidArgumentError(`${this.label}: M=${M} needs ${gy} workgroups along y; split the rows into smaller batches.`);
+    }
+    const hasBias = this.mm.bias ? 1 : 0;
+    const accumulate = this.mm.accumulate ? 1 : 0;
+    const rowBytes = this.b.w.rowBytes;
+    this.b.w.chunks.forEach((c, i) => {
+      const params = { m: M, k: K, n: c.rows, ldy: N, nOffset: c.rowStart, hasBias, accumulate, rowBytes };
+      kernels[i].encode(pass, params, [groupsFor(c.rows, cfg.nr * cfg.wg), gy]);
+    });
+  }
+
+  destroy(): void {
+    for (const ks of this.kernels.values()) for (const k of ks) k.destroy();
+  }
+}

@@ -1,0 +1,35 @@
+// Kernels that read weights in their storage type are a body shader (shaders/qmatmul.wgsl, qembedding.wgsl) composed
+// with shaders/wload_common.wgsl and the type's weight-loading snippet, shaders/wload_<type>.wgsl. Their pipelines are
+// keyed by op, storage type and blocking, so every (op, type, blocking) compiles once per device.
+import type { Gpu } from '../gpu/device.js';
+import type { UniformLayout } from '../gpu/uniform.js';
+import type { StorageType } from '../weights/types.js';
+import { WGSL } from './wgsl.gen.js';
+
+export type WeightOp = 'qmatmul' | 'qembedding';
+
+/** The typed key of a weight-reading pipeline; its string form goes to the pipeline cache. */
+export interface WeightKernelKey {
+  op: WeightOp;
+  type: StorageType;
+  /** The blocking or variant name (decode1x2, prefill8x4, gather...) */
+  config: string;
+  constants: Record<string, number>;
+}
+
+function part(name: string): string {
+  const s = WGSL[name];
+  if (s === undefined) throw new Error(`shaders/${name}.wgsl is missing (run scripts/gen-shaders.mjs)`);
+  return s;
+}
+
+/** The WGSL of `op` for weights of `type`: uniform struct, shared helpers, the type's snippet, the body. */
+export function weightShaderSource(op: WeightOp, type: StorageType, layout: UniformLayout<string>): string {
+  return [layout.wgsl, part('wload_common'), part(`wload_${type.toLowerCase()}`), part(op)].join('\n');
+}
+
+export function weightPipeline(gpu: Gpu, key: WeightKernelKey, layout: UniformLayout<string>): GPUComputePipeline {
+  return gpu.pipelines.get({ op: key.op, variant: `${key.type}:${key.config}`, constants: key.constants }, () =>
+    weightShaderSource(key.op, key.type, layout),
+  );
+}

@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import { createStorage, createStorageFrom, writeBuffer } from '../../src/gpu/buffers.js';
+import { readF32 } from '../../src/gpu/readback.js';
+import { submitPass } from '../../src/kernels/kernel.js';
+import { QMatmul, QMATMUL_PREFILL_MIN_M, type QMatmulVariant } from '../../src/kernels/qmatmul.js';
+import { InvalidArgumentError, UnsupportedModelError } from '../../src/errors.js';
+import { destroyWeights, uploadWeights } from '../../src/weights/gpu_tensor.js';
+import { dequantizeWithMagnitude } from '../../src/weights/dequant.js';
+import { STORAGE_TYPES, kernelBlock, type StorageType } from '../../src/weights/types.js';
+import { gammaF32, matmulRef, maxMatmulError } from '../ref/matmul.js';
+import { randomWeights } from '../ref/quant_random.js';
+import { mulberry32, randomF32, testSeed } from '../ref/random.js';
+import { gpuFor, testAdapterChoices } from './adapters.js';
+import type { Gpu } from '../../src/gpu/device.js';
+
+interface Case {
+  variant: QMatmulVariant;
+  M: number;
+  blocks: number; // K = blocks * the type's kernel block
+  N: number;
+  bias: boolean;
+  split: boolean;
+  accumulate: boolean;
+}
+
+// Per type: decode at M = 1 (1x2 blocking) and M = 3 (4x4, a partial row block), prefill at M = 17 (8x4, a partial
+// block of rows) and at M = 3 (fewer rows than one block); N uneven (not a multiple of NR * 64), K of 2-3 blocks (odd
+// block counts put Q8_0, Q4_0, Q5_0 and Q6_K rows at 2-byte offsets), with and without bias, W in 3+ chunks,
+// accumulating into y.
+const CASES: Case[] = [
+  { variant: 'decode', M: 1, blocks: 3, N: 129, bias: true, split: false, accumulate: false },
+  { variant: 'decode', M: 3, blocks: 2, N: 70, bias: false, split: true, accumulate: true },
+  { variant: 'prefill', M: 17, blocks: 3, N: 37, bias: true, split: true, accumulate: false },
+  { variant: 'prefill', M: 3, blocks: 1, N: 5, bias: false, split: false, accumulate: true },
+];
+
+const SENTINEL = 7.5;
+
+async function check(gpu: Gpu, type: StorageType, t: Case): Promise<void> {
+  const K = t.blocks * kernelBlock(type) * (kernelBlock(type) === 4 ? 13 : 1); // dense: K = 39 or 26 vec4s
+  const { M, N } = t;
+  const seed = testSeed();
+  const rand = mulberry32(seed);
+  const x = randomF32(rand, M * K);
+  const wBytes = randomWeights(type, N, K, rand);
+  const { values: w, magnitude } = dequantizeWithMagnitude(type, wBytes, N * K);
+  const bias = t.bias ? randomF32(rand, N) : null;
+  const y0 = t.accumulate ? randomF32(rand, M * N, 4) : null;
+  const ref = matmulRef(x, w, bias, M, K, N, y0);
+  // Error scale: sum |x| * magnitude(w) (+ |bias| + |y0|), see the tolerance below.
+  const scale = matmulRef(Float64Array.from(x, Math.abs), magnitude, bias && Float64Array.from(bias, Math.abs), M, K, N, y0 && Float64Array.from(y0, Math.abs));
+
+  const xb = createStorageFrom(gpu.device, x, `x (${M}, ${K}) f32`);
+  const wt = uploadWeights(gpu, type, wBytes, N, K, `w ${type}`, t.split ? Math.ceil(N / 3) * (wBytes.length / N) + 8 : undefined);
+  if (t.split) expect(wt.chunks.length).toBeGreaterThanOrEqual(3);
+  const bb = bias ? createStorageFrom(gpu.device, bias, `bias (${N}) f32`) : undefined;
+  const yb = createStorage(gpu.device, (M + 1) * N * 4, `y (${M + 1}, ${N}) f32`);
+  const yInit = new Float32Array((M + 1) * N).fill(SENTINEL);
+  if (y0) yInit.set(y0);
+  writeBuffer(gpu.device, yb, yInit);
+
+  const mm = new QMatmul(gpu, { type, K, N, bias: t.bias, accumulate: t.accumulate, variants: [t.variant] });
+  const bound = mm.bind({ x: xb, w: wt, ...(bb ? { bias: bb } : {}), y: yb }, `test ${type}`);
+  const compiled = gpu.pipelines.compiled;
+  submitPass(gpu, (pass) => bound.encode(pass, M));
+  const got = await readF32(gpu, yb, (M + 1) * N);
+  expect(gpu.pipelines.compiled, 'encode must not compile').toBe(compiled);
+
+  const { err, at } = maxMatmulError(got, { y: ref.y, absSum: scale.y });
+  // The f32 dot product of K terms plus bias and y0 errs by at most gamma(K + 2) * sum |terms| (test/ref/matmul.ts).
+  // Dequantizing in f32 adds at most 3 roundings per weight, each relative to its magnitude |d q| (+ |m|): d * sc
+  // (K-quants' sub-block scale), dmin * m, and the fma or product that forms the value; that is 3 more terms' worth:
+  // gamma(K + 5) relative to sum |x| * magnitude. The dense types dequantize exactly (f16/bf16 -> f32 is exact).
+  // A wrong nibble, bit or scale moves a weight by a quantization step (>= 1/64 of its block's range) and the sum by
+  // far more than this bound (K <= 768: <= 5e-5 relative).
+  const tol = gammaF32(K + 5);
+  expect(
+    err,
+    `seed ${seed} ${type}: worst error ${err.toExponential(2)} at [${Math.floor(at / N)}, ${at % N}] (got ${got[at]}, want ${ref.y[at]}), bound ${tol.toExponential(2)}`,
+  ).toBeLessThanOrEqual(tol);
+  expect(Array.from(got.subarray(M * N)), `seed ${seed}: row M written`).toEqual(new Array(N).fill(SENTINEL));
+
+  destroyWeights(wt);
+  for (const b of [xb, yb, bb]) b?.destroy();
+  bound.destroy();
+  mm.destroy();
+}
+
+describe.each(testAdapterChoices())('matmul on stored weight types on %s', (choice) => {
+  describe.each(STORAGE_TYPES.map((t) => [t]))('%s', (type) => {
+    it.each(CASES)('$variant M=$M blocks=$blocks N=$N bias=$bias split=$split accumulate=$accumulate matches float64', async (t) => {
+      await check(await gpuFor(choice), type, t);
+    });
+  });
+
+  it('picks decode below QMATMUL_PREFILL_MIN_M rows and prefill from there', async () => {
+    const gpu = await gpuFor(choice);
+    const mm = new QMatmul(gpu, { type: 'Q4_K', K: 256, N: 8, bias: false });
+    const t = QMATMUL_PREFILL_MIN_M;
+    expect([1, t - 1, t, 300].map((m) => mm.variantFor(m))).toEqual(['decode', 'decode', 'prefill', 'prefill']);
+  });
+
+  it('rejects K that is not whole blocks, a W of another type and mismatched shapes with typed errors', async () => {
+    const gpu = await gpuFor(choice);
+    expect(() => new QMatmul(gpu, { type: 'Q4_K', K: 320, N: 8, bias: false })).toThrow(/multiple of 256/);
+    expect(() => new QMatmul(gpu, { type: 'F16', K: 6, N: 8, bias: false })).toThrow(InvalidArgumentError);
+    const w = uploadWeights(gpu, 'Q8_0', new Uint8Array(8 * 34), 8, 32, 'w');
+    const x = createStorage(gpu.device, 32 * 4, 'x (1, 32) f32');
+    const y = createStorage(gpu.device, 8 * 4, 'y (1, 8) f32');
+    expect(() => new QMatmul(gpu, { type: 'Q4_0', K: 32, N: 8, bias: false }).bind({ x, w, y })).toThrow(/W is Q8_0/);
+    expect(() => new QMatmul(gpu, { type: 'Q8_0', K: 32, N: 9, bias: false }).bind({ x, w, y })).toThrow(/expects/);
+    expect(() => new QMatmul(gpu, { type: 'Q8_0', K: 32, N: 8, bias: false }).bind({ x, w, y: x })).toThrow(/own/);
+    const bound = new QMatmul(gpu, { type: 'Q8_0', K: 32, N: 8, bias: false }).bind({ x, w, y });
+    submitPass(gpu, (pass) => expect(() => bound.encode(pass, 2)).toThrow(/fewer than M=2/));
+    expect(() => uploadWeights(gpu, 'Q4_0', new Uint8Array(18), 1, 30, 'w')).toThrow(UnsupportedModelError);
+    destroyWeights(w);
+    x.destroy();
+    y.destroy();
+  });
+});
