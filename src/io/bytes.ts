@@ -206,13 +206,14 @@ export function f32BitsEqual(a: Float32Array, b: Float32Array): boolean {
   return true;
 }
 
-/** Product of `shape`, or null when it exceeds `limit` (so a hostile shape cannot overflow or allocate). */
-export function shapeSize(shape: readonly number[], limit: number): number | null {
-  let n = 1;
-  for (const d of shape) {
-    n *= d;
-    if (n > limit) return null;
-  }
+/**
+ * Exact element count of `shape`: the product over every dimension in BigInt, since a product of safe integers can
+ * pass 2^53 (where a float product rounds). Compare it with a size only after multiplying everything: a running
+ * product cut short once it passes a bound misses a later 0 ([4, 0] holds no element, as [0, 4] does not).
+ */
+export function shapeElements(shape: readonly number[]): bigint {
+  let n = 1n;
+  for (const d of shape) n *= BigInt(d);
   return n;
 }
 

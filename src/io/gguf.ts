@@ -5,7 +5,7 @@
 import { GGMLQuantizationType, GGUFValueType, gguf } from '@huggingface/gguf';
 import type { MetadataValue } from '@huggingface/gguf';
 import { ForkLMError, ModelFormatError, UnsupportedModelError } from '../errors.js';
-import { bf16ToF32, concatBytes, f16ToF32, f32FromBytes, f32ToBytes, f32ToHalfBytes, shapeSize } from './bytes.js';
+import { bf16ToF32, concatBytes, f16ToF32, f32FromBytes, f32ToBytes, f32ToHalfBytes, shapeElements } from './bytes.js';
 
 export type { MetadataValue } from '@huggingface/gguf';
 export { GGUFValueType } from '@huggingface/gguf';
@@ -122,11 +122,11 @@ export async function parseGguf(bytes: Uint8Array, label = 'model.gguf'): Promis
     const known = READABLE[info.dtype];
     let byteLength: number | null = null;
     if (known) {
-      const n = shapeSize(dims, dataLen);
-      byteLength = n === null ? null : n * known.size;
-      if (byteLength === null || rel + byteLength > dataLen) {
-        fail(label, `${t}: ${known.name} shape [${[...dims].reverse().join(', ')}] at data offset ${rel} runs past the ${dataLen}-byte data section`);
+      const need = shapeElements(dims) * BigInt(known.size);
+      if (BigInt(rel) + need > BigInt(dataLen)) {
+        fail(label, `${t}: ${known.name} shape [${[...dims].reverse().join(', ')}] at data offset ${rel} runs past the ${dataLen}-byte data section (it needs ${need} bytes)`);
       }
+      byteLength = Number(need); // at most dataLen: exact
     } else if (rel > dataLen) {
       fail(label, `${t}: data offset ${rel} is past the ${dataLen}-byte data section`);
     }
@@ -139,11 +139,13 @@ export async function parseGguf(bytes: Uint8Array, label = 'model.gguf'): Promis
       byteLength,
     });
   }
+  // Against the furthest end so far, not only the previous tensor: a zero-element tensor between two others must not
+  // hide their overlap.
   const sized = [...tensors.values()].filter((t) => t.byteLength !== null).sort((a, b) => a.begin - b.begin);
-  for (let i = 1; i < sized.length; i++) {
-    const a = sized[i - 1];
-    const b = sized[i];
-    if (b.byteLength! > 0 && a.begin + a.byteLength! > b.begin) fail(label, `tensor "${b.name}" overlaps tensor "${a.name}"`);
+  let reach: GgufTensor | null = null;
+  for (const b of sized) {
+    if (reach && b.byteLength! > 0 && reach.begin + reach.byteLength! > b.begin) fail(label, `tensor "${b.name}" overlaps tensor "${reach.name}"`);
+    if (!reach || b.begin + b.byteLength! > reach.begin + reach.byteLength!) reach = b;
   }
 
   const get = (name: string): GgufTensor & { byteLength: number } => {

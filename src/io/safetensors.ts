@@ -3,7 +3,7 @@
 // are relative to the data section. Like the reference implementation, the tensors must tile the data section exactly
 // (no overlap, no gap, nothing after the last one). Every violation names the tensor and what is wrong.
 import { ModelFormatError, UnsupportedModelError } from '../errors.js';
-import { bf16ToF32, concatBytes, decodeUtf8, f16ToF32, f32FromBytes, f32ToBytes, f32ToHalfBytes, shapeSize } from './bytes.js';
+import { bf16ToF32, concatBytes, decodeUtf8, f16ToF32, f32FromBytes, f32ToBytes, f32ToHalfBytes, shapeElements } from './bytes.js';
 
 /** Byte sizes of the dtypes the format defines; only F32, F16 and BF16 can be read. */
 const DTYPE_SIZE: Record<string, number> = {
@@ -90,9 +90,9 @@ export function parseSafetensors(bytes: Uint8Array, label = 'model.safetensors')
     if (end > dataLen) fail(label, `${t}: data_offsets [${begin}, ${end}] run past the ${dataLen}-byte data section`);
     const size = DTYPE_SIZE[dtype];
     if (size !== undefined) {
-      const n = shapeSize(shape as number[], dataLen);
-      if (n === null || n * size !== end - begin) {
-        fail(label, `${t}: shape [${shape.join(', ')}] of ${dtype} needs ${n === null ? 'more than the data section' : n * size} bytes, but data_offsets [${begin}, ${end}] hold ${end - begin}`);
+      const need = shapeElements(shape as number[]) * BigInt(size);
+      if (need !== BigInt(end - begin)) {
+        fail(label, `${t}: shape [${shape.join(', ')}] of ${dtype} needs ${need} bytes, but data_offsets [${begin}, ${end}] hold ${end - begin}`);
       }
     }
     tensors.set(name, { name, dtype, shape: shape as number[], begin: dataStart + begin, end: dataStart + end });

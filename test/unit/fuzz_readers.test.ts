@@ -7,10 +7,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ForkLMError } from '../../src/errors.js';
-import { GGUFValueType, encodeGguf } from '../../src/io/gguf.js';
+import { GGUFValueType, encodeGguf, parseGguf } from '../../src/io/gguf.js';
 import { encodeLlama2c, encodeLlama2cTokenizer } from '../../src/io/llama2c.js';
 import { parseLlama2cTokenizer } from '../../src/tokenizer/llama2c.js';
-import { encodeSafetensors } from '../../src/io/safetensors.js';
+import { encodeSafetensors, parseSafetensors } from '../../src/io/safetensors.js';
 import { memoryFiles } from '../../src/io/source.js';
 import { configFromHf } from '../../src/model/config_parse.js';
 import { loadGgufBytes, loadModel } from '../../src/model/load.js';
@@ -179,6 +179,45 @@ describe(`reader fuzzing (seed ${seed}; FORKLM_TEST_SEED replays)`, () => {
     const tok = read(`${stories}/llama2c/tok512.bin`);
     await fuzz('stories260K llama2c', bin, 28, 500, (b) => loadL2c(b, tok));
     await fuzz('tok512.bin', tok, tok.length, 1500, (b) => parseLlama2cTokenizer(b, 512));
+  });
+
+  it('zero-element tensors: a 0 in every position of shapes up to rank 4, beside real tensors, in both formats', async () => {
+    // Other dimensions include 2^31 (the gguf package allows up to 2^32): a product of the rest passes any data size
+    // and 2^53, so only an exact product over all dimensions sees the 0. The same shape with the 0 made a 1 holds
+    // elements, so [x, x] offsets must be refused.
+    const dim = fc.oneof(fc.integer({ min: 1, max: 5 }), fc.constant(2 ** 31));
+    const zeroShape = fc
+      .tuple(fc.array(dim, { minLength: 0, maxLength: 3 }), fc.nat({ max: 3 }))
+      .map(([rest, at]) => {
+        const shape = [...rest];
+        shape.splice(Math.min(at, rest.length), 0, 0);
+        return shape;
+      });
+    const real = fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 2 });
+    await fc.assert(
+      fc.asyncProperty(zeroShape, real, fc.boolean(), fc.constantFrom('F32' as const, 'F16' as const, 'BF16' as const), async (zero, shape, zeroFirst, dtype) => {
+        const n = shape.reduce((a, b) => a * b, 1);
+        const data = Float32Array.from({ length: n }, (_, i) => i + 1); // small integers: exact in every dtype
+        const z = { name: 'z', shape: zero, data: new Float32Array(0), dtype };
+        const r = { name: 'r', shape, data };
+        const list = zeroFirst ? [z, r] : [r, z];
+        const st = parseSafetensors(encodeSafetensors(list), 'zero.safetensors');
+        const gg = await parseGguf(encodeGguf([], list), 'zero.gguf');
+        for (const f of [st, gg]) {
+          expect(f.tensors.get('z')!.shape).toEqual(zero);
+          expect(f.readF32('z').length).toBe(0);
+          expect(Array.from(f.readF32('r'))).toEqual(Array.from(data));
+        }
+        const one = zero.map((d) => (d === 0 ? 1 : d));
+        const header = { z: { dtype, shape: one, data_offsets: [0, 0] } };
+        const json = new TextEncoder().encode(JSON.stringify(header));
+        const file = new Uint8Array(8 + json.length);
+        new DataView(file.buffer).setBigUint64(0, BigInt(json.length), true);
+        file.set(json, 8);
+        expect(() => parseSafetensors(file, 'one.safetensors')).toThrow(ForkLMError);
+      }),
+      { numRuns: 300, seed },
+    );
   });
 
   it('config.json objects with random values in random keys', () => {

@@ -125,6 +125,28 @@ describe('gguf: synthetic files', () => {
     for (let i = 0; i < c.length; i++) expect(Math.abs(c16[i] - c[i])).toBeLessThanOrEqual(Math.abs(c[i]) * 2 ** -8);
   });
 
+  it('issue 10.4: accepts zero-element tensors, e.g. ne = [4, 0] (row-major [0, 4]) with no data', async () => {
+    // Today's main stopped multiplying once the running product (4) passed the data size (0), before the 0.
+    for (const shape of [[0, 4], [4, 0], [0], [2, 0, 3]]) {
+      const f = await parseGguf(encodeGguf([], [{ name: 'e', shape, data: new Float32Array(0) }]), 'zero.gguf');
+      expect(f.tensors.get('e')!.shape).toEqual(shape);
+      expect(f.readF32('e').length).toBe(0);
+    }
+    const f = await parseGguf(encodeGguf([], [{ name: 'e', shape: [0, 7], data: new Float32Array(0), dtype: 'F16' }, { name: 'w', shape: [3], data: new Float32Array([1, 2, 3]) }]));
+    expect(Array.from(f.readF32('w'))).toEqual([1, 2, 3]);
+  });
+
+  it('finds an overlap that a zero-element tensor sits inside of', async () => {
+    const bytes = encodeGguf([], [
+      { name: 'a', shape: [16], data: new Float32Array(16) },
+      { name: 'z', shape: [0], data: new Float32Array(0) },
+      { name: 'b', shape: [1], data: new Float32Array(1) },
+    ]);
+    // a holds data bytes 0..64; z and b moved to 32, inside a: sorted, z comes between a and b.
+    const patched = patch1d(patch1d(bytes, 'z', { offset: 32n }), 'b', { offset: 32n });
+    await rejects(parseGguf(patched), ModelFormatError, /tensor "b" overlaps tensor "a"/);
+  });
+
   it('honours general.alignment', async () => {
     const bytes = encodeGguf([{ key: 'general.alignment', type: GGUFValueType.UINT32, value: 64 }], [{ name: 'x', shape: [3], data: new Float32Array([1, 2, 3]) }, { name: 'y', shape: [1], data: new Float32Array([4]) }], 64);
     const f = await parseGguf(bytes);

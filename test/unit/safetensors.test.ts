@@ -140,6 +140,26 @@ describe('safetensors: synthetic files', () => {
     expect(() => f.readF32('nope')).toThrow(/no tensor named "nope"/);
   });
 
+  it('issue 10.4: accepts zero-element tensors with a 0 in any dimension, e.g. [4, 0] with data_offsets [0, 0]', () => {
+    // Today's main stopped multiplying once the running product (4) passed the data size (0), before the 0.
+    for (const shape of [[4, 0], [0, 4], [0], [3, 0, 2 ** 40]]) {
+      const f = parseSafetensors(rawFile({ e: { dtype: 'F32', shape, data_offsets: [0, 0] } }, 0), 'x.safetensors');
+      expect(f.tensors.get('e')!.shape).toEqual(shape);
+      expect(f.readF32('e').length).toBe(0);
+    }
+    // Beside a real tensor, in either order of offsets.
+    const f = parseSafetensors(rawFile({ w: { dtype: 'F16', shape: [2], data_offsets: [0, 4] }, e: { dtype: 'BF16', shape: [5, 0], data_offsets: [4, 4] } }, 4));
+    expect(f.readF32('w').length).toBe(2);
+    expect(f.readF32('e').length).toBe(0);
+  });
+
+  it('sizes a shape exactly past 2^53: [2^30 + 1, 2^30 + 1] of F32 is not the float-rounded byte count', () => {
+    const exact = (2n ** 30n + 1n) ** 2n * 4n; // 2^62 + 2^33 + 4: a float product rounds the + 4 away
+    expect(BigInt((2 ** 30 + 1) * (2 ** 30 + 1) * 4)).not.toBe(exact);
+    const e = formatError(() => parseSafetensors(rawFile({ a: { dtype: 'F32', shape: [2 ** 30 + 1, 2 ** 30 + 1], data_offsets: [0, 8] } }, 8)));
+    expect(e.message).toContain(`needs ${exact} bytes`);
+  });
+
   const bad: [string, Uint8Array, RegExp][] = [
     ['a file shorter than the length field', new Uint8Array(5), /fewer than the 8-byte header length/],
     ['a header length beyond the file', (() => { const b = rawFile({}, 0); new DataView(b.buffer).setBigUint64(0, 1n << 40n, true); return b; })(), /header length is 1099511627776 bytes but only/],
