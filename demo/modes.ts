@@ -66,7 +66,7 @@ async function* onePath(engine: Engine, prompt: readonly number[], p: Params, si
   const rows0 = engine.stats.rows;
   const steps0 = engine.stats.steps;
   engine.resetPeak();
-  const id = engine.createPath(prompt, { temperature: Number(p.temperature), topP: Number(p.top_p), seed: Number(p.seed) }, max);
+  const id = engine.createPath(prompt, { temperature: Number(p.temperature), topP: Number(p.top_p), seed: Number(p.seed) }, { reserve: max });
   const eos = new Set(engine.config.eosTokenIds);
   const tokens: number[] = [];
   let logProb = 0;

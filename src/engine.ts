@@ -5,7 +5,7 @@
 //   const p = engine.createPath(engine.tokenizer.encode('Once upon a time'), { temperature: 0.8, topP: 0.95, seed: 1 });
 //   let results = await engine.step();          // every live path advances in ONE forward pass
 //   // results: per sampling path, its token_stats record; the first sampled token was appended to the path
-//   const child = engine.fork(p, { nextToken: results[0].stats.sampledIds[1] }); // a sibling with the 2nd draw
+//   const child = engine.fork(p, { nextToken: results[0].stats.sampledIds[1], sibling: 1 }); // a sibling: the 2nd draw
 //   engine.finish(p); engine.free(child);
 //
 // Token accounting (rows computed, page copies, pages peak) is counted here, not estimated.
@@ -17,12 +17,12 @@ import { runStep, type StepSampling } from './model/forward.js';
 import type { ModelConfig } from './model/config.js';
 import type { LlamaWeights } from './model/weights.js';
 import { samplingParams, type SamplingParams } from './sample/params.js';
-import { pathRng, type PathRng } from './sample/rng.js';
+import { childKey, PathRng, rootKey } from './sample/rng.js';
 import type { TokenStatsRecord } from './sample/stats_record.js';
 import { Scheduler } from './sched/scheduler.js';
 import type { Path } from './sched/path.js';
 import type { Tokenizer } from './tokenizer/types.js';
-import type { StepResult } from './branch/engine_api.js';
+import type { CreatePathOptions, ForkOptions, StepResult } from './branch/engine_api.js';
 
 export type { StepResult };
 
@@ -116,9 +116,15 @@ export class Engine {
   /**
    * A new path that will prefill `prompt` (cached full pages of an identical prefix are reused) and then sample with
    * `sampling`. `reserve` new tokens must fit the context too: a prompt that cannot is a ContextOverflowError.
-   * `stream` names its random stream (default: its path id), as for fork().
+   * Its random stream is rootKey(sampling.seed, root) (sample/rng.ts): the same seed and root index give the same
+   * tokens whatever else this engine runs, before, after or batched with it.
    */
-  createPath(prompt: readonly number[], sampling: Partial<SamplingParams> = {}, reserve = 0, options: { stream?: number } = {}): number {
+  createPath(prompt: readonly number[], sampling: Partial<SamplingParams> = {}, options: CreatePathOptions = {}): number {
+    const { reserve = 0, root = 0 } = options;
+    if (!Number.isSafeInteger(reserve) || reserve < 0)
+      throw new InvalidArgumentError(`reserve must be an integer >= 0 (new tokens the path may generate), got ${reserve}.`);
+    if (!Number.isSafeInteger(root) || root < 0)
+      throw new InvalidArgumentError(`root must be an integer >= 0 (the index of this root in its request), got ${root}.`);
     const max = this.config.maxSeqLen;
     if (prompt.length + reserve > max)
       throw new ContextOverflowError(
@@ -132,7 +138,7 @@ export class Engine {
       if (!Number.isInteger(t) || t < 0 || t >= this.config.vocabSize)
         throw new InvalidArgumentError(`token id ${t} is outside the vocabulary (0..${this.config.vocabSize - 1}).`);
     const path = this.sched.addRequest(prompt);
-    this.states.set(path.id, { sampling: params, rng: pathRng(params.seed, options.stream ?? path.id), draws: 1 });
+    this.states.set(path.id, { sampling: params, rng: new PathRng(rootKey(params.seed, root)), draws: 1 });
     return path.id;
   }
 
@@ -149,12 +155,21 @@ export class Engine {
    * A child of `id`. By default it keeps all of the parent's computed tokens and feeds `nextToken` next (an EAB
    * sibling). With `keep` = t it keeps the parent's first t tokens instead, recomputing token t-1 so its logits pick
    * token t afresh (a prefix branch at an earlier position). Full pages are shared; at most one page is copied.
-   * `stream` names the child's random stream (default: its path id); a controller that numbers its paths itself
-   * replays exactly on an engine that has run other work before.
+   * Its random stream is childKey(parent's key, kind, position, sibling) (sample/rng.ts), position being where the
+   * child first may differ (its nextToken's position, or `keep`): children of one parent at one position need
+   * distinct `sibling` indices, or they draw the same randomness. `sampling` may change temperature and topP; the seed
+   * is the parent's (a child's stream follows from its lineage).
    */
-  fork(id: number, options: { nextToken?: number; keep?: number; sampling?: Partial<SamplingParams>; stream?: number } = {}): number {
+  fork(id: number, options: ForkOptions): number {
     const parent = this.sched.path(id);
     const parentState = this.state(id);
+    const sibling = options.sibling ?? 0;
+    if (!Number.isSafeInteger(sibling) || sibling < 0)
+      throw new InvalidArgumentError(`fork sibling=${sibling}: give the child's index among its siblings, an integer >= 0.`);
+    if (options.sampling?.seed !== undefined && options.sampling.seed !== parentState.sampling.seed)
+      throw new InvalidArgumentError(
+        'fork: a child keeps its parent\'s seed (its stream follows from its lineage); tell siblings apart with `sibling`.',
+      );
     this.checkUsable();
     this.checkRoom();
     let child: Path;
@@ -173,7 +188,11 @@ export class Engine {
     }
     this.notePeak();
     const params = options.sampling ? samplingParams({ ...parentState.sampling, ...options.sampling }) : parentState.sampling;
-    this.states.set(child.id, { sampling: params, rng: pathRng(params.seed, options.stream ?? child.id), draws: 1 });
+    const key =
+      options.keep !== undefined
+        ? childKey(parentState.rng.key, 'keep', options.keep, sibling)
+        : childKey(parentState.rng.key, 'next', parent.computed, sibling);
+    this.states.set(child.id, { sampling: params, rng: new PathRng(key), draws: 1 });
     return child.id;
   }
 

@@ -30,9 +30,9 @@ export async function generate(engine: Engine, prompt: readonly number[], option
   if (!Number.isInteger(maxNew) || maxNew < 1) throw new InvalidArgumentError(`maxNewTokens must be a positive integer, got ${maxNew}.`);
   const eos = new Set(engine.config.eosTokenIds);
   const t0 = performance.now();
-  // Stream 0: the same seed gives the same text on any engine, whatever ran on it before.
+  // Root 0 of the seed's streams: the same seed gives the same text on any engine, whatever else runs on it.
   const sampling = { temperature: options.temperature ?? 1, topP: options.topP ?? 1, seed: options.seed ?? 0 };
-  const id = engine.createPath(prompt, sampling, maxNew, { stream: 0 });
+  const id = engine.createPath(prompt, sampling, { reserve: maxNew, root: 0 });
   const tokens: number[] = [];
   const logprobs: number[] = [];
   const entropies: number[] = [];

@@ -46,7 +46,7 @@ export async function forkAtZero(base: Engine, prompt: number[], N: number, maxN
   const eos = new Set(e.config.eosTokenIds);
   const t0 = performance.now();
   const counts = new Map<number, number>();
-  const root = e.createPath(prompt, { temperature: 1, topP: 1, seed: EAB_SEED }, maxNew);
+  const root = e.createPath(prompt, { temperature: 1, topP: 1, seed: EAB_SEED }, { reserve: maxNew });
   counts.set(root, 0);
   let forked = false;
   let generated = 0;
@@ -61,7 +61,7 @@ export async function forkAtZero(base: Engine, prompt: number[], N: number, maxN
     }
     if (!forked) {
       // keep = prompt length: each child recomputes the last prompt token (one row) and draws its own first token.
-      for (let i = 1; i < N; i++) counts.set(e.fork(root, { keep: prompt.length }), 0);
+      for (let i = 1; i < N; i++) counts.set(e.fork(root, { keep: prompt.length, sibling: i }), 0);
       forked = true;
     }
   }

@@ -26,7 +26,7 @@ export async function timedStep(engine: Engine): Promise<number> {
 export async function withForks<T>(e: Engine, root: number, B: number, f: (kids: number[]) => Promise<T>): Promise<T> {
   const V = e.config.vocabSize;
   const kids: number[] = [];
-  for (let b = 0; b < B; b++) kids.push(e.fork(root, { nextToken: 3 + ((b * 7919) % (V - 3)) }));
+  for (let b = 0; b < B; b++) kids.push(e.fork(root, { nextToken: 3 + ((b * 7919) % (V - 3)), sibling: b }));
   try {
     return await f(kids);
   } finally {

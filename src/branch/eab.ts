@@ -106,14 +106,14 @@ export async function* streamEab(engine: Engine, prompt: readonly number[], opti
   let pruned = 0;
   let forks = 0;
   let maxLive = 0;
-  // Random streams are numbered within the run (root 0, then each path in creation order), so the same seed replays
-  // the same run on any engine, whatever ran on it before.
-  let streams = 0;
+  // Random streams follow the lineage (sample/rng.ts): root r of the run, and a sibling's index at its fork. The same
+  // seed replays the same run on any engine, whatever else runs on it before or beside it.
+  let roots = 0;
   /** Paths whose result of the current step has been taken (see the replacement rule in branchOrContinue). */
   const advanced = new Set<number>();
 
   const startRoot = (): number => {
-    const id = engine.createPath(prompt, { ...sampling, seed: params.seed }, params.max_new_tokens, { stream: streams++ });
+    const id = engine.createPath(prompt, sampling, { reserve: params.max_new_tokens, root: roots++ });
     tree.root(id);
     live.add(id);
     return id;
@@ -218,7 +218,7 @@ export async function* streamEab(engine: Engine, prompt: readonly number[], opti
     for (let i = 1; i < k; i++) {
       let child: number;
       try {
-        child = engine.fork(r.pathId, { nextToken: ids[i], stream: streams++ });
+        child = engine.fork(r.pathId, { nextToken: ids[i], sibling: i });
       } catch (err) {
         // No page left for this child's tail: branch with the siblings made so far (the pool state is unchanged).
         if (err instanceof PagePoolExhaustedError) break;

@@ -2,7 +2,7 @@
 // each one was confidently on track (peaks of DeepConf's token confidence, smoothed over a window), and continue new
 // traces from those points. A branch is a page-table fork of its finished parent at an earlier position:
 //
-//   engine.fork(parent, { keep: promptLength + branch_point, sampling: { seed } })
+//   engine.fork(parent, { keep: promptLength + branch_point, sibling })
 //
 // keeps the parent's first branch_point generated tokens (full pages shared, one tail page copied) and recomputes only
 // the last kept token, whose logits draw the branch's first new token afresh. Branches run batched with every other
@@ -56,7 +56,11 @@ export interface PeaksTrace {
   /** DeepConf token confidence of every token in token_ids. */
   confs: number[];
   stop_reason: PeaksStopReason;
+  /** The run's seed. A trace's random stream follows from it and the trace's lineage (sample/rng.ts). */
   seed: number;
+  /** The trace's place in that lineage: its root index (traces started from the prompt) or its index among the
+   * branches of its parent's peak. */
+  sibling: number;
   /** Engine path id (the row of this trace in step results). */
   path_id: number;
   /** Rows the engine computed for this trace: prompt (less prefix-cache hits) + num_tokens - 1 for a trace started
@@ -127,7 +131,7 @@ interface Trace {
   branchPoint: number;
   prefixLength: number;
   history: BranchHistoryEntry[];
-  seed: number;
+  sibling: number;
   tokens: number[];
   logprobs: number[];
   proposal: number[];
@@ -161,7 +165,7 @@ export async function* streamPeaks(engine: Engine, prompt: readonly number[], op
   const { signal, regenerate = false, logits = false, onStep, ...partial } = options;
   const params = peaksParams(partial, { maxLivePaths: engine.maxLivePaths });
   const eos = new Set(engine.config.eosTokenIds);
-  const sampling = { temperature: params.temperature, topP: params.top_p };
+  const sampling = { temperature: params.temperature, topP: params.top_p, seed: params.seed };
   const warmupCount = params.warmup_traces ?? params.initial_traces;
 
   const t0 = now();
@@ -180,7 +184,7 @@ export async function* streamPeaks(engine: Engine, prompt: readonly number[], op
   let peaksBranched = 0;
   const pending: PeaksEvent[] = [];
 
-  const newTrace = (init: Pick<Trace, 'pathId' | 'parent' | 'depth' | 'branchPoint' | 'prefixLength' | 'history' | 'seed' | 'fromPrompt'>): Trace => {
+  const newTrace = (init: Pick<Trace, 'pathId' | 'parent' | 'depth' | 'branchPoint' | 'prefixLength' | 'history' | 'sibling' | 'fromPrompt'>): Trace => {
     const p = init.parent;
     const keep = init.prefixLength;
     const t: Trace = {
@@ -262,7 +266,7 @@ export async function* streamPeaks(engine: Engine, prompt: readonly number[], op
       const children: Trace[] = [];
       let noPage = false;
       try {
-        for (let i = 0; i < n; i++) children.push(branch(c));
+        for (let i = 0; i < n; i++) children.push(branch(c, params.branches_per_peak - c.remaining + i));
       } catch (err) {
         if (!(err instanceof PagePoolExhaustedError)) throw err;
         noPage = true; // no page for the tail copy: this peak keeps the branches it has
@@ -287,15 +291,15 @@ export async function* streamPeaks(engine: Engine, prompt: readonly number[], op
     if (traces.length >= params.max_traces) while (pool.length > 0) drop(pool.shift()!);
   };
 
-  const branch = (c: Candidate): Trace => {
+  /** Branch number `sibling` of candidate `c`. Streams follow the lineage, so a run replays on any engine. */
+  const branch = (c: Candidate, sibling: number): Trace => {
     const p = c.parent;
     const b = c.peak.branchPoint;
-    const seed = params.seed + traces.length;
-    // Each trace's random stream is its index in the run, so a run replays on any engine.
-    const stream = traces.length;
+    // A regenerated branch is a new root: its root index is its index in the run (unique, and the same on replay).
+    const root = traces.length;
     const pathId = regenerate
-      ? engine.createPath(prompt, { ...sampling, seed }, params.max_new_tokens, { stream })
-      : engine.fork(p.pathId, { keep: prompt.length + b, sampling: { ...sampling, seed }, stream });
+      ? engine.createPath(prompt, sampling, { reserve: params.max_new_tokens, root })
+      : engine.fork(p.pathId, { keep: prompt.length + b, sibling });
     const t = newTrace({
       pathId,
       parent: p,
@@ -303,7 +307,7 @@ export async function* streamPeaks(engine: Engine, prompt: readonly number[], op
       branchPoint: b,
       prefixLength: regenerate ? 0 : b,
       history: [...p.history, { step: b, confidence: c.peak.confidence, parent_trace: name(p) }],
-      seed,
+      sibling: regenerate ? root : sibling,
       fromPrompt: regenerate,
     });
     p.children.push(t);
@@ -333,9 +337,8 @@ export async function* streamPeaks(engine: Engine, prompt: readonly number[], op
 
   try {
     for (let i = 0; i < params.initial_traces; i++) {
-      const seed = params.seed + i;
-      const pathId = engine.createPath(prompt, { ...sampling, seed }, params.max_new_tokens, { stream: traces.length });
-      newTrace({ pathId, parent: null, depth: 0, branchPoint: 0, prefixLength: 0, history: [], seed, fromPrompt: true });
+      const pathId = engine.createPath(prompt, sampling, { reserve: params.max_new_tokens, root: i });
+      newTrace({ pathId, parent: null, depth: 0, branchPoint: 0, prefixLength: 0, history: [], sibling: i, fromPrompt: true });
     }
     for (;;) {
       if (signal?.aborted) throw new CancelledError();
@@ -415,7 +418,8 @@ export async function* streamPeaks(engine: Engine, prompt: readonly number[], op
       new_tokens: newTokens,
       confs: [...t.confs],
       stop_reason: t.stop ?? 'length',
-      seed: t.seed,
+      seed: params.seed,
+      sibling: t.sibling,
       path_id: t.pathId,
       tokens_computed: t.fromPrompt ? prompt.length - t.reused + n - 1 : newTokens,
       children: t.children.map(name),

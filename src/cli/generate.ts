@@ -22,7 +22,7 @@ export const generateFlags = {
   maxNewTokens: { type: 'integer', min: 1, description: `Tokens to generate per path at most (default 64; peaks ${PEAKS_DEFAULTS.max_new_tokens})` },
   temperature: { type: 'number', min: 0, description: `Sampling temperature, 0 = greedy (default 1; peaks ${PEAKS_DEFAULTS.temperature})` },
   topP: { type: 'number', default: 1, min: 0, max: 1, description: 'Nucleus mass (1 = off)' },
-  seed: { type: 'integer', default: 0, description: 'Random seed; the same seed replays the same run' },
+  seed: { type: 'integer', default: 0, description: 'Random seed; a path\'s stream follows from it and the path\'s lineage (root index; parent, fork position, sibling index) only, so the same seed replays the same run on any engine' },
   entropyThreshold: { type: 'number', default: EAB_DEFAULTS.entropy_threshold, min: 0, max: 1, description: 'eab: branch where H / ln V exceeds this' },
   branchFactor: { type: 'integer', default: EAB_DEFAULTS.branch_factor, min: 2, description: 'eab: children per branch point' },
   maxPaths: { type: 'integer', default: EAB_DEFAULTS.max_paths, min: 1, description: 'eab: most live paths' },

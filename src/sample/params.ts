@@ -7,7 +7,7 @@ export interface SamplingParams {
   temperature: number;
   /** Nucleus mass: sample only from the smallest set of most likely tokens whose probability reaches topP. 1: all. */
   topP: number;
-  /** Seeds every path's random stream (rng.ts): the same seed replays the same run. */
+  /** Seeds the request's random streams: each path's stream follows from the seed and its lineage (rng.ts). */
   seed: number;
 }
 

@@ -26,7 +26,7 @@ describe('typed errors and clean state', () => {
     const e = await engineWith(64);
     const ctx = e.config.maxSeqLen;
     expect(() => e.createPath(new Array(ctx + 1).fill(5))).toThrow(ContextOverflowError);
-    expect(() => e.createPath(new Array(ctx - 10).fill(5), {}, 20)).toThrow(/lower max_new_tokens/);
+    expect(() => e.createPath(new Array(ctx - 10).fill(5), {}, { reserve: 20 })).toThrow(/lower max_new_tokens/);
     expect(() => e.createPath([1, 9999])).toThrow(InvalidArgumentError);
     expect(() => e.createPath([1], { temperature: -1 })).toThrow(InvalidArgumentError);
     expect(e.livePaths().length).toBe(0);

@@ -22,6 +22,8 @@ import { CancelledError, InvalidArgumentError } from '../../src/errors.js';
 import { KvCache } from '../../src/kv/kv_cache.js';
 import type { TokenStatsRecord } from '../../src/sample/stats_record.js';
 import type { SamplingParams } from '../../src/sample/params.js';
+import { childKey, rootKey, type StreamKey } from '../../src/sample/rng.js';
+import type { CreatePathOptions } from '../../src/branch/engine_api.js';
 import { Scheduler } from '../../src/sched/scheduler.js';
 import { mulberry32, testSeed } from '../ref/random.js';
 
@@ -235,14 +237,14 @@ const EOS = 2;
 /**
  * The Engine surface peaks.ts uses, over the real Scheduler and KvCache. The "model" is a pure function of the
  * context (so a branch recomputing its last kept token sees its parent's distribution exactly), the draw a function
- * of context and the path's seed. Confidence runs in [3, 13]; EOS comes with probability about 1/80 per token.
+ * of context and the path's stream key, derived from its lineage as the real engine does (sample/rng.ts). Confidence runs in [3, 13]; EOS comes with probability about 1/80 per token.
  */
 class FakeEngine {
   readonly kv: KvCache;
   readonly sched: Scheduler;
   readonly config = { eosTokenIds: [EOS], vocabSize: V, maxSeqLen: 4096 };
   readonly tokenizer = null;
-  private readonly seeds = new Map<number, number>();
+  private readonly keys = new Map<number, StreamKey>();
   private counters = { rows: 0, steps: 0, pagesPeak: 0 };
   /** Per step: the finished paths whose pages are still held when the step runs. */
   readonly heldFinished: number[][] = [];
@@ -263,18 +265,18 @@ class FakeEngine {
   resetPeak(): void {
     this.counters.pagesPeak = this.kv.usedCount;
   }
-  createPath(prompt: readonly number[], sampling: Partial<SamplingParams>): number {
+  createPath(prompt: readonly number[], sampling: Partial<SamplingParams>, o: CreatePathOptions = {}): number {
     if (this.livePaths().length >= this.maxLivePaths) throw new InvalidArgumentError('no room');
     const p = this.sched.addRequest(prompt);
-    this.seeds.set(p.id, sampling.seed ?? 0);
+    this.keys.set(p.id, rootKey(sampling.seed ?? 0, o.root ?? 0));
     return p.id;
   }
-  fork(id: number, o: { keep: number; sampling?: Partial<SamplingParams> }): number {
+  fork(id: number, o: { keep: number; sibling?: number }): number {
     if (this.livePaths().length >= this.maxLivePaths) throw new InvalidArgumentError('no room');
     const parent = this.sched.path(id);
     const at = Math.min(o.keep - 1, parent.computed);
     const child = this.sched.fork(id, { atLength: at, nextTokens: parent.tokens.slice(at, o.keep) });
-    this.seeds.set(child.id, o.sampling?.seed ?? 0);
+    this.keys.set(child.id, childKey(this.keys.get(id)!, 'keep', o.keep, o.sibling ?? 0));
     return child.id;
   }
   path(id: number) {
@@ -289,7 +291,7 @@ class FakeEngine {
 
   free(id: number): void {
     this.sched.free(id);
-    this.seeds.delete(id);
+    this.keys.delete(id);
   }
   livePaths() {
     return this.sched.paths().filter((p) => p.state !== 'finished');
@@ -309,7 +311,7 @@ class FakeEngine {
     for (let s = 0; s < plan.samples; s++) {
       const path = this.sched.path(plan.pathIds[plan.samplePath[s]]);
       const context = path.tokens.slice(0, path.computed);
-      const h = hash(...context, this.seeds.get(path.id)!);
+      const h = hash(...context, ...this.keys.get(path.id)!);
       const token = h % 80 === 0 ? EOS : 3 + (h % (V - 3));
       tokens.push(token);
       const lp = -((h >>> 8) % 400) / 100;
@@ -390,7 +392,7 @@ describe('the peaks controller over the real scheduler and page tables', () => {
     expect(r.traces.length).toBe(12);
     expect(r.stats.forks).toBe(r.stats.branch_traces);
     for (const t of r.traces.filter((x) => x.depth > 0)) expect(t.branch_history.at(-1)!.confidence).toBeGreaterThanOrEqual(8.5);
-    // Each chosen peak got branches_per_peak children, siblings share the branch point and differ in seed.
+    // Each chosen peak got branches_per_peak children, siblings share the branch point and differ in sibling index.
     const sibs = new Map<string, typeof r.traces>();
     for (const t of r.traces.filter((x) => x.depth > 0)) {
       const k = `${t.parent_id}@${t.branch_point}`;
@@ -398,7 +400,7 @@ describe('the peaks controller over the real scheduler and page tables', () => {
     }
     for (const group of sibs.values()) {
       expect(group.length).toBeLessThanOrEqual(r.params.branches_per_peak);
-      expect(new Set(group.map((t) => t.seed)).size).toBe(group.length);
+      expect(new Set(group.map((t) => t.sibling)).size).toBe(group.length);
     }
     // Rounds: no depth-2 branch starts before every depth-1 trace has finished.
     const firstDepth2 = events.findIndex((e) => e.type === 'branch' && e.depth === 2);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/errors.js';
 import { DEFAULT_SAMPLING, samplingParams, validateSamplingParams } from '../../src/sample/params.js';
-import { PathRng, pathRng } from '../../src/sample/rng.js';
+import fc from 'fast-check';
+import { childKey, murmur3Words, PathRng, rootKey, rootRng, type ForkKind } from '../../src/sample/rng.js';
 import {
   LIST_CAP,
   NO_TOKEN,
@@ -11,18 +12,18 @@ import {
   writeSamplingRow,
 } from '../../src/sample/stats_record.js';
 
-// The first outputs of seed 0, path 0 (see the pinning test).
-const PINNED = [0x5c43e63d, 0x060eb3cc, 0x76d1d46e];
+// The first outputs of root 0 of seed 0 (see the pinning test).
+const PINNED = [0x43f1e6a8, 0xfc322333, 0xbe2defca];
 
 function take(r: PathRng, n: number): number[] {
   return Array.from({ length: n }, () => r.nextU32());
 }
 
-describe('PathRng', () => {
-  it('replays exactly for the same seed and path, whatever else is drawn in between', () => {
-    const a = pathRng(42, 7);
-    const b = pathRng(42, 7);
-    const other = pathRng(42, 8);
+describe('PathRng and stream keys (lineage)', () => {
+  it('replays exactly for the same key, whatever else is drawn in between', () => {
+    const a = rootRng(42, 7);
+    const b = rootRng(42, 7);
+    const other = rootRng(42, 8);
     const seqA = take(a, 100);
     const seqB: number[] = [];
     for (let i = 0; i < 100; i++) {
@@ -31,9 +32,10 @@ describe('PathRng', () => {
     }
     expect(seqB).toEqual(seqA);
     expect(seqA.every((v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32)).toBe(true);
+    expect(a.drawn).toBe(100);
   });
 
-  it('gives different streams to different paths and seeds (all bits of a safe integer count)', () => {
+  it('gives different streams to different roots and seeds (all bits of a safe integer count)', () => {
     const heads = [
       [0, 0],
       [0, 1],
@@ -42,17 +44,66 @@ describe('PathRng', () => {
       [-1, 0],
       [0, 2 ** 32],
       [Number.MAX_SAFE_INTEGER, 3],
-    ].map(([s, p]) => take(pathRng(s, p), 4).join());
+    ].map(([s, r]) => take(rootRng(s, r), 4).join());
     expect(new Set(heads).size).toBe(heads.length);
   });
 
-  it('pins the first outputs of seed 0, path 0, so a recorded run replays across versions', () => {
+  it('derives distinct child keys for every (kind, position, sibling) and never the parent\'s', () => {
+    const parent = rootKey(42, 0);
+    const keys = new Set<string>([parent.join()]);
+    let n = 1;
+    for (const kind of ['next', 'keep'] as const)
+      for (let position = 0; position < 40; position++)
+        for (let sibling = 0; sibling < 8; sibling++) {
+          keys.add(childKey(parent, kind, position, sibling).join());
+          n++;
+        }
+    expect(keys.size).toBe(n);
+    // A grandchild depends on its whole lineage: the same (position, sibling) under different parents differs.
+    const g1 = childKey(childKey(parent, 'next', 5, 1), 'next', 9, 1);
+    const g2 = childKey(childKey(parent, 'next', 5, 2), 'next', 9, 1);
+    expect(g1.join()).not.toBe(g2.join());
+  });
+
+  it('property: a key is a function of its lineage alone, and distinct lineages give distinct streams', () => {
+    // A lineage: a seed, a root index, then (kind, position, sibling) per generation.
+    const step = fc.tuple(fc.constantFrom('next' as const, 'keep' as const), fc.nat({ max: 4096 }), fc.nat({ max: 31 }));
+    const lineage = fc.record({ seed: fc.integer({ min: -(2 ** 40), max: 2 ** 40 }), root: fc.nat({ max: 63 }), steps: fc.array(step, { maxLength: 5 }) });
+    const keyOf = (l: { seed: number; root: number; steps: [ForkKind, number, number][] }) =>
+      l.steps.reduce((k, [kind, pos, sib]) => childKey(k, kind, pos, sib), rootKey(l.seed, l.root));
+    fc.assert(
+      fc.property(lineage, lineage, (a, b) => {
+        // Computing other keys in between (any interleaving of requests) cannot change a key: there is no state.
+        const ka = keyOf(a);
+        keyOf(b);
+        expect(keyOf(a)).toEqual(ka);
+        const same = JSON.stringify(a) === JSON.stringify(b);
+        const sa = take(new PathRng(ka), 3).join();
+        const sb = take(new PathRng(keyOf(b)), 3).join();
+        expect(sa === sb).toBe(same);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('pins the first outputs of root 0 of seed 0, so a recorded run replays across versions', () => {
     // Changing the generator changes every recorded run: update this only on purpose.
-    expect(take(pathRng(0, 0), 3)).toEqual(PINNED);
+    expect(take(rootRng(0, 0), 3)).toEqual(PINNED);
+  });
+
+  it('draw j is murmur3(key, j): the MurmurHash3 x86_32 reference vectors hold for the mixer', () => {
+    // Published test vectors of MurmurHash3_x86_32: no bytes with seeds 0 and 1; bytes FF FF FF FF, 00 00 00 00 and
+    // 21 43 65 87 (the little-endian word 0x87654321) with seed 0, and 21 43 65 87 with seed 0x5082edee.
+    expect(murmur3Words([], 0)).toBe(0);
+    expect(murmur3Words([], 1)).toBe(0x514e28b7);
+    expect(murmur3Words([0xffffffff], 0)).toBe(0x76293b50);
+    expect(murmur3Words([0], 0)).toBe(0x2362f9de);
+    expect(murmur3Words([0x87654321], 0)).toBe(0xf55b516b);
+    expect(murmur3Words([0x87654321], 0x5082edee)).toBe(0x2362f9de);
   });
 
   it('is uniform enough: bit balance and mean of nextFloat over a fixed stream', () => {
-    const r = pathRng(12345, 3);
+    const r = rootRng(12345, 3);
     const n = 20000;
     const ones = new Array<number>(32).fill(0);
     let sum = 0;
@@ -68,10 +119,24 @@ describe('PathRng', () => {
     expect(Math.abs(sum / n - 0.5)).toBeLessThan(6 * Math.sqrt(1 / 12 / n));
   });
 
-  it('rejects non-integer seeds and path ids', () => {
-    expect(() => pathRng(1.5, 0)).toThrow(InvalidArgumentError);
-    expect(() => pathRng(0, Number.NaN)).toThrow(InvalidArgumentError);
-    expect(() => pathRng(2 ** 53, 0)).toThrow(InvalidArgumentError);
+  it('is uncorrelated across sibling streams: first draws of 4096 siblings are balanced bit by bit', () => {
+    const parent = rootKey(7, 0);
+    const n = 4096;
+    const ones = new Array<number>(32).fill(0);
+    for (let i = 0; i < n; i++) {
+      const v = new PathRng(childKey(parent, 'next', 10, i)).nextU32();
+      for (let b = 0; b < 32; b++) ones[b] += (v >>> b) & 1;
+    }
+    for (const c of ones) expect(Math.abs(c - n / 2)).toBeLessThan(6 * Math.sqrt(n / 4));
+  });
+
+  it('rejects non-integer seeds, negative roots, positions and siblings', () => {
+    expect(() => rootKey(1.5, 0)).toThrow(InvalidArgumentError);
+    expect(() => rootKey(0, Number.NaN)).toThrow(InvalidArgumentError);
+    expect(() => rootKey(2 ** 53, 0)).toThrow(InvalidArgumentError);
+    expect(() => rootKey(0, -1)).toThrow(InvalidArgumentError);
+    expect(() => childKey(rootKey(0), 'next', -1, 0)).toThrow(InvalidArgumentError);
+    expect(() => childKey(rootKey(0), 'keep', 3, 0.5)).toThrow(InvalidArgumentError);
   });
 });
 
@@ -233,7 +298,7 @@ describe('proposalLogProb (Plackett-Luce)', () => {
   });
 
   it('matches Gumbel-top-k frequencies (the kernel draws this way): chi-square on a fixed stream', () => {
-    const rng = pathRng(2024, 0);
+    const rng = rootRng(2024, 0);
     const n = 20000;
     const counts = new Map<string, number>();
     for (let t = 0; t < n; t++) {
