@@ -25,7 +25,7 @@ export default defineConfig({
       {
         test: {
           name: 'node',
-          include: ['test/unit/**/*.test.ts', 'test/kernels/**/*.test.ts', 'test/model/**/*.test.ts'],
+          include: ['test/unit/**/*.test.ts', 'test/kernels/**/*.test.ts', 'test/model/**/*.test.ts', 'test/remote/**/*.test.ts'],
           environment: 'node',
           // Dawn's native addon is safest in child processes, one device set per file.
           pool: 'forks',

@@ -111,3 +111,26 @@ export class ShaderError extends ForkLMError {
     super('SHADER', message);
   }
 }
+
+/**
+ * A remote server engine (llama.cpp server, vLLM, SGLang) could not be used: unreachable, stopped mid-run, too slow
+ * (timeout), an HTTP error after the retries, or a reply forklm cannot read. `reason` tells which.
+ */
+export class RemoteServerError extends ForkLMError {
+  readonly reason: 'unreachable' | 'http' | 'timeout' | 'closed' | 'protocol';
+  readonly status: number | null;
+  constructor(reason: RemoteServerError['reason'], message: string, options?: { cause?: unknown; status?: number }) {
+    super('REMOTE_SERVER', message, options);
+    this.reason = reason;
+    this.status = options?.status ?? null;
+  }
+}
+
+/** The server lacks something a branching controller needs (log-probs, token-id prompts, enough top log-probs). */
+export class RemoteFeatureError extends ForkLMError {
+  readonly feature: string;
+  constructor(feature: string, message: string) {
+    super('REMOTE_FEATURE', message);
+    this.feature = feature;
+  }
+}

@@ -1,0 +1,475 @@
+// One caller's paths on a remote server, behind the BranchEngine surface the controllers drive.
+//
+// A path is its token sequence, held here. Each path is fed by one streamed completion request whose prompt is every
+// token the path has; the server generates up to the path's length budget and the tokens queue here, so step() hands
+// out one token per live path while the requests run concurrently (the server batches them). A fork is a new request:
+// its prompt is the parent's tokens up to the fork plus the branch token (EAB sibling) or the kept prefix (prefix
+// branch), so the server's prefix cache serves the shared part. The parent's request keeps running: a branch point it
+// has already passed costs it nothing. Roots created together with one prompt go out as one llama.cpp request with
+// n_cmpl (the prompt is processed once and copied to the child slots).
+//
+// Random streams (DESIGN.md convention 9): a path's server seed and its client-side sibling draws depend only on its
+// request's seed and its lineage (root index; parent + fork position + sibling index), so a run replays on any server
+// state. Completion i of an n_cmpl request is seeded seed + i by the server, hence root r's seed is base(seed) + r.
+//
+// Accounting comes from the server's own counters (prompt tokens computed, served from cache, generated), summed over
+// requests; tokens a request generated beyond what its path used (a path ended first) are counted, not hidden.
+import type { BranchEngine, CreatePathOptions, EngineInfo, ForkOptions, PathView, SessionCounters, StepResult } from '../branch/engine_api.js';
+import { ContextOverflowError, ForkLMError, InvalidArgumentError, RemoteServerError } from '../errors.js';
+import { samplingParams, type SamplingParams } from '../sample/params.js';
+import { PathRng } from '../sample/rng.js';
+import type { Tokenizer } from '../tokenizer/types.js';
+import { isTransient, streamEvents, type HttpOptions } from './http.js';
+import type { Dialect, ServerEvent, TokenEvent, UsageEvent } from './protocol.js';
+import { remoteTokenStats, type EntropyBounds } from './token_stats.js';
+
+/** What the session needs of its engine (remote/engine.ts). */
+export interface SessionConfig {
+  baseUrl: string;
+  dialect: Dialect;
+  info: EngineInfo;
+  tokenizer: Tokenizer | null;
+  http: HttpOptions;
+  /** Top log-probs asked per token (>= info.topK; more tightens the entropy bounds). */
+  topLogprobs: number;
+  /** Group roots with one prompt into one request (llama.cpp n_cmpl). */
+  groupRoots: boolean;
+  model?: string;
+}
+
+/** The server's counters and the client's view of them, for one session. */
+export interface RemoteCounters {
+  requests: number;
+  retries: number;
+  /** Prompt tokens the server computed, and served from its cache (its own counters). */
+  promptComputed: number;
+  promptCached: number;
+  /** Tokens the server generated, and how many of them the paths used (the rest ran past a path's end). */
+  generated: number;
+  generatedUsed: number;
+  /** Completions whose counters the server reported (an aborted OpenAI stream reports none). */
+  completionsReported: number;
+  /** Widest entropy bound seen, as a fraction of ln V (0 when the top-k list covers the vocabulary). */
+  maxEntropyGap: number;
+  meanEntropyGap: number;
+}
+
+/** A step result with the entropy bounds the top-k list gives. */
+export interface RemoteStepResult extends StepResult {
+  entropyBounds: EntropyBounds;
+}
+
+interface Feed {
+  id: number;
+  abort: AbortController;
+  /** Completion index -> path id (null once that path let go). */
+  paths: (number | null)[];
+  usage: Map<number, UsageEvent>;
+}
+
+interface RemotePath {
+  id: number;
+  tokens: number[];
+  promptLength: number;
+  reusedTokens: number;
+  state: 'prefill' | 'decode' | 'finished';
+  sampling: SamplingParams;
+  /** Lineage hash: names the path's random stream. */
+  key: number;
+  /** Server seed of the request that feeds the path (root r: base + r, so n_cmpl groups agree). */
+  seed: number;
+  rng: PathRng;
+  maxLength: number;
+  draws: number;
+  root: number | null;
+  queue: TokenEvent[];
+  feed: Feed | null;
+  /** The feeding request ended; no more tokens come from it. */
+  drained: boolean;
+  siblings: Map<string, number>;
+  retries: number;
+}
+
+/** MurmurHash3's finaliser over a few words: lineage keys and seeds (u31, so base + root stays below 2^32 - 1). */
+function mix(...words: number[]): number {
+  let h = 0x2545f491;
+  for (const w of words) {
+    h ^= Math.imul((w >>> 0) ^ 0x9e3779b9, 0x27d4eb2f);
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
+  }
+  return (h >>> 0) & 0x7fffffff;
+}
+
+const seedWords = (s: number): [number, number] => [s >>> 0, Math.floor(s / 2 ** 32) >>> 0];
+
+export class RemoteSession implements BranchEngine {
+  readonly info: EngineInfo;
+  readonly tokenizer: Tokenizer | null;
+  private readonly paths = new Map<number, RemotePath>();
+  private nextId = 0;
+  private nextFeed = 0;
+  private readonly feeds = new Set<Feed>();
+  private readonly done: Feed[] = [];
+  private failure: ForkLMError | null = null;
+  private closed = false;
+  private wake: (() => void) | null = null;
+  private readonly c = { steps: 0, forks: 0, requests: 0, retries: 0, used: 0, gapMax: 0, gapSum: 0, gapN: 0 };
+
+  constructor(private readonly cfg: SessionConfig) {
+    this.info = cfg.info;
+    this.tokenizer = cfg.tokenizer;
+  }
+
+  createPath(prompt: readonly number[], sampling: Partial<SamplingParams> = {}, options: CreatePathOptions = {}): number {
+    this.checkUsable();
+    const reserve = options.reserve ?? 0;
+    const max = this.info.maxSeqLen;
+    if (prompt.length === 0) throw new InvalidArgumentError('The prompt is empty: give at least one token (e.g. BOS).');
+    if (prompt.length + reserve > max)
+      throw new ContextOverflowError(
+        `The prompt has ${prompt.length} tokens${reserve ? ` and ${reserve} new tokens were asked for` : ''}; the server's context per ` +
+          `request is ${max}. Shorten the prompt or lower max_new_tokens.`,
+      );
+    for (const t of prompt) this.checkToken(t);
+    const params = samplingParams(sampling);
+    this.checkRoom();
+    const root = options.root ?? 0;
+    if (!Number.isInteger(root) || root < 0) throw new InvalidArgumentError(`root must be an integer >= 0, got ${root}.`);
+    const base = mix(0x524f4f54, ...seedWords(params.seed));
+    const key = mix(base, root);
+    return this.add({
+      tokens: [...prompt],
+      promptLength: prompt.length,
+      sampling: params,
+      key,
+      seed: (base + root) >>> 0,
+      maxLength: reserve > 0 ? prompt.length + reserve : max,
+      root,
+    });
+  }
+
+  fork(id: number, options: ForkOptions): number {
+    this.checkUsable();
+    const parent = this.get(id);
+    let tokens: number[];
+    let kind: number;
+    if (options.keep !== undefined) {
+      const t = options.keep;
+      if (!Number.isInteger(t) || t < 1 || t > parent.tokens.length)
+        throw new InvalidArgumentError(`fork keep=${t}: keep between 1 and ${parent.tokens.length} tokens.`);
+      tokens = parent.tokens.slice(0, t);
+      kind = 0x4b454550;
+    } else {
+      if (options.nextToken === undefined) throw new InvalidArgumentError('fork: give nextToken or keep.');
+      this.checkToken(options.nextToken);
+      tokens = [...parent.tokens, options.nextToken];
+      kind = 0x4e455854;
+    }
+    this.checkRoom();
+    const at = options.keep ?? parent.tokens.length;
+    const slot = `${kind}:${at}`;
+    const sibling = options.sibling ?? (parent.siblings.get(slot) ?? 0) + 1;
+    parent.siblings.set(slot, Math.max(sibling, parent.siblings.get(slot) ?? 0));
+    const sampling = options.sampling ? samplingParams({ ...parent.sampling, ...options.sampling }) : parent.sampling;
+    const key = mix(kind, parent.key, at, sibling, ...seedWords(sampling.seed));
+    this.c.forks++;
+    return this.add({
+      tokens,
+      promptLength: Math.min(parent.promptLength, tokens.length),
+      sampling,
+      key,
+      seed: key,
+      maxLength: parent.maxLength,
+      root: null,
+    });
+  }
+
+  setDraws(id: number, n: number): void {
+    if (!Number.isInteger(n) || n < 1 || n > this.info.maxBranch)
+      throw new InvalidArgumentError(`draws=${n}: between 1 and ${this.info.maxBranch} (the remote engine's maxBranch: its top log-probs).`);
+    this.get(id).draws = n;
+  }
+
+  finish(id: number): void {
+    const p = this.get(id);
+    p.state = 'finished';
+    this.detach(p);
+  }
+
+  free(id: number): void {
+    const p = this.get(id);
+    this.detach(p);
+    this.paths.delete(id);
+  }
+
+  release(id: number): void {
+    if (this.paths.has(id)) this.free(id);
+  }
+
+  path(id: number): PathView {
+    const p = this.get(id);
+    return { id, state: p.state, tokens: p.tokens, promptLength: p.promptLength, reusedTokens: p.reusedTokens };
+  }
+
+  liveCount(): number {
+    let n = 0;
+    for (const p of this.paths.values()) if (p.state !== 'finished') n++;
+    return n;
+  }
+
+  counters(): SessionCounters {
+    const r = this.remoteCounters();
+    return { steps: this.c.steps, rows: r.promptComputed + r.generated, reusedPromptTokens: r.promptCached, forks: this.c.forks, pageCopies: 0, pagesPeak: 0 };
+  }
+
+  /** The server's counters summed over this session's requests, and the entropy bounds seen. */
+  remoteCounters(): RemoteCounters {
+    let promptComputed = 0;
+    let promptCached = 0;
+    let generated = 0;
+    let reported = 0;
+    for (const f of [...this.done, ...this.feeds])
+      for (const u of f.usage.values()) {
+        promptComputed += u.promptComputed ?? 0;
+        promptCached += u.promptCached ?? 0;
+        generated += u.generated ?? 0;
+        reported += u.index < 0 ? f.paths.length : 1;
+      }
+    return {
+      requests: this.c.requests,
+      retries: this.c.retries,
+      promptComputed,
+      promptCached,
+      generated,
+      generatedUsed: this.c.used,
+      completionsReported: reported,
+      maxEntropyGap: this.c.gapMax,
+      meanEntropyGap: this.c.gapN > 0 ? this.c.gapSum / this.c.gapN : 0,
+    };
+  }
+
+  close(): void {
+    for (const id of [...this.paths.keys()]) this.free(id);
+    this.closed = true;
+  }
+
+  /**
+   * Advances every live path by one token: sends the requests that paths without one need, waits until each live
+   * path has a token queued, and hands out one per path. A server that fails (after the retries) rejects the step
+   * with a RemoteServerError and frees every path of the session.
+   */
+  async step(): Promise<{ results: RemoteStepResult[] } | null> {
+    this.checkUsable();
+    const live = [...this.paths.values()].filter((p) => p.state !== 'finished');
+    if (live.length === 0) return null;
+    for (const p of live)
+      if (p.tokens.length >= p.maxLength)
+        throw new ContextOverflowError(`Path ${p.id} has ${p.tokens.length} tokens, its budget: finish or free it.`);
+    try {
+      this.launch(live);
+      for (;;) {
+        if (this.failure) throw this.failure;
+        let waiting = false;
+        for (const p of live) {
+          if (p.queue.length > 0) continue;
+          waiting = true;
+          // The request ended before the path's budget (a stop the server chose): continue with a new one.
+          if (p.drained) this.launch([p]);
+        }
+        if (!waiting) break;
+        await new Promise<void>((resolve) => (this.wake = resolve));
+      }
+    } catch (err) {
+      this.fail(err);
+    }
+    const results: RemoteStepResult[] = [];
+    for (const p of live) {
+      const ev = p.queue.shift()!;
+      const { stats, entropyBounds } = remoteTokenStats(ev, {
+        temperature: p.sampling.temperature,
+        topP: p.sampling.topP,
+        draws: p.draws,
+        vocabSize: this.info.vocabSize,
+        topK: this.info.topK,
+        uniform: () => p.rng.nextFloat(),
+      });
+      const gap = (entropyBounds.upper - entropyBounds.lower) / Math.log(this.info.vocabSize);
+      this.c.gapMax = Math.max(this.c.gapMax, gap);
+      this.c.gapSum += gap;
+      this.c.gapN++;
+      this.c.used++;
+      p.draws = 1;
+      p.retries = 0;
+      p.tokens.push(ev.id);
+      p.state = 'decode';
+      results.push({ pathId: p.id, stats, token: ev.id, position: p.tokens.length - 1, entropyBounds });
+    }
+    this.c.steps++;
+    return { results };
+  }
+
+  private add(init: Pick<RemotePath, 'tokens' | 'promptLength' | 'sampling' | 'key' | 'seed' | 'maxLength' | 'root'>): number {
+    const id = this.nextId++;
+    this.paths.set(id, {
+      ...init,
+      id,
+      reusedTokens: 0,
+      state: 'prefill',
+      rng: new PathRng(init.key, 0),
+      draws: 1,
+      queue: [],
+      feed: null,
+      drained: false,
+      siblings: new Map(),
+      retries: 0,
+    });
+    return id;
+  }
+
+  /** Sends requests for the paths that have neither queued tokens nor a request running. */
+  private launch(paths: RemotePath[]): void {
+    const need = paths.filter((p) => p.queue.length === 0 && (p.feed === null || p.drained));
+    const groups: RemotePath[][] = [];
+    for (const p of need) {
+      const g = groups.find((g) => this.cfg.groupRoots && p.tokens.length === p.promptLength && groupable(g[g.length - 1], p));
+      if (g) g.push(p);
+      else groups.push([p]);
+    }
+    for (const g of groups) this.send(g);
+  }
+
+  private send(group: RemotePath[]): void {
+    const first = group[0];
+    // A continuation (a retry after a broken stream, or a server stop before the budget) gets its own seed from the
+    // lineage and the position, so it does not replay the tokens its first request already gave.
+    const fresh = first.tokens.length === first.promptLength || first.feed === null;
+    const seed = fresh ? first.seed : mix(first.key, first.tokens.length);
+    const feed: Feed = { id: this.nextFeed++, abort: new AbortController(), paths: group.map((p) => p.id), usage: new Map() };
+    for (const p of group) {
+      p.feed = feed;
+      p.drained = false;
+    }
+    this.feeds.add(feed);
+    this.c.requests++;
+    const body = this.cfg.dialect.body({
+      prompt: first.tokens,
+      maxTokens: first.maxLength - first.tokens.length,
+      n: group.length,
+      temperature: first.sampling.temperature,
+      topP: first.sampling.topP,
+      seed,
+      topLogprobs: this.cfg.topLogprobs,
+      model: this.cfg.model,
+    });
+    void this.pump(feed, body);
+  }
+
+  private async pump(feed: Feed, body: unknown): Promise<void> {
+    const url = this.cfg.baseUrl + this.cfg.dialect.path;
+    let error: unknown = null;
+    try {
+      const http = { ...this.cfg.http, signal: feed.abort.signal };
+      for await (const chunk of streamEvents(url, body, http, () => this.c.retries++)) {
+        for (const ev of this.cfg.dialect.parse(chunk)) this.deliver(feed, ev);
+        this.notify();
+      }
+    } catch (err) {
+      if (!feed.abort.signal.aborted) error = err;
+    }
+    this.feeds.delete(feed);
+    this.done.push(feed);
+    const mine = feed.paths.map((id) => (id === null ? undefined : this.paths.get(id))).filter((p): p is RemotePath => p?.feed === feed);
+    for (const p of mine) p.drained = true;
+    if (error) {
+      // A stream that broke after it gave tokens resumes from the tokens the path has (a new request); anything
+      // else fails the session.
+      const resumable = isTransient(error) || (error instanceof RemoteServerError && error.reason === 'unreachable');
+      const retry = mine.filter((p) => p.state !== 'finished' && p.queue.length === 0);
+      if (resumable && retry.every((p) => ++p.retries <= this.cfg.http.retries)) {
+        this.c.retries += retry.length > 0 ? 1 : 0;
+      } else if (retry.length > 0 || !resumable) {
+        this.failure ??= error instanceof ForkLMError ? error : new RemoteServerError('protocol', `The server stream failed: ${String(error)}`, { cause: error });
+      }
+    }
+    this.notify();
+  }
+
+  private deliver(feed: Feed, ev: ServerEvent): void {
+    if (ev.type === 'usage') {
+      feed.usage.set(ev.index, ev);
+      const id = ev.index >= 0 ? feed.paths[ev.index] : null;
+      const p = id === null || id === undefined ? undefined : this.paths.get(id);
+      if (p && p.feed === feed && p.tokens.length === p.promptLength && ev.promptCached !== null && p.root !== null) p.reusedTokens = ev.promptCached;
+      return;
+    }
+    const id = feed.paths[ev.index];
+    const p = id === null || id === undefined ? undefined : this.paths.get(id);
+    if (!p || p.feed !== feed || p.state === 'finished') return;
+    if (ev.type === 'token') p.queue.push(ev);
+    else p.drained = true;
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  /** Lets a path go: its queued tokens are dropped and its request aborted once no other path reads it. */
+  private detach(p: RemotePath): void {
+    p.queue = [];
+    const f = p.feed;
+    p.feed = null;
+    if (!f) return;
+    f.paths = f.paths.map((id) => (id === p.id ? null : id));
+    if (f.paths.every((id) => id === null)) f.abort.abort();
+  }
+
+  private fail(err: unknown): never {
+    const e = err instanceof ForkLMError ? err : new RemoteServerError('protocol', `A step failed: ${String(err)}`, { cause: err });
+    this.failure = e;
+    for (const id of [...this.paths.keys()]) this.free(id);
+    throw e;
+  }
+
+  private checkUsable(): void {
+    if (this.closed) throw new InvalidArgumentError('This session is closed: open a new one with engine.session().');
+    if (this.failure) throw this.failure;
+  }
+
+  private checkRoom(): void {
+    if (this.liveCount() >= this.info.maxLivePaths)
+      throw new InvalidArgumentError(
+        `${this.info.maxLivePaths} paths are live, the most this remote engine runs at once (maxLivePaths). Finish or free paths first.`,
+      );
+  }
+
+  private checkToken(t: number): void {
+    if (!Number.isInteger(t) || t < 0 || t >= this.info.vocabSize)
+      throw new InvalidArgumentError(`token id ${t} is outside the vocabulary (0..${this.info.vocabSize - 1}).`);
+  }
+
+  private get(id: number): RemotePath {
+    const p = this.paths.get(id);
+    if (!p) throw new InvalidArgumentError(`Unknown path ${id}: it was never created or has been freed.`);
+    return p;
+  }
+}
+
+/** Roots that one n_cmpl request can serve: same prompt, sampling and budget, and consecutive root indices. */
+function groupable(a: RemotePath, b: RemotePath): boolean {
+  return (
+    a.root !== null &&
+    b.root === a.root + 1 &&
+    b.seed === a.seed + 1 &&
+    a.maxLength === b.maxLength &&
+    a.sampling.temperature === b.sampling.temperature &&
+    a.sampling.topP === b.sampling.topP &&
+    a.tokens.length === b.tokens.length &&
+    a.tokens.every((t, i) => t === b.tokens[i])
+  );
+}
