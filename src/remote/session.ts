@@ -10,7 +10,10 @@
 //
 // Random streams (DESIGN.md convention 9): a path's server seed and its client-side sibling draws depend only on its
 // request's seed and its lineage (root index; parent + fork position + sibling index), so a run replays on any server
-// state. Completion i of an n_cmpl request is seeded seed + i by the server, hence root r's seed is base(seed) + r.
+// state. Completion i of an n_cmpl request is seeded seed + i by the server, hence root r's seed is H(seed) + r and
+// sibling i's of a prefix branch H(parent, position) + i: paths created together from one token sequence with
+// consecutive seeds (the roots of a run, the branches of one peak) go out as one n_cmpl request, and the same paths
+// sent one by one get the same seeds.
 //
 // Accounting comes from the server's own counters (prompt tokens computed, served from cache, generated), summed over
 // requests; tokens a request generated beyond what its path used (a path ended first) are counted, not hidden.
@@ -44,6 +47,9 @@ export interface RemoteCounters {
   /** Prompt tokens the server computed, and served from its cache (its own counters). */
   promptComputed: number;
   promptCached: number;
+  /** Prompt tokens of n_cmpl completions 1.. (llama.cpp processes the prompt once for completion 0 and copies its KV to
+   * the others, whose timings repeat completion 0's counts; its /metrics counts the prompt once). */
+  promptCopied: number;
   /** Tokens the server generated, and how many of them the paths used (the rest ran past a path's end). */
   generated: number;
   generatedUsed: number;
@@ -74,19 +80,17 @@ interface RemotePath {
   reusedTokens: number;
   state: 'prefill' | 'decode' | 'finished';
   sampling: SamplingParams;
-  /** Lineage hash: names the path's random stream. */
-  key: number;
-  /** Server seed of the request that feeds the path (root r: base + r, so n_cmpl groups agree). */
+  /** Server seed of the request that feeds the path; also names its lineage for its children and client draws. */
   seed: number;
   rng: PathRng;
   maxLength: number;
   draws: number;
-  root: number | null;
+  /** No token taken and no request sent yet: may share an n_cmpl request with paths of the same tokens. */
+  fresh: boolean;
   queue: TokenEvent[];
   feed: Feed | null;
   /** The feeding request ended; no more tokens come from it. */
   drained: boolean;
-  siblings: Map<string, number>;
   retries: number;
 }
 
@@ -139,16 +143,12 @@ export class RemoteSession implements BranchEngine {
     this.checkRoom();
     const root = options.root ?? 0;
     if (!Number.isInteger(root) || root < 0) throw new InvalidArgumentError(`root must be an integer >= 0, got ${root}.`);
-    const base = mix(0x524f4f54, ...seedWords(params.seed));
-    const key = mix(base, root);
     return this.add({
       tokens: [...prompt],
       promptLength: prompt.length,
       sampling: params,
-      key,
-      seed: (base + root) >>> 0,
+      seed: (mix(0x524f4f54, ...seedWords(params.seed)) + root) >>> 0,
       maxLength: reserve > 0 ? prompt.length + reserve : max,
-      root,
     });
   }
 
@@ -170,21 +170,19 @@ export class RemoteSession implements BranchEngine {
       kind = 0x4e455854;
     }
     this.checkRoom();
-    const at = options.keep ?? parent.tokens.length;
-    const slot = `${kind}:${at}`;
-    const sibling = options.sibling ?? (parent.siblings.get(slot) ?? 0) + 1;
-    parent.siblings.set(slot, Math.max(sibling, parent.siblings.get(slot) ?? 0));
+    const sibling = options.sibling ?? 0;
+    if (!Number.isInteger(sibling) || sibling < 0 || sibling > 0xffff)
+      throw new InvalidArgumentError(`fork sibling=${sibling}: give the child's index among its siblings, an integer in 0..65535.`);
     const sampling = options.sampling ? samplingParams({ ...parent.sampling, ...options.sampling }) : parent.sampling;
-    const key = mix(kind, parent.key, at, sibling, ...seedWords(sampling.seed));
+    // The position where the child first may differ: its nextToken's, or `keep`.
+    const at = options.keep ?? parent.tokens.length;
     this.c.forks++;
     return this.add({
       tokens,
       promptLength: Math.min(parent.promptLength, tokens.length),
       sampling,
-      key,
-      seed: key,
+      seed: (mix(kind, parent.seed, at, ...seedWords(sampling.seed)) + sibling) >>> 0,
       maxLength: parent.maxLength,
-      root: null,
     });
   }
 
@@ -230,12 +228,16 @@ export class RemoteSession implements BranchEngine {
   remoteCounters(): RemoteCounters {
     let promptComputed = 0;
     let promptCached = 0;
+    let promptCopied = 0;
     let generated = 0;
     let reported = 0;
     for (const f of [...this.done, ...this.feeds])
       for (const u of f.usage.values()) {
-        promptComputed += u.promptComputed ?? 0;
-        promptCached += u.promptCached ?? 0;
+        if (u.index > 0) promptCopied += (u.promptComputed ?? 0) + (u.promptCached ?? 0);
+        else {
+          promptComputed += u.promptComputed ?? 0;
+          promptCached += u.promptCached ?? 0;
+        }
         generated += u.generated ?? 0;
         reported += u.index < 0 ? f.paths.length : 1;
       }
@@ -244,6 +246,7 @@ export class RemoteSession implements BranchEngine {
       retries: this.c.retries,
       promptComputed,
       promptCached,
+      promptCopied,
       generated,
       generatedUsed: this.c.used,
       completionsReported: reported,
@@ -312,19 +315,19 @@ export class RemoteSession implements BranchEngine {
     return { results };
   }
 
-  private add(init: Pick<RemotePath, 'tokens' | 'promptLength' | 'sampling' | 'key' | 'seed' | 'maxLength' | 'root'>): number {
+  private add(init: Pick<RemotePath, 'tokens' | 'promptLength' | 'sampling' | 'seed' | 'maxLength'>): number {
     const id = this.nextId++;
     this.paths.set(id, {
       ...init,
       id,
       reusedTokens: 0,
       state: 'prefill',
-      rng: new PathRng(init.key, 0),
+      rng: new PathRng(init.seed, 1),
       draws: 1,
+      fresh: true,
       queue: [],
       feed: null,
       drained: false,
-      siblings: new Map(),
       retries: 0,
     });
     return id;
@@ -335,7 +338,7 @@ export class RemoteSession implements BranchEngine {
     const need = paths.filter((p) => p.queue.length === 0 && (p.feed === null || p.drained));
     const groups: RemotePath[][] = [];
     for (const p of need) {
-      const g = groups.find((g) => this.cfg.groupRoots && p.tokens.length === p.promptLength && groupable(g[g.length - 1], p));
+      const g = this.cfg.groupRoots ? groups.find((g) => groupable(g[g.length - 1], p)) : undefined;
       if (g) g.push(p);
       else groups.push([p]);
     }
@@ -346,12 +349,12 @@ export class RemoteSession implements BranchEngine {
     const first = group[0];
     // A continuation (a retry after a broken stream, or a server stop before the budget) gets its own seed from the
     // lineage and the position, so it does not replay the tokens its first request already gave.
-    const fresh = first.tokens.length === first.promptLength || first.feed === null;
-    const seed = fresh ? first.seed : mix(first.key, first.tokens.length);
+    const seed = first.fresh ? first.seed : mix(first.seed, first.tokens.length);
     const feed: Feed = { id: this.nextFeed++, abort: new AbortController(), paths: group.map((p) => p.id), usage: new Map() };
     for (const p of group) {
       p.feed = feed;
       p.drained = false;
+      p.fresh = false;
     }
     this.feeds.add(feed);
     this.c.requests++;
@@ -385,15 +388,12 @@ export class RemoteSession implements BranchEngine {
     const mine = feed.paths.map((id) => (id === null ? undefined : this.paths.get(id))).filter((p): p is RemotePath => p?.feed === feed);
     for (const p of mine) p.drained = true;
     if (error) {
-      // A stream that broke after it gave tokens resumes from the tokens the path has (a new request); anything
-      // else fails the session.
-      const resumable = isTransient(error) || (error instanceof RemoteServerError && error.reason === 'unreachable');
-      const retry = mine.filter((p) => p.state !== 'finished' && p.queue.length === 0);
-      if (resumable && retry.every((p) => ++p.retries <= this.cfg.http.retries)) {
-        this.c.retries += retry.length > 0 ? 1 : 0;
-      } else if (retry.length > 0 || !resumable) {
+      // A stream that broke (server restarted, connection reset, a wait past the timeout) resumes from the tokens its
+      // paths have: step() sends drained paths a new request. Past the retries, or on any other error, the session fails.
+      const live = mine.filter((p) => p.state !== 'finished');
+      if (isTransient(error) && live.every((p) => ++p.retries <= this.cfg.http.retries)) this.c.retries++;
+      else if (live.length > 0)
         this.failure ??= error instanceof ForkLMError ? error : new RemoteServerError('protocol', `The server stream failed: ${String(error)}`, { cause: error });
-      }
     }
     this.notify();
   }
@@ -403,7 +403,7 @@ export class RemoteSession implements BranchEngine {
       feed.usage.set(ev.index, ev);
       const id = ev.index >= 0 ? feed.paths[ev.index] : null;
       const p = id === null || id === undefined ? undefined : this.paths.get(id);
-      if (p && p.feed === feed && p.tokens.length === p.promptLength && ev.promptCached !== null && p.root !== null) p.reusedTokens = ev.promptCached;
+      if (p && p.feed === feed && p.state === 'prefill' && ev.promptCached !== null) p.reusedTokens = ev.promptCached;
       return;
     }
     const id = feed.paths[ev.index];
@@ -460,11 +460,11 @@ export class RemoteSession implements BranchEngine {
   }
 }
 
-/** Roots that one n_cmpl request can serve: same prompt, sampling and budget, and consecutive root indices. */
+/** Paths that one n_cmpl request can serve: fresh, same tokens, sampling and budget, and consecutive seeds. */
 function groupable(a: RemotePath, b: RemotePath): boolean {
   return (
-    a.root !== null &&
-    b.root === a.root + 1 &&
+    a.fresh &&
+    b.fresh &&
     b.seed === a.seed + 1 &&
     a.maxLength === b.maxLength &&
     a.sampling.temperature === b.sampling.temperature &&
