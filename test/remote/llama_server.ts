@@ -35,6 +35,8 @@ export interface RunningServer {
   port: number;
   /** Stops the server (SIGTERM, then SIGKILL after 3 s) and waits for it to exit. Safe to call twice. */
   stop(): Promise<void>;
+  /** Kills the server at once (SIGKILL): a server dying mid-run. */
+  kill(): Promise<void>;
   /** Its stderr so far (for failure messages). */
   log(): string;
 }
@@ -74,5 +76,10 @@ export async function startLlamaServer(options: { slots?: number; slotCtx?: numb
     await stop();
     throw err;
   }
-  return { url, port, stop, log: () => log };
+  const kill = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGKILL');
+    await exited;
+  };
+  return { url, port, stop, kill, log: () => log };
 }
