@@ -22,6 +22,8 @@ export { tokenConfidence, groupConfidences, lowestGroupConfidence, tailConfidenc
 
 export * from './analysis/index.js';
 
+export { RemoteEngine, RemoteSession, type RemoteEngineOptions, type RemoteCounters, type RemoteStepResult, type ServerKind, type EntropyBounds } from './remote/index.js';
+
 export { createGpu, type Gpu, type GpuOptions } from './gpu/device.js';
 export { listAdapters, findAdapter } from './gpu/adapters.js';
 export { parseAdapterChoice, type AdapterChoice, type AdapterKind } from './gpu/adapter_choice.js';

@@ -141,8 +141,11 @@ export async function* streamEvents(url: string, body: unknown, opts: HttpOption
         timer = setTimeout(() => reject(new RemoteServerError('timeout', `${url} sent nothing for ${opts.timeoutMs} ms.`)), opts.timeoutMs);
       });
       let chunk: ReadableStreamReadResult<string>;
+      // A read still pending when the timeout wins rejects later, once the request is aborted: that is expected.
+      const read = reader.read();
+      read.catch(() => undefined);
       try {
-        chunk = await Promise.race([reader.read(), timeout]);
+        chunk = await Promise.race([read, timeout]);
       } catch (err) {
         throw toRemoteError(err, url, abort, opts.signal);
       } finally {
@@ -171,7 +174,7 @@ export async function* streamEvents(url: string, body: unknown, opts: HttpOption
   } finally {
     opts.signal?.removeEventListener('abort', onOuter);
     abort.abort();
-    reader.releaseLock();
+    reader.cancel().catch(() => undefined);
   }
 }
 

@@ -116,14 +116,13 @@ describe('remote engine failures', () => {
     s.close();
   });
 
-  it('times out a server that never answers', async () => {
-    let probed = false;
+  it('times out a server that never answers, or stalls mid-stream', async () => {
+    let calls = 0;
     const url = await fakeServer((_, __, res) => {
-      if (!probed) {
-        probed = true;
-        return sse(res).end(chunk(5));
-      }
-      // Never answers.
+      calls++;
+      if (calls === 1) return sse(res).end(chunk(5));
+      // The first run request never answers; the second sends one token and stalls.
+      if (calls === 3) sse(res).write(chunk(6));
     });
     const remote = await RemoteEngine.connect(url, { retries: 0, timeoutMs: 300 });
     const s = remote.session();
@@ -131,5 +130,9 @@ describe('remote engine failures', () => {
     const t0 = Date.now();
     await expect(s.step()).rejects.toMatchObject({ reason: 'timeout' });
     expect(Date.now() - t0).toBeLessThan(3000);
+    const s2 = remote.session();
+    s2.createPath([1, 2], { temperature: 0 }, { reserve: 4 });
+    expect((await s2.step())!.results[0].token).toBe(6);
+    await expect(s2.step()).rejects.toMatchObject({ reason: 'timeout' });
   });
 });

@@ -1,0 +1,132 @@
+// The many-samples job of issue 15 (16 samples of 64 tokens after one 256-token prompt, stories260K) through the
+// remote engine on llama-server (../shared/bin, 2 threads, 16 slots), beside the server driven directly and forklm
+// local on llvmpipe (fork-at-0: the prompt once, 16 paths batched). Every mode of every round gets its own prompt (the
+// story with a different second token), so no server cache carries a prompt from one run to the next; modes are
+// interleaved over the rounds and the best wall clock is kept, as issue 15 measured.
+//
+//   server        one POST /completion with n_cmpl 16, n_predict 64, no log-probs, not streamed: llama.cpp alone
+//   remote        forklm's RemoteEngine: 16 roots of one prompt (one streamed n_cmpl request with 20 top log-probs per
+//                 token), stepped until each has 64 tokens: what a branching controller pays for its token stats
+//   local         forklm on llvmpipe, fork-at-0 (bench/common/eab.ts)
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { createGpu } from '../src/gpu/device.js';
+import { RemoteEngine } from '../src/remote/index.js';
+import { forkAtZero } from './common/eab.js';
+import { benchModel, engineFor, log, machine, modelsDir, promptTokens } from './bench_models.js';
+import { round4 } from './common/timing.js';
+
+const N = 16;
+const MAX_NEW = 64;
+const PROMPT = 256;
+const ROUNDS = 3;
+const THREADS = 2;
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+async function startServer(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const bin = process.env.FORKLM_LLAMA_SERVER ?? join(modelsDir(), '../bin/llama-server');
+  const port = await freePort();
+  const args = ['-m', join(modelsDir(), 'stories260K/gguf/stories260K.gguf'), '--host', '127.0.0.1', '--port', String(port)];
+  args.push('-t', String(THREADS), '-c', String(N * 512), '-np', String(N), '--no-warmup');
+  const child = spawn(bin, args, { stdio: 'ignore' });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`${url}/health`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (i > 300 || child.exitCode !== null) throw new Error(`llama-server at ${bin} did not start`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+async function serverAlone(url: string, prompt: number[]): Promise<object> {
+  const t0 = performance.now();
+  const res = await fetch(`${url}/completion`, {
+    method: 'POST',
+    body: JSON.stringify({ prompt, n_predict: MAX_NEW, n_cmpl: N, seed: 11, temperature: 1, samplers: ['temperature', 'top_p'], top_p: 1, ignore_eos: false }),
+  });
+  const out = (await res.json()) as { timings: { prompt_n: number; cache_n: number; predicted_n: number } }[];
+  const ms = performance.now() - t0;
+  return { ms: round4(ms), generated: out.reduce((a, x) => a + x.timings.predicted_n, 0), prompt_computed: out[0].timings.prompt_n };
+}
+
+async function viaRemote(remote: RemoteEngine, prompt: number[]): Promise<object> {
+  const t0 = performance.now();
+  const s = remote.session();
+  for (let root = 0; root < N; root++) s.createPath(prompt, { temperature: 1, topP: 1, seed: 11 }, { reserve: MAX_NEW, root });
+  const counts = new Map<number, number>();
+  for (;;) {
+    const r = await s.step();
+    if (!r) break;
+    for (const x of r.results) {
+      const n = (counts.get(x.pathId) ?? 0) + 1;
+      counts.set(x.pathId, n);
+      if (n >= MAX_NEW || remote.info.eosTokenIds.includes(x.token)) s.finish(x.pathId);
+    }
+  }
+  const ms = performance.now() - t0;
+  const c = s.remoteCounters();
+  s.close();
+  return {
+    ms: round4(ms),
+    generated: c.generatedUsed,
+    requests: c.requests,
+    prompt_computed: c.promptComputed,
+    prompt_cached: c.promptCached,
+    prompt_copied: c.promptCopied,
+    server_generated: c.generated,
+  };
+}
+
+export async function run(): Promise<object> {
+  const model = await benchModel('stories260K');
+  const base = promptTokens(model, PROMPT);
+  // Round r, mode m: the story with token 1 replaced, so no two runs share more than BOS.
+  const promptFor = (r: number, m: number) => [base[0], 300 + r * 3 + m, ...base.slice(2)];
+  const server = await startServer();
+  const gpu = await createGpu({ adapter: 'llvmpipe' });
+  try {
+    const remote = await RemoteEngine.connect(server.url);
+    const engine = await engineFor(model, gpu, { kvPages: 512, maxSamples: 64 });
+    const rows: Record<string, object[]> = { server: [], remote: [], local: [] };
+    for (let r = 0; r < ROUNDS; r++) {
+      rows.server.push(await serverAlone(server.url, promptFor(r, 0)));
+      rows.remote.push(await viaRemote(remote, promptFor(r, 1)));
+      const l = await forkAtZero(engine, promptFor(r, 2), N, MAX_NEW);
+      rows.local.push({ ms: round4(l.ms), generated: l.generated, token_steps: l.tokenSteps });
+      log(`remote round ${r}: server ${JSON.stringify(rows.server[r])} remote ${JSON.stringify(rows.remote[r])} local ${JSON.stringify(rows.local[r])}`);
+    }
+    const best = (xs: object[]) => Math.min(...xs.map((x) => (x as { ms: number }).ms));
+    return {
+      job: `${N} samples of ${MAX_NEW} tokens after a ${PROMPT}-token prompt, stories260K, temperature 1; best of ${ROUNDS} interleaved rounds`,
+      server: `llama-server (../shared/bin, llama.cpp v0.5.0) -t ${THREADS} -np ${N} -c ${N * 512}, f16 KV cache (its default)`,
+      machine: machine(),
+      best_ms: { server: best(rows.server), remote: best(rows.remote), local_llvmpipe: best(rows.local) },
+      rounds: rows,
+    };
+  } finally {
+    gpu.destroy();
+    await server.stop();
+  }
+}
