@@ -10,8 +10,9 @@
 //
 // Random streams (DESIGN.md convention 9): a path's server seed and its client-side sibling draws depend only on its
 // request's seed and its lineage (root index; parent + fork position + sibling index), so a run replays on any server
-// state. Completion i of an n_cmpl request is seeded seed + i by the server, hence root r's seed is H(seed) + r and
-// sibling i's of a prefix branch H(parent, position) + i: paths created together from one token sequence with
+// state: the client's draws use the local engine's stream keys (sample/rng.ts). Completion i of an n_cmpl request is
+// seeded seed + i by the server, hence root r's server seed is H(seed) + r and sibling i's of a prefix branch
+// H(parent, position) + i: paths created together from one token sequence with
 // consecutive seeds (the roots of a run, the branches of one peak) go out as one n_cmpl request, and the same paths
 // sent one by one get the same seeds.
 //
@@ -20,7 +21,7 @@
 import type { BranchEngine, CreatePathOptions, EngineInfo, ForkOptions, PathView, SessionCounters, StepResult } from '../branch/engine_api.js';
 import { ContextOverflowError, ForkLMError, InvalidArgumentError, RemoteServerError } from '../errors.js';
 import { samplingParams, type SamplingParams } from '../sample/params.js';
-import { PathRng } from '../sample/rng.js';
+import { childKey, murmur3Words, PathRng, rootKey, type StreamKey } from '../sample/rng.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { isTransient, streamEvents, type HttpOptions } from './http.js';
 import type { Dialect, ServerEvent, TokenEvent, UsageEvent } from './protocol.js';
@@ -80,7 +81,9 @@ interface RemotePath {
   reusedTokens: number;
   state: 'prefill' | 'decode' | 'finished';
   sampling: SamplingParams;
-  /** Server seed of the request that feeds the path; also names its lineage for its children and client draws. */
+  /** The path's stream key (rootKey / childKey, as on the local engine): its client-side draws and its children's. */
+  key: StreamKey;
+  /** Server seed of the request that feeds the path (u32, never 0xFFFFFFFF: llama.cpp's "random"). */
   seed: number;
   rng: PathRng;
   maxLength: number;
@@ -94,21 +97,8 @@ interface RemotePath {
   retries: number;
 }
 
-/** MurmurHash3's finaliser over a few words: lineage keys and seeds (u31, so base + root stays below 2^32 - 1). */
-function mix(...words: number[]): number {
-  let h = 0x2545f491;
-  for (const w of words) {
-    h ^= Math.imul((w >>> 0) ^ 0x9e3779b9, 0x27d4eb2f);
-    h ^= h >>> 16;
-    h = Math.imul(h, 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    h ^= h >>> 16;
-  }
-  return (h >>> 0) & 0x7fffffff;
-}
-
-const seedWords = (s: number): [number, number] => [s >>> 0, Math.floor(s / 2 ** 32) >>> 0];
+/** 31 bits of a stream key: a server seed with room for + root / + sibling below 2^32 - 1. */
+const seed31 = (key: StreamKey): number => key[0] & 0x7fffffff;
 
 export class RemoteSession implements BranchEngine {
   readonly info: EngineInfo;
@@ -147,7 +137,8 @@ export class RemoteSession implements BranchEngine {
       tokens: [...prompt],
       promptLength: prompt.length,
       sampling: params,
-      seed: (mix(0x524f4f54, ...seedWords(params.seed)) + root) >>> 0,
+      key: rootKey(params.seed, root),
+      seed: seed31(rootKey(params.seed, 0)) + root,
       maxLength: reserve > 0 ? prompt.length + reserve : max,
     });
   }
@@ -156,32 +147,37 @@ export class RemoteSession implements BranchEngine {
     this.checkUsable();
     const parent = this.get(id);
     let tokens: number[];
-    let kind: number;
+    let kind: 'keep' | 'next';
     if (options.keep !== undefined) {
       const t = options.keep;
       if (!Number.isInteger(t) || t < 1 || t > parent.tokens.length)
         throw new InvalidArgumentError(`fork keep=${t}: keep between 1 and ${parent.tokens.length} tokens.`);
       tokens = parent.tokens.slice(0, t);
-      kind = 0x4b454550;
+      kind = 'keep';
     } else {
       if (options.nextToken === undefined) throw new InvalidArgumentError('fork: give nextToken or keep.');
       this.checkToken(options.nextToken);
       tokens = [...parent.tokens, options.nextToken];
-      kind = 0x4e455854;
+      kind = 'next';
     }
     this.checkRoom();
     const sibling = options.sibling ?? 0;
     if (!Number.isInteger(sibling) || sibling < 0 || sibling > 0xffff)
       throw new InvalidArgumentError(`fork sibling=${sibling}: give the child's index among its siblings, an integer in 0..65535.`);
+    if (options.sampling?.seed !== undefined && options.sampling.seed !== parent.sampling.seed)
+      throw new InvalidArgumentError("fork: a child keeps its parent's seed (its stream follows from its lineage); tell siblings apart with `sibling`.");
     const sampling = options.sampling ? samplingParams({ ...parent.sampling, ...options.sampling }) : parent.sampling;
     // The position where the child first may differ: its nextToken's, or `keep`.
     const at = options.keep ?? parent.tokens.length;
+    const key = childKey(parent.key, kind, at, sibling);
     this.c.forks++;
     return this.add({
       tokens,
       promptLength: Math.min(parent.promptLength, tokens.length),
       sampling,
-      seed: (mix(kind, parent.seed, at, ...seedWords(sampling.seed)) + sibling) >>> 0,
+      key,
+      // Prefix branches of one position are seeded consecutively (one n_cmpl request); an EAB sibling has its own.
+      seed: kind === 'keep' ? seed31(childKey(parent.key, kind, at, 0)) + sibling : seed31(key),
       maxLength: parent.maxLength,
     });
   }
@@ -315,14 +311,14 @@ export class RemoteSession implements BranchEngine {
     return { results };
   }
 
-  private add(init: Pick<RemotePath, 'tokens' | 'promptLength' | 'sampling' | 'seed' | 'maxLength'>): number {
+  private add(init: Pick<RemotePath, 'tokens' | 'promptLength' | 'sampling' | 'key' | 'seed' | 'maxLength'>): number {
     const id = this.nextId++;
     this.paths.set(id, {
       ...init,
       id,
       reusedTokens: 0,
       state: 'prefill',
-      rng: new PathRng(init.seed, 1),
+      rng: new PathRng(init.key),
       draws: 1,
       fresh: true,
       queue: [],
@@ -349,7 +345,7 @@ export class RemoteSession implements BranchEngine {
     const first = group[0];
     // A continuation (a retry after a broken stream, or a server stop before the budget) gets its own seed from the
     // lineage and the position, so it does not replay the tokens its first request already gave.
-    const seed = first.fresh ? first.seed : mix(first.seed, first.tokens.length);
+    const seed = first.fresh ? first.seed : murmur3Words([...first.key, first.tokens.length], 0) & 0x7fffffff;
     const feed: Feed = { id: this.nextFeed++, abort: new AbortController(), paths: group.map((p) => p.id), usage: new Map() };
     for (const p of group) {
       p.feed = feed;

@@ -4,10 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { RemoteFeatureError } from '../../src/errors.js';
 import { llamaCppDialect, openAiDialect, type TokenEvent } from '../../src/remote/protocol.js';
 import { remoteTokenStats } from '../../src/remote/token_stats.js';
-import { PathRng } from '../../src/sample/rng.js';
+import { rootRng } from '../../src/sample/rng.js';
 
 /** A random distribution over V tokens with a peaked head (softmax of scaled normals), as a TokenEvent with top k. */
-function randomEvent(rng: PathRng, V: number, k: number, scale: number): { ev: TokenEvent; probs: number[] } {
+function randomEvent(rng: ReturnType<typeof rootRng>, V: number, k: number, scale: number): { ev: TokenEvent; probs: number[] } {
   const logits = Array.from({ length: V }, () => {
     const u = Math.max(rng.nextFloat(), 1e-12);
     return scale * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.nextFloat());
@@ -27,7 +27,7 @@ const entropy = (p: number[]) => p.reduce((a, x) => a - (x > 0 ? x * Math.log(x)
 
 describe('remote token stats', () => {
   it('bounds the true entropy from the top k, and meet it when k covers the vocabulary', () => {
-    const rng = new PathRng(7, 0);
+    const rng = rootRng(7, 0);
     for (let trial = 0; trial < 200; trial++) {
       const V = 50 + Math.floor(rng.nextFloat() * 500);
       const k = 1 + Math.floor(rng.nextFloat() * 30);
@@ -38,7 +38,7 @@ describe('remote token stats', () => {
       expect(r.entropyBounds.lower).toBeLessThanOrEqual(H + 1e-9);
       expect(r.entropyBounds.upper).toBeGreaterThanOrEqual(H - 1e-9);
       expect(r.stats.entropy).toBeCloseTo((r.entropyBounds.lower + r.entropyBounds.upper) / 2, 12);
-      const full = randomEvent(new PathRng(trial, 1), V, V, 2);
+      const full = randomEvent(rootRng(trial, 1), V, V, 2);
       const f = remoteTokenStats(full.ev, { temperature: 1, topP: 1, draws: 1, vocabSize: V, topK: 20, uniform: () => 0.5 });
       expect(f.entropyBounds.upper - f.entropyBounds.lower).toBeLessThan(1e-9);
       expect(f.stats.entropy).toBeCloseTo(entropy(full.probs), 9);
@@ -46,7 +46,7 @@ describe('remote token stats', () => {
   });
 
   it('draws siblings without replacement from the nucleus, the server token first, with q = p at T = 1', () => {
-    const rng = new PathRng(3, 0);
+    const rng = rootRng(3, 0);
     const { ev } = randomEvent(rng, 300, 20, 2);
     const seen = new Map<number, number>();
     for (let i = 0; i < 600; i++) {
