@@ -20,6 +20,18 @@ export function logSumExp(values: ArrayLike<number>): number {
   return max + Math.log1p(rest);
 }
 
+/** True for a branched result ({samples, tree, forks}) or a sample set ({units, design}): inputs with a design. */
+export function isDesigned(input: object): boolean {
+  return !Array.isArray(input) && (('design' in input && 'units' in input) || ('tree' in input && 'forks' in input));
+}
+
+/** The weighting a caller gets by default: inclusion weights wherever the input has them, else `probability`. */
+export function defaultWeighting(input: object): WeightMode {
+  if (isDesigned(input)) return 'inclusion';
+  const arr = input as readonly WeightedSample[];
+  return arr.length > 0 && arr.every((s) => typeof s.log_inclusion_weight === 'number') ? 'inclusion' : 'probability';
+}
+
 /** One log weight per sample for `mode`, validated: NaN or +Infinity is a caller bug and is reported, by index. */
 export function sampleLogWeights(samples: readonly WeightedSample[], mode: WeightMode): Float64Array {
   const out = new Float64Array(samples.length);
@@ -28,7 +40,16 @@ export function sampleLogWeights(samples: readonly WeightedSample[], mode: Weigh
     let lw: number | undefined;
     if (mode === 'uniform') lw = 0;
     else if (mode === 'probability') lw = s.log_probability;
-    else if (mode === 'importance') {
+    else if (mode === 'inclusion') {
+      lw = s.log_inclusion_weight;
+      if (lw === undefined) {
+        throw new InvalidArgumentError(
+          `Sample ${i} has no log_inclusion_weight, which weight: 'inclusion' needs. Pass the whole branched result ` +
+            `(runEab's), or use weight: 'uniform' for independent samples.`,
+        );
+      }
+      // -Infinity is a weight of 0 (a sample the design does not count), allowed like a -Infinity log_probability.
+    } else if (mode === 'importance') {
       lw = s.log_importance_weight;
       if (lw === undefined) {
         throw new InvalidArgumentError(
@@ -37,10 +58,10 @@ export function sampleLogWeights(samples: readonly WeightedSample[], mode: Weigh
         );
       }
     } else {
-      throw new InvalidArgumentError(`weight: '${String(mode)}' is not a weighting; use 'probability', 'importance' or 'uniform'.`);
+      throw new InvalidArgumentError(`weight: '${String(mode)}' is not a weighting; use 'inclusion', 'probability', 'importance' or 'uniform'.`);
     }
     if (typeof lw !== 'number' || Number.isNaN(lw) || lw === Infinity) {
-      const field = mode === 'importance' ? 'log_importance_weight' : 'log_probability';
+      const field = mode === 'importance' ? 'log_importance_weight' : mode === 'inclusion' ? 'log_inclusion_weight' : 'log_probability';
       throw new InvalidArgumentError(`Sample ${i} has ${field}=${String(lw)}; it must be a number below +Infinity (-Infinity means weight 0).`);
     }
     out[i] = lw;
@@ -62,7 +83,11 @@ export function logNormalizer(logWeights: ArrayLike<number>, what: string): numb
 }
 
 export interface AggregateOptions {
-  /** Default `probability`, as in the EAB seed's "probability-weighted aggregation". */
+  /**
+   * Default `inclusion` for samples that carry `log_inclusion_weight` (then `mean` is the self-normalised
+   * inclusion-weighted estimate; `expectation()` gives the unbiased one with a standard error), else `probability`,
+   * as in the EAB seed's "probability-weighted aggregation".
+   */
   weight?: WeightMode;
 }
 
@@ -91,7 +116,7 @@ export function aggregate<S extends WeightedSample>(
   metric: (sample: S, index: number) => number,
   options: AggregateOptions = {},
 ): AggregateResult {
-  const mode = options.weight ?? 'probability';
+  const mode = options.weight ?? defaultWeighting(samples);
   const logW = sampleLogWeights(samples, mode);
   const lse = logNormalizer(logW, 'aggregate');
   const n = samples.length;

@@ -195,11 +195,14 @@ function build<S extends { path: number }>(
   if (lost.length > 0) {
     const shortest = Math.min(...lost.map((l) => l.length));
     const how = [...new Set(lost.map((l) => l.finish ?? 'unfinished'))].join(', ');
+    const fallbackText =
+      shortest >= 1
+        ? `functions of the first ${shortest} tokens (branchedPrefixSet(result, ${shortest}) or horizon: ${shortest}), or `
+        : '';
     notes.push(
       `BIASED: ${lost.length} path(s) ended without finishing (${how}) before ${Number.isFinite(horizon) ? `the horizon of ${horizon} tokens` : 'their end'}, ` +
-        `the shortest after ${shortest} generated tokens; their share of the probability is missing. Unbiased instead: ` +
-        `functions of the first ${shortest} tokens (branchedPrefixSet(result, ${shortest}) or horizon: ${shortest}), ` +
-        "or a run with prune_policy: 'none', min_path_prob: 0 and enough KV pages",
+        `the shortest after ${shortest} generated tokens; their share of the probability is missing. Unbiased instead: ${fallbackText}` +
+        "a run with prune_policy: 'none', min_path_prob: 0 and enough KV pages",
     );
   }
   return { design, lost, notes };
