@@ -3,7 +3,7 @@
 // end of text, max_new_tokens), Gumbel-top-k draws in float64, and the run recorded in the shape analysis/ reads
 // (samples, tree, forks). Tests check the estimators on it against exact enumeration of the synthetic model.
 import type { BranchedFork, BranchedNode, BranchedRun } from '../../src/analysis/branched.js';
-import { PathRng } from '../../src/sample/rng.js';
+import { PathRng, rootKey } from '../../src/sample/rng.js';
 
 /** A next-token distribution for every prefix: fixed, known exactly, enumerable for small vocab and depth. */
 export interface SyntheticModel {
@@ -14,8 +14,11 @@ export interface SyntheticModel {
   q(prefix: readonly number[]): Float64Array;
 }
 
-/** A model whose distribution at each prefix is a seeded random softmax (some peaked, some flat). */
-export function randomModel(vocab: number, seed: number, eos = -1): SyntheticModel {
+/**
+ * A model whose distribution at each prefix is a seeded random softmax of normal logits times a scale: random per
+ * prefix in [0.3, 3.3] (some peaked, some flat), or `scale` everywhere.
+ */
+export function randomModel(vocab: number, seed: number, eos = -1, scale?: number): SyntheticModel {
   const cache = new Map<string, Float64Array>();
   return {
     vocab,
@@ -24,9 +27,9 @@ export function randomModel(vocab: number, seed: number, eos = -1): SyntheticMod
       const key = prefix.join(',');
       let p = cache.get(key);
       if (!p) {
-        const rng = new PathRng(seed, hash(key));
-        const scale = 0.3 + 3 * rng.nextFloat(); // peaked or flat, depending on the prefix
-        const logits = Array.from({ length: vocab }, () => scale * normal(rng));
+        const rng = new PathRng(rootKey(seed, hash(key)));
+        const sc = scale ?? 0.3 + 3 * rng.nextFloat();
+        const logits = Array.from({ length: vocab }, () => sc * normal(rng));
         const m = Math.max(...logits);
         const e = logits.map((x) => Math.exp(x - m));
         const z = e.reduce((a, b) => a + b, 0);
@@ -99,7 +102,7 @@ export function simulateEab(model: SyntheticModel, params: SimParams): BranchedR
   let next = 0;
   const make = (parent: Path | null, tokens: number[], logProb: number): Path => {
     const id = next++;
-    const p: Path = { id, parent: parent?.id ?? null, forkPosition: parent ? parent.tokens.length : 0, tokens, logProb, finish: null, rng: new PathRng(params.seed, id) };
+    const p: Path = { id, parent: parent?.id ?? null, forkPosition: parent ? parent.tokens.length : 0, tokens, logProb, finish: null, rng: new PathRng(rootKey(params.seed, id)) };
     paths.set(id, p);
     live.add(id);
     return p;

@@ -56,7 +56,7 @@ describe('inclusion probabilities of a Gumbel-top-k draw', () => {
 
   for (const [V, k] of [[4, 2], [5, 2], [5, 3], [6, 3]] as const) {
     it(`one draw (V=${V}, k=${k}): the density integrates to 1, the estimate is unbiased, the variance estimate is unbiased`, () => {
-      const model = randomModel(V, 11 * V + k);
+      const model = randomModel(V, 11 * V + k, -1, 1);
       const q = Array.from(model.q([]));
       const f = q.map((_, i) => Math.sin(3 * i + 1) * 2 + 0.5); // arbitrary values, signs mixed
       const est = (A: number[], kappa: number) =>

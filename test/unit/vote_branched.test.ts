@@ -58,7 +58,7 @@ describe('vote and semanticEntropy on branched results', () => {
 
   it('a pruned run: vote marks whole-sample estimates biased; a prefix set keyed on the first token does not', () => {
     let seen = 0;
-    for (let seed = 0; seed < 40; seed++) {
+    for (let seed = 0; seed < 200; seed++) {
       const r = run(seed, 'keep_most_probable', 4);
       if (!r.tree.some((n) => n.finish === 'pruned')) continue;
       seen++;
