@@ -19,11 +19,11 @@ export interface LoadEngineOptions extends EngineOptions {
 export function tokenizerFor(loaded: LoadedModel): Tokenizer | null {
   const src: TokenizerSource | null = loaded.tokenizer;
   if (!src) return null;
-  const eosTokenIds = loaded.config.eosTokenIds;
+  const eosTokenIds = loaded.spec.eosTokenIds;
   if (src.kind === 'hf')
     return loadTokenizer({ tokenizerJson: JSON.parse(src.json), tokenizerConfig: src.config ?? undefined, eosTokenIds, name: loaded.label }).tokenizer;
   if (src.kind === 'gguf') return loadTokenizer({ ggufMetadata: src.metadata, eosTokenIds, name: loaded.label }).tokenizer;
-  return loadTokenizer({ llama2cTokenizer: src.bytes, vocabSize: loaded.config.vocabSize, name: loaded.label }).tokenizer;
+  return loadTokenizer({ llama2cTokenizer: src.bytes, vocabSize: loaded.spec.vocabSize, name: loaded.label }).tokenizer;
 }
 
 /** Reads a model (by name in Node: the cache, local model folders, then its public URL) without touching the GPU. */

@@ -35,6 +35,9 @@ export type { LlamaWeights } from './model/weights.js';
 export type * from './model/spec.js';
 export { FAMILIES, specSizes, layerKinds, parameterCount, validateSpec } from './model/spec.js';
 export { ropeInvFreq } from './model/rope_freq.js';
+export { specFromHf } from './model/hf_config.js';
+export { specFromGguf } from './model/gguf_config.js';
+export { supportedFamiliesText } from './model/families.js';
 export { randomWeights, SMOLLM2_135M, QWEN25_05B } from './model/random_weights.js';
 
 export { loadTokenizer, StreamDecoder, applyChatTemplate, encodeChatPrompt, type Tokenizer } from './tokenizer/index.js';

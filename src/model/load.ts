@@ -1,7 +1,6 @@
 // loadModel: any supported model (Hugging Face folder with safetensors, a GGUF file, a llama2.c checkpoint; on disk,
-// by URL, or as browser Files) -> the canonical LlamaWeights, its ModelConfig and the tokenizer data that came with it.
-// Every tensor is checked against the shape the config implies before it is read; q/k rows of interleaved-RoPE
-// formats are permuted once here (see permute.ts).
+// by URL, or as browser Files) -> its ModelSpec, the canonical ModelWeights (assemble.ts: name maps, fused tensors
+// split, interleaved q/k rows permuted) and the tokenizer data that came with it.
 import { ModelFormatError, ModelNotFoundError, UnsupportedModelError } from '../errors.js';
 import { bytesEqual, decodeUtf8 } from '../io/bytes.js';
 import { parseGguf } from '../io/gguf.js';
@@ -12,12 +11,16 @@ import { parseSafetensors } from '../io/safetensors.js';
 import type { SafetensorsFile } from '../io/safetensors.js';
 import { directoryFiles, isUrl, memoryFiles, pathKind, readRequired, urlFiles } from '../io/source.js';
 import type { ModelFileSet, ProgressCallback } from '../io/source.js';
+import { assembleModel } from './assemble.js';
+import type { TensorProvider } from './assemble.js';
 import type { ModelConfig } from './config.js';
-import { configFromGguf, configFromHf, configFromLlama2c, parseJsonObject } from './config_parse.js';
-import { interleavedToHalf } from './permute.js';
-import type { LlamaLayerWeights, LlamaWeights } from './weights.js';
-import { BIAS_SLOTS, LAYER_SLOTS, NAME_MAPS, expectedShape } from './weight_maps.js';
-import type { GlobalSlot, LayerSlot, ModelFormat, WeightNameMap } from './weight_maps.js';
+import { parseJsonObject, specFromLlama2c } from './config_parse.js';
+import { specFromGguf } from './gguf_config.js';
+import { specFromHf } from './hf_config.js';
+import { legacyConfig, legacyWeights } from './legacy.js';
+import type { ModelSpec, ModelWeights } from './spec.js';
+import type { LlamaWeights } from './weights.js';
+import type { ModelFormat } from './weight_maps.js';
 
 export type { ModelFormat } from './weight_maps.js';
 
@@ -28,14 +31,45 @@ export type TokenizerSource =
   | { kind: 'llama2c'; /** the tokenizer.bin bytes, checked against the checkpoint's vocabulary at load */ bytes: Uint8Array };
 
 export interface LoadedModel {
-  weights: LlamaWeights;
-  config: ModelConfig;
+  /** What the model is: the one description the forward reads. */
+  spec: ModelSpec;
+  /** The canonical weights (f32, separate projections, rotate-half q/k rows). */
+  modelWeights: ModelWeights;
   format: ModelFormat;
+  /** Storage types of the weights as the file holds them, most common first (e.g. "BF16", "F32 + F16"). */
+  dtype: string;
   /** Where it was loaded from, for messages */
   label: string;
   tokenizer: TokenizerSource | null;
   /** Tensors in the file that no canonical weight uses (diagnostics; e.g. a redundant lm_head of a tied model) */
   unusedTensors: string[];
+  /** The Llama-only GPU model's view of `spec`; reading it throws UnsupportedModelError for families it does not run. */
+  readonly config: ModelConfig;
+  /** The Llama-only GPU model's weights (same arrays); throws like `config`. */
+  readonly weights: LlamaWeights;
+}
+
+type LoadedParts = Omit<LoadedModel, 'config' | 'weights' | 'spec' | 'dtype' | 'unusedTensors'> & { provider: TensorProvider; used: Set<string> };
+
+/** A LoadedModel whose legacy views are computed on first read (a family the old GPU model cannot run still loads). */
+function loaded(parts: LoadedParts): LoadedModel {
+  const { provider, used, ...rest } = parts;
+  const counts = new Map<string, number>();
+  for (const n of used) counts.set(provider.dtype(n), (counts.get(provider.dtype(n)) ?? 0) + 1);
+  const dtype = [...counts].sort((a, b) => b[1] - a[1]).map(([d]) => d).join(' + ');
+  let legacy: LlamaWeights | null = null;
+  return {
+    ...rest,
+    spec: rest.modelWeights.spec,
+    dtype,
+    unusedTensors: provider.names().filter((n) => !used.has(n)),
+    get config() {
+      return legacyConfig(rest.modelWeights.spec);
+    },
+    get weights() {
+      return (legacy ??= legacyWeights(rest.modelWeights));
+    },
+  };
 }
 
 /** A path or URL (file or folder), a browser File/Blob, or a set of named files with an optional entry file. */
@@ -47,55 +81,8 @@ export interface LoadOptions {
   signal?: AbortSignal;
 }
 
-/** A format's tensors by name, with row-major shapes. */
-export interface TensorProvider {
-  readonly label: string;
-  names(): string[];
-  /** null when the tensor is absent */
-  shape(name: string): number[] | null;
-  read(name: string): Float32Array;
-}
-
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
-/**
- * Builds LlamaWeights from `p` under `map`. `permuteQK`: the file stores q/k rows in interleaved RoPE order.
- * `used` collects the tensor names read.
- */
-export function assembleWeights(config: ModelConfig, map: WeightNameMap, p: TensorProvider, permuteQK: boolean, used = new Set<string>()): LlamaWeights {
-  const take = (slot: GlobalSlot | LayerSlot, name: string): Float32Array => {
-    const shape = p.shape(name);
-    if (!shape) throw new ModelFormatError(`${p.label}: tensor "${name}" is missing; the file is incomplete or not a ${config.architecture} model.`);
-    const want = expectedShape(config, slot);
-    if (!sameShape(shape, want)) {
-      throw new ModelFormatError(
-        `${p.label}: tensor "${name}" has shape [${shape.join(', ')}], expected [${want.join(', ')}] for this config ` +
-          `(dim ${config.dim}, heads ${config.nHeads}/${config.nKvHeads}, hidden ${config.hiddenDim}, vocab ${config.vocabSize}); ` +
-          `the weights do not match the config.`,
-      );
-    }
-    used.add(name);
-    return p.read(name);
-  };
-  const embed = take('embed', map.global.embed);
-  const layers: LlamaLayerWeights[] = [];
-  for (let i = 0; i < config.nLayers; i++) {
-    const l = {} as LlamaLayerWeights;
-    for (const s of LAYER_SLOTS) l[s] = take(s, map.layer[s](i));
-    if (config.qkvBias) for (const s of BIAS_SLOTS) l[s] = take(s, map.layer[s](i));
-    if (permuteQK) {
-      l.wq = interleavedToHalf(l.wq, config.nHeads, config.headDim, config.dim);
-      l.wk = interleavedToHalf(l.wk, config.nKvHeads, config.headDim, config.dim);
-      if (l.bq) l.bq = interleavedToHalf(l.bq, config.nHeads, config.headDim, 1);
-      if (l.bk) l.bk = interleavedToHalf(l.bk, config.nKvHeads, config.headDim, 1);
-    }
-    layers.push(l);
-  }
-  const finalNorm = take('finalNorm', map.global.finalNorm);
-  const lmHead = config.tiedEmbeddings ? embed : take('lmHead', map.global.lmHead);
-  return { config, embed, layers, finalNorm, lmHead };
 }
 
 function safetensorsProvider(label: string, shards: SafetensorsFile[]): TensorProvider {
@@ -111,6 +98,7 @@ function safetensorsProvider(label: string, shards: SafetensorsFile[]): TensorPr
     names: () => [...where.keys()],
     shape: (name) => where.get(name)?.tensors.get(name)?.shape ?? null,
     read: (name) => where.get(name)!.readF32(name),
+    dtype: (name) => where.get(name)?.tensors.get(name)?.dtype ?? 'F32',
   };
 }
 
@@ -128,7 +116,7 @@ async function loadHf(files: ModelFileSet, entry: string | undefined, opts: Load
   const tokenizerBytes = await files.tryRead('tokenizer.json', opts.onProgress);
   const tokenizerText = tokenizerBytes ? decodeUtf8(tokenizerBytes, `${label}: tokenizer.json`) : null;
   const tokenizerJson = tokenizerText !== null ? parseJsonObject(tokenizerText, `${label}: tokenizer.json`) : null;
-  const cfg = configFromHf({ config, generationConfig, tokenizerConfig, tokenizerJson }, `${label}: config.json`);
+  const spec = specFromHf({ config, generationConfig, tokenizerConfig, tokenizerJson }, `${label}: config.json`);
 
   let shardNames: string[];
   if (entry?.endsWith('.safetensors')) {
@@ -137,7 +125,7 @@ async function loadHf(files: ModelFileSet, entry: string | undefined, opts: Load
     const single = await files.tryRead('model.safetensors', opts.onProgress);
     if (single) {
       const shard = parseSafetensors(single, `${label}: model.safetensors`);
-      return finishHf(cfg, label, [shard], tokenizerText, tokenizerConfig);
+      return finishHf(spec, label, [shard], tokenizerText, tokenizerConfig);
     }
     const index = await optionalJson(files, 'model.safetensors.index.json', opts);
     if (!index) {
@@ -155,71 +143,61 @@ async function loadHf(files: ModelFileSet, entry: string | undefined, opts: Load
   }
   const shards: SafetensorsFile[] = [];
   for (const name of shardNames) shards.push(parseSafetensors(await readRequired(files, name, opts.onProgress), `${label}: ${name}`));
-  return finishHf(cfg, label, shards, tokenizerText, tokenizerConfig);
+  return finishHf(spec, label, shards, tokenizerText, tokenizerConfig);
 }
 
-function finishHf(cfg: ModelConfig, label: string, shards: SafetensorsFile[], tokenizerText: string | null, tokenizerConfig: Record<string, unknown> | null): LoadedModel {
-  const p = safetensorsProvider(label, shards);
-  const used = new Set<string>();
-  const weights = assembleWeights(cfg, NAME_MAPS.hf, p, false, used);
-  return {
-    weights,
-    config: cfg,
-    format: 'hf',
-    label,
-    tokenizer: tokenizerText !== null ? { kind: 'hf', json: tokenizerText, config: tokenizerConfig } : null,
-    unusedTensors: p.names().filter((n) => !used.has(n)),
-  };
+function finishHf(spec: ModelSpec, label: string, shards: SafetensorsFile[], tokenizerText: string | null, tokenizerConfig: Record<string, unknown> | null): LoadedModel {
+  const provider = safetensorsProvider(label, shards);
+  const { weights, used } = assembleModel(spec, 'hf', provider);
+  const tokenizer: TokenizerSource | null = tokenizerText !== null ? { kind: 'hf', json: tokenizerText, config: tokenizerConfig } : null;
+  return loaded({ modelWeights: weights, format: 'hf', label, tokenizer, provider, used });
 }
 
 export async function loadGgufBytes(bytes: Uint8Array, label: string): Promise<LoadedModel> {
   const file = await parseGguf(bytes, label);
-  const names = NAME_MAPS.gguf.global;
-  const out = file.tensors.get(names.lmHead);
-  const emb = file.tensors.get(names.embed);
-  // Converters write output.weight even for tied models (llama.cpp's llama2.c converter does); an exact copy of the
-  // embedding is the same weight, so keep one array and call the model tied.
+  const out = file.tensors.get('output.weight');
+  const emb = file.tensors.get('token_embd.weight');
+  // Converters write output.weight even for tied models (llama.cpp's llama2.c and GPT-2 converters do); an exact copy
+  // of the embedding is the same weight, so keep one array and call the model tied.
   const comparable = !!out && !!emb && out.byteLength !== null && emb.byteLength !== null && out.ggmlType === emb.ggmlType && sameShape(out.shape, emb.shape);
-  const tied = !out || (comparable && bytesEqual(file.rawBytes(names.lmHead), file.rawBytes(names.embed)));
-  const config = configFromGguf(file.metadata, { tiedEmbeddings: tied, embedRows: emb?.shape[0] }, label);
-  const p: TensorProvider = {
+  const tied = !out || (comparable && bytesEqual(file.rawBytes('output.weight'), file.rawBytes('token_embd.weight')));
+  const provider: TensorProvider = {
     label,
     names: () => [...file.tensors.keys()],
-    shape: (name) => file.tensors.get(name)?.shape ?? null,
+    shape: (name) => (tied && name === 'output.weight' ? null : (file.tensors.get(name)?.shape ?? null)),
     read: (name) => file.readF32(name),
+    dtype: (name) => file.tensors.get(name)?.typeName ?? 'F32',
   };
-  const used = new Set<string>();
-  // llama.cpp's converter permutes llama-family q/k into interleaved order; qwen2 runs with NEOX (rotate-half) RoPE
-  // and is stored unpermuted.
-  const permute = config.architecture !== 'qwen2';
-  const weights = assembleWeights(config, NAME_MAPS.gguf, p, permute, used);
-  if (tied && out) used.add(names.lmHead);
+  const spec = specFromGguf(file.metadata, provider, label);
+  const { weights, used } = assembleModel(spec, 'gguf', provider);
+  for (const n of ['output.weight', 'rope_freqs.weight', 'rope_factors_long.weight', 'rope_factors_short.weight']) if (file.tensors.has(n) && (n !== 'output.weight' || tied)) used.add(n);
   const tokenizer: TokenizerSource | null = Array.isArray(file.metadata['tokenizer.ggml.tokens']) ? { kind: 'gguf', metadata: file.metadata } : null;
-  return { weights, config, format: 'gguf', label, tokenizer, unusedTensors: p.names().filter((n) => !used.has(n)) };
+  return loaded({ modelWeights: weights, format: 'gguf', label, tokenizer, provider, used });
 }
 
 async function loadLlama2c(files: ModelFileSet, entry: string, bytes: Uint8Array, opts: LoadOptions): Promise<LoadedModel> {
   const label = `${files.label}${files.label.endsWith('/') ? '' : '/'}${entry}`;
   const ckpt = parseLlama2cCheckpoint(bytes, label);
-  const config = configFromLlama2c(ckpt.header, label);
-  const p: TensorProvider = {
+  const spec = specFromLlama2c(ckpt.header, label);
+  const provider: TensorProvider = {
     label,
     names: () => [],
     shape: (name) => ckpt.tensorShape(name),
     read: (name) => ckpt.readF32(name),
+    dtype: () => 'F32',
   };
-  const weights = assembleWeights(config, NAME_MAPS.llama2c, p, true);
+  const { weights, used } = assembleModel(spec, 'llama2c', provider);
   // run.c's tokenizer sits next to the checkpoint: tokenizer.bin, or tok<vocab>.bin as in karpathy/tinyllamas.
   let tokenizer: TokenizerSource | null = null;
-  for (const name of [`tok${config.vocabSize}.bin`, 'tokenizer.bin']) {
+  for (const name of [`tok${spec.vocabSize}.bin`, 'tokenizer.bin']) {
     const tb = await files.tryRead(name, opts.onProgress);
     if (tb) {
-      parseLlama2cTokenizer(tb, config.vocabSize, `${files.label}: ${name}`); // a malformed file fails here, at load
+      parseLlama2cTokenizer(tb, spec.vocabSize, `${files.label}: ${name}`); // a malformed file fails here, at load
       tokenizer = { kind: 'llama2c', bytes: tb };
       break;
     }
   }
-  return { weights, config, format: 'llama2c', label, tokenizer, unusedTensors: [] };
+  return loaded({ modelWeights: weights, format: 'llama2c', label, tokenizer, provider, used });
 }
 
 function looksLikeSafetensors(b: Uint8Array): boolean {

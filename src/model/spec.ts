@@ -166,6 +166,17 @@ export interface ModelSpec {
   eosTokenIds: number[];
 }
 
+/** Most layers a reader accepts: far above any real decoder (Llama 3.1 405B has 126), and it bounds what a
+ * corrupt header can make a reader allocate before the weights are checked. */
+export const MAX_LAYERS = 1024;
+
+/** Throws ModelFormatError unless `n` is a layer count a reader may build per-layer arrays for. */
+export function checkLayerCount(n: number, source: string): void {
+  if (!Number.isSafeInteger(n) || n <= 0 || n > MAX_LAYERS) {
+    throw new ModelFormatError(`${source}: layer count ${n} is not an integer in 1..${MAX_LAYERS}; the model description is inconsistent.`);
+  }
+}
+
 /** Sizes derived once from a spec (DESIGN.md convention 7). */
 export interface SpecSizes {
   /** Hq * hd */

@@ -12,7 +12,8 @@ import { encodeLlama2c, encodeLlama2cTokenizer } from '../../src/io/llama2c.js';
 import { parseLlama2cTokenizer } from '../../src/tokenizer/llama2c.js';
 import { encodeSafetensors, parseSafetensors } from '../../src/io/safetensors.js';
 import { memoryFiles } from '../../src/io/source.js';
-import { configFromHf } from '../../src/model/config_parse.js';
+import { specFromHf } from '../../src/model/hf_config.js';
+import { specSizes } from '../../src/model/spec.js';
 import { loadGgufBytes, loadModel } from '../../src/model/load.js';
 import { SMOLLM2_135M, randomWeights, withConfig } from '../../src/model/random_weights.js';
 import { localModelDirs } from '../../src/model/resolve.js';
@@ -226,10 +227,12 @@ describe(`reader fuzzing (seed ${seed}; FORKLM_TEST_SEED replays)`, () => {
     fc.assert(
       fc.property(fc.dictionary(fc.constantFrom(...keys), fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.integer(), fc.constant(undefined)), { maxKeys: 4 }), (changes) => {
         try {
-          const c = configFromHf({ config: { ...base, ...changes } });
+          const c = specFromHf({ config: { ...base, ...changes } });
           // anything accepted is internally consistent
-          expect(c.nHeads * c.headDim).toBe(c.dim);
-          expect(c.nHeads % c.nKvHeads).toBe(0);
+          expect(Number.isSafeInteger(c.attention.headDim) && c.attention.headDim > 0).toBe(true);
+          expect(c.attention.nHeads % c.attention.nKvHeads).toBe(0);
+          expect(specSizes(c).qDim).toBe(c.attention.nHeads * c.attention.headDim);
+          for (const l of c.layers) if (l.rope) expect(l.rope.rotaryDim % 2 === 0 && l.rope.rotaryDim <= c.attention.headDim).toBe(true);
         } catch (e) {
           if (!(e instanceof ForkLMError)) throw e;
         }

@@ -271,7 +271,7 @@ describe(`loadModel errors name the problem (seed ${seed})`, () => {
   });
 
   it('an unknown architecture', async () => {
-    const cfg = JSON.stringify({ ...JSON.parse(hfConfigJson(llamaCfg)), model_type: 'gpt2', architectures: ['GPT2LMHeadModel'] });
+    const cfg = JSON.stringify({ ...JSON.parse(hfConfigJson(llamaCfg)), model_type: 'falcon', architectures: ['FalconForCausalLM'] });
     await expect(loadModel(hfFolder(w, (t) => t, cfg))).rejects.toBeInstanceOf(UnsupportedModelError);
   });
 
