@@ -1,5 +1,5 @@
 // The many-samples job of issue 15 (16 samples of 64 tokens after one 256-token prompt, stories260K) through the
-// remote engine on llama-server (../shared/bin, 2 threads, 16 slots), beside the server driven directly and forklm
+// remote engine on llama-server (../shared/bin, 16 slots), beside the server driven directly and forklm
 // local on llvmpipe (fork-at-0: the prompt once, 16 paths batched). Every mode of every round gets its own prompt (the
 // story with a different second token), so no server cache carries a prompt from one run to the next; modes are
 // interleaved over the rounds and the best wall clock is kept, as issue 15 measured.
@@ -10,6 +10,7 @@
 //   local         forklm on llvmpipe, fork-at-0 (bench/common/eab.ts)
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
+import os from 'node:os';
 import { join } from 'node:path';
 import { createGpu } from '../src/gpu/device.js';
 import { RemoteEngine } from '../src/remote/index.js';
@@ -21,7 +22,9 @@ const N = 16;
 const MAX_NEW = 64;
 const PROMPT = 256;
 const ROUNDS = 3;
-const THREADS = 2;
+/** llama.cpp threads spin at their barriers: on a loaded 2-core machine 2 threads ran the job 7x slower than 1 (29 s vs
+ * 3.8 s at load average 17), so 1 unless FORKLM_BENCH_SERVER_THREADS says otherwise. */
+const THREADS = Number(process.env.FORKLM_BENCH_SERVER_THREADS ?? 1);
 
 function freePort(): Promise<number> {
   return new Promise((res, rej) => {
@@ -104,6 +107,7 @@ export async function run(): Promise<object> {
   const base = promptTokens(model, PROMPT);
   // Round r, mode m: the story with token 1 replaced, so no two runs share more than BOS.
   const promptFor = (r: number, m: number) => [base[0], 300 + r * 3 + m, ...base.slice(2)];
+  const loadBefore = round4(os.loadavg()[0]);
   const server = await startServer();
   const gpu = await createGpu({ adapter: 'llvmpipe' });
   try {
@@ -122,6 +126,7 @@ export async function run(): Promise<object> {
       job: `${N} samples of ${MAX_NEW} tokens after a ${PROMPT}-token prompt, stories260K, temperature 1; best of ${ROUNDS} interleaved rounds`,
       server: `llama-server (../shared/bin, llama.cpp v0.5.0) -t ${THREADS} -np ${N} -c ${N * 512}, f16 KV cache (its default)`,
       machine: machine(),
+      load_average_1m: [loadBefore, round4(os.loadavg()[0])],
       best_ms: { server: best(rows.server), remote: best(rows.remote), local_llvmpipe: best(rows.local) },
       rounds: rows,
     };
