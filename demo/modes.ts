@@ -173,7 +173,7 @@ export const MODES: Record<Mode, ModeSpec> = {
     defaults: { ...(EAB_DEFAULTS as unknown as Params) },
     choices: { prune_policy: ['keep_most_probable', 'none'] },
     measures: ['entropy', 'probability', 'confidence'],
-    help: 'Entropy-adaptive branching: paths fork where the next-token entropy exceeds the threshold; forks share KV pages.',
+    help: 'Entropy-adaptive branching: paths fork where the entropy of the sampling distribution (after temperature and top-p) exceeds the threshold; forks share KV pages.',
     stream: eab,
   },
   peaks: {

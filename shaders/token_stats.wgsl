@@ -11,8 +11,12 @@
 //   (far fewer when logits are sparse): the nucleus is exactly {x >= t} (ties at the cut all kept). When the top-k
 //   list already holds the nucleus (nucleus_from_top) there is no pass at all.
 // Pass C: Gumbel-top-k over the nucleus: key = (x - m) / T + g_i, g_i = -log(-log(u_i)), u_i from xxh32(randomBits, i);
-//   the nSamples largest keys in order are a draw without replacement from the tempered nucleus distribution.
-//   T = 0: the keys are the logits (greedy).
+//   the nSamples largest keys in order are a draw without replacement from the tempered nucleus distribution q. The
+//   same pass sums zq = sum_nucleus exp(a), a = (x - m) / T, and wq = sum_nucleus exp(a) a: q's entropy is
+//   Hq = log zq - wq / zq (again two non-negative terms), the sampling entropy the branch controller decides on.
+// T = 0 (greedy): q is the limit of softmax(x / T), a point mass on the largest logit (the lower id among ties, the
+//   top-k list's first entry). One token is drawable, whatever nSamples asks; its proposal log-prob is 0 and Hq = 0.
+//   No pass C.
 //
 // Masking: a logit below -3e38 (-inf) is not a token of the distribution: it adds nothing to sums and is never drawn.
 // For T > 0, tokens with (x - m) / T < -80 are not drawable either: their tempered probability is below e^-80 of the
@@ -32,6 +36,8 @@ override OFF_CONF: u32;
 override OFF_COUNT: u32;
 override OFF_NUCLEUS: u32;
 override OFF_TEMP: u32;
+override OFF_QH: u32;
+override OFF_QHNORM: u32;
 override OFF_TOP_IDS: u32;
 override OFF_TOP_LP: u32;
 override OFF_S_IDS: u32;
@@ -236,14 +242,19 @@ fn probe(base: u32, i: u32, V: u32, t: f32, cut: f32, m: f32) {
   }
 }
 
-// Logit i into this thread's draw list if it is in the nucleus; returns 1 if it is (to count the nucleus).
-fn visit_c(base: u32, i: u32, V: u32, tau: f32, m: f32, greedy: bool, seed: u32, ns: u32) -> u32 {
+var<private> q_z: f32;  // this thread's sum over the nucleus of exp(a), a = (x - m) / T
+var<private> q_w: f32;  // ... of exp(a) a
+
+// Logit i into this thread's draw list and q sums if it is in the nucleus; returns 1 if it is (to count the nucleus).
+fn visit_c(base: u32, i: u32, V: u32, tau: f32, m: f32, seed: u32, ns: u32) -> u32 {
   if (i >= V) { return 0u; }
   let x = logits[base + i];
   if (x < MASKED || x < tau) { return 0u; }
-  var key = x;
-  if (!greedy) { key = (x - m) * inv_t + gumbel(seed, i); }
-  list_insert(key, i, ns);
+  let a = (x - m) * inv_t;
+  let e = exp(a);
+  q_z += e;
+  q_w += e * a;
+  list_insert(a + gumbel(seed, i), i, ns);
   return 1u;
 }
 
@@ -375,7 +386,11 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   // ---- sampling
   var count = 0u;
   var z_nuc = z;
-  if (ns > 0u) {
+  var hq = 0.0;
+  if (greedy) {
+    // The point mass: win_i[0] still holds the top-k list's first entry (the largest logit, lower id among ties).
+    count = select(1u, 0u, empty || ns == 0u);
+  } else if (ns > 0u) {
     let cut = select(m - CUT * T, LOWEST, greedy);
     var tau = cut;
     if (!greedy && top_p < 1.0) {
@@ -429,20 +444,36 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
 
     // ---- pass C
     list_reset();
+    q_z = 0.0;
+    q_w = 0.0;
     var n = 0u;
     for (var i = tid; i < V; i += WG) {
-      n += visit_c(base, i, V, tau, m, greedy, seed, ns);
+      n += visit_c(base, i, V, tau, m, seed, ns);
     }
     count = sum_u32(tid, n);
+    red_a[tid] = q_z;
+    red_b[tid] = q_w;
+    workgroupBarrier();
+    for (var st = WG / 2u; st > 0u; st = st / 2u) {
+      if (tid < st) {
+        red_a[tid] = red_a[tid] + red_a[tid + st];
+        red_b[tid] = red_b[tid] + red_b[tid + st];
+      }
+      workgroupBarrier();
+    }
+    // zq >= 1 (the largest logit is in every nucleus: a = 0) and wq <= 0.
+    if (count > 0u) { hq = log(red_a[0]) - red_b[0] / red_a[0]; }
+    workgroupBarrier();
     merge_lists(tid, ns);
   }
 
   if (tid == 0u) {
     let log_z = log(z_nuc);
     var drawn = 0u;
+    let n_draw = min(ns, count); // greedy: at most the one token of the point mass
     for (var j = 0u; j < MAX_SAMPLES; j++) {
       var id = NONE;
-      if (j < ns) { id = win_i[j]; }
+      if (j < n_draw) { id = win_i[j]; }
       stats[out + OFF_S_IDS + j] = id;
       if (id == NONE) {
         stats[out + OFF_S_LP + j] = NEG_INF;
@@ -456,5 +487,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
     }
     stats[out + OFF_COUNT] = drawn;
     stats[out + OFF_NUCLEUS] = count;
+    put_f(out + OFF_QH, hq);
+    put_f(out + OFF_QHNORM, select(hq / log(f32(V)), 0.0, V == 1u));
   }
 }

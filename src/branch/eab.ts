@@ -29,7 +29,8 @@ export interface EabSample {
   parent: number | null;
   /** The path ids from the root to this sample's path. */
   lineage: number[];
-  /** log q(sample): the probability that the sampler produced this token sequence (draws without replacement). */
+  /** log q(sample): the probability that the sampler produced this token sequence (draws without replacement from the
+   * tempered top-p distribution; 0 at temperature 0, where the sampler is certain). */
   proposal_log_probability: number;
   /** log p - log q: the self-normalised importance weight's log for estimates under the model distribution. */
   log_importance_weight: number;
@@ -93,6 +94,8 @@ export async function* streamEab(engine: Engine, prompt: readonly number[], opti
   const eos = new Set(engine.config.eosTokenIds);
   const logMinProb = params.min_path_prob > 0 ? Math.log(params.min_path_prob) : -Infinity;
   const sampling = { temperature: params.temperature, topP: params.top_p, seed: params.seed };
+  // Temperature 0: the sampler is a point mass, so every root would give the same one sample (exact-N copies it).
+  const greedy = params.temperature === 0;
 
   const t0 = now();
   const rows0 = engine.stats.rows;
@@ -139,7 +142,7 @@ export async function* streamEab(engine: Engine, prompt: readonly number[], opti
       if (live.size === 0) {
         // Exact-N: every path ended before N samples existed; start again from the prompt, whose full pages are
         // still in the prefix cache.
-        if (exactN !== null && finished.length < exactN) startRoot();
+        if (exactN !== null && finished.length < exactN && !greedy) startRoot();
         else break;
       }
       const want = (exactN ?? maxPaths) - live.size - (exactN !== null ? finished.length : 0);
@@ -167,7 +170,7 @@ export async function* streamEab(engine: Engine, prompt: readonly number[], opti
       // Most uncertain first: the branching budget goes where the model hesitates most.
       const results = [...step.results]
         .filter((r) => live.has(r.pathId))
-        .sort((a, b) => b.stats.normEntropy - a.stats.normEntropy || a.pathId - b.pathId);
+        .sort((a, b) => b.stats.samplingNormEntropy - a.stats.samplingNormEntropy || a.pathId - b.pathId);
       let budget = (exactN ?? maxPaths) - live.size - (exactN !== null ? finished.length : 0);
       advanced.clear();
       for (const r of results) {
@@ -192,8 +195,10 @@ export async function* streamEab(engine: Engine, prompt: readonly number[], opti
     const position = node.tokens.length;
     const ids = s.sampledIds;
     let k = 1;
-    // f32 rounding can put a flat distribution a hair above 1: clamp so threshold 1 never branches.
-    const mayBranch = Math.min(1, s.normEntropy) > params.entropy_threshold || (exactN !== null && eos.has(ids[0]) && budget > 0);
+    // The entropy of the distribution the siblings are drawn from (tempered, top-p): 0 at temperature 0, where ids has
+    // one token. f32 rounding can put a flat distribution a hair above 1: clamp so threshold 1 never branches.
+    const entropy = s.samplingNormEntropy;
+    const mayBranch = Math.min(1, entropy) > params.entropy_threshold || (exactN !== null && eos.has(ids[0]) && budget > 0);
     if (mayBranch && ids.length > 1) {
       if (budget > 0) k = Math.min(ids.length, params.branch_factor, budget + 1);
       else if (params.prune_policy === 'keep_most_probable' && exactN === null) {
@@ -232,11 +237,11 @@ export async function* streamEab(engine: Engine, prompt: readonly number[], opti
     k = members.length;
     const q = sequentialProposalLogprobs(s.sampledProposalLogprobs.slice(0, k));
     members.forEach((id, i) => {
-      if (k > 1) tree.get(id).branchPoints.push({ position, entropy: s.normEntropy, siblings: k });
-      tree.push(id, ids[i], s.sampledLogprobs[i], q[i], s.normEntropy, s.confidence);
-      out.push({ type: 'token', path: id, token: ids[i], position, entropy: s.normEntropy, logprob: s.sampledLogprobs[i], confidence: s.confidence });
+      if (k > 1) tree.get(id).branchPoints.push({ position, entropy, siblings: k });
+      tree.push(id, ids[i], s.sampledLogprobs[i], q[i], entropy, s.confidence);
+      out.push({ type: 'token', path: id, token: ids[i], position, entropy, logprob: s.sampledLogprobs[i], confidence: s.confidence });
     });
-    if (k > 1) out.push({ type: 'fork', parent: r.pathId, children: members.slice(1), tokens: ids.slice(0, k), position, entropy: s.normEntropy });
+    if (k > 1) out.push({ type: 'fork', parent: r.pathId, children: members.slice(1), tokens: ids.slice(0, k), position, entropy });
     for (const id of members) {
       const n = tree.get(id);
       const token = n.tokens[n.tokens.length - 1];
@@ -248,7 +253,8 @@ export async function* streamEab(engine: Engine, prompt: readonly number[], opti
 
   const ms = now() - t0;
   const pageSize = engine.model.pageSize;
-  const samples = finished.map((id) => toSample(tree.get(id)));
+  let samples = finished.map((id) => toSample(tree.get(id)));
+  if (greedy && exactN !== null && samples.length === 1) samples = Array.from({ length: exactN }, () => structuredClone(samples[0]));
   const naive = samples.reduce((a, s) => a + prompt.length + s.tokens.length, 0);
   const generated = samples.reduce((a, s) => a + s.tokens.length, 0);
   const tokenSteps = engine.stats.rows - rows0;

@@ -7,7 +7,11 @@ export type PrunePolicy = 'keep_most_probable' | 'none';
 export interface EabParams {
   /** Tokens to generate per path at most. */
   max_new_tokens: number;
-  /** Branch where the normalised entropy H / ln V of the model's next-token distribution exceeds this (0..1). */
+  /**
+   * Branch where the normalised entropy H / ln V of the sampling distribution (the model's, after temperature and
+   * top-p: what the siblings are drawn from) exceeds this (0..1). At temperature 0 that distribution is a point mass
+   * (H = 0): EAB never branches. At temperature 1, top-p 1 it is the model's own distribution.
+   */
   entropy_threshold: number;
   /** Children per branch point (including the path that continues), drawn without replacement. */
   branch_factor: number;
@@ -23,7 +27,11 @@ export interface EabParams {
    * new children are more probable; 'none' simply stops branching.
    */
   prune_policy: PrunePolicy;
-  /** Exactly this many finished samples (exact-N mode); null: as many as the branching produces (the seed's way). */
+  /**
+   * Exactly this many finished samples (exact-N mode); null: as many as the branching produces (the seed's way). At
+   * temperature 0 there is one possible sample: the result holds N copies of it (same path and tokens, proposal
+   * log-probability 0), computed once.
+   */
   num_samples: number | null;
 }
 

@@ -114,6 +114,8 @@ export class TokenStats {
       OFF_COUNT: o.sampledCount,
       OFF_NUCLEUS: o.nucleusSize,
       OFF_TEMP: o.temperature,
+      OFF_QH: o.samplingEntropy,
+      OFF_QHNORM: o.samplingNormEntropy,
       OFF_TOP_IDS: o.topIds,
       OFF_TOP_LP: o.topLogprobs,
       OFF_S_IDS: o.sampledIds,

@@ -23,6 +23,8 @@ export interface TokenStatsOffsets {
   sampledCount: number; // u32, min(nSamples, nucleusSize)
   nucleusSize: number; // u32, tokens the draw could pick from
   temperature: number; // f32, echo of the row's temperature (0: greedy)
+  samplingEntropy: number; // f32, nats, of the sampling distribution (tempered, nucleus; 0 when greedy)
+  samplingNormEntropy: number; // f32, samplingEntropy / ln V
   topIds: number; // (topK) u32
   topLogprobs: number; // (topK) f32
   sampledIds: number; // (maxSamples) u32
@@ -48,7 +50,7 @@ function checkCount(name: string, v: number): void {
 export function tokenStatsLayout(topK: number, maxSamples: number): TokenStatsLayout {
   checkCount('topK', topK);
   checkCount('maxSamples', maxSamples);
-  const topIds = 8;
+  const topIds = 10;
   const topLogprobs = topIds + topK;
   const sampledIds = topLogprobs + topK;
   const sampledLogprobs = sampledIds + maxSamples;
@@ -63,6 +65,8 @@ export function tokenStatsLayout(topK: number, maxSamples: number): TokenStatsLa
     sampledCount: 5,
     nucleusSize: 6,
     temperature: 7,
+    samplingEntropy: 8,
+    samplingNormEntropy: 9,
     topIds,
     topLogprobs,
     sampledIds,
@@ -75,19 +79,28 @@ export function tokenStatsLayout(topK: number, maxSamples: number): TokenStatsLa
 export interface TokenStatsRecord {
   maxLogit: number;
   logSumExp: number;
+  /** Entropy (nats) of the model distribution softmax(logits), and entropy / ln V. */
   entropy: number;
   normEntropy: number;
+  /**
+   * Entropy (nats) of the distribution the row samples from (softmax(logits / T) renormalised on the top-p nucleus),
+   * and entropy / ln V: 0 at temperature 0 (a point mass) and for a one-token nucleus; equal to `entropy` at T = 1,
+   * top-p 1. EAB branches on samplingNormEntropy. 0 when the row draws nothing (nSamples 0).
+   */
+  samplingEntropy: number;
+  samplingNormEntropy: number;
   confidence: number;
   /** Token ids, best first; shorter than topK only when the vocabulary is. */
   topIds: number[];
   topLogprobs: number[];
-  /** The drawn tokens in draw order (distinct); length min(nSamples, nucleusSize). */
+  /** The drawn tokens in draw order (distinct); length min(nSamples, nucleusSize): 1 at most when greedy. */
   sampledIds: number[];
   /** log p(token) under the model distribution softmax(logits). */
   sampledLogprobs: number[];
-  /** log q(token) under the sampling distribution (softmax(logits / T) renormalised on the nucleus); 0 when greedy. */
+  /** log q(token) under the sampling distribution (softmax(logits / T) renormalised on the nucleus); greedy: 0 (q is
+   * a point mass on the one drawn token). */
   sampledProposalLogprobs: number[];
-  /** Tokens the draw could pick from (nucleus size; for greedy, the unmasked tokens). */
+  /** Tokens the draw could pick from (nucleus size; 1 for greedy: the point mass), 0 when nothing was drawn. */
   nucleusSize: number;
   /** The row's temperature 0: the samples are the highest logits, no randomness. */
   greedy: boolean;
@@ -126,6 +139,8 @@ export function decodeTokenStats(buf: ArrayBuffer, rows: number, layout: TokenSt
       logSumExp: f[b + o.logSumExp],
       entropy: f[b + o.entropy],
       normEntropy: f[b + o.normEntropy],
+      samplingEntropy: f[b + o.samplingEntropy],
+      samplingNormEntropy: f[b + o.samplingNormEntropy],
       confidence: f[b + o.confidence],
       topIds,
       topLogprobs,

@@ -10,6 +10,7 @@ import { mulberry32, randomNormal, testSeed } from '../ref/random.js';
 import {
   drawFrom,
   gumbelRef,
+  nucleusEntropy,
   nucleusSizeFor,
   sampleKeys,
   tokenStatsRef,
@@ -111,10 +112,13 @@ function checkRow(rec: TokenStatsRecord, logits: Float32Array, row: SamplingRow,
 
   expect(rec.greedy, `${what}: greedy flag`).toBe(ref.greedy);
   if (ref.greedy) {
-    // Greedy keys are the logits themselves: exact comparisons, exact ids.
+    // Temperature 0 samples a point mass on the largest logit (exact comparisons, ties to the lower id): one token
+    // whatever nSamples asks, proposal log-prob log 1 = 0, sampling entropy 0.
     expect(rec.nucleusSize, `${what}: greedy candidates`).toBe(ref.nucleusSize);
     expect(rec.sampledIds, `${what}: greedy ids`).toEqual(ref.sampledIds);
+    expect(rec.sampledIds.length, `${what}: greedy draws`).toBeLessThanOrEqual(1);
     expect(rec.sampledProposalLogprobs.every((q) => q === 0), `${what}: greedy proposal log-probs`).toBe(true);
+    expect([rec.samplingEntropy, rec.samplingNormEntropy], `${what}: greedy sampling entropy`).toEqual([0, 0]);
     rec.sampledLogprobs.forEach((lp, j) => near(lp, ref.sampledLogprobs[j], b.logprob(logits[ref.sampledIds[j]]), `${what}: greedy log-prob ${j}`));
     return true;
   }
@@ -151,6 +155,19 @@ function checkRow(rec: TokenStatsRecord, logits: Float32Array, row: SamplingRow,
     near(rec.sampledProposalLogprobs[j], q, 3 * EPS * Math.abs(q) + massTol + 2 ** -21, `${what}: proposal log-prob ${j}`);
   });
   expect(Number.isFinite(proposalLogProb(rec)), `${what}: proposal log-prob of the draw`).toBe(true);
+  // The sampling entropy on the kernel's nucleus (a prefix of the reference order). zq and wq are sums of at most
+  // ceil(V / WG) terms per thread and a log2(WG) tree (recursive summation: terms * eps relative), each term off by its
+  // exp's error (termUlp, see nucleusEntropy); log zq adds log's error; wq / zq errs by both sums' relative errors and
+  // one division; the final difference one rounding.
+  if (ref.nSamples > 0) {
+    const h = nucleusEntropy(logits, ref.order, n, ref.maxLogit, T);
+    const terms = Math.ceil(V / wg) + Math.log2(wg);
+    const relZ = terms * EPS + h.termUlpZ * ULP;
+    const relW = terms * EPS + h.termUlpW * ULP;
+    const tol = relZ + Math.max(2 ** -21, 3 * ULP * Math.log(h.zq)) + h.meanGap * (relZ + relW + EPS) + EPS * h.entropy;
+    near(rec.samplingEntropy, h.entropy, tol, `${what}: sampling entropy`);
+    near(rec.samplingNormEntropy, h.entropy / Math.log(V), tol / Math.log(V) + EPS, `${what}: normalised sampling entropy`);
+  }
   return rec.sampledIds.join() === drawFrom(keys, ref.nSamples).join();
 }
 
@@ -242,9 +259,13 @@ describe.each(testAdapterChoices())('token_stats on %s', (choice) => {
       near(rec.normEntropy, 1, 4 * ULP, 'flat normalised entropy');
       expect(rec.topIds).toEqual(Array.from({ length: Math.min(TOPK, V) }, (_, i) => i));
     }
-    // A tie at the nucleus cut keeps the whole tie: with all logits equal the nucleus is the vocabulary.
+    // A tie at the nucleus cut keeps the whole tie: with all logits equal the nucleus is the vocabulary, and the
+    // sampling distribution is uniform on it (entropy ln V).
     expect(recs[0].nucleusSize).toBe(V);
-    expect(recs[1].sampledIds).toEqual([0, 1, 2, 3].slice(0, Math.min(4, V)));
+    near(recs[0].samplingEntropy, Math.log(V), 3 * ULP * Math.log(V) + Math.ceil(V / 64) * EPS, 'flat sampling entropy');
+    // Temperature 0: the point mass on the lowest id among the tied largest logits, one token for nSamples 4.
+    expect(recs[1].sampledIds).toEqual([0]);
+    expect(recs[1].samplingEntropy).toBe(0);
   });
 
   it.each([
@@ -270,8 +291,9 @@ describe.each(testAdapterChoices())('token_stats on %s', (choice) => {
     // Tokens at -1e30 are below the tempered cut (and -inf ones masked): only the hot token can be drawn.
     expect(recs[0].sampledIds).toEqual([hot]);
     expect(recs[0].sampledProposalLogprobs).toEqual([0]);
-    // Greedy takes the highest logits, masked (-inf) tokens excepted.
-    expect(recs[1].sampledIds).toEqual(low === -Infinity ? [hot] : [hot, 0, 1]);
+    // Greedy is the point mass on the highest logit: one token, whatever the rest holds.
+    expect(recs[1].sampledIds).toEqual([hot]);
+    for (const rec of recs) expect(rec.samplingEntropy).toBe(0);
   });
 
   it('a fully masked row gives no NaN and draws nothing', async () => {
@@ -297,9 +319,30 @@ describe.each(testAdapterChoices())('token_stats on %s', (choice) => {
     const rows = [0, 1, 2].map((r) => ({ temperature: [0, 1, 0.8][r], topP: [1, 1, 0.1][r], randomBits: r * 7919, nSamples: 8 }));
     const { recs } = await check(V, S, logits, rows, `ties seed ${seed}`);
     const threes = (r: number) => [...logits.subarray(r * V, (r + 1) * V).keys()].filter((i) => logits[r * V + i] === 3);
-    expect(recs[0].sampledIds).toEqual(threes(0).slice(0, 8));
+    expect(recs[0].sampledIds).toEqual(threes(0).slice(0, 1));
     // A tie at the nucleus cut is kept whole.
     expect(recs[2].nucleusSize).toBe(threes(2).length);
+  });
+
+  it('issue 10.2: temperature 0 is a point mass (one token, q = 0, entropy 0) for any nSamples; at T = 1, top-p 1 the sampling entropy is the model entropy', async () => {
+    const V = 1000;
+    const seed = testSeed();
+    const rand = mulberry32(seed);
+    const logits = randomNormal(rand, 4 * V, 2);
+    const rows: SamplingRow[] = [1, 3, 8].map((n) => ({ temperature: 0, topP: 1, randomBits: Math.floor(rand() * 2 ** 32), nSamples: n }));
+    rows.push({ temperature: 1, topP: 1, randomBits: 11, nSamples: 8 });
+    const { recs } = await check(V, rows.length, logits, rows, `T=0 seed ${seed}`);
+    for (const rec of recs.slice(0, 3)) {
+      expect(rec.sampledIds).toEqual([rec.topIds[0]]);
+      expect(rec.nucleusSize).toBe(1);
+      expect(proposalLogProb(rec)).toBe(0);
+      expect(rec.samplingNormEntropy).toBe(0);
+      expect(rec.normEntropy).toBeGreaterThan(0.5); // the model distribution itself is wide
+    }
+    // T = 1, top-p 1: the sampling distribution is the model's, up to the -80 cut (< V e^-80 of mass).
+    const t1 = recs[3];
+    expect(t1.sampledIds.length).toBe(8);
+    expect(Math.abs(t1.samplingEntropy - t1.entropy)).toBeLessThanOrEqual(1e-5 * t1.entropy);
   });
 
   it('topP small: only the top token can be drawn', async () => {
@@ -315,6 +358,8 @@ describe.each(testAdapterChoices())('token_stats on %s', (choice) => {
       expect(rec.sampledIds).toEqual([rec.topIds[0]]);
       expect(Math.abs(rec.sampledProposalLogprobs[0])).toBeLessThanOrEqual(1e-6); // log 1 from f32 mass sums
       expect(Math.abs(proposalLogProb(rec))).toBeLessThanOrEqual(1e-6);
+      // A one-token nucleus is a point mass too: entropy log(zq) - wq / zq with zq = 1, wq = 0 exactly.
+      expect(rec.samplingEntropy).toBe(0);
     });
   });
 
@@ -330,7 +375,7 @@ describe.each(testAdapterChoices())('token_stats on %s', (choice) => {
       { temperature: 0.9, topP: 0.8, randomBits: Math.floor(rand() * 2 ** 32), nSamples: 8 },
     ];
     const { recs } = await check(V, 2, logits, rows, `ascending seed ${seed}`);
-    expect(recs[0].sampledIds).toEqual([V - 1, V - 2, V - 3, V - 4, V - 5, V - 6, V - 7, V - 8]);
+    expect(recs[0].sampledIds).toEqual([V - 1]);
     const { op } = await main(V);
     expect(loopIterationsPerThread(V, op.workgroupSize, TOPK, MAXS)).toBeLessThanOrEqual(LOOP_BUDGET);
   });

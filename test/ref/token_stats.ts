@@ -44,12 +44,16 @@ export interface TokenStatsRef {
   topIds: number[];
   topLogprobs: number[];
   greedy: boolean;
-  /** Drawable tokens sorted by logit desc, id asc (greedy: all unmasked; else the tempered -80 cut applied). */
+  /** Drawable tokens sorted by logit desc, id asc (greedy: the one token of the point mass; else the tempered -80
+   * cut applied). */
   order: number[];
   /** Cumulative tempered mass of order[0..j] over the total tempered mass (empty when greedy). */
   cumMass: number[];
-  /** Nucleus size, ties at the cut kept. */
+  /** Nucleus size, ties at the cut kept (greedy: 1). */
   nucleusSize: number;
+  /** Entropy (nats) of the sampling distribution on the reference nucleus (0 when greedy or nothing is drawn). */
+  samplingEntropy: number;
+  samplingNormEntropy: number;
   /** Total tempered mass sum exp((x - m) / T) over the unmasked tokens. */
   temperedZ: number;
   nSamples: number;
@@ -101,6 +105,33 @@ export function nucleusSizeFor(logits: ArrayLike<number>, order: number[], cumMa
   return n;
 }
 
+/**
+ * Entropy of q = softmax(a) over the first `n` tokens of `order`, a = (x - m) / T, with what an f32 error bound needs:
+ * zq = sum exp(a), E_q[-a], and the q-weighted and q|a|-weighted means of (6 + 3|a|) (the relative error, in ulps,
+ * of one f32 term exp(a): WGSL's exp is within 3 + 2|a| ulp, and a itself is rounded by about |a| ulp).
+ */
+export function nucleusEntropy(
+  logits: ArrayLike<number>,
+  order: number[],
+  n: number,
+  m: number,
+  T: number,
+): { entropy: number; zq: number; meanGap: number; termUlpZ: number; termUlpW: number } {
+  let z = 0;
+  let w = 0;
+  let ez = 0;
+  let ew = 0;
+  for (const i of order.slice(0, n)) {
+    const a = (logits[i] - m) / T;
+    const e = Math.exp(a);
+    z += e;
+    w += e * a;
+    ez += e * (6 + 3 * Math.abs(a));
+    ew += e * Math.abs(a) * (6 + 3 * Math.abs(a));
+  }
+  return { entropy: Math.log(z) - w / z, zq: z, meanGap: -w / z, termUlpZ: ez / z, termUlpW: w === 0 ? 0 : ew / -w };
+}
+
 export function tokenStatsRef(logits: ArrayLike<number>, topK: number, row: SamplingRow, maxSamples: number): TokenStatsRef {
   const V = logits.length;
   const T = Math.fround(row.temperature);
@@ -130,7 +161,8 @@ export function tokenStatsRef(logits: ArrayLike<number>, topK: number, row: Samp
   const confidence = -topLogprobs.reduce((a, b) => a + b, 0) / topIds.length;
 
   const cut = greedy ? MASKED : m - CUT * T;
-  const order = all.filter((i) => logits[i] >= MASKED && logits[i] >= cut);
+  // Greedy: the limit of softmax(x / T) as T -> 0 is a point mass on the largest logit (the lower id among ties).
+  const order = all.filter((i) => logits[i] >= MASKED && logits[i] >= cut).slice(0, greedy ? 1 : V);
   const cumMass: number[] = [];
   if (!greedy) {
     let c = 0;
@@ -141,6 +173,7 @@ export function tokenStatsRef(logits: ArrayLike<number>, topK: number, row: Samp
   }
   const nS = Math.min(row.nSamples, maxSamples);
   const nucleusSize = nS === 0 ? 0 : greedy ? order.length : nucleusSizeFor(logits, order, cumMass, topP);
+  const samplingEntropy = greedy || nS === 0 ? 0 : nucleusEntropy(logits, order, nucleusSize, m, T).entropy;
   const ref: TokenStatsRef = {
     maxLogit: m,
     lse,
@@ -155,6 +188,8 @@ export function tokenStatsRef(logits: ArrayLike<number>, topK: number, row: Samp
     order,
     cumMass,
     nucleusSize,
+    samplingEntropy,
+    samplingNormEntropy: V === 1 ? 0 : samplingEntropy / Math.log(V),
     temperedZ: z,
     nSamples: nS,
     sampledIds: [],

@@ -316,7 +316,7 @@ class FakeEngine {
       tokens.push(token);
       const lp = -((h >>> 8) % 400) / 100;
       stats.push({
-        maxLogit: 0, logSumExp: 0, entropy: 0, normEntropy: 0,
+        maxLogit: 0, logSumExp: 0, entropy: 0, normEntropy: 0, samplingEntropy: 0, samplingNormEntropy: 0,
         confidence: FakeEngine.confidence(context),
         topIds: [], topLogprobs: [],
         sampledIds: [token], sampledLogprobs: [lp], sampledProposalLogprobs: [lp * 0.9],

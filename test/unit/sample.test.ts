@@ -217,6 +217,8 @@ describe('token stats record', () => {
       f[b + o.logSumExp] = 3.25;
       f[b + o.entropy] = 0.5;
       f[b + o.normEntropy] = 0.125;
+      f[b + o.samplingEntropy] = 0.375;
+      f[b + o.samplingNormEntropy] = 0.0625;
       f[b + o.confidence] = 1.5;
       u[b + o.sampledCount] = r === 0 ? 2 : 0;
       u[b + o.nucleusSize] = 17;
@@ -233,6 +235,8 @@ describe('token stats record', () => {
       logSumExp: 3.25,
       entropy: 0.5,
       normEntropy: 0.125,
+      samplingEntropy: 0.375,
+      samplingNormEntropy: 0.0625,
       confidence: 1.5,
       topIds: [9, 4],
       topLogprobs: [-0.25, -1.5],
