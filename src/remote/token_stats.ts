@@ -15,6 +15,9 @@
 //     random stream), so siblings never duplicate; a tail token cannot be drawn as a sibling.
 //   proposal log-probs q: softmax(log p / T) renormalised on the nucleus, computed on the top k with the tail's
 //     tempered mass taken at its even-spread value; exact when T = 1 and top-p = 1, or when k covers the vocabulary.
+//   sampling entropy (what EAB branches on): the entropy of that q, the tail (when in the nucleus) spread evenly; at
+//     T = 1, top-p 1 the record's model entropy itself. Temperature 0 is a point mass, as on the local engine: the
+//     server's token only, no sibling draws, q = 0, sampling entropy 0.
 import type { TokenStatsRecord } from '../sample/stats_record.js';
 import type { TokenEvent } from './protocol.js';
 
@@ -102,7 +105,7 @@ export function remoteTokenStats(ev: TokenEvent, o: DrawOptions): RemoteTokenSta
 
   const sampledIds = [ev.id];
   const sampledLogprobs = [ev.logprob];
-  if (o.draws > 1) {
+  if (o.draws > 1 && !greedy) {
     // Gumbel-top-k over the nucleus minus the server's token: the largest log q + Gumbel noise, without replacement.
     const keys: { id: number; lp: number; key: number }[] = [];
     for (let i = 0; i < nucleus; i++) {
@@ -117,18 +120,29 @@ export function remoteTokenStats(ev: TokenEvent, o: DrawOptions): RemoteTokenSta
       sampledLogprobs.push(c.lp);
     }
   }
+  let samplingEntropy = 0;
+  if (!greedy && T === 1 && o.topP >= 1) samplingEntropy = entropy;
+  else if (!greedy) {
+    for (let i = 0; i < nucleus; i++) if (q[i] > 0) samplingEntropy -= (q[i] / nucleusMass) * Math.log(q[i] / nucleusMass);
+    if (nucleus === k && tailTempered > 0) {
+      const share = tailTempered / z / nucleusMass; // the tail's part of the nucleus, over V - k tokens
+      samplingEntropy -= share * Math.log(share / (V - k));
+    }
+  }
   const stats: TokenStatsRecord = {
     maxLogit: ev.topLogprobs[0] ?? ev.logprob,
     logSumExp: 0,
     entropy,
     normEntropy: entropy / Math.log(V),
+    samplingEntropy,
+    samplingNormEntropy: samplingEntropy / Math.log(V),
     confidence,
     topIds: ev.topIds.slice(0, o.topK),
     topLogprobs: ev.topLogprobs.slice(0, o.topK),
     sampledIds,
     sampledLogprobs,
     sampledProposalLogprobs: sampledIds.map((id, i) => logq(id, sampledLogprobs[i])),
-    nucleusSize: greedy ? V : nucleus < k || V <= k ? nucleus : V,
+    nucleusSize: greedy ? 1 : nucleus < k || V <= k ? nucleus : V,
     greedy,
   };
   return { stats, entropyBounds };

@@ -65,6 +65,27 @@ describe('remote token stats', () => {
     const peaked = remoteTokenStats(ev, { temperature: 1, topP: 0.5, draws: 5, vocabSize: 300, topK: 20, uniform: () => rng.nextFloat() });
     expect(peaked.stats.sampledIds.length).toBeLessThanOrEqual(peaked.stats.nucleusSize);
   });
+
+  it('temperature 0 is a point mass (no sibling, q = 0, sampling entropy 0); the sampling entropy is q\'s otherwise', () => {
+    const rng = rootRng(5, 0);
+    const V = 40;
+    const { ev } = randomEvent(rng, V, V, 2); // k covers the vocabulary: q is known exactly
+    const g = remoteTokenStats(ev, { temperature: 0, topP: 1, draws: 4, vocabSize: V, topK: 20, uniform: () => rng.nextFloat() });
+    expect(g.stats.sampledIds).toEqual([ev.id]);
+    expect(g.stats.sampledProposalLogprobs).toEqual([0]);
+    expect([g.stats.samplingEntropy, g.stats.nucleusSize]).toEqual([0, 1]);
+    expect(g.stats.entropy).toBeGreaterThan(0);
+    for (const [T, topP] of [[1, 1], [0.6, 1], [1.3, 0.8]]) {
+      const r = remoteTokenStats(ev, { temperature: T, topP, draws: 1, vocabSize: V, topK: 20, uniform: () => 0.5 });
+      // Float64 truth: softmax(log p / T), cut to the smallest prefix reaching topP, renormalised.
+      const w = ev.topLogprobs.map((l) => Math.exp(l / T));
+      const z = w.reduce((a, x) => a + x, 0);
+      let n = 0;
+      for (let c = 0; n < V && (topP >= 1 || c < topP); n++) c += w[n] / z;
+      const zn = w.slice(0, n).reduce((a, x) => a + x, 0);
+      expect(r.stats.samplingEntropy).toBeCloseTo(entropy(w.slice(0, n).map((x) => x / zn)), 9);
+    }
+  });
 });
 
 describe('remote dialects', () => {
