@@ -373,6 +373,8 @@ export class RemoteSession implements BranchEngine {
     try {
       const http = { ...this.cfg.http, signal: feed.abort.signal };
       for await (const chunk of streamEvents(url, body, http, () => this.c.retries++)) {
+        // A chunk read just before the abort is dropped too: the counters stop at the abort, where callers read them.
+        if (feed.abort.signal.aborted) break;
         for (const ev of this.cfg.dialect.parse(chunk)) this.deliver(feed, ev);
         this.notify();
       }
