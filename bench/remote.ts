@@ -111,7 +111,8 @@ export async function run(): Promise<object> {
   const server = await startServer();
   const gpu = await createGpu({ adapter: 'llvmpipe' });
   try {
-    const remote = await RemoteEngine.connect(server.url);
+    // Every path runs its whole 64 tokens: no lookahead limit needed (one request for the job, as the server alone).
+    const remote = await RemoteEngine.connect(server.url, { lookahead: Infinity });
     const engine = await engineFor(model, gpu, { kvPages: 512, maxSamples: 64 });
     const rows: Record<string, object[]> = { server: [], remote: [], local: [] };
     for (let r = 0; r < ROUNDS; r++) {

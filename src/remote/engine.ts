@@ -21,8 +21,11 @@ export interface RemoteEngineOptions {
   /** Top log-probs asked per token (default 20, vLLM's default cap; llama.cpp takes up to the vocabulary). More
    * tightens the entropy bounds; k >= vocabulary makes the entropy exact. */
   topLogprobs?: number;
-  /** Most live paths per session (default 64). */
+  /** Most live paths per session (default 64; beyond the server's slots, requests wait in its queue). */
   maxLivePaths?: number;
+  /** Most tokens a request generates ahead of what its path has used (default 16; Infinity: the whole budget). A
+   * path that a controller ends early (EOS it did not see coming, a prune) leaves at most this many unused. */
+  lookahead?: number;
   /** Overrides of what the server reports (required where it does not: vLLM and SGLang give no vocabulary size). */
   vocabSize?: number;
   maxSeqLen?: number;
@@ -52,6 +55,7 @@ export class RemoteEngine implements SessionSource {
     private readonly http: HttpOptions,
     private readonly topLogprobs: number,
     private readonly model: string | undefined,
+    private readonly lookahead: number,
   ) {}
 
   static async connect(url: string, options: RemoteEngineOptions = {}): Promise<RemoteEngine> {
@@ -102,7 +106,10 @@ export class RemoteEngine implements SessionSource {
       pageSize: 0,
     };
     const model = options.model ?? (typeof first.id === 'string' ? first.id : undefined);
-    const engine = new RemoteEngine(baseUrl, kind, info, tokenizer, http, topLogprobs, model);
+    const lookahead = options.lookahead ?? 16;
+    if (!(lookahead >= 1) || (Number.isFinite(lookahead) && !Number.isInteger(lookahead)))
+      throw new InvalidArgumentError(`lookahead=${lookahead}: a whole number of tokens >= 1, or Infinity.`);
+    const engine = new RemoteEngine(baseUrl, kind, info, tokenizer, http, topLogprobs, model, lookahead);
     await engine.probe();
     return engine;
   }
@@ -117,6 +124,7 @@ export class RemoteEngine implements SessionSource {
       http: this.http,
       topLogprobs: this.topLogprobs,
       groupRoots: this.kind === 'llama.cpp',
+      lookahead: this.lookahead,
       model: this.model,
     });
   }

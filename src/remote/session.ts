@@ -1,8 +1,10 @@
 // One caller's paths on a remote server, behind the BranchEngine surface the controllers drive.
 //
-// A path is its token sequence, held here. Each path is fed by one streamed completion request whose prompt is every
-// token the path has; the server generates up to the path's length budget and the tokens queue here, so step() hands
-// out one token per live path while the requests run concurrently (the server batches them). A fork is a new request:
+// A path is its token sequence, held here. Each path is fed by streamed completion requests whose prompt is every
+// token the path has; the server generates up to `lookahead` tokens ahead and they queue here, so step() hands out one
+// token per live path while the requests run concurrently (the server batches them). When a path's queue runs low
+// its next request goes out at once (its prefix is in the slot that just finished it); a path that ends early leaves
+// at most `lookahead` generated tokens unused. A fork is a new request:
 // its prompt is the parent's tokens up to the fork plus the branch token (EAB sibling) or the kept prefix (prefix
 // branch), so the server's prefix cache serves the shared part. The parent's request keeps running: a branch point it
 // has already passed costs it nothing. Roots created together with one prompt go out as one llama.cpp request with
@@ -38,6 +40,8 @@ export interface SessionConfig {
   topLogprobs: number;
   /** Group roots with one prompt into one request (llama.cpp n_cmpl). */
   groupRoots: boolean;
+  /** Most tokens one request generates ahead of what its path has used (Infinity: the path's whole budget). */
+  lookahead: number;
   model?: string;
 }
 
@@ -157,7 +161,10 @@ export class RemoteSession implements BranchEngine {
     } else {
       if (options.nextToken === undefined) throw new InvalidArgumentError('fork: give nextToken or keep.');
       this.checkToken(options.nextToken);
-      tokens = [...parent.tokens, options.nextToken];
+      // As on the local engine, the child shares what the parent has computed and feeds nextToken instead of the
+      // parent's last sampled token (which no forward has read yet): an EAB sibling at the same position.
+      const computed = parent.state === 'prefill' ? parent.tokens.length : parent.tokens.length - 1;
+      tokens = [...parent.tokens.slice(0, computed), options.nextToken];
       kind = 'next';
     }
     this.checkRoom();
@@ -168,7 +175,7 @@ export class RemoteSession implements BranchEngine {
       throw new InvalidArgumentError("fork: a child keeps its parent's seed (its stream follows from its lineage); tell siblings apart with `sibling`.");
     const sampling = options.sampling ? samplingParams({ ...parent.sampling, ...options.sampling }) : parent.sampling;
     // The position where the child first may differ: its nextToken's, or `keep`.
-    const at = options.keep ?? parent.tokens.length;
+    const at = options.keep ?? tokens.length - 1;
     const key = childKey(parent.key, kind, at, sibling);
     this.c.forks++;
     return this.add({
@@ -269,17 +276,11 @@ export class RemoteSession implements BranchEngine {
       if (p.tokens.length >= p.maxLength)
         throw new ContextOverflowError(`Path ${p.id} has ${p.tokens.length} tokens, its budget: finish or free it.`);
     try {
-      this.launch(live);
       for (;;) {
         if (this.failure) throw this.failure;
-        let waiting = false;
-        for (const p of live) {
-          if (p.queue.length > 0) continue;
-          waiting = true;
-          // The request ended before the path's budget (a stop the server chose): continue with a new one.
-          if (p.drained) this.launch([p]);
-        }
-        if (!waiting) break;
+        // Paths whose request ended (its lookahead, a stop the server chose, a broken stream) continue with a new one.
+        this.launch(live);
+        if (live.every((p) => p.queue.length > 0)) break;
         await new Promise<void>((resolve) => (this.wake = resolve));
       }
     } catch (err) {
@@ -308,6 +309,8 @@ export class RemoteSession implements BranchEngine {
       results.push({ pathId: p.id, stats, token: ev.id, position: p.tokens.length - 1, entropyBounds });
     }
     this.c.steps++;
+    // The next requests go out now, while the caller works on this step's results.
+    this.launch(live);
     return { results };
   }
 
@@ -329,9 +332,12 @@ export class RemoteSession implements BranchEngine {
     return id;
   }
 
-  /** Sends requests for the paths that have neither queued tokens nor a request running. */
+  /** Sends requests for the live paths whose request has ended and whose queue runs low. */
   private launch(paths: RemotePath[]): void {
-    const need = paths.filter((p) => p.queue.length === 0 && (p.feed === null || p.drained));
+    const low = Number.isFinite(this.cfg.lookahead) ? Math.floor(this.cfg.lookahead / 2) : 0;
+    const need = paths.filter(
+      (p) => p.state !== 'finished' && this.paths.has(p.id) && (p.feed === null || p.drained) && p.queue.length <= low && known(p) < p.maxLength,
+    );
     const groups: RemotePath[][] = [];
     for (const p of need) {
       const g = this.cfg.groupRoots ? groups.find((g) => groupable(g[g.length - 1], p)) : undefined;
@@ -343,9 +349,10 @@ export class RemoteSession implements BranchEngine {
 
   private send(group: RemotePath[]): void {
     const first = group[0];
-    // A continuation (a retry after a broken stream, or a server stop before the budget) gets its own seed from the
-    // lineage and the position, so it does not replay the tokens its first request already gave.
-    const seed = first.fresh ? first.seed : murmur3Words([...first.key, first.tokens.length], 0) & 0x7fffffff;
+    // The prompt: every token the path has, used or queued. A continuation gets its own seed from the lineage and the
+    // position (where its request ended: the lookahead, a stop, or a break), so it does not replay its earlier draws.
+    const prompt = [...first.tokens, ...first.queue.map((e) => e.id)];
+    const seed = first.fresh ? first.seed : murmur3Words([...first.key, prompt.length], 0) & 0x7fffffff;
     const feed: Feed = { id: this.nextFeed++, abort: new AbortController(), paths: group.map((p) => p.id), usage: new Map() };
     for (const p of group) {
       p.feed = feed;
@@ -355,8 +362,8 @@ export class RemoteSession implements BranchEngine {
     this.feeds.add(feed);
     this.c.requests++;
     const body = this.cfg.dialect.body({
-      prompt: first.tokens,
-      maxTokens: first.maxLength - first.tokens.length,
+      prompt,
+      maxTokens: Math.min(this.cfg.lookahead, first.maxLength - prompt.length),
       n: group.length,
       temperature: first.sampling.temperature,
       topP: first.sampling.topP,
@@ -457,6 +464,9 @@ export class RemoteSession implements BranchEngine {
     return p;
   }
 }
+
+/** Tokens a path has, used or queued. */
+const known = (p: RemotePath): number => p.tokens.length + p.queue.length;
 
 /** Paths that one n_cmpl request can serve: fresh, same tokens, sampling and budget, and consecutive seeds. */
 function groupable(a: RemotePath, b: RemotePath): boolean {

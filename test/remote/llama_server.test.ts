@@ -24,7 +24,8 @@ beforeAll(async () => {
   // a float64 forward by up to 3.6e-3 on these prompts), so the comparison with forklm tests the model, not the
   // server's precision choices; --metrics for the server-wide counters.
   server = await startLlamaServer({ slots: 8, extra: ['-ctk', 'f32', '-ctv', 'f32', '-fa', 'off', '--metrics'] });
-  remote = await RemoteEngine.connect(server.url, { retries: 1, backoffMs: 50 });
+  // Requests run to their path's budget here (no lookahead limit), so each test knows its requests exactly.
+  remote = await RemoteEngine.connect(server.url, { retries: 1, backoffMs: 50, lookahead: Infinity });
   loaded = await loadStories('gguf');
   local = await Engine.fromWeights(loaded.weights, tokenizerFor(loaded), { gpu: await gpuFor('llvmpipe'), kvPages: 256 });
 });
@@ -41,9 +42,10 @@ async function promptTokensTotal(): Promise<number> {
   return Number(m[1]);
 }
 
-/** A story opening that no other test sends, so the server's cache holds nothing of it. */
+/** A story opening that no other test sends: its second token (100 + salt) differs from every other prompt's, so the
+ * server's cache holds nothing of it but BOS. */
 function freshPrompt(salt: number): number[] {
-  return [1, ...local.tokenizer!.encode(`Once upon a time, there was a ${['red', 'blue', 'green', 'tall', 'small'][salt % 5]} dog named Max ${salt}.`, { addBos: false })];
+  return [1, 100 + salt, ...local.tokenizer!.encode(' Once upon a time, there was a little dog named Max.', { addBos: false })];
 }
 
 describe('llama.cpp server through the remote engine', () => {
@@ -78,7 +80,7 @@ describe('llama.cpp server through the remote engine', () => {
   it('gives the exact entropy when k covers the vocabulary, and bounds holding the exact one with k = 20', async () => {
     const prompt = freshPrompt(1);
     const g = await generate(local, prompt, { maxNewTokens: 40, temperature: 0, stopAtEos: false });
-    const full = await RemoteEngine.connect(server.url, { topLogprobs: remote.info.vocabSize });
+    const full = await RemoteEngine.connect(server.url, { topLogprobs: remote.info.vocabSize, lookahead: Infinity });
     const s = full.session();
     const exact = await single(s, prompt, 40);
     s.close();
@@ -152,16 +154,36 @@ describe('llama.cpp server through the remote engine', () => {
     expect(after.promptComputed - before.promptComputed).toBe(1);
     expect(after.promptCached - before.promptCached).toBe(keep - 1);
     expect((await promptTokensTotal()) - m0).toBe(1);
-    // An EAB sibling (fork with nextToken) of a finished path: its prefix is served from the cache too.
+    // An EAB sibling (fork with nextToken) of a finished path: it feeds 300 in place of the path's last sampled token
+    // (which no forward read), and the server serves every token before it from the cache.
     for (const k of kids) s.finish(k);
     const sib = s.fork(kids[0], { nextToken: 300, sibling: 1 });
+    expect(s.path(sib).tokens).toEqual([...s.path(kids[0]).tokens.slice(0, keep + 14), 300]);
     const c0 = s.remoteCounters();
     const o = await drive(s, 3);
     const c1 = s.remoteCounters();
-    expect(o.get(sib)!.map((r) => r.position)).toEqual([keep + 16, keep + 17, keep + 18]);
+    expect(o.get(sib)!.map((r) => r.position)).toEqual([keep + 15, keep + 16, keep + 17]);
     expect(c1.promptComputed - c0.promptComputed).toBe(1);
-    expect(c1.promptCached - c0.promptCached).toBe(keep + 15);
+    expect(c1.promptCached - c0.promptCached).toBe(keep + 14);
     s.close();
+  });
+
+  it('runs a path as requests of at most `lookahead` tokens, each continuing from the cache', async () => {
+    const prompt = freshPrompt(6);
+    const chunked = await RemoteEngine.connect(server.url, { lookahead: 8 });
+    const s = chunked.session();
+    const a = await single(s, prompt, 40);
+    const c = s.remoteCounters();
+    s.close();
+    const b = await single(remote.session(), prompt, 40);
+    expect(a.tokens).toEqual(b.tokens);
+    expect(c.requests).toBe(5);
+    // The prompts: the path's tokens at 0, 8, 16, 24 and 32 generated. Each continuation recomputes one token (the
+    // last, which its slot holds without K/V) and is served the rest from the slot that ran the request before.
+    expect(c.promptComputed + c.promptCached).toBe([0, 8, 16, 24, 32].reduce((x, n) => x + prompt.length + n, 0));
+    expect(c.promptComputed).toBeLessThanOrEqual(prompt.length + 4);
+    expect(c.promptComputed).toBeGreaterThanOrEqual(prompt.length - 1 + 4);
+    expect(c.generated).toBe(40);
   });
 
   it('frees a cancelled path at once: its request is aborted and the server slot goes idle', async () => {
@@ -182,7 +204,7 @@ describe('llama.cpp server through the remote engine', () => {
   });
 
   it('speaks OpenAI /v1/completions on the same server: the same greedy tokens and log-probs', async () => {
-    const oa = await RemoteEngine.connect(`${server.url}/v1`, { kind: 'openai' });
+    const oa = await RemoteEngine.connect(`${server.url}/v1`, { kind: 'openai', lookahead: 8 });
     expect(oa.info.vocabSize).toBe(remote.info.vocabSize);
     const prompt = freshPrompt(5);
     const a = await single(oa.session(), prompt, 48);
