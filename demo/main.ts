@@ -2,6 +2,7 @@
 import type { Engine } from '../src/engine.js';
 import { CancelledError, NoAdapterError } from '../src/errors.js';
 import { createGpu, type Gpu } from '../src/gpu/device.js';
+import { FAMILY_EXAMPLES } from '../src/model/families.js';
 import { MODES, type Mode, type ModeOutcome } from './modes.js';
 import { openEngine, type ModelChoice } from './model_source.js';
 import { fillFromQuery, modesHtml, paramsHtml, readParams } from './params_form.js';
@@ -18,6 +19,7 @@ const ui = {
   message: $('message'),
   form: $<HTMLFormElement>('controls'),
   hfRepo: $<HTMLInputElement>('hf-repo'),
+  hfFamilies: $('hf-families'),
   files: $<HTMLInputElement>('files'),
   drop: $('drop'),
   dropText: $('drop-text'),
@@ -40,6 +42,8 @@ const ui = {
   samples: $('samples'),
   stats: $('stats'),
 };
+// The families the model spec reads, from the same table `forklm --help` prints.
+ui.hfFamilies.textContent = Object.values(FAMILY_EXAMPLES).join('; ');
 
 // Models are small enough to keep one at a time; the KV pool gets 64 MiB, plenty for 32 paths of a small model.
 const ENGINE_OPTIONS = { maxSamples: 32, kvBudgetBytes: 64 << 20 };

@@ -1,6 +1,7 @@
 // Loading an engine by model name, path, URL or browser files: resolve (Node), read and check the weights, build the
 // tokenizer that came with them, upload to the GPU.
 import { Engine, type EngineOptions } from './engine.js';
+import { ForkLMError } from './errors.js';
 import { isNode } from './gpu/adapters.js';
 import type { ProgressCallback } from './io/source.js';
 import { loadModel, type LoadedModel, type ModelInput, type TokenizerSource } from './model/load.js';
@@ -13,6 +14,11 @@ export interface LoadEngineOptions extends EngineOptions {
   signal?: AbortSignal;
   /** Passed to model resolution by name (cache folder, local model folders, download). */
   resolve?: ResolveOptions;
+  /**
+   * false: a tokenizer forklm cannot build (e.g. a GGUF BPE vocabulary, for now) leaves engine.tokenizer null instead
+   * of failing the load; prompts are then given as token ids. Default true.
+   */
+  requireTokenizer?: boolean;
 }
 
 /** The tokenizer a model file set came with, or null when it has none. */
@@ -38,5 +44,11 @@ export async function readModel(model: ModelInput, options: Pick<LoadEngineOptio
 /** An engine over `model`, ready to create paths. */
 export async function loadEngine(model: ModelInput, options: LoadEngineOptions = {}): Promise<Engine> {
   const loaded = await readModel(model, options);
-  return Engine.fromWeights(loaded.weights, tokenizerFor(loaded), options);
+  let tokenizer: Tokenizer | null = null;
+  try {
+    tokenizer = tokenizerFor(loaded);
+  } catch (e) {
+    if (options.requireTokenizer !== false || !(e instanceof ForkLMError)) throw e;
+  }
+  return Engine.fromWeights(loaded.weights, tokenizer, options);
 }

@@ -19,6 +19,7 @@ export const generateFlags = {
   mode: { type: 'string', choices: MODES, default: 'sample', description: 'greedy, sample (greedy at temperature 0), eab (entropy-adaptive branching) or peaks (confidence-peak prefix branching)' },
   model: { type: 'string', default: 'stories260K', placeholder: 'name|path|url', description: 'Model name, HF folder, .gguf or llama2.c .bin' },
   prompt: { type: 'string', default: '', description: 'The prompt (empty: start from BOS)' },
+  promptIds: { type: 'string', placeholder: 'id,id,...', description: 'The prompt as exact token ids, comma-separated (BOS included if wanted), instead of --prompt: for checks, and for text tokenized elsewhere; works without a tokenizer' },
   maxNewTokens: { type: 'integer', min: 1, description: `Tokens to generate per path at most (default 64; peaks ${PEAKS_DEFAULTS.max_new_tokens})` },
   temperature: { type: 'number', min: 0, description: `Sampling temperature (default 1; peaks ${PEAKS_DEFAULTS.temperature}). 0 = greedy everywhere: one token per step, eab never branches and --num-samples N returns N copies of the greedy sample` },
   topP: { type: 'number', default: 1, min: 0, max: 1, description: 'Nucleus mass (1 = off)' },
@@ -53,37 +54,61 @@ function progressBar(ctx: CliContext): ProgressCallback {
   };
 }
 
-function encodePrompt(tokenizer: Tokenizer | null, prompt: string): number[] {
-  if (!tokenizer) throw new InvalidArgumentError('This model has no tokenizer; give a model with tokenizer.json, a GGUF vocabulary or tokenizer.bin.');
-  return tokenizer.encode(prompt);
+/** "1, 403,407" -> [1, 403, 407]; InvalidArgumentError naming the first entry that is not a token id. */
+export function parsePromptIds(text: string): number[] {
+  const parts = text.split(',').map((p) => p.trim());
+  if (parts.length === 0 || parts.every((p) => p === '')) throw new InvalidArgumentError('--prompt-ids is empty; give comma-separated token ids, e.g. --prompt-ids 1,403,407.');
+  return parts.map((p, i) => {
+    if (!/^\d+$/.test(p) || !Number.isSafeInteger(Number(p))) {
+      throw new InvalidArgumentError(`--prompt-ids entry ${i + 1} is ${JSON.stringify(p)}, not a token id; give comma-separated non-negative integers, e.g. --prompt-ids 1,403,407.`);
+    }
+    return Number(p);
+  });
+}
+
+function encodePrompt(tokenizer: Tokenizer | null, vocabSize: number, f: { prompt: string; promptIds?: string }): number[] {
+  if (f.promptIds !== undefined) {
+    if (f.prompt !== '') throw new InvalidArgumentError('Give either --prompt or --prompt-ids, not both.');
+    const ids = parsePromptIds(f.promptIds);
+    const bad = ids.find((id) => id >= vocabSize);
+    if (bad !== undefined) throw new InvalidArgumentError(`--prompt-ids: token id ${bad} is outside the vocabulary (0..${vocabSize - 1}).`);
+    return ids;
+  }
+  if (!tokenizer) throw new InvalidArgumentError('This model has no tokenizer forklm can use; give the prompt as token ids with --prompt-ids, or a model with tokenizer.json, a GGUF vocabulary or tokenizer.bin.');
+  return tokenizer.encode(f.prompt);
+}
+
+/** Text of ids, or the ids themselves ("[5 9 2]") without a tokenizer. */
+function decoderOf(tok: Tokenizer | null): (ids: number[]) => string {
+  return tok ? (ids) => tok.decode(ids) : (ids) => `[${ids.join(' ')}]`;
 }
 
 async function runSingle(engine: Engine, prompt: number[], f: { mode: string; maxNewTokens: number; temperature: number; topP: number; seed: number; json: boolean }, ctx: CliContext): Promise<number> {
-  const tok = engine.tokenizer!;
-  const stream = new StreamDecoder(tok, { context: prompt });
+  const tok = engine.tokenizer;
+  const stream = tok ? new StreamDecoder(tok, { context: prompt }) : null;
   const r = await generate(engine, prompt, {
     maxNewTokens: f.maxNewTokens,
     temperature: f.mode === 'greedy' ? 0 : f.temperature,
     topP: f.topP,
     seed: f.seed,
-    onToken: f.json ? undefined : (t) => ctx.stdout(stream.push(t)),
+    onToken: f.json ? undefined : (t) => ctx.stdout(stream ? stream.push(t) : `${t} `),
   });
   const textTokens = r.finishReason === 'eos' ? r.tokens.slice(0, -1) : r.tokens;
   if (f.json) {
-    ctx.stdout(JSON.stringify({ text: decodeContinuation(tok, prompt, textTokens), tokens: r.tokens, logprobs: r.logprobs, entropies: r.entropies, finish_reason: r.finishReason, stats: r.stats }) + '\n');
+    ctx.stdout(JSON.stringify({ text: tok ? decodeContinuation(tok, prompt, textTokens) : null, tokens: r.tokens, logprobs: r.logprobs, entropies: r.entropies, finish_reason: r.finishReason, stats: r.stats }) + '\n');
   } else {
-    ctx.stdout(stream.flush() + '\n');
+    ctx.stdout((stream ? stream.flush() : '') + '\n');
     ctx.stderr(`[${r.stats.generated_tokens} tokens, ${r.stats.tokens_per_s.toFixed(1)} tokens/s, ${r.finishReason}]\n`);
   }
   return 0;
 }
 
-function printEab(result: EabResult, tok: Tokenizer, ctx: CliContext): void {
+function printEab(result: EabResult, tok: Tokenizer | null, ctx: CliContext): void {
   const s = result.stats;
-  ctx.stdout(renderEabTree(result, (ids) => tok.decode(ids)) + '\n');
+  ctx.stdout(renderEabTree(result, decoderOf(tok)) + '\n');
   ctx.stdout(`\n${result.samples.length} samples (most probable first):\n`);
   for (const smp of [...result.samples].sort((a, b) => b.log_probability - a.log_probability)) {
-    ctx.stdout(`  [path ${smp.path}] logp ${smp.log_probability.toFixed(2)}  branches ${smp.branch_points.length}  ${JSON.stringify(smp.text)}\n`);
+    ctx.stdout(`  [path ${smp.path}] logp ${smp.log_probability.toFixed(2)}  branches ${smp.branch_points.length}  ${tok ? JSON.stringify(smp.text) : decoderOf(null)(smp.tokens)}\n`);
   }
   ctx.stdout(
     `\ntoken steps ${s.token_steps} vs naive ${s.naive_token_steps} (${(100 * (1 - s.token_steps_ratio)).toFixed(1)}% fewer); ` +
@@ -95,13 +120,14 @@ function printEab(result: EabResult, tok: Tokenizer, ctx: CliContext): void {
 export const generateCommand = defineCommand({
   summary: 'Generate text: one path (greedy, sample) or many paths (eab: entropy-adaptive branching; peaks: confidence-peak prefix branching)',
   details:
-    'Examples:\n  forklm generate --mode greedy --prompt "Once upon a time"\n  forklm generate --mode eab --max-paths 8 --json\n' +
+    'Examples:\n  forklm generate --mode greedy --prompt "Once upon a time"\n  forklm generate --mode greedy --prompt-ids 1,403,407 --json\n  forklm generate --mode eab --max-paths 8 --json\n' +
     '  forklm generate --mode peaks --initial-traces 4 --max-traces 16',
   flags: generateFlags,
   async run({ flags: f }, ctx) {
-    const engine = await loadEngine(f.model, { maxSamples: Math.max(64, f.numSamples ?? 0, f.maxPaths), onProgress: progressBar(ctx) });
+    if (f.promptIds !== undefined) encodePrompt(null, Infinity, f); // a usage error fails before the model loads
+    const engine = await loadEngine(f.model, { maxSamples: Math.max(64, f.numSamples ?? 0, f.maxPaths), onProgress: progressBar(ctx), requireTokenizer: f.promptIds === undefined });
     try {
-      const prompt = encodePrompt(engine.tokenizer, f.prompt);
+      const prompt = encodePrompt(engine.tokenizer, engine.config.vocabSize, f);
       if (f.mode === 'peaks') {
         const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
         const result = await runPeaks(engine, prompt, {
@@ -146,7 +172,7 @@ export const generateCommand = defineCommand({
       if (f.json) ctx.stdout(JSON.stringify({ samples: result.samples, tree: result.tree, stats: result.stats }) + '\n');
       else {
         ctx.stderr('\n');
-        printEab(result, engine.tokenizer!, ctx);
+        printEab(result, engine.tokenizer, ctx);
       }
       return 0;
     } finally {

@@ -11,6 +11,9 @@ import { ForkLMError, InvalidArgumentError } from '../errors.js';
 import { defineCommand, describeFlags, parseArgs, type CliContext, type CliIo, type Command } from './args.js';
 import { doctorCommand } from './doctor.js';
 import { generateCommand } from './generate.js';
+import { infoCommand } from './info.js';
+import { FAMILY_EXAMPLES } from '../model/families.js';
+import { FAMILIES } from '../model/spec.js';
 import { table } from './format.js';
 
 /**
@@ -20,6 +23,7 @@ import { table } from './format.js';
 export const commands: Record<string, Command> = {
   doctor: doctorCommand,
   generate: generateCommand,
+  info: infoCommand,
 };
 
 let cachedVersion: string | undefined;
@@ -70,6 +74,8 @@ function usage(): string {
   return (
     'Usage: forklm <command> [flags]\n\nCommands:\n' +
     table(rows, '  ') +
+    '\nModel families (Hugging Face folders and GGUF files; MoE, multimodal and Mamba-style models are refused):\n' +
+    table(FAMILIES.map((f) => [f, FAMILY_EXAMPLES[f]]), '  ') +
     '\nEnvironment: FORKLM_ADAPTER=auto|hardware|llvmpipe|swiftshader picks the WebGPU adapter (see `forklm doctor`).\n'
   );
 }

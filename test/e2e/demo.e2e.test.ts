@@ -151,6 +151,7 @@ describe('demo page in Chromium', () => {
       await hf.goto(url);
       await settle(hf, ['ready', 'error', 'no-webgpu'], 90_000);
       await hf.click('label:has(input[name=source][value=hf])');
+      expect(await hf.textContent('#hf-families')).toMatch(/Gemma 3 text.*Phi-3.*GPT-2/);
       await hf.fill('#hf-repo', 'karpathy/tinyllamas');
       await hf.click('#load');
       const s = await settle(hf, ['error'], 30_000);
