@@ -2,6 +2,8 @@
 // texts are decoded by the server (/tokenize, /detokenize), so no local model file is needed; the sessions the runs
 // open are recorded so the output can show the server's own counters.
 import type { BranchEngine, SessionSource } from '../branch/engine_api.js';
+import { InvalidArgumentError } from '../errors.js';
+import type { Tokenizer } from '../tokenizer/types.js';
 import { RemoteEngine, type RemoteCounters, type RemoteSession } from '../remote/index.js';
 import type { ServerKind } from '../remote/protocol.js';
 
@@ -48,12 +50,29 @@ export async function connectServer(url: string, kind: ServerKind): Promise<Reco
   return new RecordingSource(await RemoteEngine.connect(url, { kind }));
 }
 
-/** Decodes many token lists through the server, each list once. */
-export async function serverTexts(remote: RemoteEngine, lists: readonly (readonly number[])[]): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  const unique = [...new Map(lists.map((l) => [l.join(','), l])).values()];
-  await Promise.all(unique.map(async (l) => out.set(l.join(','), l.length === 0 ? '' : await remote.detokenize(l))));
-  return out;
+/**
+ * A decode-only tokenizer for the ids a run produced, from the server's own pieces (/detokenize of each id: llama.cpp
+ * keeps a piece's leading space), so the CLI prints texts as with a local tokenizer. BOS and EOS decode to nothing.
+ */
+export async function serverTokenizer(remote: RemoteEngine, ids: Iterable<number>): Promise<Tokenizer> {
+  const bos = (await remote.tokenize('', true))[0] ?? null;
+  const unique = [...new Set(ids)];
+  const pieces = new Map<number, string>();
+  // A few requests at a time: the server answers each at once, and a long run has a few hundred distinct tokens.
+  for (let i = 0; i < unique.length; i += 16)
+    await Promise.all(unique.slice(i, i + 16).map(async (id) => pieces.set(id, await remote.detokenize([id]))));
+  const special = new Set([...remote.info.eosTokenIds, ...(bos !== null ? [bos] : [])]);
+  return {
+    vocabSize: remote.info.vocabSize,
+    bosTokenId: bos,
+    eosTokenIds: remote.info.eosTokenIds,
+    encode(): number[] {
+      throw new InvalidArgumentError('With --server the prompt is tokenized by the server (/tokenize).');
+    },
+    decode(list: readonly number[]): string {
+      return list.map((id) => (special.has(id) ? '' : (pieces.get(id) ?? ''))).join('');
+    },
+  };
 }
 
 /** One line about what the server counted, for the terminal. */
