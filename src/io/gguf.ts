@@ -6,18 +6,15 @@ import { GGMLQuantizationType, GGUFValueType, gguf } from '@huggingface/gguf';
 import type { MetadataValue } from '@huggingface/gguf';
 import { ForkLMError, ModelFormatError, UnsupportedModelError } from '../errors.js';
 import { bf16ToF32, concatBytes, f16ToF32, f32FromBytes, f32ToBytes, f32ToHalfBytes, shapeElements } from './bytes.js';
+import { ggmlTypeName, layoutOf, storageTypeOfGgml, STORAGE_TYPES, type StorageType } from '../weights/types.js';
 
 export type { MetadataValue } from '@huggingface/gguf';
 export { GGUFValueType } from '@huggingface/gguf';
 
 const GGUF_MAGIC = 0x46554747; // "GGUF" read as little-endian u32
 const DEFAULT_ALIGNMENT = 32;
-/** ggml type id -> bytes per element, for the types forklm reads */
-const READABLE: Record<number, { name: string; size: number }> = {
-  [GGMLQuantizationType.F32]: { name: 'F32', size: 4 },
-  [GGMLQuantizationType.F16]: { name: 'F16', size: 2 },
-  [GGMLQuantizationType.BF16]: { name: 'BF16', size: 2 },
-};
+/** ggml type id -> storage type, for the types forklm runs (src/weights/types.ts: block sizes and layouts) */
+const STORED = new Map<number, StorageType>(STORAGE_TYPES.map((t) => [layoutOf(t).ggmlType, t]));
 /** The package serves the header in 2 MB chunks and may prefetch one chunk past the end; more means a runaway header. */
 const CHUNK = 2_000_000;
 
@@ -26,11 +23,13 @@ export interface GgufTensor {
   /** ggml type id (0 F32, 1 F16, 30 BF16, others quantized) */
   ggmlType: number;
   typeName: string;
+  /** The storage type, or null for a ggml type forklm does not run (IQ*, TQ*, MXFP4, Q2_K, ...) */
+  storage: StorageType | null;
   /** Row-major, outermost first: GGUF's ne[] reversed, so a (out, in) matrix reads [out, in] like safetensors */
   shape: number[];
   /** Absolute byte offset in the file */
   begin: number;
-  /** Byte length; null for types forklm cannot size (quantized) */
+  /** Byte length; null for types forklm does not run */
   byteLength: number | null;
 }
 
@@ -42,9 +41,12 @@ export interface GgufFile {
   readonly alignment: number;
   /** Absolute offset of the tensor data section */
   readonly dataOffset: number;
+  /** The values of an F32, F16 or BF16 tensor as f32 (quantized tensors stay quantized: use `stored`). */
   readF32(name: string): Float32Array;
-  /** The raw stored bytes of a tensor (any readable type), e.g. to compare two tensors without converting. */
+  /** The raw stored bytes of a tensor (any storage type), e.g. to compare two tensors without converting. */
   rawBytes(name: string): Uint8Array;
+  /** A tensor as stored: its type, row-major shape and bytes (a view of the file, nothing copied or widened). */
+  stored(name: string): { type: StorageType; shape: number[]; bytes: Uint8Array };
 }
 
 function fail(label: string, msg: string, cause?: unknown): never {
@@ -119,12 +121,15 @@ export async function parseGguf(bytes: Uint8Array, label = 'model.gguf'): Promis
     const dims = info.shape.map((d, i) => toSafeNumber(d, label, `${t} dimension ${i}`));
     const rel = toSafeNumber(info.offset, label, `${t} offset`);
     if (rel % alignment !== 0) fail(label, `${t}: offset ${rel} is not a multiple of the alignment ${alignment}`);
-    const known = READABLE[info.dtype];
+    const storage = STORED.get(info.dtype) ?? null;
     let byteLength: number | null = null;
-    if (known) {
-      const need = shapeElements(dims) * BigInt(known.size);
+    if (storage) {
+      const { qk, blockBytes } = layoutOf(storage);
+      // GGUF's ne[0] (dims[0]) is the row: quantized rows are whole blocks.
+      if (dims.length > 0 && dims[0] % qk !== 0) fail(label, `${t}: ${storage} rows of ${dims[0]} values are not whole ${qk}-value blocks`);
+      const need = (shapeElements(dims) / BigInt(qk)) * BigInt(blockBytes);
       if (BigInt(rel) + need > BigInt(dataLen)) {
-        fail(label, `${t}: ${known.name} shape [${[...dims].reverse().join(', ')}] at data offset ${rel} runs past the ${dataLen}-byte data section (it needs ${need} bytes)`);
+        fail(label, `${t}: ${storage} shape [${[...dims].reverse().join(', ')}] at data offset ${rel} runs past the ${dataLen}-byte data section (it needs ${need} bytes)`);
       }
       byteLength = Number(need); // at most dataLen: exact
     } else if (rel > dataLen) {
@@ -133,7 +138,8 @@ export async function parseGguf(bytes: Uint8Array, label = 'model.gguf'): Promis
     tensors.set(info.name, {
       name: info.name,
       ggmlType: info.dtype,
-      typeName: known?.name ?? GGMLQuantizationType[info.dtype] ?? `type ${info.dtype}`,
+      typeName: ggmlTypeName(info.dtype),
+      storage,
       shape: [...dims].reverse(),
       begin: dataOffset + rel,
       byteLength,
@@ -151,12 +157,7 @@ export async function parseGguf(bytes: Uint8Array, label = 'model.gguf'): Promis
   const get = (name: string): GgufTensor & { byteLength: number } => {
     const t = tensors.get(name);
     if (!t) throw new ModelFormatError(`${label}: no tensor named "${name}".`);
-    if (t.byteLength === null) {
-      throw new UnsupportedModelError(
-        `${label}: tensor "${name}" is ${t.typeName}; forklm reads only F32, F16 and BF16 GGUF tensors. ` +
-          `Use an F32/F16 conversion of the model (llama.cpp convert_hf_to_gguf.py --outtype f16).`,
-      );
-    }
+    if (t.byteLength === null || t.storage === null) storageTypeOfGgml(t.ggmlType, `${label}: tensor "${name}"`);
     return t as GgufTensor & { byteLength: number };
   };
   return {
@@ -168,10 +169,18 @@ export async function parseGguf(bytes: Uint8Array, label = 'model.gguf'): Promis
     dataOffset,
     readF32(name: string): Float32Array {
       const t = get(name);
-      const count = t.byteLength / READABLE[t.ggmlType].size;
-      if (t.ggmlType === GGMLQuantizationType.F32) return f32FromBytes(bytes, t.begin, count);
-      if (t.ggmlType === GGMLQuantizationType.F16) return f16ToF32(bytes, t.begin, count);
-      return bf16ToF32(bytes, t.begin, count);
+      const count = t.shape.reduce((a, b) => a * b, 1);
+      if (t.storage === 'F32') return f32FromBytes(bytes, t.begin, count);
+      if (t.storage === 'F16') return f16ToF32(bytes, t.begin, count);
+      if (t.storage === 'BF16') return bf16ToF32(bytes, t.begin, count);
+      throw new UnsupportedModelError(
+        `${label}: tensor "${name}" is ${t.typeName}: forklm's model loader does not run quantized tensors yet (its ` +
+          'matmul and embedding kernels do, see src/weights). Use an F32/F16/BF16 GGUF of the model for now.',
+      );
+    },
+    stored(name: string) {
+      const t = get(name);
+      return { type: t.storage!, shape: [...t.shape], bytes: bytes.subarray(t.begin, t.begin + t.byteLength) };
     },
     rawBytes(name: string): Uint8Array {
       const t = get(name);

@@ -49,7 +49,7 @@ export class QEmbedding {
     }
     if (table.chunks.some((c) => c.buffer === b.out)) throw new InvalidArgumentError(`${label}: out must not be a buffer of the table.`);
     const parts = table.chunks.map(
-      (c, i) => new BoundKernel(this.gpu, this.pipeline, QEmbeddingParams, [c.buffer, b.ids, b.out], `${label}[chunk ${i}]`),
+      (c, i) => new BoundKernel(this.gpu, this.pipeline, QEmbeddingParams, [c.buffer, c.buffer, b.ids, b.out], `${label}[chunk ${i}]`),
     );
     return new BoundQEmbedding(parts, this.gpu, b, this.dim, label);
   }

@@ -4,9 +4,9 @@
 //
 // One body shader (shaders/qmatmul.wgsl) composed with the type's weight-loading snippet (shaders/wload_<type>.wgsl);
 // variants are blockings of that body, picked per encode from M (bench/RESULTS.md):
-// - decode:  1 x 2 outputs per thread for M = 1 (one path), 4 x 4 for 2 <= M < PREFILL_MIN_M (a small batch reads W
-//   about once);
-// - prefill: 8 x 4 for larger M (each dequantized weight is used by 8 rows).
+// - decode:  1 x 4 outputs per thread for M = 1 (one path: each x load serves 4 columns), 4 x 4 for
+//   2 <= M < QMATMUL_PREFILL_MIN_M (a small batch reads W about once);
+// - prefill: 8 x 2 for larger M (each dequantized sub-block serves 8 rows).
 // Bias and accumulate are uniform flags as in kernels/matmul.ts (one pipeline serves every projection of a type).
 // W is split in chunks of whole rows like a SplitTensor (one dispatch per chunk). Encode one bound matmul at most
 // once per submit (its uniforms are written at encode time).
@@ -14,7 +14,7 @@ import type { Gpu } from '../gpu/device.js';
 import { createStorage } from '../gpu/buffers.js';
 import { defineUniform } from '../gpu/uniform.js';
 import { InvalidArgumentError } from '../errors.js';
-import type { WeightTensor } from '../weights/gpu_tensor.js';
+import { chunkBytes, type WeightTensor } from '../weights/gpu_tensor.js';
 import { kernelBlock, type StorageType } from '../weights/types.js';
 import { BoundKernel, groupsFor } from './kernel.js';
 import { weightPipeline } from './weight_shader.js';
@@ -44,8 +44,8 @@ interface Config {
   wg: number;
 }
 const DECODE_1: Config = { name: 'decode1x2', variant: 'decode', mr: 1, nr: 2, wg: 64 };
-const DECODE_4: Config = { name: 'decode4x4', variant: 'decode', mr: 4, nr: 4, wg: 64 };
-const PREFILL: Config = { name: 'prefill8x4', variant: 'prefill', mr: 8, nr: 4, wg: 64 };
+const DECODE_4: Config = { name: 'decode4x2', variant: 'decode', mr: 4, nr: 2, wg: 64 };
+const PREFILL: Config = { name: 'prefill8x2', variant: 'prefill', mr: 8, nr: 2, wg: 64 };
 const CONFIGS: readonly Config[] = [DECODE_1, DECODE_4, PREFILL];
 
 function configFor(variant: QMatmulVariant, M: number): Config {
@@ -138,8 +138,8 @@ export class QMatmul {
     }
     if (b.bias && b.bias.size < N * 4) throw new InvalidArgumentError(`${label}: bias holds ${b.bias.size} bytes, needs N*4 = ${N * 4}.`);
     for (const c of b.w.chunks) {
-      if (c.buffer.size < c.rows * b.w.rowBytes + 4) {
-        throw new InvalidArgumentError(`${label}: W chunk at row ${c.rowStart} holds ${c.buffer.size} bytes, needs ${c.rows * b.w.rowBytes + 4}.`);
+      if (c.buffer.size < chunkBytes(c.rows, b.w.rowBytes)) {
+        throw new InvalidArgumentError(`${label}: W chunk at row ${c.rowStart} holds ${c.buffer.size} bytes, needs ${chunkBytes(c.rows, b.w.rowBytes)}.`);
       }
     }
     this.dummy ??= createStorage(this.gpu.device, 16, 'qmatmul:unused bias (4) f32');
@@ -148,7 +148,7 @@ export class QMatmul {
     for (const [name, pipeline] of this.pipelines) {
       kernels.set(
         name,
-        b.w.chunks.map((c, i) => new BoundKernel(this.gpu, pipeline, QMatmulParams, [b.x, c.buffer, bias, b.y], `${label}:${name}[${i}]`)),
+        b.w.chunks.map((c, i) => new BoundKernel(this.gpu, pipeline, QMatmulParams, [b.x, c.buffer, c.buffer, bias, b.y], `${label}:${name}[${i}]`)),
       );
     }
     return new BoundQMatmul(this, this.gpu, b, kernels, label);

@@ -1,7 +1,8 @@
 // A (rows, cols) weight matrix on the GPU in its storage type: the bytes of whole rows exactly as stored (GGUF blocks,
 // f16/bf16 halves, f32), in one or more buffers of whole rows each within maxStorageBufferBindingSize (128 MiB on
-// llvmpipe). Each chunk holds one spare word past its rows, so the kernels' unaligned 32-bit reads (wd2 in
-// shaders/wload_common.wgsl) never leave the buffer. Nothing here converts values: the kernels dequantize in registers.
+// llvmpipe). Each chunk is rounded up to 16 bytes (the kernels also read it as vec4<u32>) with 16 spare bytes, so
+// their reads of a word past an unaligned field (ld4, ld8 in shaders/wload_common.wgsl) never leave the buffer.
+// Nothing here converts values: the kernels dequantize in registers.
 import type { Gpu } from '../gpu/device.js';
 import { createStorage } from '../gpu/buffers.js';
 import type { TensorChunk } from '../gpu/split_tensor.js';
@@ -14,8 +15,13 @@ export interface WeightTensor {
   cols: number;
   /** Bytes of one row (cols / QK blocks). */
   rowBytes: number;
-  /** Each buffer: (rows, rowBytes) bytes + 4 spare, rows [rowStart, rowStart + rows) of the whole matrix. */
+  /** Each buffer: (rows, rowBytes) bytes + spare (chunkBytes), rows [rowStart, rowStart + rows) of the whole matrix. */
   chunks: TensorChunk[];
+}
+
+/** Bytes of a chunk buffer of `rows` rows: rounded up to 16, plus 16 spare. */
+export function chunkBytes(rows: number, rowBytes: number): number {
+  return Math.ceil((rows * rowBytes) / 16) * 16 + 16;
 }
 
 /** Bytes the GPU holds for a weight tensor (rows plus each chunk's rounding and spare word). */
@@ -30,13 +36,13 @@ export function weightGpuBytes(t: WeightTensor): number {
  */
 export function allocWeights(gpu: Gpu, type: StorageType, rows: number, cols: number, label: string, maxBytes?: number): WeightTensor {
   const rb = rowBytesOf(type, cols);
-  const limit = Math.min(maxBytes ?? gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) - 8;
+  const limit = Math.min(maxBytes ?? gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) - 32;
   const per = Math.floor(limit / rb);
   if (per < 1) throw new InvalidArgumentError(`${label}: a ${type} row of ${cols} values (${rb} bytes) does not fit one storage binding.`);
   const chunks: TensorChunk[] = [];
   for (let r = 0; r < rows; r += per) {
     const n = Math.min(per, rows - r);
-    const buffer = createStorage(gpu.device, n * rb + 4, `${label}[${r}:${r + n}] (${n}, ${cols}) ${type}`);
+    const buffer = createStorage(gpu.device, chunkBytes(n, rb), `${label}[${r}:${r + n}] (${n}, ${cols}) ${type}`);
     chunks.push({ buffer, rowStart: r, rows: n });
   }
   return { type, rows, cols, rowBytes: rb, chunks };

@@ -23,7 +23,7 @@ describe.each(testAdapterChoices())('embedding gather from stored weight types o
     const { values, magnitude } = dequantizeWithMagnitude(type, bytes, V * dim);
     // Rows 0, V-1 (last row of the last chunk), ids in every chunk, repeats, and V / 2^32-1 (out of range: zeros).
     const ids = [0, V - 1, 5, 5, 20, 36, V, 0xffffffff, 13, 1, 30];
-    const table = uploadWeights(gpu, type, bytes, V, dim, `table ${type}`, Math.ceil(V / 4) * (bytes.length / V) + 8);
+    const table = uploadWeights(gpu, type, bytes, V, dim, `table ${type}`, Math.ceil(V / 4) * (bytes.length / V) + 32);
     expect(table.chunks.length).toBeGreaterThanOrEqual(4);
     const idb = createStorageFrom(gpu.device, new Uint32Array(ids), `ids (${ids.length}) u32`);
     const out = createStorage(gpu.device, ids.length * dim * 4, `out (${ids.length}, ${dim}) f32`);
