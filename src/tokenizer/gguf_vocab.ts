@@ -1,7 +1,7 @@
 // A SentencePiece-BPE tokenizer from the vocabulary a GGUF file carries in its metadata (tokenizer.ggml.* keys, as
 // @huggingface/gguf's `metadata` object or any reader that yields the same key -> value record). Only
 // tokenizer.ggml.model == "llama" (SentencePiece with scores) is handled here; byte-level BPE vocabularies ("gpt2")
-// need the model's tokenizer.json.
+// go through gguf_bpe.ts.
 import { ModelFormatError, UnsupportedModelError } from '../errors.js';
 import { PieceKind, SentencePieceBpe } from './sentencepiece_bpe.js';
 
@@ -54,8 +54,8 @@ export function createGgufTokenizer(meta: Metadata, label = 'GGUF vocabulary'): 
   const model = meta['tokenizer.ggml.model'] ?? 'llama';
   if (model !== 'llama') {
     throw new UnsupportedModelError(
-      `${label}: tokenizer.ggml.model is ${JSON.stringify(model)}; only SentencePiece ("llama") vocabularies are read ` +
-        `from GGUF. Load the model's tokenizer.json instead.`,
+      `${label}: tokenizer.ggml.model is ${JSON.stringify(model)}; forklm reads SentencePiece ("llama") and byte-level ` +
+        `BPE ("gpt2") vocabularies from GGUF. Load the model's tokenizer.json instead, or give the prompt as token ids.`,
     );
   }
   const tokens = arrayOf(meta, 'tokenizer.ggml.tokens', label);

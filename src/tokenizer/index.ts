@@ -4,6 +4,7 @@ import type { Tokenizer } from './types.js';
 import { ModelNotFoundError } from '../errors.js';
 import { createHfTokenizer } from './hf.js';
 import { createGgufTokenizer } from './gguf_vocab.js';
+import { createGgufBpeTokenizer, hasGgufBpeVocab } from './gguf_bpe.js';
 import { createLlama2cTokenizer } from './llama2c.js';
 import { findChatTemplate } from './chat.js';
 
@@ -12,6 +13,7 @@ export { HfTokenizerAdapter, createHfTokenizer, specialTokenText } from './hf.js
 export { createLlama2cTokenizer, parseLlama2cTokenizer, LLAMA2C_BOS_ID, LLAMA2C_EOS_ID, LLAMA2C_UNK_ID } from './llama2c.js';
 export type { Llama2cTokenizerFile } from './llama2c.js';
 export { createGgufTokenizer, hasGgufSentencePieceVocab } from './gguf_vocab.js';
+export { createGgufBpeTokenizer, ggufBpeTokenizerJson, hasGgufBpeVocab, GGUF_BPE_PRE_TOKENIZERS } from './gguf_bpe.js';
 export { SentencePieceBpe, PieceKind } from './sentencepiece_bpe.js';
 export type { SentencePieceVocab } from './sentencepiece_bpe.js';
 export { applyChatTemplate, encodeChatPrompt, findChatTemplate, requireChatTemplate } from './chat.js';
@@ -58,6 +60,11 @@ export function loadTokenizer(files: TokenizerFiles): LoadedTokenizer {
   if (files.tokenizerJson !== undefined) {
     const t = createHfTokenizer(files.tokenizerJson, files.tokenizerConfig, { eosTokenIds: extraEos });
     return { tokenizer: t, source: 'tokenizer.json', chatTemplate, bosToken: t.bosToken, eosToken: t.eosToken };
+  }
+  if (files.ggufMetadata !== undefined && hasGgufBpeVocab(files.ggufMetadata)) {
+    // Byte-level BPE ("gpt2"): a tokenizer.json built from the GGUF vocabulary, run by @huggingface/tokenizers.
+    const t = createGgufBpeTokenizer(files.ggufMetadata, `${name} (GGUF BPE vocabulary)`);
+    return { tokenizer: t, source: 'gguf', chatTemplate, bosToken: t.bosToken, eosToken: t.eosToken };
   }
   if (files.ggufMetadata !== undefined) {
     const t = createGgufTokenizer(files.ggufMetadata, `${name} (GGUF vocabulary)`);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { GGUFValueType, encodeGguf, parseGguf, type GgufKv, type GgufFile } from '../../src/io/gguf.js';
 import { createGgufBpeTokenizer, ggufBpeTokenizerJson } from '../../src/tokenizer/gguf_bpe.js';
+import { loadTokenizer } from '../../src/tokenizer/index.js';
 import { ModelFormatError, UnsupportedModelError } from '../../src/errors.js';
 import { sharedFixturesDir } from '../ref/fixtures.js';
 import { startLlamaServer } from '../ref/llama_server.js';
@@ -88,7 +89,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 async function compareWithLlamaCpp(file: string): Promise<void> {
   const meta = (await parseGguf(new Uint8Array(readFileSync(file)), file)).metadata;
-  const tok = createGgufBpeTokenizer(meta, file);
+  // Through loadTokenizer, as a model load picks it: a "gpt2" vocabulary takes the BPE path.
+  const loaded = loadTokenizer({ ggufMetadata: meta, name: file });
+  expect(loaded.source).toBe('gguf');
+  const tok = loaded.tokenizer;
   const server = await startLlamaServer(file);
   try {
     for (const text of TEXTS) {
