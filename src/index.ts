@@ -40,7 +40,7 @@ export { specFromGguf } from './model/gguf_config.js';
 export { supportedFamiliesText } from './model/families.js';
 export { randomWeights, SMOLLM2_135M, QWEN25_05B } from './model/random_weights.js';
 
-export { loadTokenizer, StreamDecoder, applyChatTemplate, encodeChatPrompt, type Tokenizer } from './tokenizer/index.js';
+export { loadTokenizer, StreamDecoder, applyChatTemplate, encodeChat, encodeChatPrompt, type Tokenizer } from './tokenizer/index.js';
 export { decodeContinuation } from './tokenizer/stream_decoder.js';
 export { samplingParams, type SamplingParams } from './sample/params.js';
 export type { TokenStatsRecord } from './sample/stats_record.js';

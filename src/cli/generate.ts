@@ -18,7 +18,8 @@ const MODES = ['sample', 'greedy', 'eab', 'peaks'] as const;
 export const generateFlags = {
   mode: { type: 'string', choices: MODES, default: 'sample', description: 'greedy, sample (greedy at temperature 0), eab (entropy-adaptive branching) or peaks (confidence-peak prefix branching)' },
   model: { type: 'string', default: 'stories260K', placeholder: 'name|path|url', description: 'Model name, HF folder, .gguf or llama2.c .bin' },
-  prompt: { type: 'string', default: '', description: 'The prompt (empty: start from BOS)' },
+  prompt: { type: 'string', default: '', description: 'The prompt (empty: start from BOS). Text such as "<s>" or "</s>" in it stays text' },
+  parseSpecial: { type: 'boolean', description: 'Turn special-token text in --prompt ("<s>", "</s>", "<|im_start|>") into those tokens (off: it stays text, so a prompt cannot end the sequence or forge a turn)' },
   promptIds: { type: 'string', placeholder: 'id,id,...', description: 'The prompt as exact token ids, comma-separated (BOS included if wanted), instead of --prompt: for checks, and for text tokenized elsewhere; works without a tokenizer' },
   maxNewTokens: { type: 'integer', min: 1, description: `Tokens to generate per path at most (default 64; peaks ${PEAKS_DEFAULTS.max_new_tokens})` },
   temperature: { type: 'number', min: 0, description: `Sampling temperature (default 1; peaks ${PEAKS_DEFAULTS.temperature}). 0 = greedy everywhere: one token per step, eab never branches and --num-samples N returns N copies of the greedy sample` },
@@ -66,7 +67,7 @@ export function parsePromptIds(text: string): number[] {
   });
 }
 
-function encodePrompt(tokenizer: Tokenizer | null, vocabSize: number, f: { prompt: string; promptIds?: string }): number[] {
+function encodePrompt(tokenizer: Tokenizer | null, vocabSize: number, f: { prompt: string; promptIds?: string; parseSpecial?: boolean }): number[] {
   if (f.promptIds !== undefined) {
     if (f.prompt !== '') throw new InvalidArgumentError('Give either --prompt or --prompt-ids, not both.');
     const ids = parsePromptIds(f.promptIds);
@@ -75,7 +76,7 @@ function encodePrompt(tokenizer: Tokenizer | null, vocabSize: number, f: { promp
     return ids;
   }
   if (!tokenizer) throw new InvalidArgumentError('This model has no tokenizer forklm can use; give the prompt as token ids with --prompt-ids, or a model with tokenizer.json, a GGUF vocabulary or tokenizer.bin.');
-  return tokenizer.encode(f.prompt);
+  return tokenizer.encode(f.prompt, { parseSpecial: f.parseSpecial ?? false });
 }
 
 /** Text of ids, or the ids themselves ("[5 9 2]") without a tokenizer. */

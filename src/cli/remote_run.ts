@@ -66,7 +66,11 @@ export async function serverTokenizer(remote: RemoteEngine, ids: Iterable<number
     vocabSize: remote.info.vocabSize,
     bosTokenId: bos,
     eosTokenIds: remote.info.eosTokenIds,
+    specialTokens: new Map(),
     encode(): number[] {
+      throw new InvalidArgumentError('With --server the prompt is tokenized by the server (/tokenize).');
+    },
+    encodeParts(): number[] {
       throw new InvalidArgumentError('With --server the prompt is tokenized by the server (/tokenize).');
     },
     decode(list: readonly number[]): string {

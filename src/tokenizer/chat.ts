@@ -2,10 +2,18 @@
 // apply_chat_template renders them. The template comes from tokenizer_config.json `chat_template` or from GGUF
 // metadata `tokenizer.chat_template`; a model without one gets NoChatTemplateError when a chat is requested, never a
 // made-up format.
+//
+// Encoding a chat (encodeChat): the special tokens the template writes become token ids; the messages' contents stay
+// text even when they spell a special token ("</s>", "<|im_end|>"), so a user message cannot close its turn or forge
+// another. Most runtimes render the template and tokenize the whole string with special-token parsing on, which turns
+// such content into control tokens. Here the template is rendered twice, once with the contents and once with a unique
+// placeholder for each, and the placeholders say where each content sits in the rendered text; special-token text is
+// matched only outside those spans, and the text on either side of a content is encoded together with it (the same
+// tokens as one string, as transformers' apply_chat_template(tokenize=True) gives when no content spells a special
+// token).
 import { Template } from '@huggingface/jinja';
-import type { Tokenizer } from './types.js';
+import { splitSpecial, type PromptPart, type Tokenizer } from './types.js';
 import { InvalidArgumentError, ModelFormatError, NoChatTemplateError } from '../errors.js';
-import { SentencePieceBpe } from './sentencepiece_bpe.js';
 
 export interface ChatMessage {
   role: string;
@@ -100,12 +108,66 @@ export function applyChatTemplate(template: string, messages: readonly ChatMessa
 }
 
 /**
- * Token ids of a rendered chat prompt. Special-token text the template wrote ("<|im_start|>", "<s>") becomes those
- * tokens; BOS is added only when the template did not already write it.
+ * Token ids of an already rendered prompt whose every special-token text is meant as a token ("<|im_start|>", "<s>"):
+ * only for text the caller trusts whole (message contents spelling a special token would become that token; use
+ * encodeChat for chats). BOS is added only when the text does not start with it.
  */
 export function encodeChatPrompt(tokenizer: Tokenizer, text: string, bosToken: string | null): number[] {
   const addBos = !(bosToken !== null && bosToken.length > 0 && text.startsWith(bosToken));
-  // HF tokenizers always match added tokens in text; the SentencePiece ones do so only when asked.
-  if (tokenizer instanceof SentencePieceBpe) return tokenizer.encodeWithSpecialTokens(text, { addBos });
-  return tokenizer.encode(text, { addBos });
+  return tokenizer.encode(text, { addBos, parseSpecial: true });
+}
+
+/**
+ * Token ids of `messages` rendered with `template`: the template's own special-token text becomes those tokens, the
+ * messages' contents stay text whatever they spell. BOS is added (when the tokenizer adds one) only if the template
+ * did not write it. A template that transforms a content beyond trimming whitespace (so the rendered content cannot
+ * be found) has that content and everything up to the template's next text encoded as text.
+ */
+export function encodeChat(tokenizer: Tokenizer, template: string, messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): number[] {
+  const text = applyChatTemplate(template, messages, options);
+  const nonce = Array.from(crypto.getRandomValues(new Uint32Array(2)), (w) => w.toString(16).padStart(8, '0')).join('');
+  const marker = (i: number) => `\ufdd0${nonce}:${i}\ufdd1`;
+  const skeleton = applyChatTemplate(template, messages.map((m, i) => ({ ...m, content: marker(i) })), options);
+  // skeleton = t0 m(j0) t1 m(j1) ... tn: template text and, between, the content of message j.
+  const pieces = skeleton.split(new RegExp(`\ufdd0${nonce}:(\\d+)\ufdd1`, 'u'));
+  const spans: { text: string; content: boolean }[] = [];
+  let pos = 0;
+  let lost = false; // a content could not be located: the rest is text
+  for (let k = 0; k < pieces.length && !lost; k += 2) {
+    const t = pieces[k];
+    if (!text.startsWith(t, pos)) {
+      lost = true;
+      break;
+    }
+    spans.push({ text: t, content: false });
+    pos += t.length;
+    if (k + 1 >= pieces.length) break;
+    const c = messages[Number(pieces[k + 1])].content;
+    const next = pieces[k + 2];
+    const fits = (s: string) => text.startsWith(s, pos) && text.startsWith(next, pos + s.length);
+    const found = [c, c.trim(), c.trimStart(), c.trimEnd()].find(fits);
+    if (found !== undefined) {
+      spans.push({ text: found, content: true });
+      pos += found.length;
+    } else {
+      const end = next.length > 0 ? text.indexOf(next, pos) : -1;
+      if (end < 0) {
+        lost = true;
+        break;
+      }
+      spans.push({ text: text.slice(pos, end), content: true });
+      pos = end;
+    }
+  }
+  if (lost || pos < text.length) spans.push({ text: text.slice(pos), content: true });
+  const parts: PromptPart[] = [];
+  for (const s of spans) {
+    for (const p of s.content ? [s.text] : splitSpecial(s.text, tokenizer.specialTokens)) {
+      const last = parts.length - 1;
+      if (typeof p === 'string' && last >= 0 && typeof parts[last] === 'string') parts[last] += p;
+      else if (p !== '') parts.push(p);
+    }
+  }
+  const wroteBos = tokenizer.bosTokenId !== null && parts[0] === tokenizer.bosTokenId;
+  return tokenizer.encodeParts(parts, { addBos: !wroteBos });
 }

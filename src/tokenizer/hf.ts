@@ -9,8 +9,15 @@
 //   SentencePiece tokenizers (llama2c.ts, gguf_vocab.ts) decode it, and the three agree on every id sequence.
 //   `clean_up_tokenization_spaces` is never applied: it rewrites " ." across token boundaries, so text would change
 //   after it was streamed.
+// - Special added tokens are matched in text only with `parseSpecial: true` (what the library does by default): plain
+//   encode goes through a second library tokenizer built from the same tokenizer.json without the special added
+//   tokens, so "<s>" in user text is spelled out exactly as the SentencePiece tokenizers and llama.cpp spell it, while
+//   non-special added tokens are still matched (transformers' `split_special_tokens=True`, which the JS library
+//   declares but does not implement). That tokenizer also has one private non-special added token, a random sentinel:
+//   encodeParts puts it before a text part that follows a token, so the library gives that part the section position
+//   it has in the whole text (Metaspace's prepend_scheme "first" prefixes only the first section).
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
-import type { Tokenizer } from './types.js';
+import type { EncodeOptions, PromptPart, Tokenizer } from './types.js';
 import { InvalidArgumentError, ModelFormatError } from '../errors.js';
 
 type Json = Readonly<Record<string, unknown>>;
@@ -38,6 +45,12 @@ export class HfTokenizerAdapter implements Tokenizer {
   readonly config: Json;
   private readonly addBos: boolean;
   private readonly lib: HfTokenizer;
+  /** The library without special added tokens (plain text), plus the sentinel added token. */
+  private readonly textLib: HfTokenizer;
+  private readonly sentinel: string;
+  readonly specialTokens: ReadonlyMap<string, number>;
+  /** lstrip / rstrip of the special added tokens: the whitespace they take from their neighbours. */
+  private readonly strip = new Map<number, { lstrip: boolean; rstrip: boolean }>();
   /** A plain token decoded in front of text that must not lose its leading space, and the text it decodes to. */
   private readonly probe: { id: number; text: string } | null;
 
@@ -45,14 +58,30 @@ export class HfTokenizerAdapter implements Tokenizer {
     if (tokenizerJson === null || typeof tokenizerJson !== 'object' || typeof tokenizerJson.model !== 'object') {
       throw new ModelFormatError('tokenizer.json has no "model" object; pass the parsed JSON of a Hugging Face tokenizer.json.');
     }
+    // 128 random bits between noncharacters: no text a user sends contains it.
+    const nonce = Array.from(crypto.getRandomValues(new Uint32Array(4)), (w) => w.toString(16).padStart(8, '0')).join('');
+    this.sentinel = `\ufdd0${nonce}\ufdd1`;
     try {
       // tokenizers.js validates that every top-level key is present (null allowed).
       const full = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, added_tokens: [], ...tokenizerJson };
-      this.lib = new HfTokenizer(full, { ...tokenizerConfig, clean_up_tokenization_spaces: false });
+      const config = { ...tokenizerConfig, clean_up_tokenization_spaces: false };
+      this.lib = new HfTokenizer(full, config);
+      const added = (Array.isArray(full.added_tokens) ? full.added_tokens : []) as { id: number; content: string; special?: boolean }[];
+      let top = -1;
+      for (const id of this.lib.get_vocab(true).values()) if (id > top) top = id;
+      const sentinel = { id: top + 1, content: this.sentinel, special: false, normalized: false, lstrip: false, rstrip: false, single_word: false };
+      this.textLib = new HfTokenizer({ ...full, added_tokens: [...added.filter((t) => !t.special), sentinel] }, config);
     } catch (e) {
       throw new ModelFormatError(`tokenizer.json could not be loaded: ${(e as Error).message}. Download it again.`, { cause: e });
     }
     this.config = tokenizerConfig;
+    const special = new Map<string, number>();
+    for (const [id, t] of this.lib.get_added_tokens_decoder()) {
+      if (!t.special) continue;
+      special.set(t.content, id);
+      this.strip.set(id, { lstrip: !!t.lstrip, rstrip: !!t.rstrip });
+    }
+    this.specialTokens = special;
     let maxId = -1; // a loop, not Math.max(...ids): 150k-entry vocabularies exceed the argument limit
     for (const id of this.lib.get_vocab(true).values()) if (id > maxId) maxId = id;
     this.vocabSize = maxId + 1;
@@ -99,10 +128,38 @@ export class HfTokenizerAdapter implements Tokenizer {
     return this.lib;
   }
 
-  encode(text: string, options?: { addBos?: boolean }): number[] {
-    const ids = text.length === 0 ? [] : this.lib.encode(text, { add_special_tokens: false }).ids;
+  encode(text: string, options?: EncodeOptions): number[] {
+    const ids = text.length === 0 ? [] : options?.parseSpecial ? this.lib.encode(text, { add_special_tokens: false }).ids : this.encodeText(text, false);
     if (this.addBos && options?.addBos !== false && this.bosTokenId !== null) ids.unshift(this.bosTokenId);
     return ids;
+  }
+
+  encodeParts(parts: readonly PromptPart[], options?: { addBos?: boolean }): number[] {
+    const ids: number[] = [];
+    if (this.addBos && options?.addBos !== false && this.bosTokenId !== null) ids.push(this.bosTokenId);
+    parts.forEach((part, i) => {
+      if (typeof part === 'number') {
+        if (!(Number.isInteger(part) && part >= 0 && part < this.vocabSize))
+          throw new InvalidArgumentError(`token id ${part} is outside the vocabulary (0..${this.vocabSize - 1}).`);
+        ids.push(part);
+        return;
+      }
+      // The whitespace a neighbouring special token strips, as the library strips it around a matched token.
+      let text = part;
+      const prev = parts[i - 1];
+      const next = parts[i + 1];
+      if (typeof next === 'number' && this.strip.get(next)?.lstrip) text = text.trimEnd();
+      if (typeof prev === 'number' && this.strip.get(prev)?.rstrip) text = text.trimStart();
+      if (text.length > 0) ids.push(...this.encodeText(text, i > 0));
+    });
+    return ids;
+  }
+
+  /** `text` as plain text (special-token text spelled out); `afterToken`: as a section that follows a matched token. */
+  private encodeText(text: string, afterToken: boolean): number[] {
+    if (text.includes(this.sentinel)) throw new InvalidArgumentError('the text contains forklm\'s private sentinel string.');
+    if (!afterToken) return this.textLib.encode(text, { add_special_tokens: false }).ids;
+    return this.textLib.encode(this.sentinel + text, { add_special_tokens: false }).ids.slice(1);
   }
 
   decode(ids: readonly number[]): string {

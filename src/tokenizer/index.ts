@@ -16,7 +16,8 @@ export { createGgufTokenizer, hasGgufSentencePieceVocab } from './gguf_vocab.js'
 export { createGgufBpeTokenizer, ggufBpeTokenizerJson, hasGgufBpeVocab, GGUF_BPE_PRE_TOKENIZERS } from './gguf_bpe.js';
 export { SentencePieceBpe, PieceKind } from './sentencepiece_bpe.js';
 export type { SentencePieceVocab } from './sentencepiece_bpe.js';
-export { applyChatTemplate, encodeChatPrompt, findChatTemplate, requireChatTemplate } from './chat.js';
+export { applyChatTemplate, encodeChat, encodeChatPrompt, findChatTemplate, requireChatTemplate } from './chat.js';
+export type { EncodeOptions, PromptPart } from './types.js';
 export type { ChatMessage, ChatTemplateOptions, ChatTemplateSource } from './chat.js';
 export { StreamDecoder } from './stream_decoder.js';
 

@@ -85,8 +85,14 @@ export function createLlama2cTokenizer(
     if (id === LLAMA2C_BOS_ID || id === LLAMA2C_EOS_ID) return PieceKind.Control;
     return bytePieceValue(p) >= 0 ? PieceKind.Byte : PieceKind.Normal;
   });
+  // llama2.c's export writes BOS and EOS as "\n<s>\n" and "\n</s>\n" (run.c prints them so); their text as special
+  // tokens (parseSpecial, chat templates) is SentencePiece's, as in tokenizer.json and GGUF vocabularies.
+  const text = new TextEncoder();
+  const pieces = file.pieces.map((p, id) =>
+    id === LLAMA2C_UNK_ID ? text.encode('<unk>') : id === LLAMA2C_BOS_ID ? text.encode('<s>') : id === LLAMA2C_EOS_ID ? text.encode('</s>') : p,
+  );
   return new SentencePieceBpe({
-    pieces: file.pieces,
+    pieces,
     scores: file.scores,
     kinds,
     spaceSymbol: ' ',

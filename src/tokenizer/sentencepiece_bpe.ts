@@ -9,7 +9,7 @@
 // Bytes become text with a non-fatal UTF-8 decoder, so an invalid sequence gives U+FFFD exactly as
 // @huggingface/tokenizers' ByteFallback decoder does; the three tokenizers agree on every id sequence.
 import { concatBytes } from '../io/bytes.js';
-import type { Tokenizer } from './types.js';
+import type { EncodeOptions, PromptPart, Tokenizer } from './types.js';
 import { InvalidArgumentError, ModelFormatError } from '../errors.js';
 
 /** What a token is, as far as encoding and decoding care (GGUF's token_type values map onto these). */
@@ -101,6 +101,8 @@ export class SentencePieceBpe implements Tokenizer {
   private readonly spaceKey: string;
   /** Text -> id of user-defined, control and unknown tokens, for splitting them out of text. */
   private readonly specialIds = new Map<string, number>();
+  /** Text -> id of control and unknown tokens: what parseSpecial and chat templates may produce. */
+  readonly specialTokens: ReadonlyMap<string, number>;
   /** A capturing alternation of user-defined token texts (always split), or null when there are none. */
   private readonly userDefinedSplit: RegExp | null;
   /** The same over user-defined, control and unknown token texts (chat prompts; llama.cpp's special-token cache). */
@@ -177,6 +179,7 @@ export class SentencePieceBpe implements Tokenizer {
     }
     this.userDefinedSplit = alternation(userDefined);
     this.allSpecialSplit = alternation([...userDefined, ...control]);
+    this.specialTokens = new Map(control.map((t) => [t, this.specialIds.get(t)!]));
   }
 
   /** The piece text of `id` as stored (spaces as the vocabulary's space symbol), or undefined outside the vocabulary. */
@@ -185,16 +188,29 @@ export class SentencePieceBpe implements Tokenizer {
     return new TextDecoder().decode(Uint8Array.from(this.keys[id], (c) => c.charCodeAt(0)));
   }
 
-  encode(text: string, options?: { addBos?: boolean }): number[] {
-    return this.encodeSplitting(text, options?.addBos !== false, this.userDefinedSplit);
+  /**
+   * Control-token text ("<s>", "</s>", "<|im_start|>") stays text unless `parseSpecial` (llama.cpp's parse_special);
+   * user-defined tokens are always matched whole, as llama.cpp and HF tokenizers do.
+   */
+  encode(text: string, options?: EncodeOptions): number[] {
+    return this.encodeSplitting(text, options?.addBos !== false, options?.parseSpecial ? this.allSpecialSplit : this.userDefinedSplit);
   }
 
-  /**
-   * Like encode, but control-token text in `text` (e.g. "<|im_start|>" or "<s>" rendered by a chat template) becomes
-   * that token instead of being spelled out: llama.cpp's parse_special, and what HF tokenizers always do.
-   */
-  encodeWithSpecialTokens(text: string, options?: { addBos?: boolean }): number[] {
-    return this.encodeSplitting(text, options?.addBos !== false, this.allSpecialSplit);
+  encodeParts(parts: readonly PromptPart[], options?: { addBos?: boolean }): number[] {
+    const out: number[] = [];
+    if (this.addBos && options?.addBos !== false && this.bosTokenId !== null) out.push(this.bosTokenId);
+    let afterToken = true;
+    for (const part of parts) {
+      if (typeof part === 'number') {
+        if (!(Number.isInteger(part) && part >= 0 && part < this.vocabSize))
+          throw new InvalidArgumentError(`${this.label}: token id ${part} is outside the vocabulary (0..${this.vocabSize - 1}).`);
+        out.push(part);
+        afterToken = true;
+      } else if (part.length > 0) {
+        afterToken = this.encodeText(part, afterToken, this.userDefinedSplit, out);
+      }
+    }
+    return out;
   }
 
   /**
@@ -204,11 +220,16 @@ export class SentencePieceBpe implements Tokenizer {
   private encodeSplitting(text: string, addBos: boolean, split: RegExp | null): number[] {
     const out: number[] = [];
     if (this.addBos && addBos && this.bosTokenId !== null) out.push(this.bosTokenId);
+    this.encodeText(text, true, split, out);
+    return out;
+  }
+
+  /** Appends `text`'s tokens, splitting out `split`'s matches; returns whether it ended on a matched token. */
+  private encodeText(text: string, afterToken: boolean, split: RegExp | null, out: number[]): boolean {
     if (split === null) {
-      this.encodeFragment(text, this.addSpacePrefix, out);
-      return out;
+      this.encodeFragment(text, this.addSpacePrefix && afterToken, out);
+      return afterToken && text.length === 0;
     }
-    let afterToken = true;
     const parts = text.split(split); // odd indices are the matched token texts
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i];
@@ -220,7 +241,7 @@ export class SentencePieceBpe implements Tokenizer {
         afterToken = false;
       }
     }
-    return out;
+    return afterToken;
   }
 
   /** Appends the tokens of `text` (no BOS) to `out`; `spacePrefix` adds the dummy-prefix space to non-empty text. */

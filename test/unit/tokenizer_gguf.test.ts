@@ -102,10 +102,10 @@ describe('GGUF vocabulary tokenizer (stories260K)', () => {
   });
 
   it('splits special-token text only when asked, and user-defined tokens always', () => {
-    // <s>, </s> are control tokens: spelled out by encode, matched by encodeWithSpecialTokens like the HF library.
+    // <s>, </s> are control tokens: spelled out by encode, matched with parseSpecial like the HF library.
     const text = '<s>Lily ran.</s> Tom';
     expect(tok.encode(text, { addBos: false })).not.toContain(2);
-    expect(tok.encodeWithSpecialTokens(text, { addBos: false })).toEqual(hfLib.encode(text, { add_special_tokens: false }).ids);
+    expect(tok.encode(text, { addBos: false, parseSpecial: true })).toEqual(hfLib.encode(text, { add_special_tokens: false }).ids);
     const tokens = [...(meta['tokenizer.ggml.tokens'] as string[])];
     const types = [...(meta['tokenizer.ggml.token_type'] as number[])];
     tokens[500] = '<|im_start|>';
