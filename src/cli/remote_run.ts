@@ -1,6 +1,6 @@
-// `forklm generate --server URL`: the same runs on an existing server engine. The prompt is tokenized and the results'
-// texts are decoded by the server (/tokenize, /detokenize), so no local model file is needed; the sessions the runs
-// open are recorded so the output can show the server's own counters.
+// What `forklm generate --server URL` needs beyond the local path: a SessionSource over a RemoteEngine that records its
+// sessions (so the output can show the server's own counters) and a decode-only tokenizer from the server's pieces
+// (no local model file). The flag itself is wired once runEab, runPeaks and generate take a SessionSource.
 import type { BranchEngine, SessionSource } from '../branch/engine_api.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Tokenizer } from '../tokenizer/types.js';
