@@ -22,13 +22,19 @@ import type { TokenStatsRecord } from './sample/stats_record.js';
 import { Scheduler } from './sched/scheduler.js';
 import type { Path } from './sched/path.js';
 import type { Tokenizer } from './tokenizer/types.js';
-import type { CreatePathOptions, ForkOptions, StepResult } from './branch/engine_api.js';
+import type { BranchEngine, CreatePathOptions, EngineInfo, ForkOptions, SessionSource, StepResult } from './branch/engine_api.js';
+import { SessionHub, type SessionHost } from './engine_session.js';
 
 export type { StepResult };
 
 export interface EngineOptions extends ModelOptions, GpuOptions {
   /** An existing GPU (several engines may share one device). */
   gpu?: Gpu;
+  /**
+   * How long sessions waiting in step() wait for another session that has live paths but is not stepping, in ms,
+   * before they step without it (engine_session.ts). Default 20.
+   */
+  batchWaitMs?: number;
 }
 
 export interface PathSampling extends SamplingParams {}
@@ -53,26 +59,53 @@ interface PathState {
   draws: number;
 }
 
-export class Engine {
+
+export class Engine implements SessionSource {
   readonly kv: KvCache;
   readonly sched: Scheduler;
   private readonly states = new Map<number, PathState>();
   private readonly counters = { steps: 0, rows: 0, bytesCopied: 0, pageCopies: 0, pagesPeak: 0 };
+  private readonly hub: SessionHub;
+  /** The step running now (hub or direct): steps run one at a time, in order. */
+  private stepChain: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly gpu: Gpu,
     readonly model: LlamaModel,
     readonly tokenizer: Tokenizer | null,
+    options: { batchWaitMs?: number } = {},
   ) {
     this.kv = new KvCache({ numPages: model.kvPages, pageSize: model.pageSize });
     this.sched = new Scheduler(this.kv, { maxRowsPerStep: model.maxRows });
+    this.hub = new SessionHub(this.sessionHost(), options.batchWaitMs);
+  }
+
+  /**
+   * A new session: a BranchEngine with its own paths (ids from 0), counters and step(). Sessions used concurrently
+   * share this engine's forward passes and each gets what it would get alone (engine_session.ts). Close it when done.
+   */
+  session(): BranchEngine {
+    return this.hub.open();
+  }
+
+  /** What controllers read of the model and the engine's limits (branch/engine_api.ts). */
+  get info(): EngineInfo {
+    return {
+      vocabSize: this.config.vocabSize,
+      maxSeqLen: this.config.maxSeqLen,
+      eosTokenIds: this.config.eosTokenIds,
+      maxBranch: this.model.maxBranch,
+      maxLivePaths: this.maxLivePaths,
+      topK: this.model.statsLayout.topK,
+      pageSize: this.model.pageSize,
+    };
   }
 
   /** An engine over already-loaded weights (loading by name lives in model/resolve.ts and engine_load.ts). */
   static async fromWeights(weights: LlamaWeights, tokenizer: Tokenizer | null, options: EngineOptions = {}): Promise<Engine> {
     const gpu = options.gpu ?? (await createGpu(options));
     try {
-      const engine = new Engine(gpu, new LlamaModel(gpu, weights, options), tokenizer);
+      const engine = new Engine(gpu, new LlamaModel(gpu, weights, options), tokenizer, options);
       engine.ownsGpu = !options.gpu;
       return engine;
     } catch (err) {
@@ -120,6 +153,11 @@ export class Engine {
    * tokens whatever else this engine runs, before, after or batched with it.
    */
   createPath(prompt: readonly number[], sampling: Partial<SamplingParams> = {}, options: CreatePathOptions = {}): number {
+    this.checkRoom();
+    return this.createPathCore(prompt, sampling, options);
+  }
+
+  private createPathCore(prompt: readonly number[], sampling: Partial<SamplingParams>, options: CreatePathOptions): number {
     const { reserve = 0, root = 0 } = options;
     if (!Number.isSafeInteger(reserve) || reserve < 0)
       throw new InvalidArgumentError(`reserve must be an integer >= 0 (new tokens the path may generate), got ${reserve}.`);
@@ -133,7 +171,6 @@ export class Engine {
       );
     const params = samplingParams(sampling);
     this.checkUsable();
-    this.checkRoom();
     for (const t of prompt)
       if (!Number.isInteger(t) || t < 0 || t >= this.config.vocabSize)
         throw new InvalidArgumentError(`token id ${t} is outside the vocabulary (0..${this.config.vocabSize - 1}).`);
@@ -161,6 +198,11 @@ export class Engine {
    * is the parent's (a child's stream follows from its lineage).
    */
   fork(id: number, options: ForkOptions): number {
+    this.checkRoom();
+    return this.forkCore(id, options);
+  }
+
+  private forkCore(id: number, options: ForkOptions): number {
     const parent = this.sched.path(id);
     const parentState = this.state(id);
     const sibling = options.sibling ?? 0;
@@ -171,7 +213,6 @@ export class Engine {
         'fork: a child keeps its parent\'s seed (its stream follows from its lineage); tell siblings apart with `sibling`.',
       );
     this.checkUsable();
-    this.checkRoom();
     let child: Path;
     if (options.keep !== undefined) {
       const t = options.keep;
@@ -229,15 +270,43 @@ export class Engine {
    * PagePoolExhaustedError with nothing changed when the pool cannot hold the step: free or finish paths and retry.
    */
   async step(options: { logits?: boolean } = {}): Promise<{ results: StepResult[]; logits?: Float32Array } | null> {
+    const direct = (id: number) => !this.hub.owner.has(id);
+    const out = await this.stepIncluded(direct, options);
+    if (!out) return null;
+    return out.logits ? { results: out.results, logits: out.logits } : { results: out.results };
+  }
+
+  /** One forward pass over the included paths, after any step already running. */
+  private stepIncluded(
+    include: (id: number) => boolean,
+    options: { logits?: boolean },
+  ): Promise<{ results: StepResult[]; logits?: Float32Array; rows: Map<number, number> } | null> {
+    const run = this.stepChain.then(() => this.runIncluded(include, options));
+    this.stepChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private contextError(ids: readonly number[]): ContextOverflowError | null {
+    for (const id of ids) {
+      const p = this.sched.path(id);
+      if (p.state !== 'finished' && p.tokens.length > this.config.maxSeqLen)
+        return new ContextOverflowError(
+          `Path ${id} has ${p.tokens.length} tokens, beyond the model's context of ${this.config.maxSeqLen}: finish or free it.`,
+        );
+    }
+    return null;
+  }
+
+  private async runIncluded(
+    include: (id: number) => boolean,
+    options: { logits?: boolean },
+  ): Promise<{ results: StepResult[]; logits?: Float32Array; rows: Map<number, number> } | null> {
     this.checkUsable();
     // A path that would grow past the context is refused here, before any state changes (controllers reserve their
     // lengths at createPath, so this guards direct users of the engine).
-    for (const p of this.livePaths())
-      if (p.tokens.length > this.config.maxSeqLen)
-        throw new ContextOverflowError(
-          `Path ${p.id} has ${p.tokens.length} tokens, beyond the model's context of ${this.config.maxSeqLen}: finish or free it.`,
-        );
-    const plan = this.sched.plan();
+    const overflow = this.contextError(this.sched.paths().filter((p) => include(p.id)).map((p) => p.id));
+    if (overflow) throw overflow;
+    const plan = this.sched.plan({ include });
     if (!plan) return null;
     this.notePeak();
     const sampling: StepSampling[] = [];
@@ -258,6 +327,7 @@ export class Engine {
       // of this engine is suspect from here on. Release the plan, free all paths, and refuse further work.
       this.sched.commit(plan, sampling.map(() => 0));
       this.freeAll();
+      this.hub.forgetAll();
       this.failure = err instanceof ForkLMError ? err : new ForkLMError('STEP_FAILED', `A step failed: ${String(err)}. Create a new engine.`, { cause: err });
       throw this.failure;
     }
@@ -276,7 +346,12 @@ export class Engine {
       state.draws = 1;
       results.push({ pathId, stats, token: tokens[s], position: this.sched.path(pathId).tokens.length - 1 });
     });
-    return out.logits ? { results, logits: out.logits } : { results };
+    const rows = new Map<number, number>();
+    for (let r = 0; r < plan.rows; r++) {
+      const id = plan.pathIds[plan.rowPath[r]];
+      rows.set(id, (rows.get(id) ?? 0) + 1);
+    }
+    return out.logits ? { results, logits: out.logits, rows } : { results, rows };
   }
 
   /** Frees every path (a cancelled or finished request), returning all pages to the pool. */
@@ -302,12 +377,45 @@ export class Engine {
     if (this.failure) throw this.failure;
   }
 
+  /** The direct API's room: paths created through engine.createPath/fork (sessions count their own). */
   private checkRoom(): void {
-    if (this.livePaths().length >= this.maxLivePaths)
+    if (this.livePaths().filter((p) => !this.hub.owner.has(p.id)).length >= this.maxLivePaths)
       throw new InvalidArgumentError(
         `${this.maxLivePaths} paths are live, the most this engine batches (maxSamples). Finish or free paths first, ` +
           'or create the engine with a larger maxSamples.',
       );
+  }
+
+  private sessionHost(): SessionHost {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const engine = this;
+    return {
+      get info() {
+        return engine.info;
+      },
+      get tokenizer() {
+        return engine.tokenizer;
+      },
+      get pagesInUse() {
+        return engine.kv.usedCount;
+      },
+      get pagesFree() {
+        return engine.kv.freeCount;
+      },
+      get copiesMade() {
+        return engine.kv.copiesMade;
+      },
+      hostCreatePath: (prompt, sampling, o: CreatePathOptions) => this.createPathCore(prompt, sampling, o),
+      hostFork: (id, o: ForkOptions) => this.forkCore(id, o),
+      setDraws: (id, n) => this.setDraws(id, n),
+      finish: (id) => this.finish(id),
+      free: (id) => this.free(id),
+      hasPath: (id) => this.states.has(id),
+      path: (id) => this.sched.path(id),
+      pagesNeeded: (include) => this.sched.pagesNeeded({ include }),
+      contextError: (ids) => this.contextError(ids),
+      stepIncluded: (include, o) => this.stepIncluded(include, o),
+    };
   }
 
   private state(id: number): PathState {

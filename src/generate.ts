@@ -1,6 +1,6 @@
 // One path, start to finish: greedy (temperature 0) or plain sampling. The baseline every branching mode is compared
 // with, and what `forklm generate --mode greedy|sample` runs.
-import type { Engine } from './engine.js';
+import type { SessionSource } from './branch/engine_api.js';
 import { CancelledError, InvalidArgumentError } from './errors.js';
 
 export interface GenerateOptions {
@@ -25,14 +25,26 @@ export interface GenerateResult {
   stats: { prompt_tokens: number; generated_tokens: number; ms: number; tokens_per_s: number };
 }
 
-export async function generate(engine: Engine, prompt: readonly number[], options: GenerateOptions = {}): Promise<GenerateResult> {
+/**
+ * Generates one continuation of `prompt` (token ids) in its own session of `source` (an Engine or a RemoteEngine), so
+ * concurrent calls share the engine's steps. Errors: InvalidArgumentError (bad options, token ids),
+ * ContextOverflowError (prompt + maxNewTokens past the context), CancelledError (signal).
+ */
+export async function generate(source: SessionSource, prompt: readonly number[], options: GenerateOptions = {}): Promise<GenerateResult> {
   const maxNew = options.maxNewTokens ?? 64;
   if (!Number.isInteger(maxNew) || maxNew < 1) throw new InvalidArgumentError(`maxNewTokens must be a positive integer, got ${maxNew}.`);
-  const eos = new Set(engine.config.eosTokenIds);
+  const engine = source.session();
+  const eos = new Set(engine.info.eosTokenIds);
   const t0 = performance.now();
-  // Root 0 of the seed's streams: the same seed gives the same text on any engine, whatever else runs on it.
+  // Root 0: the same seed gives the same text on any engine, whatever ran on it before or beside it.
   const sampling = { temperature: options.temperature ?? 1, topP: options.topP ?? 1, seed: options.seed ?? 0 };
-  const id = engine.createPath(prompt, sampling, { reserve: maxNew, root: 0 });
+  let id: number;
+  try {
+    id = engine.createPath(prompt, sampling, { reserve: maxNew, root: 0 });
+  } catch (err) {
+    engine.close();
+    throw err;
+  }
   const tokens: number[] = [];
   const logprobs: number[] = [];
   const entropies: number[] = [];
@@ -54,7 +66,7 @@ export async function generate(engine: Engine, prompt: readonly number[], option
       }
     }
   } finally {
-    engine.release(id);
+    engine.close();
   }
   const ms = performance.now() - t0;
   return {

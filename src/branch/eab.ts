@@ -5,7 +5,7 @@
 // What differs from the seed document: no cache copies (forks share pages), one forward per step for all paths (not one
 // per path), draws without replacement with their proposal probabilities recorded, exact accounting from the engine,
 // and an exact-N mode (num_samples).
-import type { Engine, StepResult } from '../engine.js';
+import type { BranchEngine, SessionSource, StepResult } from './engine_api.js';
 import { CancelledError, PagePoolExhaustedError } from '../errors.js';
 import { decodeContinuation } from '../tokenizer/stream_decoder.js';
 import { eabParams, type EabParams } from './eab_params.js';
@@ -86,22 +86,27 @@ function now(): number {
 }
 
 /** Streams the events of an EAB run; the generator's return value is the result. */
-export async function* streamEab(engine: Engine, prompt: readonly number[], options: EabOptions = {}): AsyncGenerator<EabEvent, EabResult> {
+export async function* streamEab(source: SessionSource, prompt: readonly number[], options: EabOptions = {}): AsyncGenerator<EabEvent, EabResult> {
+  const engine = source.session();
+  try {
+    return yield* eabIn(engine, prompt, options);
+  } finally {
+    engine.close();
+  }
+}
+
+async function* eabIn(engine: BranchEngine, prompt: readonly number[], options: EabOptions): AsyncGenerator<EabEvent, EabResult> {
   const { signal, ...partial } = options;
-  const params = eabParams(partial, { maxBranch: engine.model.maxBranch, maxPaths: engine.maxLivePaths });
+  const params = eabParams(partial, { maxBranch: engine.info.maxBranch, maxPaths: engine.info.maxLivePaths });
   const exactN = params.num_samples;
   const maxPaths = exactN ?? params.max_paths;
-  const eos = new Set(engine.config.eosTokenIds);
+  const eos = new Set(engine.info.eosTokenIds);
   const logMinProb = params.min_path_prob > 0 ? Math.log(params.min_path_prob) : -Infinity;
   const sampling = { temperature: params.temperature, topP: params.top_p, seed: params.seed };
   // Temperature 0: the sampler is a point mass, so every root would give the same one sample (exact-N copies it).
   const greedy = params.temperature === 0;
 
   const t0 = now();
-  const rows0 = engine.stats.rows;
-  const steps0 = engine.stats.steps;
-  const reused0 = engine.sched.stats.reusedPromptTokens;
-  engine.resetPeak();
 
   const tree = new PathTree();
   const live = new Set<number>();
@@ -252,12 +257,13 @@ export async function* streamEab(engine: Engine, prompt: readonly number[], opti
   }
 
   const ms = now() - t0;
-  const pageSize = engine.model.pageSize;
+  const counters = engine.counters();
+  const pageSize = engine.info.pageSize;
   let samples = finished.map((id) => toSample(tree.get(id)));
   if (greedy && exactN !== null && samples.length === 1) samples = Array.from({ length: exactN }, () => structuredClone(samples[0]));
   const naive = samples.reduce((a, s) => a + prompt.length + s.tokens.length, 0);
   const generated = samples.reduce((a, s) => a + s.tokens.length, 0);
-  const tokenSteps = engine.stats.rows - rows0;
+  const tokenSteps = counters.rows;
   const stats: EabStats = {
     prompt_tokens: prompt.length,
     token_steps: tokenSteps,
@@ -265,12 +271,12 @@ export async function* streamEab(engine: Engine, prompt: readonly number[], opti
     token_steps_ratio: naive > 0 ? tokenSteps / naive : 0,
     forks,
     max_live_paths: maxLive,
-    pages_peak: engine.stats.pagesPeak,
+    pages_peak: counters.pagesPeak,
     naive_pages: samples.reduce((a, s) => a + Math.ceil((prompt.length + s.tokens.length) / pageSize), 0),
-    reused_prompt_tokens: engine.sched.stats.reusedPromptTokens - reused0,
+    reused_prompt_tokens: counters.reusedPromptTokens,
     samples: samples.length,
     pruned,
-    steps: engine.stats.steps - steps0,
+    steps: counters.steps,
     ms,
     tokens_per_s: ms > 0 ? (generated / ms) * 1000 : 0,
   };
@@ -308,7 +314,7 @@ export async function* streamEab(engine: Engine, prompt: readonly number[], opti
 
 /** Runs EAB to the end; `onEvent` sees every event as it happens. */
 export async function runEab(
-  engine: Engine,
+  engine: SessionSource,
   prompt: readonly number[],
   options: EabOptions = {},
   onEvent?: (e: EabEvent) => void,

@@ -16,7 +16,7 @@
 // Page lifetime: a finished trace that still has peaks waiting to be branched is engine.finish()ed (its pages stay);
 // it is engine.free()d as soon as its last waiting peak has been branched or dropped, and everything is freed at the
 // end, so the engine holds exactly the pages it held before the run.
-import type { Engine, StepResult } from '../engine.js';
+import type { BranchEngine, SessionSource, StepResult } from './engine_api.js';
 import { CancelledError, PagePoolExhaustedError } from '../errors.js';
 import { findPeaks, lowestGroupConfidence, mean, SlidingMean, stoppingBar, tailConfidence, type Peak, type PeakOptions } from './confidence.js';
 import { peaksParams, type PeaksParams } from './peaks_params.js';
@@ -161,19 +161,23 @@ function now(): number {
 }
 
 /** Streams the events of a peaks run; the generator's return value is the result. */
-export async function* streamPeaks(engine: Engine, prompt: readonly number[], options: PeaksOptions = {}): AsyncGenerator<PeaksEvent, PeaksResult> {
+export async function* streamPeaks(source: SessionSource, prompt: readonly number[], options: PeaksOptions = {}): AsyncGenerator<PeaksEvent, PeaksResult> {
+  const engine = source.session();
+  try {
+    return yield* peaksIn(engine, prompt, options);
+  } finally {
+    engine.close();
+  }
+}
+
+async function* peaksIn(engine: BranchEngine, prompt: readonly number[], options: PeaksOptions): AsyncGenerator<PeaksEvent, PeaksResult> {
   const { signal, regenerate = false, logits = false, onStep, ...partial } = options;
-  const params = peaksParams(partial, { maxLivePaths: engine.maxLivePaths });
-  const eos = new Set(engine.config.eosTokenIds);
+  const params = peaksParams(partial, { maxLivePaths: engine.info.maxLivePaths });
+  const eos = new Set(engine.info.eosTokenIds);
   const sampling = { temperature: params.temperature, topP: params.top_p, seed: params.seed };
   const warmupCount = params.warmup_traces ?? params.initial_traces;
 
   const t0 = now();
-  const rows0 = engine.stats.rows;
-  const steps0 = engine.stats.steps;
-  const copies0 = engine.stats.pageCopies;
-  const forks0 = engine.stats.forks;
-  engine.resetPeak();
 
   const traces: Trace[] = [];
   const byPath = new Map<number, Trace>();
@@ -260,7 +264,7 @@ export async function* streamPeaks(engine: Engine, prompt: readonly number[], op
     while (pool.length > 0 && traces.length < params.max_traces) {
       const c = pool[0];
       if (params.schedule === 'rounds' && [...live].some((t) => t.depth <= c.parent.depth)) break;
-      const room = engine.maxLivePaths - engine.livePaths().length;
+      const room = engine.info.maxLivePaths - engine.liveCount();
       if (room <= 0) break;
       const n = Math.min(c.remaining, params.max_traces - traces.length, room);
       const children: Trace[] = [];
@@ -375,7 +379,8 @@ export async function* streamPeaks(engine: Engine, prompt: readonly number[], op
 
   const ms = now() - t0;
   const out = traces.map((t) => toRecord(t));
-  const computed = engine.stats.rows - rows0;
+  const counters = engine.counters();
+  const computed = counters.rows;
   const acct = peaksAccounting(out, prompt.length, computed);
   const stats: PeaksStats = {
     branching: regenerate ? 'regenerate' : 'prefix',
@@ -390,10 +395,10 @@ export async function* streamPeaks(engine: Engine, prompt: readonly number[], op
     early_stop_bar: bar,
     reused_prompt_tokens: traces.reduce((a, t) => a + t.reused, 0),
     ...acct,
-    page_copies: engine.stats.pageCopies - copies0,
-    pages_peak: engine.stats.pagesPeak,
-    forks: engine.stats.forks - forks0,
-    steps: engine.stats.steps - steps0,
+    page_copies: counters.pageCopies,
+    pages_peak: counters.pagesPeak,
+    forks: counters.forks,
+    steps: counters.steps,
     ms,
     tokens_per_s: ms > 0 ? (acct.new_tokens / ms) * 1000 : 0,
   };
@@ -448,7 +453,7 @@ export function peakOptions(t: { tokens: readonly number[]; branchPoint: number;
 
 /** Runs a peaks run to the end; `onEvent` sees every event as it happens. */
 export async function runPeaks(
-  engine: Engine,
+  engine: SessionSource,
   prompt: readonly number[],
   options: PeaksOptions = {},
   onEvent?: (e: PeaksEvent) => void,

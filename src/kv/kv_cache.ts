@@ -211,8 +211,9 @@ export class KvCache {
    * A child path holding the parent's first `atLength` tokens. Full pages among them are shared (refCount + 1); a
    * partial last page is not shared but copied into a new page, listed in `copies` (and queued for drainCopies).
    * Costs at most one page whatever the length. Atomic on exhaustion.
-   * Fork between steps only: queued copies run before the next step's K/V writes, so tokens appended for a step
-   * that has not run yet would be missing from the copied tail (the Scheduler refuses fork() while a plan is in flight).
+   * Never fork a path whose step has not run yet: queued copies run before the next step's K/V writes, so tokens
+   * appended for a step in flight would be missing from the copied tail (the Scheduler refuses fork() of a path in
+   * the plan in flight; paths outside it may fork).
    */
   fork(path: number, atLength?: number): { child: number; copies: PageCopy[] } {
     const rec = this.get(path);

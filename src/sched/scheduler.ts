@@ -27,8 +27,11 @@
 //   step, pageTable is (P, maxPages) with maxPages the widest table in the step, copies are those of every fork made
 //   since the previous plan (run them before the forward).
 //
-// Between plan() and commit() the plan is "in flight": plan() and fork() refuse to run; finish() and free() may (commit
-// then skips those paths). Every plan built must be run: its rows' pages are already registered for prefix reuse.
+// Between plan() and commit() the plan is "in flight": plan() refuses to run, and so does fork() of a path in that plan
+// (its tail page is being written); finish() and free() may (commit then skips those paths). Paths left out of a plan
+// (`include`: the engine steps only the sessions that are waiting) may be forked, added or freed while it is in
+// flight: their pages are not written by it, and the copies they queue run before the next plan's forward. Every plan
+// built must be run: its rows' pages are already registered for prefix reuse.
 
 import { InvalidArgumentError, PagePoolExhaustedError } from '../errors.js';
 import { type KvCache, assertTokenIds } from '../kv/kv_cache.js';
@@ -48,6 +51,11 @@ export interface ForkOptions {
    * decodes next step. Several: the child prefills them first, then samples after the last one.
    */
   nextTokens?: readonly number[];
+}
+
+export interface PlanOptions {
+  /** Only paths for which this returns true take part (default: every path). */
+  include?: (id: number) => boolean;
 }
 
 export interface SchedulerStats {
@@ -138,8 +146,9 @@ export class Scheduler {
    * `nextTokens` after them. Throws PagePoolExhaustedError with nothing changed when no page is left for the tail.
    */
   fork(id: number, options: ForkOptions = {}): Path {
-    if (this.flight) throw new InvalidArgumentError('fork() while a plan is in flight: commit(plan, sampled) first.');
     const parent = this.get(id);
+    if (this.flight?.pathIds.includes(id))
+      throw new InvalidArgumentError(`fork(${id}) while a plan that computes it is in flight: commit(plan, sampled) first.`);
     const at = options.atLength ?? parent.computed;
     if (!Number.isInteger(at) || at < 0 || at > parent.computed) {
       throw new InvalidArgumentError(`fork: atLength must be an integer in [0, ${parent.computed}], got ${at}.`);
@@ -183,13 +192,12 @@ export class Scheduler {
    * The next step's plan, or null when no path has anything to compute. Appends the planned rows' tokens to the KV
    * cache. Throws PagePoolExhaustedError, with no state changed, when the pool cannot hold the step's new pages.
    */
-  plan(): StepPlan | null {
+  plan(options: PlanOptions = {}): StepPlan | null {
     if (this.flight) throw new InvalidArgumentError('plan() while a plan is in flight: commit(plan, sampled) first.');
-    const entries = this.chooseRows();
+    const entries = this.chooseRows(options.include);
     if (entries.length === 0) return null;
 
-    let needed = 0;
-    for (const e of entries) needed += this.kv.pagesNeeded(e.rec.kvPath, e.rows);
+    const needed = this.pagesFor(entries);
     if (needed > this.kv.freeCount) throw new PagePoolExhaustedError(needed, this.kv.freeCount);
 
     const P = entries.length;
@@ -278,9 +286,20 @@ export class Scheduler {
     this.flight = null;
   }
 
+  /** New KV pages the plan of the included paths would allocate (plan() throws when more than kv.freeCount). */
+  pagesNeeded(options: PlanOptions = {}): number {
+    return this.pagesFor(this.chooseRows(options.include));
+  }
+
+  private pagesFor(entries: Entry[]): number {
+    let needed = 0;
+    for (const e of entries) needed += this.kv.pagesNeeded(e.rec.kvPath, e.rows);
+    return needed;
+  }
+
   /** Decode paths one row each; prefill paths in arrival order under the remaining budget. */
-  private chooseRows(): Entry[] {
-    const live = [...this.records.values()].sort((a, b) => a.id - b.id);
+  private chooseRows(include?: (id: number) => boolean): Entry[] {
+    const live = [...this.records.values()].filter((r) => !include || include(r.id)).sort((a, b) => a.id - b.id);
     const entries: Entry[] = [];
     for (const rec of live) {
       if (rec.state !== 'decode') continue;

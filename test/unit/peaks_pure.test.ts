@@ -17,13 +17,12 @@ import {
 } from '../../src/branch/confidence.js';
 import { peakOptions, peaksAccounting, runPeaks, type PeaksEvent, type PeaksOptions, type PeaksResult } from '../../src/branch/peaks.js';
 import { PEAKS_DEFAULTS, peaksParams } from '../../src/branch/peaks_params.js';
-import type { Engine, StepResult } from '../../src/engine.js';
+import type { BranchEngine, CreatePathOptions, EngineInfo, SessionCounters, StepResult } from '../../src/branch/engine_api.js';
 import { CancelledError, InvalidArgumentError } from '../../src/errors.js';
 import { KvCache } from '../../src/kv/kv_cache.js';
 import type { TokenStatsRecord } from '../../src/sample/stats_record.js';
 import type { SamplingParams } from '../../src/sample/params.js';
 import { childKey, rootKey, type StreamKey } from '../../src/sample/rng.js';
-import type { CreatePathOptions } from '../../src/branch/engine_api.js';
 import { Scheduler } from '../../src/sched/scheduler.js';
 import { mulberry32, testSeed } from '../ref/random.js';
 
@@ -239,13 +238,14 @@ const EOS = 2;
  * context (so a branch recomputing its last kept token sees its parent's distribution exactly), the draw a function
  * of context and the path's stream key, derived from its lineage as the real engine does (sample/rng.ts). Confidence runs in [3, 13]; EOS comes with probability about 1/80 per token.
  */
-class FakeEngine {
+/** A one-session engine: session() hands out itself (counters restart at each session). */
+class FakeEngine implements BranchEngine {
   readonly kv: KvCache;
   readonly sched: Scheduler;
   readonly config = { eosTokenIds: [EOS], vocabSize: V, maxSeqLen: 4096 };
   readonly tokenizer = null;
   private readonly keys = new Map<number, StreamKey>();
-  private counters = { rows: 0, steps: 0, pagesPeak: 0 };
+  private readonly count = { rows: 0, steps: 0, pagesPeak: 0 };
   /** Per step: the finished paths whose pages are still held when the step runs. */
   readonly heldFinished: number[][] = [];
 
@@ -257,13 +257,40 @@ class FakeEngine {
     this.sched = new Scheduler(this.kv, { maxRowsPerStep: 64 });
   }
   get stats() {
-    return { ...this.counters, pageCopies: this.kv.copiesMade, forks: this.sched.stats.forks };
+    return { ...this.count, pageCopies: this.kv.copiesMade, forks: this.sched.stats.forks };
+  }
+  get info(): EngineInfo {
+    return { vocabSize: V, maxSeqLen: 4096, eosTokenIds: [EOS], maxBranch: 1, maxLivePaths: this.maxLivePaths, topK: 0, pageSize: 4 };
+  }
+  private base = { rows: 0, steps: 0, pageCopies: 0, forks: 0 };
+  session(): BranchEngine {
+    this.base = { rows: this.count.rows, steps: this.count.steps, pageCopies: this.kv.copiesMade, forks: this.sched.stats.forks };
+    this.resetPeak();
+    return this;
+  }
+  counters(): SessionCounters {
+    const s = this.stats;
+    return {
+      steps: s.steps - this.base.steps,
+      rows: s.rows - this.base.rows,
+      reusedPromptTokens: 0,
+      forks: s.forks - this.base.forks,
+      pageCopies: s.pageCopies - this.base.pageCopies,
+      pagesPeak: s.pagesPeak,
+    };
+  }
+  liveCount(): number {
+    return this.livePaths().length;
+  }
+  setDraws(): void {}
+  close(): void {
+    for (const p of this.sched.paths()) this.free(p.id);
   }
   get pagesInUse(): number {
     return this.kv.usedCount;
   }
   resetPeak(): void {
-    this.counters.pagesPeak = this.kv.usedCount;
+    this.count.pagesPeak = this.kv.usedCount;
   }
   createPath(prompt: readonly number[], sampling: Partial<SamplingParams>, o: CreatePathOptions = {}): number {
     if (this.livePaths().length >= this.maxLivePaths) throw new InvalidArgumentError('no room');
@@ -302,9 +329,9 @@ class FakeEngine {
   async step(): Promise<{ results: StepResult[] } | null> {
     const plan = this.sched.plan();
     if (!plan) return null;
-    this.counters.rows += plan.rows;
-    this.counters.steps++;
-    this.counters.pagesPeak = Math.max(this.counters.pagesPeak, this.kv.usedCount);
+    this.count.rows += plan.rows;
+    this.count.steps++;
+    this.count.pagesPeak = Math.max(this.count.pagesPeak, this.kv.usedCount);
     this.heldFinished.push(this.sched.paths().filter((p) => p.state === 'finished').map((p) => p.id));
     const tokens: number[] = [];
     const stats: TokenStatsRecord[] = [];
@@ -335,7 +362,7 @@ class FakeEngine {
 const PROMPT = [1, 17, 23, 29, 31, 37];
 
 async function runFake(engine: FakeEngine, o: PeaksOptions, events?: PeaksEvent[]): Promise<PeaksResult> {
-  return runPeaks(engine as unknown as Engine, PROMPT, o, (e) => events?.push(e));
+  return runPeaks(engine, PROMPT, o, (e) => events?.push(e));
 }
 
 /** The seed's checks and the accounting identities, for any run. */
@@ -416,7 +443,7 @@ describe('the peaks controller over the real scheduler and page tables', () => {
     const engine = new FakeEngine(512);
     const events: { e: PeaksEvent; step: number }[] = [];
     // A budget that never binds: every chosen peak is branched, so every held parent must get a child later.
-    const r = await runPeaks(engine as unknown as Engine, PROMPT, { ...base, max_traces: 500, max_new_tokens: 30 }, (e) =>
+    const r = await runPeaks(engine, PROMPT, { ...base, max_traces: 500, max_new_tokens: 30 }, (e) =>
       events.push({ e, step: engine.stats.steps }),
     );
     checkRun(r, engine);
@@ -510,7 +537,7 @@ describe('the peaks controller over the real scheduler and page tables', () => {
     const ctl = new AbortController();
     let tokens = 0;
     await expect(
-      runPeaks(engine as unknown as Engine, PROMPT, { ...base, signal: ctl.signal }, (e) => {
+      runPeaks(engine, PROMPT, { ...base, signal: ctl.signal }, (e) => {
         if (e.type === 'token' && ++tokens === 50) ctl.abort();
       }),
     ).rejects.toBeInstanceOf(CancelledError);
