@@ -236,6 +236,28 @@ describe('Scheduler: forks', () => {
     expect(sched.path(child.id).tokens).toEqual([...range(4, 30), 7, 8, 9, 2]);
   });
 
+  it('plans only the included paths; paths outside the plan in flight may fork, and their copies run next plan', () => {
+    const { sched, kv } = setup(32, 256, 4);
+    const a = sched.addRequest(range(6, 10));
+    const b = sched.addRequest(range(3, 50));
+    const first = sched.plan({ include: (id) => id === b.id })!;
+    expect(first.pathIds).toEqual([b.id]);
+    expect(sched.pagesNeeded({ include: (id) => id === a.id })).toBe(2);
+    sched.commit(first, [60]);
+    const second = sched.plan({ include: (id) => id === a.id })!;
+    expect(second.pathIds).toEqual([a.id]);
+    expect(() => sched.fork(a.id)).toThrow(InvalidArgumentError); // a is being computed
+    const child = sched.fork(b.id); // b is not: its partial tail page is copied before the next plan's forward
+    expect(second.copies).toEqual([]);
+    sched.commit(second, [70]);
+    const third = sched.plan()!;
+    expect(third.copies.length).toBe(1);
+    expect(third.pathIds).toEqual([a.id, b.id, child.id]);
+    sched.commit(third, [1, 2, 3]);
+    for (const p of sched.paths()) sched.free(p.id);
+    expect(kv.usedCount).toBe(0);
+  });
+
   it('a fork past the known tokens needs nextTokens', () => {
     const { sched } = setup();
     const a = sched.addRequest([1, 2]);
