@@ -24,6 +24,8 @@ import type { Path } from './sched/path.js';
 import type { Tokenizer } from './tokenizer/types.js';
 import type { BranchEngine, CreatePathOptions, EngineInfo, ForkOptions, SessionSource, StepResult } from './branch/engine_api.js';
 import { SessionHub, type SessionHost } from './engine_session.js';
+import { ChatCompletions, Completions } from './api/completions.js';
+import type { ApiHost, ChatTemplateInfo } from './api/host.js';
 
 export type { StepResult };
 
@@ -35,6 +37,10 @@ export interface EngineOptions extends ModelOptions, GpuOptions {
    * before they step without it (engine_session.ts). Default 20.
    */
   batchWaitMs?: number;
+  /** The name OpenAI-style responses carry in `model` (loadEngine: the name or path it was given). */
+  modelName?: string;
+  /** The chat template for engine.chat.completions (loadEngine: from the model's files). */
+  chatTemplate?: ChatTemplateInfo;
 }
 
 export interface PathSampling extends SamplingParams {}
@@ -60,7 +66,7 @@ interface PathState {
 }
 
 
-export class Engine implements SessionSource {
+export class Engine implements SessionSource, ApiHost {
   readonly kv: KvCache;
   readonly sched: Scheduler;
   private readonly states = new Map<number, PathState>();
@@ -73,12 +79,25 @@ export class Engine implements SessionSource {
     readonly gpu: Gpu,
     readonly model: LlamaModel,
     readonly tokenizer: Tokenizer | null,
-    options: { batchWaitMs?: number } = {},
+    options: Pick<EngineOptions, 'batchWaitMs' | 'modelName' | 'chatTemplate'> = {},
   ) {
     this.kv = new KvCache({ numPages: model.kvPages, pageSize: model.pageSize });
     this.sched = new Scheduler(this.kv, { maxRowsPerStep: model.maxRows });
     this.hub = new SessionHub(this.sessionHost(), options.batchWaitMs);
+    this.modelName = options.modelName ?? 'forklm';
+    this.chatTemplate = options.chatTemplate ?? { template: null, bosToken: null, eosToken: null };
+    this.completions = new Completions(this);
+    this.chat = { completions: new ChatCompletions(this) };
   }
+
+  /** The name OpenAI-style responses carry in `model`. */
+  readonly modelName: string;
+  /** The chat template engine.chat.completions renders messages with (template null: the model has none). */
+  readonly chatTemplate: ChatTemplateInfo;
+  /** OpenAI's completions: `await engine.completions.create({ prompt, n, max_tokens, logprobs, stop, stream })`. */
+  readonly completions: Completions;
+  /** OpenAI's chat completions: `await engine.chat.completions.create({ messages, n, stream, ... })`. */
+  readonly chat: { readonly completions: ChatCompletions };
 
   /**
    * A new session: a BranchEngine with its own paths (ids from 0), counters and step(). Sessions used concurrently

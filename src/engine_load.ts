@@ -6,7 +6,7 @@ import { isNode } from './gpu/adapters.js';
 import type { ProgressCallback } from './io/source.js';
 import { loadModel, type LoadedModel, type ModelInput, type TokenizerSource } from './model/load.js';
 import { resolveModel, type ResolveOptions } from './model/resolve.js';
-import { loadTokenizer } from './tokenizer/index.js';
+import { loadTokenizer, type LoadedTokenizer } from './tokenizer/index.js';
 import type { Tokenizer } from './tokenizer/types.js';
 
 export interface LoadEngineOptions extends EngineOptions {
@@ -21,15 +21,20 @@ export interface LoadEngineOptions extends EngineOptions {
   requireTokenizer?: boolean;
 }
 
-/** The tokenizer a model file set came with, or null when it has none. */
-export function tokenizerFor(loaded: LoadedModel): Tokenizer | null {
+/** The tokenizer a model file set came with, with its chat template, or null when it has none. */
+export function loadedTokenizerFor(loaded: LoadedModel): LoadedTokenizer | null {
   const src: TokenizerSource | null = loaded.tokenizer;
   if (!src) return null;
   const eosTokenIds = loaded.spec.eosTokenIds;
   if (src.kind === 'hf')
-    return loadTokenizer({ tokenizerJson: JSON.parse(src.json), tokenizerConfig: src.config ?? undefined, eosTokenIds, name: loaded.label }).tokenizer;
-  if (src.kind === 'gguf') return loadTokenizer({ ggufMetadata: src.metadata, eosTokenIds, name: loaded.label }).tokenizer;
-  return loadTokenizer({ llama2cTokenizer: src.bytes, vocabSize: loaded.spec.vocabSize, name: loaded.label }).tokenizer;
+    return loadTokenizer({ tokenizerJson: JSON.parse(src.json), tokenizerConfig: src.config ?? undefined, eosTokenIds, name: loaded.label });
+  if (src.kind === 'gguf') return loadTokenizer({ ggufMetadata: src.metadata, eosTokenIds, name: loaded.label });
+  return loadTokenizer({ llama2cTokenizer: src.bytes, vocabSize: loaded.spec.vocabSize, name: loaded.label });
+}
+
+/** The tokenizer a model file set came with, or null when it has none. */
+export function tokenizerFor(loaded: LoadedModel): Tokenizer | null {
+  return loadedTokenizerFor(loaded)?.tokenizer ?? null;
 }
 
 /** Reads a model (by name in Node: the cache, local model folders, then its public URL) without touching the GPU. */
@@ -41,14 +46,18 @@ export async function readModel(model: ModelInput, options: Pick<LoadEngineOptio
   return loadModel(input, { onProgress: options.onProgress, signal: options.signal });
 }
 
-/** An engine over `model`, ready to create paths. */
+/** An engine over `model`, ready to create paths and serve completions. */
 export async function loadEngine(model: ModelInput, options: LoadEngineOptions = {}): Promise<Engine> {
   const loaded = await readModel(model, options);
-  let tokenizer: Tokenizer | null = null;
+  let tok: LoadedTokenizer | null = null;
   try {
-    tokenizer = tokenizerFor(loaded);
+    tok = loadedTokenizerFor(loaded);
   } catch (e) {
     if (options.requireTokenizer !== false || !(e instanceof ForkLMError)) throw e;
   }
-  return Engine.fromWeights(loaded.weights, tokenizer, options);
+  return Engine.fromWeights(loaded.weights, tok?.tokenizer ?? null, {
+    modelName: typeof model === 'string' ? model : loaded.label,
+    chatTemplate: { template: tok?.chatTemplate ?? null, bosToken: tok?.bosToken ?? null, eosToken: tok?.eosToken ?? null },
+    ...options,
+  });
 }

@@ -29,8 +29,11 @@ export class DeviceLostError extends ForkLMError {
 
 /** A caller passed a parameter outside its domain (negative temperature, unknown mode, ...). */
 export class InvalidArgumentError extends ForkLMError {
-  constructor(message: string) {
+  /** The request field at fault, when known (OpenAI-style errors report it as `param`). */
+  readonly param: string | null;
+  constructor(message: string, options?: { param?: string }) {
     super('INVALID_ARGUMENT', message);
+    this.param = options?.param ?? null;
   }
 }
 
