@@ -55,9 +55,15 @@ export async function loadEngine(model: ModelInput, options: LoadEngineOptions =
   } catch (e) {
     if (options.requireTokenizer !== false || !(e instanceof ForkLMError)) throw e;
   }
+  const given = options.chatTemplate;
   return Engine.fromWeights(loaded.weights, tok?.tokenizer ?? null, {
     modelName: typeof model === 'string' ? model : loaded.label,
-    chatTemplate: { template: tok?.chatTemplate ?? null, bosToken: tok?.bosToken ?? null, eosToken: tok?.eosToken ?? null },
     ...options,
+    // A template given in the options replaces the model's; BOS/EOS text still comes from the model where not given.
+    chatTemplate: {
+      template: given?.template ?? tok?.chatTemplate ?? null,
+      bosToken: given?.bosToken ?? tok?.bosToken ?? null,
+      eosToken: given?.eosToken ?? tok?.eosToken ?? null,
+    },
   });
 }

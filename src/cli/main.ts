@@ -14,6 +14,7 @@ import { generateCommand } from './generate.js';
 import { infoCommand } from './info.js';
 import { FAMILY_EXAMPLES } from '../model/families.js';
 import { FAMILIES } from '../model/spec.js';
+import { serveCommand } from './serve.js';
 import { table } from './format.js';
 
 /**
@@ -24,6 +25,7 @@ export const commands: Record<string, Command> = {
   doctor: doctorCommand,
   generate: generateCommand,
   info: infoCommand,
+  serve: serveCommand,
 };
 
 let cachedVersion: string | undefined;

@@ -3,7 +3,7 @@
 // the engine's token_stats and a host computation of the sampling distribution, seeds, chat templates, branching and
 // errors.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ChatCompletionChunk, CompletionChunk } from '../../src/api/types.js';
+import type { ChatCompletionChunk, Completion, CompletionChunk } from '../../src/api/types.js';
 import { runEab } from '../../src/branch/eab.js';
 import { Engine } from '../../src/engine.js';
 import { ContextOverflowError, InvalidArgumentError, NoChatTemplateError } from '../../src/errors.js';
@@ -209,7 +209,7 @@ describe('completions and chat on stories260K', () => {
       { prompt: 'The dog ran', n: 3, max_tokens: 12, seed: 2, logprobs: 3 },
       { prompt: 'Tom had a red ball', max_tokens: 20, seed: 3, stop: '.' },
     ];
-    const solo = [];
+    const solo: Completion[] = [];
     let soloSteps = 0;
     for (const b of bodies) {
       const s0 = engine.stats.steps;
