@@ -145,7 +145,7 @@ describe('forklm serve with the openai client', () => {
       n: 1 + (i % 3),
       seed: 100 + i,
     }));
-    const alone = [];
+    const alone: OpenAI.Completion[] = [];
     let aloneSteps = 0;
     for (const b of bodies) {
       const s0 = (await health()).engine.steps;
