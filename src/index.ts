@@ -2,6 +2,13 @@
 export { Engine, type EngineOptions, type EngineCounters, type StepResult } from './engine.js';
 export { loadEngine, readModel, tokenizerFor, type LoadEngineOptions } from './engine_load.js';
 export { generate, type GenerateOptions, type GenerateResult } from './generate.js';
+export type { BranchEngine, SessionSource, SessionCounters, EngineInfo, CreatePathOptions, ForkOptions, PathView } from './branch/engine_api.js';
+
+// The OpenAI-style surface: engine.completions.create(), engine.chat.completions.create() (src/api/).
+export { Completions, ChatCompletions, type ChunkStream } from './api/completions.js';
+export type { ApiHost, ChatTemplateInfo } from './api/host.js';
+export type * from './api/types.js';
+export { tokenText, tokenBytes } from './api/token_text.js';
 
 export { runEab, streamEab, type EabEvent, type EabOptions, type EabResult, type EabSample, type EabStats, type EabTreeNode } from './branch/eab.js';
 export { EAB_DEFAULTS, eabParams, type EabParams, type PrunePolicy } from './branch/eab_params.js';

@@ -12,6 +12,10 @@ import { decodeContinuation, StreamDecoder } from '../tokenizer/stream_decoder.j
 import type { Tokenizer } from '../tokenizer/types.js';
 import { defineCommand, type CliContext } from './args.js';
 import { renderEabTree, renderPeaks } from './tree_text.js';
+import { tokenText } from '../api/token_text.js';
+
+/** Each token's own text (OpenAI's logprobs convention: "bytes:\\xe2" for a piece of a character); null without a tokenizer. */
+const tokenTexts = (tok: Tokenizer | null, ids: readonly number[]): string[] | null => (tok ? ids.map((id) => tokenText(tok, id).token) : null);
 
 const MODES = ['sample', 'greedy', 'eab', 'peaks'] as const;
 
@@ -96,7 +100,17 @@ async function runSingle(engine: Engine, prompt: number[], f: { mode: string; ma
   });
   const textTokens = r.finishReason === 'eos' ? r.tokens.slice(0, -1) : r.tokens;
   if (f.json) {
-    ctx.stdout(JSON.stringify({ text: tok ? decodeContinuation(tok, prompt, textTokens) : null, tokens: r.tokens, logprobs: r.logprobs, entropies: r.entropies, finish_reason: r.finishReason, stats: r.stats }) + '\n');
+    ctx.stdout(
+      JSON.stringify({
+        text: tok ? decodeContinuation(tok, prompt, textTokens) : null,
+        tokens: r.tokens,
+        token_texts: tokenTexts(tok, r.tokens),
+        logprobs: r.logprobs,
+        entropies: r.entropies,
+        finish_reason: r.finishReason,
+        stats: r.stats,
+      }) + '\n',
+    );
   } else {
     ctx.stdout((stream ? stream.flush() : '') + '\n');
     ctx.stderr(`[${r.stats.generated_tokens} tokens, ${r.stats.tokens_per_s.toFixed(1)} tokens/s, ${r.finishReason}]\n`);
@@ -148,7 +162,8 @@ export const generateCommand = defineCommand({
           seed: f.seed,
           early_stop: f.earlyStop,
         });
-        ctx.stdout(f.json ? JSON.stringify({ traces: result.traces, stats: result.stats }) + '\n' : renderPeaks(result) + '\n');
+        const traces = result.traces.map((t) => ({ ...t, token_texts: tokenTexts(engine.tokenizer, t.token_ids) }));
+        ctx.stdout(f.json ? JSON.stringify({ traces, stats: result.stats }) + '\n' : renderPeaks(result) + '\n');
         return 0;
       }
       const single = { ...f, maxNewTokens: f.maxNewTokens ?? 64, temperature: f.temperature ?? 1 };
@@ -170,7 +185,10 @@ export const generateCommand = defineCommand({
         },
         onEvent,
       );
-      if (f.json) ctx.stdout(JSON.stringify({ samples: result.samples, tree: result.tree, stats: result.stats }) + '\n');
+      if (f.json) {
+        const samples = result.samples.map((smp) => ({ ...smp, token_texts: tokenTexts(engine.tokenizer, smp.tokens) }));
+        ctx.stdout(JSON.stringify({ samples, tree: result.tree, stats: result.stats }) + '\n');
+      }
       else {
         ctx.stderr('\n');
         printEab(result, engine.tokenizer, ctx);
