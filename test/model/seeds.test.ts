@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runEab } from '../../src/branch/eab.js';
 import { runPeaks } from '../../src/branch/peaks.js';
 import { Engine } from '../../src/engine.js';
+import { generate } from '../../src/generate.js';
 import type { LoadedModel } from '../../src/model/load.js';
 import type { SamplingParams } from '../../src/sample/params.js';
 import { gpuFor } from '../kernels/adapters.js';
@@ -168,10 +169,13 @@ describe('branching runs replay bit for bit beside foreign paths', () => {
 
     const b = await engine();
     await alone(b, { prompt: [1, 5, 9], sampling: { seed: 5 }, n: 5 });
-    const foreign = [b.createPath(a.tokenizer!.encode('Lily saw'), { seed: 5 }), b.createPath([1, 300, 301, 302, 303], { seed: 9 })];
-    const eabB = await runEab(b, prompt, EAB);
-    const peaksB = await runPeaks(b, prompt, PEAKS);
-    for (const f of foreign) expect(b.path(f).generated, 'the foreign paths decoded beside the runs').toBeGreaterThan(10);
+    // Foreign requests run concurrently in their own sessions, so they decode in the same steps as the runs.
+    const foreign = (tokens: number[], seed: number) => generate(b, tokens, { seed, maxNewTokens: 25, stopAtEos: false });
+    const steps0 = b.stats.steps;
+    const [eabB, f1, f2] = await Promise.all([runEab(b, prompt, EAB), foreign(a.tokenizer!.encode('Lily saw'), 5), foreign([1, 300, 301, 302, 303], 9)]);
+    const [peaksB, f3] = await Promise.all([runPeaks(b, prompt, PEAKS), foreign([1, 400, 401], 2)]);
+    for (const f of [f1, f2, f3]) expect(f.tokens.length).toBe(25);
+    expect(b.stats.steps - steps0, 'the foreign requests decoded in the runs\' steps').toBeLessThan(eabB.stats.steps + peaksB.stats.steps + 3 * 25);
     const eabView = (r: typeof eabA) => r.samples.map((s) => [s.tokens, s.lineage.length, s.log_probability]);
     expect(eabView(eabB)).toEqual(eabView(eabA));
     const peaksView = (r: typeof peaksA) => r.traces.map((t) => [t.trace_id, t.parent_id, t.branch_point, t.token_ids]);
