@@ -3,6 +3,8 @@
 import { Engine, type EngineOptions } from './engine.js';
 import { ForkLMError } from './errors.js';
 import { isNode } from './gpu/adapters.js';
+import { hubFiles, parseHubId, type HubOptions } from './io/hub.js';
+import { pathKind } from './io/source.js';
 import type { ProgressCallback } from './io/source.js';
 import { loadModel, type LoadedModel, type ModelInput, type TokenizerSource } from './model/load.js';
 import { resolveModel, type ResolveOptions } from './model/resolve.js';
@@ -19,6 +21,8 @@ export interface LoadEngineOptions extends EngineOptions {
    * of failing the load; prompts are then given as token ids. Default true.
    */
   requireTokenizer?: boolean;
+  /** For hub ids ('owner/name', 'owner/name/file.gguf'): base URL, cache, progress (io/hub.ts). */
+  hub?: HubOptions;
 }
 
 /** The tokenizer a model file set came with, with its chat template, or null when it has none. */
@@ -38,8 +42,14 @@ export function tokenizerFor(loaded: LoadedModel): Tokenizer | null {
 }
 
 /** Reads a model (by name in Node: the cache, local model folders, then its public URL) without touching the GPU. */
-export async function readModel(model: ModelInput, options: Pick<LoadEngineOptions, 'onProgress' | 'signal' | 'resolve'> = {}): Promise<LoadedModel> {
+export async function readModel(model: ModelInput, options: Pick<LoadEngineOptions, 'onProgress' | 'signal' | 'resolve' | 'hub'> = {}): Promise<LoadedModel> {
   let input = model;
+  // A hub id ('owner/name', 'owner/name/file.gguf'), unless a local path of that name exists.
+  const hub = typeof model === 'string' ? parseHubId(model) : null;
+  if (hub && !(isNode && (await pathKind(model as string)) !== null)) {
+    const files = hubFiles(hub, { signal: options.signal, ...options.hub });
+    return loadModel(hub.file ? { files, entry: hub.file } : { files }, { onProgress: options.onProgress, signal: options.signal });
+  }
   if (typeof model === 'string' && isNode) {
     input = (await resolveModel(model, { ...options.resolve, onProgress: options.onProgress, signal: options.signal })).path;
   }
