@@ -17,20 +17,21 @@ export type LoadPhase =
   | { phase: 'gpu' };
 
 /**
- * The resolve/main URL prefix of a Hugging Face repository, from "owner/name" or any huggingface.co URL of it
- * (…/tree/<rev>, …/resolve/<rev>/…, …/blob/<rev>/…).
+ * The hub id ("owner/name@revision", io/hub.ts) of a Hugging Face repository, from "owner/name" or any huggingface.co
+ * URL of it (…/tree/<rev>, …/resolve/<rev>/…, …/blob/<rev>/…). Loading by hub id goes through the page's persistent
+ * cache (Cache API): a second load of the same model makes no request.
  */
-export function hfBaseUrl(input: string): string {
+export function hfHubId(input: string): string {
   const s = input.trim().replace(/^https?:\/\/(www\.)?huggingface\.co\//, '').replace(/\/+$/, '');
   const m = /^([\w.-]+)\/([\w.-]+)(?:\/(?:tree|resolve|blob)\/([\w.-]+))?(?:\/.*)?$/.exec(s);
   if (!m || m[1].startsWith('.') || m[2].startsWith('.'))
     throw new InvalidArgumentError(`"${input}" is not a Hugging Face repository: write owner/name or paste its huggingface.co URL.`);
-  return `https://huggingface.co/${m[1]}/${m[2]}/resolve/${m[3] ?? 'main'}/`;
+  return `${m[1]}/${m[2]}@${m[3] ?? 'main'}`;
 }
 
 function describe(choice: ModelChoice): { input: ModelInput; label: string } {
   if (choice.kind === 'served') return { input: new URL(`models/${choice.name}/`, location.href).href, label: choice.name };
-  if (choice.kind === 'hf') return { input: hfBaseUrl(choice.repo), label: choice.repo.trim() };
+  if (choice.kind === 'hf') return { input: hfHubId(choice.repo), label: choice.repo.trim() };
   if (choice.files.length === 0) throw new InvalidArgumentError('No files chosen: pick or drop a .gguf, a llama2.c .bin, or config.json + model.safetensors + tokenizer.json.');
   const label = choice.files.length === 1 ? choice.files[0].name : `${choice.files.length} files`;
   return { input: memoryFiles(choice.files, label), label };

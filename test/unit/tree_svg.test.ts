@@ -3,7 +3,7 @@
 // naming the children, then finish/prune), so the fold meets children before the fork that creates them.
 import { describe, expect, it } from 'vitest';
 import type { EabEvent } from '../../src/branch/eab.js';
-import { hfBaseUrl } from '../../demo/model_source.js';
+import { hfHubId } from '../../demo/model_source.js';
 import { samplesHtml, shares, statsHtml, type StatsView } from '../../demo/panels.js';
 import { applyEvent, emptyTree, fullTokens, layoutTree, treeFromEvents, type EndReason, type TreeEvent } from '../../demo/tree.js';
 import { colorScale, confidenceRange, renderLegendSvg, renderTreeSvg, uncertainty } from '../../demo/tree_svg.js';
@@ -243,15 +243,15 @@ describe('panels', () => {
   });
 });
 
-describe('Hugging Face repository URLs', () => {
+describe('Hugging Face repository ids', () => {
   it.each([
-    ['HuggingFaceTB/SmolLM2-135M', 'https://huggingface.co/HuggingFaceTB/SmolLM2-135M/resolve/main/'],
-    ['https://huggingface.co/Qwen/Qwen2.5-0.5B/', 'https://huggingface.co/Qwen/Qwen2.5-0.5B/resolve/main/'],
-    ['https://huggingface.co/Qwen/Qwen2.5-0.5B/tree/v1.0', 'https://huggingface.co/Qwen/Qwen2.5-0.5B/resolve/v1.0/'],
-    [' https://huggingface.co/a/b/blob/main/config.json ', 'https://huggingface.co/a/b/resolve/main/'],
-  ])('%s', (input, url) => expect(hfBaseUrl(input)).toBe(url));
+    ['HuggingFaceTB/SmolLM2-135M', 'HuggingFaceTB/SmolLM2-135M@main'],
+    ['https://huggingface.co/Qwen/Qwen2.5-0.5B/', 'Qwen/Qwen2.5-0.5B@main'],
+    ['https://huggingface.co/Qwen/Qwen2.5-0.5B/tree/v1.0', 'Qwen/Qwen2.5-0.5B@v1.0'],
+    [' https://huggingface.co/a/b/blob/main/config.json ', 'a/b@main'],
+  ])('%s', (input, id) => expect(hfHubId(input)).toBe(id));
 
   it.each(['', 'justaname', '../etc/passwd', 'a/../b', 'https://example.com/a/b'])('rejects %j', (input) => {
-    expect(() => hfBaseUrl(input)).toThrow(/Hugging Face repository/);
+    expect(() => hfHubId(input)).toThrow(/Hugging Face repository/);
   });
 });
