@@ -142,7 +142,7 @@ describe('main', () => {
   it('usage errors exit 2 as `forklm: <message>`, or as JSON with --json', async () => {
     const c = capture();
     expect(await main(['frobnicate'], c.io)).toBe(2);
-    expect(c.err.join('')).toBe("forklm: Unknown command 'frobnicate'. Commands: doctor, generate, info; see `forklm help`.\n");
+    expect(c.err.join('')).toBe("forklm: Unknown command 'frobnicate'. Commands: doctor, generate, info, serve; see `forklm help`.\n");
     expect(c.out).toEqual([]);
     const j = capture();
     expect(await main(['doctor', '--json', '--bogus'], j.io)).toBe(2);
