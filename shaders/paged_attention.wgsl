@@ -1,8 +1,13 @@
-// Causal paged attention: row r, query head h attends over positions 0..positions[r] of its path, whose K/V live in
-// pages pageTable[rowPath[r] * maxPages + pos / pageSize] at offset pos % pageSize. Query head h reads kv head
+// Causal paged attention: row r, query head h attends over positions first..positions[r] of its path, whose K/V live in
+// pages pageTable[rowPath[r] * maxPages + pos / pageSize] at offset pos % pageSize. first = 0 for a global layer and
+// positions[r] + 1 - window for a sliding-window layer (Mistral, Gemma 2/3: key j is seen when pos - j < window, as
+// transformers masks it); the pages before the window stay in the path (the context is the model's, not the
+// window's), so forks and the prefix cache need nothing special at the window's edge. Query head h reads kv head
 // h / group (grouped-query attention). Softmax runs online (running max m and sum l, rescaled when m grows), so no
 // invocation holds memory proportional to the context length. Scores are kept in log2 units: q is pre-multiplied by
-// log2(e) / sqrt(headDim) so that exp2 replaces exp.
+// log2(e) * scale (scale = 1/sqrt(headDim), or the model's query scale) so that exp2 replaces exp.
+// Logit soft-capping (Gemma 2): s <- cap * tanh(s / cap) on the natural-unit score; in log2 units the same map with
+// cap * log2(e) (params.softcapLog2, 0 = off).
 //
 // Two variants, chosen by SPLIT_KEYS:
 // - false (CPU adapters): one invocation per (row, head) loops over the keys with q and the output accumulator in
@@ -31,9 +36,23 @@ var<workgroup> pw: array<f32, WG>;            // this block's softmax weights
 var<workgroup> vrow: array<u32, WG>;          // this block's V row (vec4 index) per key, NO_ROW if none
 var<workgroup> part: array<vec4<f32>, WG>;    // per-thread partial outputs for the final sum
 
-/** Keys the row sees: its position plus one, capped by what the page-table width can address. */
+/** Keys the row sees end before this: its position plus one, capped by what the page-table width can address. */
 fn keyCount(r: u32) -> u32 {
   return min(positions[r] + 1u, params.maxPages * params.pageSize);
+}
+
+/** The first key the row sees: 0, or the oldest position inside a sliding window (params.window > 0). */
+fn firstKey(r: u32) -> u32 {
+  let p = positions[r] + 1u;
+  return select(0u, p - min(p, params.window), params.window > 0u);
+}
+
+/** Soft-capped score in log2 units: c * tanh(s / c), tanh from exp(-2|x|) <= 1 so it never overflows. */
+fn softcap(s: f32) -> f32 {
+  if (params.softcapLog2 <= 0.0 || s <= NEG_BIG) { return s; }
+  let c = params.softcapLog2;
+  let e = exp(-2.0 * abs(s / c));
+  return c * sign(s) * (1.0 - e) / (1.0 + e);
 }
 
 /** vec4 index of (page, which: 0 = K / 1 = V, kvHead, offset 0, d 0) in the pool. */
@@ -57,18 +76,20 @@ fn perHead(id: u32) {
   }
   var m = NEG_BIG;
   var l = 0.0;
-  for (var start = 0u; start < n; start += params.pageSize) {
+  let first = firstKey(r);
+  // Pages wholly before the window are never read.
+  for (var start = first - first % params.pageSize; start < n; start += params.pageSize) {
     let page = pageTable[table + start / params.pageSize];
     // A page id outside the pool is a scheduler bug: its keys are left out rather than read from another layer's data.
     if (page >= params.pages) { continue; }
     let kBase = headBase(page, 0u, kvh);
     let vBase = headBase(page, 1u, kvh);
     let count = min(params.pageSize, n - start);
-    for (var o = 0u; o < count; o++) {
+    for (var o = select(0u, first - start, first > start); o < count; o++) {
       let kRow = kBase + o * HD4;
       var dot = vec4<f32>(0.0);
       for (var d = 0u; d < HD4; d++) { dot = fma(qv[d], kv[kRow + d], dot); }
-      let s = dot.x + dot.y + dot.z + dot.w;
+      let s = softcap(dot.x + dot.y + dot.z + dot.w);
       if (s > m) {
         // The running max grows: rescale what was summed under the old max (exp2(NEG_BIG - s) = 0 the first time).
         let c = exp2(m - s);
@@ -122,7 +143,7 @@ fn splitKeys(task: u32, t: u32) {
   var acc = vec4<f32>(0.0);
   var m = NEG_BIG;
   var l = 0.0;
-  for (var b = 0u; b < n; b += WG) {
+  for (var b = firstKey(r); b < n; b += WG) {
     let j = b + t;
     var s = NEG_BIG;
     var vr = NO_ROW;
@@ -133,7 +154,7 @@ fn splitKeys(task: u32, t: u32) {
         let kRow = headBase(page, 0u, kvh) + off;
         var dot = vec4<f32>(0.0);
         for (var d = 0u; d < HD4; d++) { dot = fma(qs[d], kv[kRow + d], dot); }
-        s = dot.x + dot.y + dot.z + dot.w;
+        s = softcap(dot.x + dot.y + dot.z + dot.w);
         vr = headBase(page, 1u, kvh) + off;
       }
     }

@@ -15,7 +15,9 @@ export const PagedAttentionParams = defineUniform('Params', [
   ['qStride4', 'u32'], // qStride / 4: q rows in vec4 units
   ['maxPages', 'u32'],
   ['pages', 'u32'], // pages in the pool: page ids beyond it are skipped, never read out of place
-  ['scaleLog2', 'f32'], // log2(e) / sqrt(headDim): scores in log2 units for exp2
+  ['scaleLog2', 'f32'], // log2(e) * scale: scores in log2 units for exp2
+  ['window', 'u32'], // sliding window in keys (a row sees positions pos - window + 1 .. pos); 0 = global
+  ['softcapLog2', 'f32'], // attention logit soft-cap in log2 units (cap * log2(e)); 0 = off
 ] as const);
 type Field = (typeof PagedAttentionParams.fields)[number][0];
 
@@ -41,6 +43,16 @@ export interface PagedAttentionShape {
   qStride: number; // f32 between the q of consecutive rows (the fused qkv row width), a multiple of 4
   /** Defaults from the adapter: per-head on software adapters, split-keys on real GPUs. */
   variant?: PagedAttentionVariant;
+}
+
+/** What differs between layers of one model: each bound kernel carries its own. */
+export interface AttentionLayerOptions {
+  /** Sliding window in tokens: a row at position p sees keys p - window + 1 .. p. 0 or absent: global. */
+  window?: number;
+  /** Score multiplier before softmax; default 1 / sqrt(headDim). Gemma 2/3: query_pre_attn_scalar^-0.5, Granite: attention_multiplier. */
+  scale?: number;
+  /** Attention logit soft-cap: score <- cap * tanh(score / cap) after scaling (Gemma 2). 0 or absent: off. */
+  softcap?: number;
 }
 
 export interface PagedAttentionBuffers {
@@ -96,7 +108,13 @@ export class PagedAttention {
     return 2 * this.shape.kvHeads * this.shape.pageSize * this.shape.headDim * 4;
   }
 
-  bind(b: PagedAttentionBuffers, label = 'paged_attention'): BoundPagedAttention {
+  bind(b: PagedAttentionBuffers, label = 'paged_attention', layer: AttentionLayerOptions = {}): BoundPagedAttention {
+    const { window = 0, scale = 1 / Math.sqrt(this.shape.headDim), softcap = 0 } = layer;
+    if (!Number.isInteger(window) || window < 0) {
+      throw new InvalidArgumentError(`paged_attention: window must be a whole number of tokens >= 0 (0 = global), got ${window}`);
+    }
+    if (!(Number.isFinite(scale) && scale > 0)) throw new InvalidArgumentError(`paged_attention: scale must be a positive number, got ${scale}`);
+    if (!(Number.isFinite(softcap) && softcap >= 0)) throw new InvalidArgumentError(`paged_attention: softcap must be >= 0 (0 = off), got ${softcap}`);
     const pages = Math.floor(b.kv.size / this.pageBytes);
     if (pages < 1) {
       throw new InvalidArgumentError(
@@ -105,7 +123,7 @@ export class PagedAttention {
     }
     const buffers = [b.q, b.kv, b.rowPath, b.positions, b.pageTable, b.out];
     const k = new BoundKernel<Field>(this.gpu, this.pipeline, PagedAttentionParams, buffers, label);
-    return new BoundPagedAttention(k, this.gpu, this, b, pages);
+    return new BoundPagedAttention(k, this.gpu, this, b, pages, { window, scaleLog2: Math.LOG2E * scale, softcapLog2: Math.LOG2E * softcap });
   }
 
   /** Workgroups for `rows` rows, before the 2-D split. */
@@ -124,6 +142,7 @@ export class BoundPagedAttention {
     private readonly op: PagedAttention,
     private readonly b: PagedAttentionBuffers,
     pages: number,
+    layer: { window: number; scaleLog2: number; softcapLog2: number },
   ) {
     const s = op.shape;
     this.params = {
@@ -135,7 +154,7 @@ export class BoundPagedAttention {
       qStride4: s.qStride / 4,
       maxPages: 0,
       pages,
-      scaleLog2: Math.LOG2E / Math.sqrt(s.headDim),
+      ...layer,
     };
   }
 

@@ -8,6 +8,7 @@ import { KvWrite } from '../../src/kernels/kv_write.js';
 import { PagedAttention, type PagedAttentionVariant } from '../../src/kernels/paged_attention.js';
 import { expectClose } from '../ref/compare.js';
 import {
+  type AttentionSwitches,
   kvWriteRef,
   pagedAttentionRef,
   pagedScoreMagnitude,
@@ -125,9 +126,21 @@ const VARIANTS: PagedAttentionVariant[] = ['per-head', 'split-keys'];
  * twice the worst score error (its own score and the normaliser's), and exp2's few-ulp error plus the f32 sums over
  * at most ~60 keys add under 1e-5.
  */
-function tolerance(s: PagedShape, a: PagedAttentionRefArgs): number {
-  return 2 * (s.headDim + 4) * 2 ** -24 * pagedScoreMagnitude(s, a) + 1e-5;
+function tolerance(s: PagedShape, a: PagedAttentionRefArgs, scale?: number): number {
+  return 2 * (s.headDim + 4) * 2 ** -24 * pagedScoreMagnitude(s, a, scale) + 1e-5;
 }
+
+/**
+ * Per-layer switches: windows shorter than a page, equal to one, straddling pages, of one key; an explicit scale;
+ * soft-caps of 2 and 0.7, below the scores' spread (sd ~2.25 * scale / hd^-0.5), so tanh bends most scores.
+ */
+const LAYER_CASES: AttentionSwitches[] = [
+  { window: 5 },
+  { window: 7, softcap: 2 },
+  { window: 16, scale: 0.3 },
+  { window: 1 },
+  { softcap: 0.7, scale: 0.05 },
+];
 
 describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
   describe.each(VARIANTS)('%s', (variant) => {
@@ -158,6 +171,28 @@ describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
       const stale = pagedAttentionRef(s, { ...args, kv: sc.kv });
       expect(got.some((v, i) => Math.abs(v - stale[i]) > 100 * tol), `seed ${seed}`).toBe(true);
       write.destroy();
+      att.destroy();
+    });
+
+    it.each(LAYER_CASES)('matches float64 with a sliding window, scale and soft-cap per layer: %o', async (sw) => {
+      const gpu = await gpuFor(choice);
+      const seed = testSeed();
+      const s = { nHeads: 9, kvHeads: 3, headDim: 16, pageSize: 7 };
+      const sc = buildScenario(mulberry32(seed), s, 1);
+      const b = upload(gpu, sc);
+      const qDim = s.nHeads * s.headDim;
+      const out = createStorage(gpu.device, sc.rows * qDim * 4, 'out');
+      const att = new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant }).bind({ ...b, q: b.qkv, out }, 'att', sw);
+      submitPass(gpu, (pass) => att.encode(pass, { rows: sc.rows, maxPages: sc.maxPages }));
+      const got = await readF32(gpu, out, sc.rows * qDim);
+      const args = { ...sc, q: sc.qkv, qStride: sc.qkvStride, kv: sc.kv };
+      // The bound of `tolerance` with the layer's scale; tanh has slope <= 1, so a soft-cap never enlarges a score's
+      // error, and its own f32 evaluation (exp and a division, |tanh| <= 1) adds a few ulps of the cap, under 1e-6.
+      const tol = tolerance(s, args, sw.scale) + (sw.softcap ?? 0) * 1e-6;
+      expectClose(got, pagedAttentionRef(s, args, sw), { rel: tol, floor: 1 }, `seed ${seed}`);
+      // The switch matters: plain causal attention over the same keys differs clearly.
+      const plain = pagedAttentionRef(s, args);
+      expect(got.some((v, i) => Math.abs(v - plain[i]) > 100 * tol), `seed ${seed}`).toBe(true);
       att.destroy();
     });
 
@@ -224,6 +259,12 @@ describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
     expect(() => new PagedAttention(gpu, { ...ok, headDim: 18, qStride: 288 })).toThrow(UnsupportedModelError);
     expect(() => new PagedAttention(gpu, { ...ok, headDim: 512, qStride: 8192 })).toThrow(UnsupportedModelError);
     expect(() => new PagedAttention(gpu, { ...ok, qStride: 100 })).toThrow(InvalidArgumentError);
+    const kv = createStorage(gpu.device, 4 * 16 * 16 * 8, 'kv');
+    const op = new PagedAttention(gpu, ok);
+    const bufs = { q: kv, kv, rowPath: kv, positions: kv, pageTable: kv, out: kv };
+    expect(() => op.bind(bufs, 'a', { window: 2.5 })).toThrow(InvalidArgumentError);
+    expect(() => op.bind(bufs, 'a', { scale: 0 })).toThrow(InvalidArgumentError);
+    expect(() => op.bind(bufs, 'a', { softcap: -1 })).toThrow(InvalidArgumentError);
     const small = createStorage(gpu.device, 64, 'small');
     const att = new PagedAttention(gpu, ok);
     expect(() => att.bind({ q: small, kv: small, rowPath: small, positions: small, pageTable: small, out: small })).toThrow(

@@ -42,9 +42,20 @@ export function kvWriteRef(
   return out;
 }
 
+/** Per-layer attention switches: sliding window, score scale, logit soft-cap (see AttentionLayerOptions). */
+export interface AttentionSwitches {
+  /** A query at position p sees keys p - window + 1 .. p; 0 = all keys 0..p. */
+  window?: number;
+  /** Default 1 / sqrt(headDim). */
+  scale?: number;
+  /** score <- cap * tanh(score / cap) after scaling; 0 = off. */
+  softcap?: number;
+}
+
 /**
- * softmax(q . k_j * scale) weighted sum of v_j over j < n, in float64, added into `out` at `outAt`. `keyAt(j)` and
- * `valueAt(j)` give the element index of key / value j's first element in `k` / `v`.
+ * softmax(q . k_j * scale) weighted sum of v_j over first <= j < n, in float64, added into `out` at `outAt`. `keyAt(j)`
+ * and `valueAt(j)` give the element index of key / value j's first element in `k` / `v`. With a soft-cap, each score
+ * becomes cap * tanh(score / cap) before the softmax (Gemma 2).
  */
 export function attendHead(
   q: ArrayLike<number>,
@@ -57,23 +68,26 @@ export function attendHead(
   headDim: number,
   out: Float64Array,
   outAt: number,
+  sw: AttentionSwitches & { first?: number } = {},
 ): void {
-  const scale = 1 / Math.sqrt(headDim);
+  const scale = sw.scale ?? 1 / Math.sqrt(headDim);
+  const cap = sw.softcap ?? 0;
+  const first = sw.first ?? 0;
   const scores = new Float64Array(n);
   let max = -Infinity;
-  for (let j = 0; j < n; j++) {
+  for (let j = first; j < n; j++) {
     const kj = keyAt(j);
     let s = 0;
     for (let d = 0; d < headDim; d++) s += q[qAt + d] * k[kj + d];
-    scores[j] = s * scale;
+    scores[j] = cap > 0 ? cap * Math.tanh((s * scale) / cap) : s * scale;
     if (scores[j] > max) max = scores[j];
   }
   let sum = 0;
-  for (let j = 0; j < n; j++) {
+  for (let j = first; j < n; j++) {
     scores[j] = Math.exp(scores[j] - max);
     sum += scores[j];
   }
-  for (let j = 0; j < n; j++) {
+  for (let j = first; j < n; j++) {
     const w = scores[j] / sum;
     const vj = valueAt(j);
     for (let d = 0; d < headDim; d++) out[outAt + d] += w * v[vj + d];
@@ -91,8 +105,16 @@ export interface PagedAttentionRefArgs {
   rows: number;
 }
 
-/** Causal attention of each row over positions 0..positions[r] of its path, read through the page table. */
-export function pagedAttentionRef(s: PagedShape, a: PagedAttentionRefArgs): Float64Array {
+/** First visible key of a query at `pos`: 0, or pos + 1 - window for a sliding-window layer. */
+export function firstVisible(pos: number, window = 0): number {
+  return window > 0 ? Math.max(0, pos + 1 - window) : 0;
+}
+
+/**
+ * Causal attention of each row over positions first..positions[r] of its path, read through the page table
+ * (first = 0, or the start of the row's sliding window).
+ */
+export function pagedAttentionRef(s: PagedShape, a: PagedAttentionRefArgs, sw: AttentionSwitches = {}): Float64Array {
   const { nHeads, kvHeads, headDim, pageSize } = s;
   const group = nHeads / kvHeads;
   const out = new Float64Array(a.rows * nHeads * headDim); // (rows, Hq*hd)
@@ -103,7 +125,11 @@ export function pagedAttentionRef(s: PagedShape, a: PagedAttentionRefArgs): Floa
     for (let h = 0; h < nHeads; h++) {
       const kvh = Math.floor(h / group);
       const qAt = r * a.qStride + h * headDim;
-      attendHead(a.q, qAt, a.kv, at(0, kvh), a.kv, at(1, kvh), a.positions[r] + 1, headDim, out, (r * nHeads + h) * headDim);
+      const first = firstVisible(a.positions[r], sw.window);
+      attendHead(a.q, qAt, a.kv, at(0, kvh), a.kv, at(1, kvh), a.positions[r] + 1, headDim, out, (r * nHeads + h) * headDim, {
+        ...sw,
+        first,
+      });
     }
   }
   return out;
@@ -113,7 +139,7 @@ export function pagedAttentionRef(s: PagedShape, a: PagedAttentionRefArgs): Floa
  * The largest sum_i |q_i k_i| / sqrt(hd) over every (row, head, visible key): the conditioning of the scores, from which
  * a test derives the error an f32 dot product may make (about hd * 2^-24 times this).
  */
-export function pagedScoreMagnitude(s: PagedShape, a: PagedAttentionRefArgs): number {
+export function pagedScoreMagnitude(s: PagedShape, a: PagedAttentionRefArgs, scale = 1 / Math.sqrt(s.headDim)): number {
   const { nHeads, kvHeads, headDim, pageSize } = s;
   const group = nHeads / kvHeads;
   let worst = 0;
@@ -129,5 +155,5 @@ export function pagedScoreMagnitude(s: PagedShape, a: PagedAttentionRefArgs): nu
       }
     }
   }
-  return worst / Math.sqrt(headDim);
+  return worst * scale;
 }
