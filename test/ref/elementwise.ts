@@ -105,3 +105,65 @@ export function embeddingRef(table: ArrayLike<number>, vocab: number, dim: numbe
   }
   return out;
 }
+
+/** The attention prologue the rope_kv kernel runs, per layer. */
+export interface RopeKvRefShape {
+  nHeads: number;
+  kvHeads: number;
+  headDim: number;
+  qkvStride: number;
+  qkNorm: 'none' | 'head' | 'projection';
+  eps: number;
+  /** radians per position of pair (i, i + invFreq.length) of each head; empty = no RoPE */
+  invFreq: ArrayLike<number>;
+  /** multiplies cos and sin (yarn's attention factor) */
+  ropeScale: number;
+}
+
+/**
+ * On a float64 copy of (rows, qkvStride) qkv: RMSNorm of q and k (each head with an (hd) weight, or the whole
+ * projection with an (H*hd) weight), then rotate-half RoPE on the first 2 * invFreq.length dims of every q and k head,
+ * angle pos * invFreq[i], cos and sin times ropeScale. v is untouched.
+ */
+export function ropeKvRef(
+  qkv: ArrayLike<number>,
+  positions: ArrayLike<number>,
+  s: RopeKvRefShape,
+  qNorm?: ArrayLike<number>,
+  kNorm?: ArrayLike<number>,
+): Float64Array {
+  const y = Float64Array.from(qkv);
+  const hd = s.headDim;
+  const rows = positions.length;
+  const half = s.invFreq.length;
+  for (let r = 0; r < rows; r++) {
+    for (const [offset, heads, w] of [
+      [0, s.nHeads, qNorm],
+      [s.nHeads * hd, s.kvHeads, kNorm],
+    ] as const) {
+      const start = r * s.qkvStride + offset;
+      if (s.qkNorm !== 'none' && w) {
+        const group = s.qkNorm === 'head' ? hd : heads * hd;
+        for (let g = 0; g < heads * hd; g += group) {
+          let ss = 0;
+          for (let i = 0; i < group; i++) ss += y[start + g + i] ** 2;
+          const scale = 1 / Math.sqrt(ss / group + s.eps);
+          for (let i = 0; i < group; i++) y[start + g + i] *= scale * w[i];
+        }
+      }
+      for (let h = 0; h < heads; h++) {
+        const base = start + h * hd;
+        for (let i = 0; i < half; i++) {
+          const a = positions[r] * s.invFreq[i];
+          const c = Math.cos(a) * s.ropeScale;
+          const sn = Math.sin(a) * s.ropeScale;
+          const x0 = y[base + i];
+          const x1 = y[base + i + half];
+          y[base + i] = x0 * c - x1 * sn;
+          y[base + i + half] = x1 * c + x0 * sn;
+        }
+      }
+    }
+  }
+  return y;
+}
