@@ -141,11 +141,11 @@ const KERNEL_CASES: KernelCase[] = [
     },
   },
   {
-    file: 'swiglu', className: 'SwiGlu', rows: [1, 128],
+    file: 'mlp_act', className: 'MlpAct', rows: [1, 128],
     setup(gpu, K, R) {
-      const gateUp = f32(gpu, R * 2 * F, 'gateUp'), out = createStorage(gpu.device, R * F * 4, 'out');
-      const k = new K(gpu, { hidden: F }).bind({ gateUp, out });
-      return { encode: (p) => k.encode(p, R), bytes: 3 * R * F * 4, buffers: [gateUp, out] };
+      const input = f32(gpu, R * 2 * F, 'gateUp'), out = createStorage(gpu.device, R * F * 4, 'out');
+      const k = new K(gpu, { hidden: F }).bind({ input, out });
+      return { encode: (p) => k.encode(p, R), bytes: 3 * R * F * 4, buffers: [input, out] };
     },
   },
   {

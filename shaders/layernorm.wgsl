@@ -1,5 +1,5 @@
 // LayerNorm (GPT-2): y[r, c] = (x[r, c] - mean) / sqrt(var + eps) * weight[c] + bias[c], with the biased variance
-// var = mean_c((x[r, c] - mean)^2).
+// var = mean_c((x[r, c] - mean)^2). With params.accumulate, y += that (each element read and written by one thread).
 // One workgroup per row, two shared-memory tree reductions (WG a power of two): first the mean, then the variance
 // around it. Two passes rather than E[x^2] - E[x]^2: activations often have a mean far from zero, and the one-pass
 // form loses the variance to cancellation in f32.
@@ -54,6 +54,8 @@ fn main(
   let rstd = 1.0 / sqrt(partial[0] / n + params.eps);
 
   for (var c = lid; c < dim; c += WG) {
-    y[base + c] = (x[base + c] - mean) * rstd * weight[c] + bias[c];
+    var v = (x[base + c] - mean) * rstd * weight[c] + bias[c];
+    if (params.accumulate != 0u) { v += y[base + c]; }
+    y[base + c] = v;
   }
 }

@@ -1,4 +1,5 @@
-// RMSNorm (Llama): y[r, c] = x[r, c] / sqrt(mean_c(x[r, c]^2) + eps) * weight[c].
+// RMSNorm (Llama): y[r, c] = x[r, c] / sqrt(mean_c(x[r, c]^2) + eps) * weight[c]; with params.accumulate, y += that
+// (a post-norm adding into the residual stream; each element is read and written by one thread only).
 // One workgroup per row: each thread sums the squares of a strided slice of the row, a shared-memory tree adds the
 // WG partial sums (WG must be a power of two), then every thread scales its slice. Rows are few (one per token this
 // step), so one workgroup each keeps the dispatch simple; a 2-D grid covers rows beyond one dimension's limit.
@@ -7,7 +8,7 @@ override WG: u32 = 16;
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;       // (rows, dim) f32
 @group(0) @binding(2) var<storage, read> weight: array<f32>;  // (dim) f32
-@group(0) @binding(3) var<storage, read_write> y: array<f32>; // (rows, dim) f32, never the same buffer as x
+@group(0) @binding(3) var<storage, read_write> y: array<f32>; // (rows, dim) f32, never the same buffer as x; read too when accumulating
 
 var<workgroup> partial: array<f32, WG>;
 
@@ -37,6 +38,8 @@ fn main(
   // 1/sqrt rather than inverseSqrt: WGSL allows inverseSqrt 2 ulp, and the division keeps the scale within ~1 ulp.
   let scale = 1.0 / sqrt(partial[0] / f32(dim) + params.eps);
   for (var c = lid; c < dim; c += WG) {
-    y[base + c] = x[base + c] * scale * weight[c];
+    var v = x[base + c] * scale * weight[c];
+    if (params.accumulate != 0u) { v += y[base + c]; }
+    y[base + c] = v;
   }
 }

@@ -9,6 +9,7 @@ export const LayerNormParams = defineUniform('Params', [
   ['rows', 'u32'],
   ['dim', 'u32'],
   ['eps', 'f32'],
+  ['accumulate', 'u32'], // 1: y += norm(x) (a post-norm adding into the residual stream); 0: y = norm(x)
 ] as const);
 
 export interface LayerNormBuffers {

@@ -8,6 +8,7 @@ export const RmsNormParams = defineUniform('Params', [
   ['rows', 'u32'],
   ['dim', 'u32'],
   ['eps', 'f32'],
+  ['accumulate', 'u32'], // 1: y += norm(x) (a post-norm adding into the residual stream); 0: y = norm(x)
 ] as const);
 
 /**
@@ -29,6 +30,11 @@ export interface NormOptions {
   eps: number;
   /** Forces one of NORM_WORKGROUP_SIZES (tests cover every variant on every adapter); default by adapter. */
   workgroupSize?: NormWorkgroupSize;
+  /**
+   * y += norm(x) instead of y = norm(x): the norm after attention or the MLP (Gemma 2/3's sandwich, OLMo 2's post-norm)
+   * adds straight into the residual stream, saving a residual-add dispatch. A uniform flag, as Matmul's epilogue.
+   */
+  accumulate?: boolean;
 }
 
 /** Checks the static options shared by RmsNorm and LayerNorm; returns the workgroup size to compile with. */
@@ -73,7 +79,7 @@ export class RmsNorm {
 /** A bound row normalisation (RmsNorm or LayerNorm): both read x and write y one row per workgroup. */
 export class BoundRowNorm {
   constructor(
-    private readonly k: BoundKernel<'rows' | 'dim' | 'eps'>,
+    private readonly k: BoundKernel<'rows' | 'dim' | 'eps' | 'accumulate'>,
     private readonly gpu: Gpu,
     private readonly b: { x: GPUBuffer; y: GPUBuffer },
     private readonly opts: NormOptions,
@@ -85,7 +91,7 @@ export class BoundRowNorm {
     const { dim, eps } = this.opts;
     checkFloats(this.label, 'x', this.b.x, rows * dim);
     checkFloats(this.label, 'y', this.b.y, rows * dim);
-    this.k.encode(pass, { rows, dim, eps }, grid2d(this.gpu, rows));
+    this.k.encode(pass, { rows, dim, eps, accumulate: this.opts.accumulate ? 1 : 0 }, grid2d(this.gpu, rows));
   }
 
   destroy(): void {

@@ -10,7 +10,7 @@ import { Matmul } from '../kernels/matmul.js';
 import { PagedAttention } from '../kernels/paged_attention.js';
 import { RmsNorm } from '../kernels/rmsnorm.js';
 import { Rope } from '../kernels/rope.js';
-import { SwiGlu } from '../kernels/swiglu.js';
+import { MlpAct } from '../kernels/mlp_act.js';
 import { TokenStats } from '../kernels/token_stats.js';
 import { tokenStatsLayout, type TokenStatsLayout } from '../sample/stats_record.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -47,7 +47,7 @@ interface LayerKernels {
   outProj: BoundOf<Matmul>;
   mlpNorm: BoundOf<RmsNorm>;
   gateUp: BoundOf<Matmul>;
-  swiglu: BoundOf<SwiGlu>;
+  swiglu: BoundOf<MlpAct>;
   /** hidden += act w_down^T, likewise. */
   down: BoundOf<Matmul>;
 }
@@ -196,7 +196,7 @@ export class LlamaModel {
       qStride: c.qkvDim,
       variant: gpu.isCpu && perHeadIterations <= 60_000 ? 'per-head' : 'split-keys',
     });
-    const swiglu = new SwiGlu(gpu, { hidden: F });
+    const swiglu = new MlpAct(gpu, { hidden: F });
     const embed = new Embedding(gpu, { dim: D });
     const layers = w.layers.map((lw, l): LayerKernels => ({
       attnNorm: rms.bind({ x: this.hidden, weight: lw.attnNorm, y: this.normed }),
@@ -214,7 +214,7 @@ export class LlamaModel {
       outProj: oMm.bind({ x: this.attnOut, w: lw.wo, y: this.hidden }, `l${l}.o`),
       mlpNorm: rms.bind({ x: this.hidden, weight: lw.mlpNorm, y: this.normed }),
       gateUp: guMm.bind({ x: this.normed, w: lw.wGateUp, y: this.gateUp }, `l${l}.gate_up`),
-      swiglu: swiglu.bind({ gateUp: this.gateUp, out: this.act }),
+      swiglu: swiglu.bind({ input: this.gateUp, out: this.act }),
       down: downMm.bind({ x: this.act, w: lw.wDown, y: this.hidden }, `l${l}.down`),
     }));
     return {

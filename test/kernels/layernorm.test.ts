@@ -49,6 +49,33 @@ describe.each(testAdapterChoices())('layernorm on %s', (choice) => {
     }
   });
 
+  it('adds into y when accumulating (post-norm into the residual stream)', async () => {
+    const gpu = await gpuFor(choice);
+    const seed = testSeed();
+    const rand = mulberry32(seed);
+    const rows = 4;
+    const dim = 77;
+    const x = randomNormal(rand, rows * dim, 3).map((v) => v + 5);
+    const weight = randomNormal(rand, dim);
+    const bias = randomNormal(rand, dim);
+    const y0 = randomNormal(rand, rows * dim, 2);
+    const norm = layerNormRef(x, weight, bias, rows, dim, EPS);
+    const want = Float64Array.from(y0, (v, i) => v + norm[i]);
+    const yb = createStorageFrom(gpu.device, y0, 'y');
+    const k = new LayerNorm(gpu, { dim, eps: EPS, accumulate: true }).bind({
+      x: createStorageFrom(gpu.device, x, 'x'),
+      weight: createStorageFrom(gpu.device, weight, 'weight'),
+      bias: createStorageFrom(gpu.device, bias, 'bias'),
+      y: yb,
+    });
+    submitPass(gpu, (pass) => k.encode(pass, rows));
+    const got = await readF32(gpu, yb, rows * dim);
+    // Absolute against the largest term: the two-pass mean/variance in f32 over 77 values (~1e-5 relative on the
+    // normalised value, as the test above bounds it) plus one rounding of the sum. Forgetting y0 errs by ~2.
+    const floor = Math.max(...norm.map(Math.abs));
+    expectClose(got, want, { rel: 2e-5, floor }, `seed ${seed}`);
+  });
+
   it('rejects aliasing and a short bias with typed errors', async () => {
     const gpu = await gpuFor(choice);
     const x = createStorage(gpu.device, 8 * 4, 'x');

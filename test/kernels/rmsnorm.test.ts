@@ -41,6 +41,31 @@ describe.each(testAdapterChoices())('rmsnorm on %s', (choice) => {
     }
   });
 
+  it.each(NORM_WORKGROUP_SIZES)('adds into y when accumulating (post-norm into the residual stream), WG %i', async (workgroupSize) => {
+    const gpu = await gpuFor(choice);
+    const seed = testSeed();
+    const rand = mulberry32(seed);
+    const rows = 5;
+    const dim = 203;
+    const x = randomNormal(rand, rows * dim, 3);
+    const weight = randomNormal(rand, dim);
+    const y0 = randomNormal(rand, rows * dim, 2);
+    const norm = rmsNormRef(x, weight, rows, dim, EPS);
+    const want = Float64Array.from(y0, (v, i) => v + norm[i]);
+    const yb = createStorageFrom(gpu.device, y0, 'y');
+    const k = new RmsNorm(gpu, { dim, eps: EPS, workgroupSize, accumulate: true }).bind({
+      x: createStorageFrom(gpu.device, x, 'x'),
+      weight: createStorageFrom(gpu.device, weight, 'weight'),
+      y: yb,
+    });
+    submitPass(gpu, (pass) => k.encode(pass, rows));
+    const got = await readF32(gpu, yb, rows * dim);
+    // The norm's 5e-6 relative bound (above) on terms up to ~4, plus one rounding of the sum: absolute, against a
+    // floor of the largest term. Forgetting y0 errs by ~2.
+    const floor = Math.max(...norm.map(Math.abs));
+    expectClose(got, want, { rel: 5e-6 + 2 ** -23, floor }, `seed ${seed}`);
+  });
+
   it('writes only the first `rows` rows and leaves x unchanged', async () => {
     const gpu = await gpuFor(choice);
     const seed = testSeed();

@@ -5,12 +5,12 @@ import { Embedding } from '../../src/kernels/embedding.js';
 import { Gelu } from '../../src/kernels/gelu.js';
 import { LayerNorm } from '../../src/kernels/layernorm.js';
 import { NORM_WORKGROUP_SIZES, RmsNorm } from '../../src/kernels/rmsnorm.js';
-import { Rope } from '../../src/kernels/rope.js';
-import { SwiGlu } from '../../src/kernels/swiglu.js';
+import { MlpAct, type Activation } from '../../src/kernels/mlp_act.js';
+import { RopeKv, type QkNormKind } from '../../src/kernels/rope_kv.js';
 import { gpuFor, testAdapterChoices } from './adapters.js';
 
 describe.each(testAdapterChoices())('elementwise kernel variants on %s', (choice) => {
-  it('compile: 2 norms x every workgroup size, rope, swiglu, gelu, embedding', async () => {
+  it('compile: 2 norms x every workgroup size, rope_kv x 3 q/k norms, mlp_act x 3 acts x gated, gelu, embedding', async () => {
     const gpu = await gpuFor(choice);
     const before = gpu.pipelines.size;
     gpu.device.pushErrorScope('validation');
@@ -19,19 +19,22 @@ describe.each(testAdapterChoices())('elementwise kernel variants on %s', (choice
       new RmsNorm(gpu, { dim: 64, eps: 1e-5, workgroupSize });
       new LayerNorm(gpu, { dim: 64, eps: 1e-5, workgroupSize });
     }
-    const rope = new Rope(gpu, { headDim: 64, nHeads: 2, rowStride: 192, theta: 1e4 });
-    new SwiGlu(gpu, { hidden: 64 });
+    const qkNorms: QkNormKind[] = ['none', 'head', 'projection'];
+    for (const qkNorm of qkNorms) new RopeKv(gpu, { nHeads: 2, kvHeads: 1, headDim: 64, pageSize: 16, qkvStride: 256, qkNorm });
+    const acts: Activation[] = ['silu', 'gelu_tanh', 'gelu_erf'];
+    for (const act of acts) for (const gated of [true, false]) new MlpAct(gpu, { hidden: 64, act, gated });
     new Gelu(gpu);
     new Embedding(gpu, { dim: 64 });
     const internal = await gpu.device.popErrorScope();
     const validation = await gpu.device.popErrorScope();
     expect(internal?.message ?? null).toBeNull();
     expect(validation?.message ?? null).toBeNull();
-    expect(gpu.pipelines.size - before).toBe(2 * NORM_WORKGROUP_SIZES.length + 4);
+    const built = 2 * NORM_WORKGROUP_SIZES.length + 3 + 6 + 2;
+    expect(gpu.pipelines.size - before).toBe(built);
     // Same options again: served from the cache, nothing compiles (the per-token loop relies on this).
     new RmsNorm(gpu, { dim: 32, eps: 1e-6, workgroupSize: NORM_WORKGROUP_SIZES[0] });
-    new Rope(gpu, { headDim: 128, nHeads: 1, rowStride: 128, theta: 1e6 }).destroy();
-    expect(gpu.pipelines.size - before).toBe(2 * NORM_WORKGROUP_SIZES.length + 4);
-    rope.destroy();
+    new RopeKv(gpu, { nHeads: 4, kvHeads: 4, headDim: 32, pageSize: 8, qkvStride: 384, qkNorm: 'head' });
+    new MlpAct(gpu, { hidden: 7, act: 'gelu_erf', gated: false });
+    expect(gpu.pipelines.size - before).toBe(built);
   });
 });

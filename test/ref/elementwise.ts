@@ -167,3 +167,51 @@ export function ropeKvRef(
   }
   return y;
 }
+
+/**
+ * erfc(x) in float64: the Maclaurin series of erf for |x| < 3 (terms peak near e^(x^2) < 1e4, so ~1e-12 absolute is
+ * kept), the Laplace continued fraction beyond (80 terms, converged far below 1e-15 relative there).
+ */
+export function erfcRef(x: number): number {
+  if (Math.abs(x) < 3) {
+    let term = x;
+    let sum = x;
+    for (let n = 1; n < 200; n++) {
+      term *= (-x * x) / n;
+      sum += term / (2 * n + 1);
+      if (Math.abs(term) < 1e-17 * Math.abs(sum)) break;
+    }
+    return 1 - (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  const a = Math.abs(x);
+  let f = a;
+  for (let k = 80; k >= 1; k--) f = a + k / 2 / f;
+  const tail = Math.exp(-a * a) / Math.sqrt(Math.PI) / f;
+  return x > 0 ? tail : 2 - tail;
+}
+
+/** The activations MlpAct computes, in float64. */
+export function activationRef(act: 'silu' | 'gelu_tanh' | 'gelu_erf', x: number): number {
+  if (act === 'silu') return siluRef(x);
+  if (act === 'gelu_tanh') return geluRef([x])[0];
+  return 0.5 * x * erfcRef(-x / Math.SQRT2);
+}
+
+/** act(gate) * up over (rows, 2 * hidden) rows when gated, act(x) over (rows, hidden) otherwise. */
+export function mlpActRef(
+  input: ArrayLike<number>,
+  rows: number,
+  hidden: number,
+  act: 'silu' | 'gelu_tanh' | 'gelu_erf',
+  gated: boolean,
+): Float64Array {
+  const out = new Float64Array(rows * hidden);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < hidden; c++) {
+      out[r * hidden + c] = gated
+        ? activationRef(act, input[r * 2 * hidden + c]) * input[r * 2 * hidden + hidden + c]
+        : activationRef(act, input[r * hidden + c]);
+    }
+  }
+  return out;
+}
