@@ -13,12 +13,22 @@ export const EmbeddingParams = defineUniform('Params', [
   ['rowStart', 'u32'],
   ['chunkRows', 'u32'],
   ['totalRows', 'u32'],
+  ['scale', 'f32'], // multiplies the gathered row (Gemma's sqrt(D), Granite's embedding_multiplier); 1 otherwise
+  ['accumulate', 'u32'], // 1: out += scale * row (GPT-2's learned positions onto the token embeddings)
 ] as const);
 type EmbeddingField = (typeof EmbeddingParams.fields)[number][0];
 const WG = 256;
 
 export interface EmbeddingOptions {
   dim: number; // columns of the table and of out
+}
+
+/** What a bind does with the gathered rows. */
+export interface EmbeddingBindOptions {
+  /** out = scale * table[id]. Default 1 (a plain copy). */
+  scale?: number;
+  /** out += scale * table[id] instead of =; ids >= V then leave their row unchanged. Default false. */
+  accumulate?: boolean;
 }
 
 export interface EmbeddingBuffers {
@@ -38,8 +48,10 @@ export class Embedding {
     this.pipeline = pipelineFor(gpu, { op: 'embedding', variant: 'chunk_gather', constants: { WG } }, 'embedding', EmbeddingParams);
   }
 
-  bind(b: EmbeddingBuffers, label = 'embedding'): BoundEmbedding {
+  bind(b: EmbeddingBuffers, label = 'embedding', o: EmbeddingBindOptions = {}): BoundEmbedding {
     const { table } = b;
+    const scale = o.scale ?? 1;
+    if (!Number.isFinite(scale)) throw new InvalidArgumentError(`${label}: scale must be a finite number, got ${scale}`);
     if (table.cols !== this.opts.dim) {
       throw new InvalidArgumentError(`${label}: the table has ${table.cols} columns, the Embedding was made for dim ${this.opts.dim}`);
     }
@@ -54,7 +66,7 @@ export class Embedding {
     const parts = table.chunks.map(
       (c, i) => new BoundKernel(this.gpu, this.pipeline, EmbeddingParams, [c.buffer, b.ids, b.out], `${label}[chunk ${i}]`),
     );
-    return new BoundEmbedding(parts, this.gpu, b, this.opts.dim, label);
+    return new BoundEmbedding(parts, this.gpu, b, this.opts.dim, label, scale, o.accumulate ? 1 : 0);
   }
 }
 
@@ -65,6 +77,8 @@ export class BoundEmbedding {
     private readonly b: EmbeddingBuffers,
     private readonly dim: number,
     private readonly label: string,
+    private readonly scale: number,
+    private readonly accumulate: number,
   ) {}
 
   /** Gathers `rows` rows, one dispatch per chunk of the table. */
@@ -75,7 +89,8 @@ export class BoundEmbedding {
     const groups = grid2d(this.gpu, groupsFor(rows * dim, WG));
     const totalRows = this.b.table.rows;
     this.b.table.chunks.forEach((c, i) => {
-      this.parts[i].encode(pass, { rows, dim, rowStart: c.rowStart, chunkRows: c.rows, totalRows }, groups);
+      const params = { rows, dim, rowStart: c.rowStart, chunkRows: c.rows, totalRows, scale: this.scale, accumulate: this.accumulate };
+      this.parts[i].encode(pass, params, groups);
     });
   }
 

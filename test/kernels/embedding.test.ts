@@ -42,6 +42,29 @@ describe.each(testAdapterChoices())('embedding on %s', (choice) => {
     }
   });
 
+  it('scales rows and adds them into out (learned positions onto token embeddings), across chunks', async () => {
+    const gpu = await gpuFor(choice);
+    const seed = testSeed();
+    const rand = mulberry32(seed);
+    const dim = 45;
+    const table = randomNormal(rand, VOCAB * dim);
+    const ids = Uint32Array.from({ length: 11 }, () => Math.floor(rand() * VOCAB));
+    ids[3] = VOCAB + 2; // a bad id: out keeps its row when accumulating
+    const out0 = randomNormal(rand, ids.length * dim);
+    const split = uploadSplit(gpu, table, VOCAB, dim, 'table', 10 * dim * 4);
+    const ob = createStorageFrom(gpu.device, out0, 'out');
+    const scale = 2.7;
+    const k = new Embedding(gpu, { dim }).bind({ table: split, ids: createStorageFrom(gpu.device, ids, 'ids'), out: ob }, 'emb', { scale, accumulate: true });
+    submitPass(gpu, (pass) => k.encode(pass, ids.length));
+    const got = await readF32(gpu, ob, ids.length * dim);
+    const rows = embeddingRef(table, VOCAB, dim, ids);
+    // Two roundings (the product in f32, then the sum) against float64 of the f32 inputs: 2^-23 of the terms'
+    // size, whose largest is below 20. Forgetting the scale or the old row errs by ~1.
+    const want = Float64Array.from(out0, (v, i) => v + scale * rows[i]);
+    for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i]), `[${i}] seed ${seed}`).toBeLessThanOrEqual(20 * 2 ** -23);
+    destroySplit(split);
+  });
+
   it('gathers rows of an activation buffer wrapped with wholeTensor', async () => {
     const gpu = await gpuFor(choice);
     const seed = testSeed();
