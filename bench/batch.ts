@@ -81,7 +81,7 @@ async function benchCase(model: BenchModel, gpu: Gpu, adapter: AdapterChoice): P
     }
     const t1 = median(ms.get(1) ?? [NaN]);
     const t1Min = Math.min(...(ms.get(1) ?? [NaN]));
-    const qkv = e.model.kernels.layers[0].qkv;
+    const qkv = e.model.kernels.layers[0].find((op) => op.name.endsWith('.qkv'))!;
     const results = c.batches.map((B) => {
       const xs = ms.get(B)!;
       const t = median(xs);
@@ -95,7 +95,7 @@ async function benchCase(model: BenchModel, gpu: Gpu, adapter: AdapterChoice): P
         tokensPerS: round4((B / t) * 1000),
         ratioToB1: round4(t / t1),
         ratioToB1Min: round4(tMin / t1Min),
-        matmulVariant: qkv.variantFor(B),
+        matmulVariant: qkv.variantFor!(B),
         ...(profile ? { profile: { ...profile, hostMs: round4(tMin - profile.forwardMs) } } : {}),
       };
     });

@@ -10,7 +10,7 @@ import { Engine } from '../src/engine.js';
 import { readModel, tokenizerFor } from '../src/engine_load.js';
 import type { AdapterChoice } from '../src/gpu/adapter_choice.js';
 import { createGpu, type Gpu } from '../src/gpu/device.js';
-import type { ModelOptions } from '../src/model/llama.js';
+import type { ModelOptions } from '../src/model/gpu_model.js';
 import { randomWeights, SMOLLM2_135M } from '../src/model/random_weights.js';
 import type { LlamaWeights } from '../src/model/weights.js';
 import type { Tokenizer } from '../src/tokenizer/types.js';

@@ -4,17 +4,19 @@
 // token stats. Every prefill repeat runs on an engine with an empty prefix cache, so the prompt is really recomputed.
 import type { AdapterChoice } from '../src/gpu/adapter_choice.js';
 import type { Gpu } from '../src/gpu/device.js';
+import type { Engine } from '../src/engine.js';
 import { decodeCase, LLAMA_CPP_STORIES_TOK_S, promptRun } from './common/decode.js';
 import { median, round4 } from './harness.js';
 import { engineFor, log, promptTokens, QUICK, runModelsAndAdapters, type BenchModel } from './bench_models.js';
 
 /**
- * Dispatches one forward step encodes: embedding, 10 per layer (model/forward.ts: two norms, q|k|v, rope, KV write,
- * attention, o, gate|up, SwiGLU, down; o and down add into the residual stream themselves), then gather, final norm,
- * LM head and token stats.
+ * Ops one forward step encodes (model/gpu_model.ts: embedding; per layer of a Llama two norms, q|k|v, rope + KV write,
+ * attention, o, gate|up, activation, down, with o and down adding into the residual stream themselves; then gather,
+ * final norm, LM head and token stats). A matmul over a weight split in chunks dispatches once per chunk.
  */
-function dispatchesPerStep(model: BenchModel): number {
-  return 1 + 10 * model.weights.config.nLayers + 4;
+function dispatchesPerStep(engine: Engine): number {
+  const k = engine.model.kernels;
+  return k.embed.length + k.layers.flat().length + k.head.length;
 }
 
 async function benchCase(model: BenchModel, gpu: Gpu, adapter: AdapterChoice): Promise<object> {
@@ -51,7 +53,7 @@ async function benchCase(model: BenchModel, gpu: Gpu, adapter: AdapterChoice): P
       layers: cfg.nLayers,
       dim: cfg.dim,
       vocab: cfg.vocabSize,
-      dispatchesPerStep: dispatchesPerStep(model),
+      dispatchesPerStep: dispatchesPerStep(base),
       prefill: {
         promptTokens: c.prompt,
         repeats: prefill.length,

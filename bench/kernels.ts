@@ -85,7 +85,7 @@ async function benchMatmul(gpu: Gpu, c: MatmulCase, variants: (MatmulVariant | u
 type KernelCtor = new (
   gpu: Gpu,
   opts?: unknown,
-) => { bind(b: Record<string, unknown>, label?: string): { encode(pass: GPUComputePassEncoder, arg: unknown): void }; layout?: { byteStride: number } };
+) => { bind(b: Record<string, unknown>, arg?: unknown): { encode(pass: GPUComputePassEncoder, arg: unknown): void }; layout?: { byteStride: number } };
 
 interface KernelSetup {
   encode: (pass: GPUComputePassEncoder) => void;
@@ -132,12 +132,19 @@ const KERNEL_CASES: KernelCase[] = [
     },
   },
   {
-    file: 'rope', className: 'Rope', rows: [1, 128],
+    // q/k RoPE and the KV write of k and v in one dispatch, as the model runs it (no q/k norm: SmolLM2 has none).
+    file: 'rope_kv', className: 'RopeKv', rows: [1, 128],
     setup(gpu, K, R) {
-      const heads = SMOL.heads + SMOL.kvHeads; // q and k rotated in one dispatch, as the model does
-      const x = f32(gpu, R * QKV, 'qkv'), positions = u32(gpu, range(R, (i) => i), 'positions');
-      const k = new K(gpu, { headDim: SMOL.hd, nHeads: heads, rowStride: QKV, theta: 1e5 }).bind({ x, positions });
-      return { encode: (p) => k.encode(p, R), bytes: (2 * R * heads * SMOL.hd + R) * 4, buffers: [x, positions] };
+      const pageSize = 16;
+      const pages = Math.ceil(R / pageSize);
+      const qkv = f32(gpu, R * QKV, 'qkv'), positions = u32(gpu, range(R, (i) => i), 'positions');
+      const slots = u32(gpu, range(R, (i) => i), 'slots');
+      const kv = createStorage(gpu.device, pages * 2 * SMOL.kvHeads * pageSize * SMOL.hd * 4, 'kv');
+      const op = new K(gpu, { nHeads: SMOL.heads, kvHeads: SMOL.kvHeads, headDim: SMOL.hd, pageSize, qkvStride: QKV, qkNorm: 'none' });
+      const invFreq = Array.from({ length: SMOL.hd / 2 }, (_, i) => 1e5 ** ((-2 * i) / SMOL.hd));
+      const k = op.bind({ qkv, positions, slots, kv }, { invFreq });
+      const heads = SMOL.heads + SMOL.kvHeads;
+      return { encode: (p) => k.encode(p, R), bytes: (2 * R * heads * SMOL.hd + 2 * R * SMOL.kvHeads * SMOL.hd + 2 * R) * 4, buffers: [qkv, positions, slots, kv] };
     },
   },
   {
@@ -165,20 +172,6 @@ const KERNEL_CASES: KernelCase[] = [
       const out = createStorage(gpu.device, R * D * 4, 'out');
       const k = new K(gpu, { dim: D }).bind({ table, ids, out });
       return { encode: (p) => k.encode(p, R), bytes: (2 * R * D + R) * 4, buffers: [...table.chunks.map((c) => c.buffer), ids, out] };
-    },
-  },
-  {
-    file: 'kv_write', className: 'KvWrite', rows: [1, 128],
-    setup(gpu, K, R) {
-      const pageSize = 16;
-      const pages = Math.ceil(R / pageSize);
-      const qkv = f32(gpu, R * QKV, 'qkv'), slots = u32(gpu, range(R, (i) => i), 'slots');
-      const kv = createStorage(gpu.device, pages * 2 * SMOL.kvHeads * pageSize * SMOL.hd * 4, 'kv');
-      const k = new K(gpu, {
-        kvHeads: SMOL.kvHeads, headDim: SMOL.hd, pageSize, qkvStride: QKV, kOffset: SMOL.heads * SMOL.hd,
-        vOffset: (SMOL.heads + SMOL.kvHeads) * SMOL.hd,
-      }).bind({ qkv, slots, kv });
-      return { encode: (p) => k.encode(p, R), bytes: (2 * 2 * R * SMOL.kvHeads * SMOL.hd + R) * 4, buffers: [qkv, slots, kv] };
     },
   },
   {

@@ -6,9 +6,9 @@
 //
 // Only call this right after engine.step() with the paths still live and free them afterwards: the forward is
 // idempotent (embedding rewrites the residual stream), but the projections category adds into the residual stream
-// at every re-encode (o and down accumulate) and the "other" category re-runs rope and KV writes on stale data, which
+// at every re-encode (o and down accumulate) and the "other" category re-runs rope_kv on stale data, which
 // overwrites the K/V of the last step's rows.
-import type { LlamaModel } from '../src/model/llama.js';
+import type { GpuModel, NamedOp } from '../src/model/gpu_model.js';
 import { round4, timeEncode, type TimingOptions } from './harness.js';
 
 /** Milliseconds per step, fastest sample of each category. */
@@ -23,36 +23,24 @@ export interface StepProfile {
   attentionMs: number;
   /** token_stats over the sampling rows' logits. */
   tokenStatsMs: number;
-  /** Embedding, norms, rope, KV writes, SwiGLU, final gather and norm (the residual adds are fused into o and down). */
+  /** Embedding, norms, rope + KV writes, the MLP activation, final gather and norm (residual adds are fused into o and down). */
   otherMs: number;
 }
 
 /** Times the categories for a step of `rows` rows, `samples` sampling rows and page tables `maxPages` wide. */
-export async function profileStep(model: LlamaModel, rows: number, samples: number, maxPages: number, opts: TimingOptions): Promise<StepProfile> {
+export async function profileStep(model: GpuModel, rows: number, samples: number, maxPages: number, opts: TimingOptions): Promise<StepProfile> {
   const k = model.kernels;
   const R = rows;
   const S = samples;
   type Category = 'matmul' | 'lmHead' | 'attention' | 'tokenStats' | 'other';
   type Dispatch = [Category, (p: GPUComputePassEncoder) => void];
   // The dispatch order of model/forward.ts encodeForward, each dispatch with its category.
+  const category = (op: NamedOp): Category =>
+    op.name === 'lm_head' ? 'lmHead' : op.kind === 'token_stats' ? 'tokenStats' : op.kind === 'attention' ? 'attention' : op.kind === 'matmul' ? 'matmul' : 'other';
   const dispatches: Dispatch[] = [
-    ['other', (p) => k.embed.encode(p, R)],
-    ...k.layers.flatMap((l): Dispatch[] => [
-      ['other', (p) => l.attnNorm.encode(p, R)],
-      ['matmul', (p) => l.qkv.encode(p, R)],
-      ['other', (p) => l.rope.encode(p, R)],
-      ['other', (p) => l.kvWrite.encode(p, R)],
-      ['attention', (p) => l.attention.encode(p, { rows: R, maxPages })],
-      ['matmul', (p) => l.outProj.encode(p, R)], // accumulates into the residual stream (no separate residual add)
-      ['other', (p) => l.mlpNorm.encode(p, R)],
-      ['matmul', (p) => l.gateUp.encode(p, R)],
-      ['other', (p) => l.swiglu.encode(p, R)],
-      ['matmul', (p) => l.down.encode(p, R)], // likewise
-    ]),
-    ['other', (p) => k.gather.encode(p, S)],
-    ['other', (p) => k.finalNorm.encode(p, S)],
-    ['lmHead', (p) => k.lmHead.encode(p, S)],
-    ['tokenStats', (p) => k.tokenStats.encode(p, S)],
+    ...k.embed.map((op): Dispatch => [category(op), (p) => op.run(p, R, maxPages)]),
+    ...k.layers.flat().map((op): Dispatch => [category(op), (p) => op.run(p, R, maxPages)]),
+    ...k.head.map((op): Dispatch => [category(op), (p) => op.run(p, S, maxPages)]),
   ];
   /** One encode of every dispatch of `category` (all of them: the whole forward), in forward order. */
   const only = (category?: Category) => (p: GPUComputePassEncoder) => {

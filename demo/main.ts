@@ -143,7 +143,7 @@ async function ensureEngine(): Promise<Engine> {
     engineKey = key;
     const cfg = engine.config;
     ui.modelStatus.textContent =
-      `${opened.label}: ${cfg.architecture}, ${cfg.nLayers} layers, dim ${cfg.dim}, vocab ${cfg.vocabSize}; ` +
+      `${opened.label}: ${cfg.family}, ${cfg.nLayers} layers, dim ${cfg.dim}, vocab ${cfg.vocabSize}; ` +
       `loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${gpu!.name}.`;
     setStatus('ready', 'Model ready.');
     return engine;

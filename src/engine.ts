@@ -12,10 +12,11 @@
 import { ContextOverflowError, ForkLMError, InvalidArgumentError, PagePoolExhaustedError } from './errors.js';
 import { createGpu, type Gpu, type GpuOptions } from './gpu/device.js';
 import { KvCache } from './kv/kv_cache.js';
-import { LlamaModel, type ModelOptions } from './model/llama.js';
+import { GpuModel, type ModelOptions } from './model/gpu_model.js';
 import { runStep, type StepSampling } from './model/forward.js';
-import type { ModelConfig } from './model/config.js';
+import type { ModelSpec } from './model/spec.js';
 import type { LlamaWeights } from './model/weights.js';
+import type { ModelWeights } from './model/spec.js';
 import { samplingParams, type SamplingParams } from './sample/params.js';
 import { childKey, PathRng, rootKey } from './sample/rng.js';
 import type { TokenStatsRecord } from './sample/stats_record.js';
@@ -77,7 +78,7 @@ export class Engine implements SessionSource, ApiHost {
 
   constructor(
     readonly gpu: Gpu,
-    readonly model: LlamaModel,
+    readonly model: GpuModel,
     readonly tokenizer: Tokenizer | null,
     options: Pick<EngineOptions, 'batchWaitMs' | 'modelName' | 'chatTemplate'> = {},
   ) {
@@ -121,10 +122,10 @@ export class Engine implements SessionSource, ApiHost {
   }
 
   /** An engine over already-loaded weights (loading by name lives in model/resolve.ts and engine_load.ts). */
-  static async fromWeights(weights: LlamaWeights, tokenizer: Tokenizer | null, options: EngineOptions = {}): Promise<Engine> {
+  static async fromWeights(weights: ModelWeights | LlamaWeights, tokenizer: Tokenizer | null, options: EngineOptions = {}): Promise<Engine> {
     const gpu = options.gpu ?? (await createGpu(options));
     try {
-      const engine = new Engine(gpu, new LlamaModel(gpu, weights, options), tokenizer, options);
+      const engine = new Engine(gpu, new GpuModel(gpu, weights, options), tokenizer, options);
       engine.ownsGpu = !options.gpu;
       return engine;
     } catch (err) {
@@ -136,7 +137,7 @@ export class Engine implements SessionSource, ApiHost {
   /** Whether destroy() also destroys the device (the engine created it). */
   private ownsGpu = false;
 
-  get config(): ModelConfig {
+  get config(): ModelSpec {
     return this.model.config;
   }
 

@@ -5,7 +5,7 @@
 import { runPeaks, type PeaksResult } from '../../src/branch/peaks.js';
 import { Engine } from '../../src/engine.js';
 import type { Gpu } from '../../src/gpu/device.js';
-import type { ModelOptions } from '../../src/model/llama.js';
+import type { ModelOptions } from '../../src/model/gpu_model.js';
 import type { LlamaWeights } from '../../src/model/weights.js';
 import type { Tokenizer } from '../../src/tokenizer/types.js';
 import { decodeCase, LLAMA_CPP_STORIES_TOK_S, promptRun } from '../common/decode.js';

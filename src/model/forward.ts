@@ -5,7 +5,7 @@ import { readF32 } from '../gpu/readback.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { StepPlan } from '../sched/step_plan.js';
 import { decodeTokenStats, SAMPLING_ROW_WORDS, writeSamplingRow, type TokenStatsRecord } from '../sample/stats_record.js';
-import type { LlamaModel } from './llama.js';
+import type { GpuModel } from './gpu_model.js';
 
 /** Sampling inputs of one sampling path for one step. */
 export interface StepSampling {
@@ -26,7 +26,7 @@ export interface StepOutput {
   bytesCopied: number;
 }
 
-function checkPlan(model: LlamaModel, plan: StepPlan, sampling: readonly StepSampling[]): void {
+function checkPlan(model: GpuModel, plan: StepPlan, sampling: readonly StepSampling[]): void {
   if (plan.rows > model.maxRows) throw new InvalidArgumentError(`step has ${plan.rows} rows; the model was built for ${model.maxRows}.`);
   if (plan.samples > model.maxSamples)
     throw new InvalidArgumentError(`step samples ${plan.samples} paths; the model was built for ${model.maxSamples}.`);
@@ -38,7 +38,7 @@ function checkPlan(model: LlamaModel, plan: StepPlan, sampling: readonly StepSam
       throw new InvalidArgumentError(`nSamples=${s.nSamples}: draw between 1 and ${model.maxBranch} tokens per path.`);
 }
 
-function uploadPlan(model: LlamaModel, plan: StepPlan, sampling: readonly StepSampling[]): void {
+function uploadPlan(model: GpuModel, plan: StepPlan, sampling: readonly StepSampling[]): void {
   const dev = model.gpu.device;
   const R = plan.rows;
   writeBuffer(dev, model.tokenIds, plan.tokenIds.subarray(0, R));
@@ -55,7 +55,7 @@ function uploadPlan(model: LlamaModel, plan: StepPlan, sampling: readonly StepSa
 }
 
 /** Encodes the copy-on-write page copies: each (src, dst) page in every layer, through the scratch page. */
-function encodeCopies(model: LlamaModel, encoder: GPUCommandEncoder, copies: StepPlan['copies']): number {
+function encodeCopies(model: GpuModel, encoder: GPUCommandEncoder, copies: StepPlan['copies']): number {
   const pb = model.pageBytes;
   for (const { src, dst } of copies) {
     for (const kv of model.kv) {
@@ -66,34 +66,19 @@ function encodeCopies(model: LlamaModel, encoder: GPUCommandEncoder, copies: Ste
   return copies.length * model.kv.length * pb;
 }
 
-function encodeForward(model: LlamaModel, pass: GPUComputePassEncoder, plan: StepPlan): void {
+function encodeForward(model: GpuModel, pass: GPUComputePassEncoder, plan: StepPlan): void {
   const k = model.kernels;
   const R = plan.rows;
-  k.embed.encode(pass, R);
-  for (const l of k.layers) {
-    l.attnNorm.encode(pass, R);
-    l.qkv.encode(pass, R);
-    l.rope.encode(pass, R);
-    l.kvWrite.encode(pass, R);
-    l.attention.encode(pass, { rows: R, maxPages: plan.maxPages });
-    l.outProj.encode(pass, R); // hidden += attention output projected
-    l.mlpNorm.encode(pass, R);
-    l.gateUp.encode(pass, R);
-    l.swiglu.encode(pass, R);
-    l.down.encode(pass, R); // hidden += MLP output projected
-  }
+  for (const op of k.embed) op.run(pass, R, plan.maxPages);
+  // Each layer's ops in the order its residual layout runs them (GpuModel.bindKernels).
+  for (const layer of k.layers) for (const op of layer) op.run(pass, R, plan.maxPages);
   const S = plan.samples;
-  if (S > 0) {
-    k.gather.encode(pass, S);
-    k.finalNorm.encode(pass, S);
-    k.lmHead.encode(pass, S);
-    k.tokenStats.encode(pass, S);
-  }
+  if (S > 0) for (const op of k.head) op.run(pass, S, plan.maxPages);
 }
 
 /** Runs one step. Pages of `plan.copies` are copied first, in the same command buffer. */
 export async function runStep(
-  model: LlamaModel,
+  model: GpuModel,
   plan: StepPlan,
   sampling: readonly StepSampling[],
   options: { logits?: boolean } = {},
@@ -114,6 +99,6 @@ export async function runStep(
   dev.queue.submit([encoder.finish()]);
   const stats = statsBytes > 0 ? decodeTokenStats(await model.statsReadback.read(statsBytes), plan.samples, model.statsLayout) : [];
   const out: StepOutput = { stats, bytesCopied };
-  if (options.logits && plan.samples > 0) out.logits = await readF32(model.gpu, model.logits, plan.samples * model.config.vocabSize);
+  if (options.logits && plan.samples > 0) out.logits = await readF32(model.gpu, model.logits, plan.samples * model.spec.vocabSize);
   return out;
 }

@@ -4,7 +4,7 @@ import type { Gpu } from '../../src/gpu/device.js';
 import { createStorage, createStorageFrom } from '../../src/gpu/buffers.js';
 import { readF32 } from '../../src/gpu/readback.js';
 import { submitPass } from '../../src/kernels/kernel.js';
-import { KvWrite } from '../../src/kernels/kv_write.js';
+import { RopeKv } from '../../src/kernels/rope_kv.js';
 import { PagedAttention, type PagedAttentionVariant } from '../../src/kernels/paged_attention.js';
 import { expectClose } from '../ref/compare.js';
 import {
@@ -144,7 +144,7 @@ const LAYER_CASES: AttentionSwitches[] = [
 
 describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
   describe.each(VARIANTS)('%s', (variant) => {
-    it.each(CASES)('matches float64 after kv_write in the same pass: %o', async (s) => {
+    it.each(CASES)('matches float64 after the KV write in the same pass: %o', async (s) => {
       const gpu = await gpuFor(choice);
       const seed = testSeed();
       const sc = buildScenario(mulberry32(seed), s, 1);
@@ -152,7 +152,9 @@ describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
       const qDim = s.nHeads * s.headDim;
       const kvDim = s.kvHeads * s.headDim;
       const out = createStorage(gpu.device, sc.rows * qDim * 4, 'out');
-      const write = new KvWrite(gpu, { ...s, qkvStride: sc.qkvStride, kOffset: qDim, vOffset: qDim + kvDim }).bind(b);
+      // rope_kv without a norm or rotation is the plain KV write of the rows' k and v.
+      const writer = new RopeKv(gpu, { ...s, qkvStride: sc.qkvStride, qkNorm: 'none' });
+      const write = writer.bind(b, { invFreq: [] });
       const op = new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant });
       expect(op.variant).toBe(variant);
       const att = op.bind({ ...b, q: b.qkv, out });
@@ -170,7 +172,7 @@ describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
       // The rows' own K/V matter: attention over the pool before the write gives a clearly different answer.
       const stale = pagedAttentionRef(s, { ...args, kv: sc.kv });
       expect(got.some((v, i) => Math.abs(v - stale[i]) > 100 * tol), `seed ${seed}`).toBe(true);
-      write.destroy();
+      writer.destroy();
       att.destroy();
     });
 

@@ -3,7 +3,7 @@
 // token-by-token path (one decode row per step).
 import { afterAll, describe, expect, it } from 'vitest';
 import { KvCache } from '../../src/kv/kv_cache.js';
-import { LlamaModel } from '../../src/model/llama.js';
+import { GpuModel } from '../../src/model/gpu_model.js';
 import { Scheduler } from '../../src/sched/scheduler.js';
 import { gpuFor, testAdapterChoices } from '../kernels/adapters.js';
 import { refForward } from '../ref/llama_ref.js';
@@ -17,14 +17,14 @@ import { row, rowError, stepAllRows } from './step_helpers.js';
 const TOL = 2e-5;
 
 describe.each(testAdapterChoices())('forward vs float64 reference on %s', (choice) => {
-  const models: LlamaModel[] = [];
+  const models: GpuModel[] = [];
   afterAll(() => models.forEach((m) => m.destroy()));
 
   it('matches at every position, prefill and token by token', async () => {
     const gpu = await gpuFor(choice);
     const { weights } = await loadStories('hf');
     const V = weights.config.vocabSize;
-    const model = new LlamaModel(gpu, weights, { maxRows: 320, maxSamples: 320, kvPages: 128 });
+    const model = new GpuModel(gpu, weights, { maxRows: 320, maxSamples: 320, kvPages: 128 });
     models.push(model);
     const seed = testSeed();
     const rand = mulberry32(seed);

@@ -2,7 +2,7 @@
 // 3 and 7, untied LM head, theta 1e6, head dim 64 — seeded random weights at small width, against float64.
 import { describe, expect, it } from 'vitest';
 import { KvCache } from '../../src/kv/kv_cache.js';
-import { LlamaModel } from '../../src/model/llama.js';
+import { GpuModel } from '../../src/model/gpu_model.js';
 import { QWEN25_05B, SMOLLM2_135M, randomWeights, withConfig } from '../../src/model/random_weights.js';
 import { Scheduler } from '../../src/sched/scheduler.js';
 import { gpuFor, testAdapterChoices } from '../kernels/adapters.js';
@@ -27,7 +27,7 @@ describe.each(testAdapterChoices())('random-weight forward vs float64 on %s', (c
     const seed = testSeed();
     const weights = randomWeights(config, seed);
     const gpu = await gpuFor(choice);
-    const model = new LlamaModel(gpu, weights, { maxRows: 64, maxSamples: 64, kvPages: 32 });
+    const model = new GpuModel(gpu, weights, { maxRows: 64, maxSamples: 64, kvPages: 32 });
     try {
       const rand = mulberry32(seed);
       const tokens = Array.from({ length: 37 }, () => Math.floor(rand() * config.vocabSize));

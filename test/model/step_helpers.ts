@@ -1,6 +1,6 @@
-// Drives LlamaModel directly through the Scheduler for tests that need logits at EVERY row of a step (the engine only
+// Drives GpuModel directly through the Scheduler for tests that need logits at EVERY row of a step (the engine only
 // computes logits for rows that sample): the plan's sampling fields are widened to all rows before the forward.
-import type { LlamaModel } from '../../src/model/llama.js';
+import type { GpuModel } from '../../src/model/gpu_model.js';
 import { runStep, type StepSampling } from '../../src/model/forward.js';
 import type { Scheduler } from '../../src/sched/scheduler.js';
 import type { StepPlan } from '../../src/sched/step_plan.js';
@@ -8,7 +8,7 @@ import type { StepPlan } from '../../src/sched/step_plan.js';
 const GREEDY: StepSampling = { temperature: 0, topP: 1, randomBits: 0, nSamples: 1 };
 
 /** Runs the scheduler's next plan with every row sampling; returns (rows, V) logits and the plan. */
-export async function stepAllRows(model: LlamaModel, sched: Scheduler, commitTokens?: (plan: StepPlan) => number[]): Promise<{ plan: StepPlan; logits: Float32Array }> {
+export async function stepAllRows(model: GpuModel, sched: Scheduler, commitTokens?: (plan: StepPlan) => number[]): Promise<{ plan: StepPlan; logits: Float32Array }> {
   const plan = sched.plan();
   if (!plan) throw new Error('nothing to step');
   const R = plan.rows;

@@ -1,0 +1,337 @@
+// The model on the GPU, for every family the spec describes: weights, the paged KV pool, activation buffers sized for
+// the largest step, and every kernel bound once, per layer, in the order the spec's residual layout runs them.
+// `forward.ts` runs a StepPlan through `kernels`; nothing here is per family (DESIGN.md, "One forward for every family").
+import type { Gpu } from '../gpu/device.js';
+import { createStorage, createStorageFrom } from '../gpu/buffers.js';
+import { Readback } from '../gpu/readback.js';
+import { wholeTensor } from '../gpu/split_tensor.js';
+import { Embedding } from '../kernels/embedding.js';
+import { LayerNorm } from '../kernels/layernorm.js';
+import { LogitCap } from '../kernels/logit_cap.js';
+import { Matmul } from '../kernels/matmul.js';
+import { MlpAct } from '../kernels/mlp_act.js';
+import { PagedAttention } from '../kernels/paged_attention.js';
+import { RmsNorm, type BoundRowNorm } from '../kernels/rmsnorm.js';
+import { RopeKv } from '../kernels/rope_kv.js';
+import { TokenStats } from '../kernels/token_stats.js';
+import { tokenStatsLayout, type TokenStatsLayout } from '../sample/stats_record.js';
+import { InvalidArgumentError } from '../errors.js';
+import type { LlamaWeights } from './weights.js';
+import { asModelWeights } from './from_llama.js';
+import { destroyWeights, uploadWeights, type GpuNorm, type GpuWeights } from './gpu_weights.js';
+import { ropeInvFreq } from './rope_freq.js';
+import { specSizes, type ModelSpec, type ModelWeights, type SpecSizes } from './spec.js';
+
+export interface ModelOptions {
+  /** Rows one step may compute (prompt-chunk rows + decode rows). Default 256. */
+  maxRows?: number;
+  /** Paths that may sample in one step. Default 64. */
+  maxSamples?: number;
+  /** KV tokens per page. Default 16. */
+  pageSize?: number;
+  /** KV pages in the pool; default: as many as fit kvBudgetBytes. */
+  kvPages?: number;
+  /** Bytes for the KV pool across layers when kvPages is not given. Default 256 MiB. */
+  kvBudgetBytes?: number;
+  /** top-k kept by token_stats (DeepConf uses 20). Default 20. */
+  topK?: number;
+  /** Most tokens drawn without replacement for one path in one step (the largest branch factor). Default 8. */
+  maxBranch?: number;
+}
+
+/** One dispatch (or one bound op's dispatches) of a step: rows this step, and the page-table width. */
+export type StepOp = (pass: GPUComputePassEncoder, rows: number, maxPages: number) => void;
+
+/** A named op, so profiles and tests can tell them apart. */
+export interface NamedOp {
+  /** `embed`, `l3.qkv`, `l3.attention`, `lm_head`, ...: the layer and what the op is. */
+  name: string;
+  /** What kind of work: projections and the LM head are matmuls (profiles group by it). */
+  kind: 'matmul' | 'attention' | 'token_stats' | 'other';
+  run: StepOp;
+  destroy(): void;
+  /** Matmuls only: the variant an encode of M rows uses. */
+  variantFor?: (M: number) => string;
+}
+
+export class GpuModel {
+  readonly spec: ModelSpec;
+  readonly sizes: SpecSizes;
+  readonly maxRows: number;
+  readonly maxSamples: number;
+  readonly pageSize: number;
+  readonly kvPages: number;
+  /** Widest page table a path can have: ceil(maxSeqLen / pageSize). */
+  readonly maxPagesPerPath: number;
+  readonly statsLayout: TokenStatsLayout;
+  readonly maxBranch: number;
+  /** Bytes of one page in one layer: 2 * Hkv * pageSize * headDim * 4. */
+  readonly pageBytes: number;
+
+  readonly weights: GpuWeights;
+  // Step inputs, rewritten each step.
+  readonly tokenIds: GPUBuffer; // (maxRows) u32
+  readonly positions: GPUBuffer; // (maxRows) u32
+  readonly rowPath: GPUBuffer; // (maxRows) u32
+  readonly slots: GPUBuffer; // (maxRows) u32
+  readonly pageTable: GPUBuffer; // (maxRows, maxPagesPerPath) u32: at most one path per row
+  readonly sampleRow: GPUBuffer; // (maxSamples) u32
+  readonly sampling: GPUBuffer; // (maxSamples, 4) [temperature f32, topP f32, randomBits u32, nSamples u32]
+  // Activations.
+  readonly hidden: GPUBuffer; // (maxRows, D) f32 residual stream
+  readonly normed: GPUBuffer; // (maxRows, D) f32 the attention's (and a shared-norm MLP's) input
+  readonly normed2: GPUBuffer; // (maxRows, D) f32 the MLP's input (parallel layout: computed before attention adds)
+  readonly proj: GPUBuffer; // (maxRows, D) f32 a branch's output before its post-norm (sandwich, post-norm)
+  readonly qkv: GPUBuffer; // (maxRows, qkvDim) f32
+  readonly attnOut: GPUBuffer; // (maxRows, qDim) f32
+  readonly gateUp: GPUBuffer; // (maxRows, 2F) f32 (F for a plain MLP)
+  readonly act: GPUBuffer; // (maxRows, F) f32
+  readonly sampleHidden: GPUBuffer; // (maxSamples, D) f32 rows gathered by sampleRow
+  readonly sampleNormed: GPUBuffer; // (maxSamples, D) f32
+  readonly logits: GPUBuffer; // (maxSamples, V) f32
+  readonly stats: GPUBuffer; // (maxSamples, statsStride) f32/u32
+  /** One buffer per layer: (kvPages, 2, Hkv, pageSize, headDim) f32. */
+  readonly kv: GPUBuffer[];
+  /** One page of one layer, the middle stop of a page copy (WebGPU forbids copying a buffer onto itself). */
+  readonly pageScratch: GPUBuffer;
+  readonly statsReadback: Readback;
+  /** (D) f32 zeros: the bias of a LayerNorm that has none. */
+  private readonly zeros: GPUBuffer;
+  private readonly owners: { destroy(): void }[] = [];
+
+  /** Every op of one step in order: embedding, per layer the spec's ops, then the sampling rows' head. */
+  readonly kernels: {
+    embed: NamedOp[];
+    layers: NamedOp[][];
+    /** Encoded with the number of sampling rows. */
+    head: NamedOp[];
+  };
+
+  constructor(
+    readonly gpu: Gpu,
+    weights: ModelWeights | LlamaWeights,
+    options: ModelOptions = {},
+  ) {
+    const w = asModelWeights(weights);
+    const s = (this.spec = w.spec);
+    const z = (this.sizes = specSizes(s));
+    const dev = gpu.device;
+    this.maxRows = options.maxRows ?? 256;
+    this.maxSamples = Math.min(options.maxSamples ?? 64, this.maxRows);
+    this.pageSize = options.pageSize ?? 16;
+    const topK = Math.min(options.topK ?? 20, s.vocabSize);
+    this.maxBranch = options.maxBranch ?? 8;
+    if (this.maxRows < 1 || this.pageSize < 1 || this.maxSamples < 1)
+      throw new InvalidArgumentError('maxRows, maxSamples and pageSize must be positive integers.');
+    const hd = s.attention.headDim;
+    const Hkv = s.attention.nKvHeads;
+    this.maxPagesPerPath = Math.ceil(s.maxSeqLen / this.pageSize);
+    this.pageBytes = 2 * Hkv * this.pageSize * hd * 4;
+    const perBinding = Math.floor(gpu.limits.maxStorageBufferBindingSize / this.pageBytes);
+    const budget = options.kvBudgetBytes ?? 256 * 1024 * 1024;
+    this.kvPages = options.kvPages ?? Math.max(this.maxPagesPerPath, Math.floor(budget / (this.pageBytes * s.nLayers)));
+    if (this.kvPages > perBinding)
+      throw new InvalidArgumentError(
+        `kvPages=${this.kvPages} needs ${this.kvPages * this.pageBytes} bytes per layer, above this adapter's ` +
+          `maxStorageBufferBindingSize (${gpu.limits.maxStorageBufferBindingSize}); use at most ${perBinding} pages.`,
+      );
+
+    this.weights = uploadWeights(gpu, w);
+    const R = this.maxRows;
+    const S = this.maxSamples;
+    const D = s.dim;
+    const F = s.mlp.hiddenDim;
+    const u32 = (n: number, label: string) => createStorage(dev, n * 4, label);
+    this.tokenIds = u32(R, 'tokenIds (R) u32');
+    this.positions = u32(R, 'positions (R) u32');
+    this.rowPath = u32(R, 'rowPath (R) u32');
+    this.slots = u32(R, 'slots (R) u32');
+    this.pageTable = u32(R * this.maxPagesPerPath, 'pageTable (P, maxPages) u32');
+    this.sampleRow = u32(S, 'sampleRow (S) u32');
+    this.sampling = u32(S * 4, 'sampling (S, 4)');
+    this.hidden = u32(R * D, 'hidden (R, D) f32');
+    this.normed = u32(R * D, 'normed (R, D) f32');
+    const parallelMlpNorm = s.residual.layout === 'parallel' && !s.residual.sharedNorm;
+    const post = s.residual.layout === 'sandwich' || s.residual.layout === 'post-norm';
+    this.normed2 = parallelMlpNorm ? u32(R * D, 'normed2 (R, D) f32') : this.normed;
+    this.proj = post ? u32(R * D, 'proj (R, D) f32') : this.normed;
+    this.qkv = u32(R * z.qkvDim, 'qkv (R, qkvDim) f32');
+    this.attnOut = u32(R * z.qDim, 'attnOut (R, qDim) f32');
+    this.gateUp = u32(R * (s.mlp.gated ? 2 : 1) * F, 'gateUp (R, 2F) f32');
+    this.act = u32(R * F, 'act (R, F) f32');
+    this.sampleHidden = u32(S * D, 'sampleHidden (S, D) f32');
+    this.sampleNormed = u32(S * D, 'sampleNormed (S, D) f32');
+    this.logits = u32(S * s.vocabSize, 'logits (S, V) f32');
+    this.statsLayout = tokenStatsLayout(topK, this.maxBranch);
+    this.stats = u32(S * this.statsLayout.stride, 'stats (S, stride)');
+    this.kv = Array.from({ length: s.nLayers }, (_, l) =>
+      createStorage(dev, this.kvPages * this.pageBytes, `kv[${l}] (pages, 2, Hkv, pageSize, hd) f32`),
+    );
+    this.pageScratch = createStorage(dev, this.pageBytes, 'page scratch (2, Hkv, pageSize, hd) f32');
+    this.statsReadback = new Readback(gpu, S * this.statsLayout.stride * 4, 'stats readback');
+    this.zeros = createStorageFrom(dev, new Float32Array(D), 'zeros (D) f32');
+    this.kernels = this.bindKernels(topK);
+  }
+
+  /** The spec, under the name the engine and controllers read (maxSeqLen, vocabSize, eosTokenIds, nLayers). */
+  get config(): ModelSpec {
+    return this.spec;
+  }
+
+  private bindKernels(topK: number): GpuModel['kernels'] {
+    const gpu = this.gpu;
+    const s = this.spec;
+    const z = this.sizes;
+    const a = s.attention;
+    const w = this.weights;
+    const D = s.dim;
+    const F = s.mlp.hiddenDim;
+    const layout = s.residual.layout;
+    const op = (name: string, k: object, run: StepOp, kind: NamedOp['kind'] = 'other'): NamedOp => ({
+      name,
+      kind,
+      run,
+      destroy: () => (k as { destroy?(): void }).destroy?.(),
+    });
+
+    const rms = new RmsNorm(gpu, { dim: D, eps: s.norm.eps });
+    const rmsAcc = new RmsNorm(gpu, { dim: D, eps: s.norm.eps, accumulate: true });
+    const ln = new LayerNorm(gpu, { dim: D, eps: s.norm.eps });
+    const lnAcc = new LayerNorm(gpu, { dim: D, eps: s.norm.eps, accumulate: true });
+    /** A norm of x into y (y += with accumulate), of the spec's kind. */
+    const norm = (n: GpuNorm, x: GPUBuffer, y: GPUBuffer, accumulate: boolean, label: string): BoundRowNorm =>
+      s.norm.kind === 'rms'
+        ? (accumulate ? rmsAcc : rms).bind({ x, weight: n.weight, y }, label)
+        : (accumulate ? lnAcc : ln).bind({ x, weight: n.weight, bias: n.bias ?? this.zeros, y }, label);
+    const normOp = (n: GpuNorm, x: GPUBuffer, y: GPUBuffer, accumulate: boolean, label: string): NamedOp => {
+      const k = norm(n, x, y, accumulate, label);
+      return op(label, k, (pass, R) => k.encode(pass, R));
+    };
+
+    const matmuls = new Map<string, Matmul>();
+    /** y (+)= x W^T (+ b): one Matmul per distinct (K, N, bias, accumulate), bound per layer. */
+    const mm = (name: string, K: number, N: number, W: GpuWeights['lmHead'], bias: GPUBuffer | null, x: GPUBuffer, y: GPUBuffer, accumulate: boolean): NamedOp => {
+      const key = `${K},${N},${bias !== null},${accumulate}`;
+      let m = matmuls.get(key);
+      if (!m) matmuls.set(key, (m = new Matmul(gpu, { K, N, bias: bias !== null, accumulate })));
+      const k = m.bind({ x, w: W, ...(bias ? { bias } : {}), y }, name);
+      return { ...op(name, k, (pass, R) => k.encode(pass, R), 'matmul'), variantFor: (M: number) => k.variantFor(M) };
+    };
+
+    const ropeKv = new RopeKv(gpu, {
+      nHeads: a.nHeads,
+      kvHeads: a.nKvHeads,
+      headDim: a.headDim,
+      pageSize: this.pageSize,
+      qkvStride: z.qkvDim,
+      qkNorm: a.qkNorm ?? 'none',
+      eps: s.norm.eps,
+    });
+    this.owners.push(ropeKv);
+    // llvmpipe silently stops an invocation's loops after 65,535 iterations in total. The per-head attention variant
+    // (CPU adapters) loops ~headDim/2 times per key, so long contexts take the split-keys variant, which spreads the
+    // keys of one head over a workgroup. A sliding-window layer never sees more than its window.
+    const seen = Math.max(...s.layers.map((l) => Math.min(s.maxSeqLen, l.window ?? s.maxSeqLen)));
+    const perHeadIterations = seen * (a.headDim / 2 + 2);
+    const attn = new PagedAttention(gpu, {
+      nHeads: a.nHeads,
+      kvHeads: a.nKvHeads,
+      headDim: a.headDim,
+      pageSize: this.pageSize,
+      qStride: z.qkvDim,
+      variant: gpu.isCpu && perHeadIterations <= 60_000 ? 'per-head' : 'split-keys',
+    });
+    const mlpAct = new MlpAct(gpu, { hidden: F, act: s.mlp.activation, gated: s.mlp.gated });
+    const gateUpN = (s.mlp.gated ? 2 : 1) * F;
+    const post = layout === 'sandwich' || layout === 'post-norm';
+
+    const layers = w.layers.map((lw, l): NamedOp[] => {
+      const ls = s.layers[l];
+      const ops: NamedOp[] = [];
+      const p = `l${l}.`;
+      // Attention input: the pre-norm, or the residual stream itself (post-norm layout).
+      const attnIn = lw.attnNorm ? this.normed : this.hidden;
+      if (lw.attnNorm) ops.push(normOp(lw.attnNorm, this.hidden, this.normed, false, `${p}attn_norm`));
+      // Parallel: the MLP's norm reads h before attention adds to it.
+      if (layout === 'parallel' && lw.mlpNorm) ops.push(normOp(lw.mlpNorm, this.hidden, this.normed2, false, `${p}mlp_norm`));
+      ops.push(mm(`${p}qkv`, D, z.qkvDim, lw.wqkv, lw.bqkv, attnIn, this.qkv, false));
+      const rk = ropeKv.bind(
+        { qkv: this.qkv, positions: this.positions, slots: this.slots, kv: this.kv[l], ...(lw.qNorm && lw.kNorm ? { qNorm: lw.qNorm, kNorm: lw.kNorm } : {}) },
+        { invFreq: ls.rope ? ropeInvFreq(ls.rope) : [], scale: ls.rope?.attentionFactor ?? 1 },
+        `${p}rope_kv`,
+      );
+      ops.push(op(`${p}rope_kv`, rk, (pass, R) => rk.encode(pass, R)));
+      const at = attn.bind(
+        { q: this.qkv, kv: this.kv[l], rowPath: this.rowPath, positions: this.positions, pageTable: this.pageTable, out: this.attnOut },
+        `${p}attention`,
+        { window: ls.window ?? 0, scale: a.queryScale, softcap: a.softCap ?? 0 },
+      );
+      ops.push(op(`${p}attention`, at, (pass, R, maxPages) => at.encode(pass, { rows: R, maxPages }), 'attention'));
+      // Out-projection: straight into the residual stream, or into `proj` for the post-norm to add.
+      if (post && lw.attnPostNorm) {
+        ops.push(mm(`${p}o`, z.qDim, D, lw.wo, lw.bo, this.attnOut, this.proj, false));
+        ops.push(normOp(lw.attnPostNorm, this.proj, this.hidden, true, `${p}attn_post_norm`));
+      } else {
+        ops.push(mm(`${p}o`, z.qDim, D, lw.wo, lw.bo, this.attnOut, this.hidden, true));
+      }
+      let mlpIn: GPUBuffer;
+      if (layout === 'parallel') mlpIn = lw.mlpNorm ? this.normed2 : this.normed;
+      else if (lw.mlpNorm) {
+        ops.push(normOp(lw.mlpNorm, this.hidden, this.normed, false, `${p}mlp_norm`));
+        mlpIn = this.normed;
+      } else mlpIn = this.hidden;
+      ops.push(mm(`${p}gate_up`, D, gateUpN, lw.wGateUp, lw.bGateUp, mlpIn, this.gateUp, false));
+      const ak = mlpAct.bind({ input: this.gateUp, out: this.act }, `${p}act`);
+      ops.push(op(`${p}act`, ak, (pass, R) => ak.encode(pass, R)));
+      if (post && lw.mlpPostNorm) {
+        ops.push(mm(`${p}down`, F, D, lw.wDown, lw.bDown, this.act, this.proj, false));
+        ops.push(normOp(lw.mlpPostNorm, this.proj, this.hidden, true, `${p}mlp_post_norm`));
+      } else {
+        ops.push(mm(`${p}down`, F, D, lw.wDown, lw.bDown, this.act, this.hidden, true));
+      }
+      return ops;
+    });
+
+    const embedding = new Embedding(gpu, { dim: D });
+    const embed: NamedOp[] = [];
+    const ek = embedding.bind({ table: w.embed, ids: this.tokenIds, out: this.hidden }, 'embed', { scale: s.embedScale });
+    embed.push(op('embed', ek, (pass, R) => ek.encode(pass, R)));
+    if (w.posEmbed) {
+      const pk = embedding.bind({ table: w.posEmbed, ids: this.positions, out: this.hidden }, 'pos_embed', { accumulate: true });
+      embed.push(op('pos_embed', pk, (pass, R) => pk.encode(pass, R)));
+    }
+
+    const head: NamedOp[] = [];
+    const gk = embedding.bind({ table: wholeTensor(this.hidden, this.maxRows, D), ids: this.sampleRow, out: this.sampleHidden }, 'gather');
+    head.push(op('gather', gk, (pass, S) => gk.encode(pass, S)));
+    head.push(normOp(w.finalNorm, this.sampleHidden, this.sampleNormed, false, 'final_norm'));
+    head.push(mm('lm_head', D, s.vocabSize, w.lmHead, null, this.sampleNormed, this.logits, false));
+    if (s.logitScale !== 1 || s.finalSoftCap !== null) {
+      const ck = new LogitCap(gpu, { scale: s.logitScale, cap: s.finalSoftCap }).bind(this.logits, 'logit_cap');
+      head.push(op('logit_cap', ck, (pass, S) => ck.encode(pass, S * s.vocabSize)));
+    }
+    const tk = new TokenStats(gpu, { vocab: s.vocabSize, topK, maxSamples: this.maxBranch }).bind({
+      logits: this.logits,
+      sampling: this.sampling,
+      stats: this.stats,
+    });
+    head.push(op('token_stats', tk, (pass, S) => tk.encode(pass, S), 'token_stats'));
+    for (const m of matmuls.values()) this.owners.push(m);
+    return { embed, layers, head };
+  }
+
+  destroy(): void {
+    destroyWeights(this.weights);
+    for (const o of [...this.kernels.embed, ...this.kernels.layers.flat(), ...this.kernels.head, ...this.owners]) o.destroy();
+    const shared = new Set([this.normed]);
+    for (const b of [
+      this.tokenIds, this.positions, this.rowPath, this.slots, this.pageTable, this.sampleRow, this.sampling,
+      this.hidden, this.normed, this.normed2, this.proj, this.qkv, this.attnOut, this.gateUp, this.act, this.sampleHidden,
+      this.sampleNormed, this.logits, this.stats, this.pageScratch, this.zeros, ...this.kv,
+    ]) {
+      if (b === this.normed && !shared.delete(b)) continue; // normed2 / proj alias it when unused
+      b.destroy();
+    }
+    this.statsReadback.destroy();
+  }
+}
