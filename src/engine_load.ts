@@ -66,7 +66,7 @@ export async function loadEngine(model: ModelInput, options: LoadEngineOptions =
     if (options.requireTokenizer !== false || !(e instanceof ForkLMError)) throw e;
   }
   const given = options.chatTemplate;
-  return Engine.fromWeights(loaded.weights, tok?.tokenizer ?? null, {
+  return Engine.fromWeights(loaded.modelWeights, tok?.tokenizer ?? null, {
     modelName: typeof model === 'string' ? model : loaded.label,
     ...options,
     // A template given in the options replaces the model's; BOS/EOS text still comes from the model where not given.
