@@ -65,7 +65,6 @@ describe.each(testAdapterChoices())('arch fixtures on the GPU (%s) vs transforme
       for (let i = 0; i < ref.greedy_ids.length && ref.margins[i] >= 0.02; i++) {
         expect(argmax(logits.subarray((P - 1 + i) * V, (P + i) * V)), `${folder} greedy step ${i}`).toBe(ref.greedy_ids[i]);
       }
-      console.log(`${choice} ${folder}: max |logit - transformers| ${worst.toExponential(2)}`);
     } finally {
       model.destroy();
     }
