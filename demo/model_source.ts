@@ -51,6 +51,6 @@ export async function openEngine(
   const tokenizer = tokenizerFor(loaded);
   if (!tokenizer) throw new InvalidArgumentError(`${loaded.label} came without a tokenizer; add tokenizer.json (or tok<vocab>.bin) to the files.`);
   onPhase?.({ phase: 'gpu' });
-  const engine = await Engine.fromWeights(loaded.weights, tokenizer, engineOptions);
+  const engine = await Engine.fromWeights(loaded.modelWeights, tokenizer, engineOptions);
   return { engine, label };
 }
