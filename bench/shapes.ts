@@ -80,7 +80,7 @@ export async function run(): Promise<object> {
     date: new Date().toISOString(),
     machine: { ...hostRecord(), gpu: 'none (software WebGPU adapters)' },
     quick: QUICK,
-    note: 'random N(0, 0.02) weights in the real configs\' shapes, f32 on the GPU; one path, greedy; short run',
+    note: 'random uniform weights (standard deviation 0.02) in the real configs\' shapes, f32 on the GPU; one path, greedy; short run',
     cases,
     otherLoad: await load(),
   };

@@ -228,8 +228,20 @@ export function withSpec(base: ModelSpec, changes: { nLayers?: number; vocabSize
 }
 
 /**
- * Seeded random ModelWeights for any spec: matrices N(0, std), biases N(0, biasStd), norms scaling by 1 (a stored 0
- * where the spec adds 1 + w) with zero biases. Each tensor has its own stream, so the result is deterministic.
+ * Fills `out` with uniform values of standard deviation `std` (on [-std sqrt 3, std sqrt 3]): one generator call per
+ * value, several times faster than the normal fill, which matters at the hundreds of millions of values of a real
+ * shape; a matmul's output is near normal either way (a sum of many such terms).
+ */
+function fillUniform(out: Float32Array, next: () => number, std: number): Float32Array {
+  const a = 2 * Math.sqrt(3) * std;
+  for (let i = 0; i < out.length; i++) out[i] = (next() - 0.5) * a;
+  return out;
+}
+
+/**
+ * Seeded random ModelWeights for any spec: matrices and biases uniform with standard deviation std and biasStd, norms
+ * scaling by 1 (a stored 0 where the spec adds 1 + w) with zero biases. Each tensor has its own stream, so the result
+ * is deterministic.
  */
 export function randomModelWeights(spec: ModelSpec, seed: number, opts: RandomWeightOptions = {}): ModelWeights {
   const std = opts.std ?? 0.02;
@@ -239,7 +251,7 @@ export function randomModelWeights(spec: ModelSpec, seed: number, opts: RandomWe
   const D = spec.dim;
   const F = spec.mlp.hiddenDim;
   let stream = 0;
-  const normal = (n: number, s = std) => fillNormal(new Float32Array(n), rng((seed * 1000003 + ++stream) >>> 0), s);
+  const normal = (n: number, s = std) => fillUniform(new Float32Array(n), rng((seed * 1000003 + ++stream) >>> 0), s);
   const bias = (on: boolean, n: number) => (on ? normal(n, biasStd) : null);
   const normW = (n: number): NormWeights => ({
     weight: new Float32Array(n).fill(1 - spec.norm.weightOffset),
