@@ -14,6 +14,10 @@
 //   the nSamples largest keys in order are a draw without replacement from the tempered nucleus distribution q. The
 //   same pass sums zq = sum_nucleus exp(a), a = (x - m) / T, and wq = sum_nucleus exp(a) a: q's entropy is
 //   Hq = log zq - wq / zq (again two non-negative terms), the sampling entropy the branch controller decides on.
+//   The merge keeps one key more than it draws: the (nSamples+1)-th largest key is the draw's threshold kappa, and
+//   given kappa a drawn token's inclusion probability is 1 - exp(-q e^-kappa) (priority sampling; Kool et al. 2019).
+//   Keys and threshold are written in log-q units (key - log z_nucleus = log q + g); the threshold is -inf when the
+//   draw took every drawable token (greedy included: its one token is the point mass).
 // T = 0 (greedy): q is the limit of softmax(x / T), a point mass on the largest logit (the lower id among ties, the
 //   top-k list's first entry). One token is drawable, whatever nSamples asks; its proposal log-prob is 0 and Hq = 0.
 //   No pass C.
@@ -24,8 +28,8 @@
 // the distribution by less than V * e^-80 and keeps every adapter's candidate set the same.
 // Logits must not be NaN or +inf.
 override WG: u32 = 64;          // threads per row, a power of two
-override TOPK: u32 = 20;        // <= CAP
-override MAX_SAMPLES: u32 = 8;  // <= CAP
+override TOPK: u32 = 20;        // <= LIST_CAP (20)
+override MAX_SAMPLES: u32 = 8;  // <= LIST_CAP (20)
 // Record layout (src/sample/stats_record.ts), in 32-bit words.
 override STRIDE: u32;
 override OFF_MAX: u32;
@@ -38,13 +42,15 @@ override OFF_NUCLEUS: u32;
 override OFF_TEMP: u32;
 override OFF_QH: u32;
 override OFF_QHNORM: u32;
+override OFF_THRESH: u32;
 override OFF_TOP_IDS: u32;
 override OFF_TOP_LP: u32;
 override OFF_S_IDS: u32;
 override OFF_S_LP: u32;
 override OFF_S_Q: u32;
+override OFF_S_KEY: u32;
 
-const CAP: u32 = 20u;                 // private list length: LIST_CAP in stats_record.ts
+const CAP: u32 = 21u;                 // private list length: LIST_CAP in stats_record.ts + 1 (the key after the draws)
 const NONE: u32 = 0xffffffffu;        // NO_TOKEN
 const LOWEST: f32 = -0x1.fffffep+127f;  // -FLT_MAX: the list sentinel; masked logits rank here too (by id)
 const MASKED: f32 = -3.0e38;
@@ -63,6 +69,7 @@ var<workgroup> red_c: array<f32, WG>;
 var<workgroup> red_d: array<f32, WG>;
 var<workgroup> red_i: array<u32, WG>;
 var<workgroup> win_i: array<u32, CAP>;   // merged list winners, best first
+var<workgroup> win_v: array<f32, CAP>;   // their values (logits for top-k, perturbed keys for the draw)
 var<workgroup> row_cfg: vec4<u32>;       // the row's sampling words, loaded once and read uniformly
 var<workgroup> bis_lo: u32;
 var<workgroup> bis_hi: u32;
@@ -117,7 +124,10 @@ fn merge_lists(tid: u32, n: u32) {
       workgroupBarrier();
     }
     let w = red_i[0];
-    if (tid == 0u) { win_i[r] = w; }
+    if (tid == 0u) {
+      win_i[r] = w;
+      win_v[r] = red_a[0];
+    }
     if (head < n && id == w && w != NONE) { head++; }
     workgroupBarrier();
   }
@@ -387,6 +397,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   var count = 0u;
   var z_nuc = z;
   var hq = 0.0;
+  let ns_keep = ns + 1u; // the draws and the key after them (the threshold); ns <= MAX_SAMPLES < CAP
   if (greedy) {
     // The point mass: win_i[0] still holds the top-k list's first entry (the largest logit, lower id among ties).
     count = select(1u, 0u, empty || ns == 0u);
@@ -448,7 +459,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
     q_w = 0.0;
     var n = 0u;
     for (var i = tid; i < V; i += WG) {
-      n += visit_c(base, i, V, tau, m, seed, ns);
+      n += visit_c(base, i, V, tau, m, seed, ns_keep);
     }
     count = sum_u32(tid, n);
     red_a[tid] = q_z;
@@ -464,7 +475,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
     // zq >= 1 (the largest logit is in every nucleus: a = 0) and wq <= 0.
     if (count > 0u) { hq = log(red_a[0]) - red_b[0] / red_a[0]; }
     workgroupBarrier();
-    merge_lists(tid, ns);
+    merge_lists(tid, ns_keep);
   }
 
   if (tid == 0u) {
@@ -478,12 +489,19 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
       if (id == NONE) {
         stats[out + OFF_S_LP + j] = NEG_INF;
         stats[out + OFF_S_Q + j] = NEG_INF;
+        stats[out + OFF_S_KEY + j] = NEG_INF;
       } else {
         let d = logits[base + id] - m;
         put_f(out + OFF_S_LP + j, d - log_s);
         put_f(out + OFF_S_Q + j, select(d * inv_t - log_z, 0.0, greedy));
+        put_f(out + OFF_S_KEY + j, select(win_v[j] - log_z, 0.0, greedy));
         drawn++;
       }
+    }
+    if (greedy || n_draw >= count) {
+      stats[out + OFF_THRESH] = NEG_INF;
+    } else {
+      put_f(out + OFF_THRESH, win_v[n_draw] - log_z);
     }
     stats[out + OFF_COUNT] = drawn;
     stats[out + OFF_NUCLEUS] = count;

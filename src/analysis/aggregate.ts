@@ -29,7 +29,7 @@ export function isDesigned(input: object): boolean {
 export function defaultWeighting(input: object): WeightMode {
   if (isDesigned(input)) return 'inclusion';
   const arr = input as readonly WeightedSample[];
-  return arr.length > 0 && arr.every((s) => typeof s.log_inclusion_weight === 'number') ? 'inclusion' : 'probability';
+  return arr.length > 0 && arr.every((s) => typeof s.log_inclusion_weight === 'number' || s.log_inclusion_weight === null) ? 'inclusion' : 'probability';
 }
 
 /** One log weight per sample for `mode`, validated: NaN or +Infinity is a caller bug and is reported, by index. */
@@ -41,7 +41,8 @@ export function sampleLogWeights(samples: readonly WeightedSample[], mode: Weigh
     if (mode === 'uniform') lw = 0;
     else if (mode === 'probability') lw = s.log_probability;
     else if (mode === 'inclusion') {
-      lw = s.log_inclusion_weight;
+      // null is how JSON writes -Infinity (weight 0).
+      lw = s.log_inclusion_weight === null ? -Infinity : s.log_inclusion_weight;
       if (lw === undefined) {
         throw new InvalidArgumentError(
           `Sample ${i} has no log_inclusion_weight, which weight: 'inclusion' needs. Pass the whole branched result ` +

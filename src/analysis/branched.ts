@@ -36,8 +36,13 @@ export interface BranchedFork {
   tokens: readonly number[];
   /** log q of each drawn token under the distribution it was drawn from (after temperature and top-p). */
   log_q: readonly number[];
-  /** The (k+1)-th largest perturbed key, in log-q units; -Infinity when every drawable token was drawn. */
-  threshold: number;
+  /**
+   * The (k+1)-th largest perturbed key, in log-q units; -Infinity when every drawable token was drawn (null, as JSON
+   * writes -Infinity, means the same).
+   */
+  threshold: number | null;
+  /** False when the draw has no joint Gumbel keys (a remote engine draws the first token itself): no threshold. */
+  keyed?: boolean;
   rule: ForkRule;
 }
 
@@ -153,14 +158,15 @@ function build<S extends { path: number }>(
       if (!child) throw new InvalidArgumentError(`branchedSet: fork member ${f.members[i]} is not in the tree.`);
       return walk(child, f.position + 1);
     };
-    const hasThreshold = f.threshold === -Infinity || Number.isFinite(f.threshold);
+    const kappa = f.threshold === null ? -Infinity : f.threshold;
+    const hasThreshold = f.keyed !== false && (kappa === -Infinity || Number.isFinite(kappa));
     if (f.rule !== 'entropy' || !hasThreshold) {
       fallback.push({ rule: hasThreshold ? f.rule : 'no_threshold', dropped: f.members.length - 1 });
       return memberDesign(0);
     }
     const members: DrawMember[] = f.members.map((_, i) => ({
       logQ: f.log_q[i],
-      logPi: logInclusionProbability(f.log_q[i], f.threshold),
+      logPi: logInclusionProbability(f.log_q[i], kappa),
       child: memberDesign(i),
     }));
     return { kind: 'draw', members };

@@ -27,7 +27,7 @@ export interface WeightedSample {
    * estimates E[f] without bias when the run's rules kept the assumptions (analysis/branched.ts); -Infinity for a
    * sample that the run's design cannot count. Present on EAB samples; required by `weight: 'inclusion'` on arrays.
    */
-  log_inclusion_weight?: number;
+  log_inclusion_weight?: number | null;
 }
 
 /**

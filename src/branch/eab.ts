@@ -10,6 +10,8 @@ import { CancelledError, PagePoolExhaustedError } from '../errors.js';
 import { decodeContinuation } from '../tokenizer/stream_decoder.js';
 import { eabParams, type EabParams } from './eab_params.js';
 import { PathTree, sequentialProposalLogprobs, type BranchPoint, type FinishReason, type TreeNode } from './tree.js';
+import { branchedSet, type BranchedFork, type ForkRule } from '../analysis/branched.js';
+import { unitWeights } from '../analysis/design.js';
 
 export type EabEvent =
   | { type: 'token'; path: number; token: number; position: number; entropy: number; logprob: number; confidence: number }
@@ -32,8 +34,17 @@ export interface EabSample {
   /** log q(sample): the probability that the sampler produced this token sequence (draws without replacement from the
    * tempered top-p distribution; 0 at temperature 0, where the sampler is certain). */
   proposal_log_probability: number;
-  /** log p - log q: the self-normalised importance weight's log for estimates under the model distribution. */
+  /**
+   * log p - log q with q the draw-order probability above. Not an inclusion probability: estimates weighted by it are
+   * biased for branched samples (use log_inclusion_weight, or vote()/expectation() on the whole result).
+   */
   log_importance_weight: number;
+  /**
+   * log of the sample's Horvitz-Thompson weight: the product over its branch points of q / pi, pi the drawn token's
+   * inclusion probability given the draw's threshold (analysis/inclusion.ts); sum_i w_i f(sample_i) estimates what
+   * independent samples estimate. -Infinity for a sample the design cannot count (see result.design.notes).
+   */
+  log_inclusion_weight: number;
   finish_reason: FinishReason;
 }
 
@@ -70,9 +81,23 @@ export interface EabTreeNode {
   finish: FinishReason | null;
 }
 
+/**
+ * One branch point: the path that branched, where, the tokens drawn without replacement with their sampling
+ * log-probabilities, the draw's threshold (null in JSON for -Infinity: every drawable token was drawn) and why it
+ * branched (only 'entropy' branch points were sized before the draw; see analysis/branched.ts).
+ */
+export type EabFork = BranchedFork;
+
 export interface EabResult {
   samples: EabSample[];
   tree: EabTreeNode[];
+  /** Every branch point, in the order they happened: what the inclusion-weighted estimators read. */
+  forks: EabFork[];
+  /**
+   * Whether inclusion-weighted estimates over the whole samples are unbiased for this run, and why not (pruning,
+   * draw-dependent branch points, restarts; analysis/branched.ts), with the fallback taken.
+   */
+  design: { unbiased: boolean; notes: readonly string[] };
   stats: EabStats;
   params: EabParams;
 }
@@ -113,6 +138,7 @@ async function* eabIn(engine: BranchEngine, prompt: readonly number[], options: 
   const finished: number[] = [];
   let pruned = 0;
   let forks = 0;
+  const forkRecords: EabFork[] = [];
   let maxLive = 0;
   // Random streams follow the lineage (sample/rng.ts): root r of the run, and a sibling's index at its fork. The same
   // seed replays the same run on any engine, whatever else runs on it before or beside it.
@@ -203,7 +229,10 @@ async function* eabIn(engine: BranchEngine, prompt: readonly number[], options: 
     // The entropy of the distribution the siblings are drawn from (tempered, top-p): 0 at temperature 0, where ids has
     // one token. f32 rounding can put a flat distribution a hair above 1: clamp so threshold 1 never branches.
     const entropy = s.samplingNormEntropy;
-    const mayBranch = Math.min(1, entropy) > params.entropy_threshold || (exactN !== null && eos.has(ids[0]) && budget > 0);
+    const byEntropy = Math.min(1, entropy) > params.entropy_threshold;
+    const mayBranch = byEntropy || (exactN !== null && eos.has(ids[0]) && budget > 0);
+    // Why this point branches: only the entropy rule (with the budget) fixes the number of draws before seeing them.
+    let rule: ForkRule = byEntropy ? 'entropy' : 'exact_n_eos';
     if (mayBranch && ids.length > 1) {
       if (budget > 0) k = Math.min(ids.length, params.branch_factor, budget + 1);
       else if (params.prune_policy === 'keep_most_probable' && exactN === null) {
@@ -221,6 +250,7 @@ async function* eabIn(engine: BranchEngine, prompt: readonly number[], options: 
           pruned++;
           out.push({ type: 'prune', path: worst, reason: 'max_paths' });
           k = 2;
+          rule = 'replace';
         }
       }
     }
@@ -246,7 +276,22 @@ async function* eabIn(engine: BranchEngine, prompt: readonly number[], options: 
       tree.push(id, ids[i], s.sampledLogprobs[i], q[i], entropy, s.confidence);
       out.push({ type: 'token', path: id, token: ids[i], position, entropy, logprob: s.sampledLogprobs[i], confidence: s.confidence });
     });
-    if (k > 1) out.push({ type: 'fork', parent: r.pathId, children: members.slice(1), tokens: ids.slice(0, k), position, entropy });
+    if (k > 1) {
+      out.push({ type: 'fork', parent: r.pathId, children: members.slice(1), tokens: ids.slice(0, k), position, entropy });
+      // The first k of the draw are a Gumbel-top-k draw whose threshold is the (k+1)-th key (record.sampledKeys[k]), or
+      // the record's threshold when all of them were kept. NaN (a remote engine): no keys; estimators fall back.
+      const threshold = k < ids.length ? s.sampledKeys[k] : s.threshold;
+      forkRecords.push({
+        path: r.pathId,
+        position,
+        members: [...members],
+        tokens: ids.slice(0, k),
+        log_q: s.sampledProposalLogprobs.slice(0, k),
+        threshold: Number.isNaN(threshold) ? null : threshold,
+        keyed: !Number.isNaN(threshold),
+        rule,
+      });
+    }
     for (const id of members) {
       const n = tree.get(id);
       const token = n.tokens[n.tokens.length - 1];
@@ -288,7 +333,11 @@ async function* eabIn(engine: BranchEngine, prompt: readonly number[], options: 
     children: [...n.children],
     finish: n.finish,
   }));
-  return { samples, tree: treeOut, stats, params };
+  // The inclusion weights of the samples, from the run's design (the same computation vote() and expectation() do).
+  const set = branchedSet({ samples, tree: treeOut, forks: forkRecords, params });
+  const w = unitWeights(set.design, samples.length);
+  samples.forEach((s, i) => (s.log_inclusion_weight = Math.log(w[i])));
+  return { samples, tree: treeOut, forks: forkRecords, design: { unbiased: set.unbiased, notes: set.notes }, stats, params };
 
   function toSample(n: TreeNode): EabSample {
     const lineage: number[] = [];
@@ -307,6 +356,7 @@ async function* eabIn(engine: BranchEngine, prompt: readonly number[], options: 
       lineage,
       proposal_log_probability: n.proposalLogProb,
       log_importance_weight: n.logProb - n.proposalLogProb,
+      log_inclusion_weight: 0, // set from the run's design once it is complete
       finish_reason: n.finish ?? 'stopped',
     };
   }

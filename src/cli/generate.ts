@@ -187,7 +187,7 @@ export const generateCommand = defineCommand({
       );
       if (f.json) {
         const samples = result.samples.map((smp) => ({ ...smp, token_texts: tokenTexts(engine.tokenizer, smp.tokens) }));
-        ctx.stdout(JSON.stringify({ samples, tree: result.tree, stats: result.stats }) + '\n');
+        ctx.stdout(JSON.stringify({ samples, tree: result.tree, forks: result.forks, design: result.design, stats: result.stats }) + '\n');
       }
       else {
         ctx.stderr('\n');

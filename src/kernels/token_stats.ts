@@ -41,7 +41,8 @@ export const LOOP_BUDGET = 60_000;
 export function loopIterationsPerThread(vocab: number, wg: number, topK: number, maxSamples: number): number {
   const share = Math.ceil(vocab / wg);
   const passes = 2 * share + 32 * Math.ceil(share / 4);
-  const rounds = (topK + maxSamples) * (Math.log2(wg) + 2);
+  // Merge rounds: top-k, then the draws and the key after them (the threshold).
+  const rounds = (topK + maxSamples + 1) * (Math.log2(wg) + 2);
   return passes + 41 + rounds + 4 * LIST_CAP + 3 * Math.log2(wg);
 }
 
@@ -116,11 +117,13 @@ export class TokenStats {
       OFF_TEMP: o.temperature,
       OFF_QH: o.samplingEntropy,
       OFF_QHNORM: o.samplingNormEntropy,
+      OFF_THRESH: o.threshold,
       OFF_TOP_IDS: o.topIds,
       OFF_TOP_LP: o.topLogprobs,
       OFF_S_IDS: o.sampledIds,
       OFF_S_LP: o.sampledLogprobs,
       OFF_S_Q: o.sampledProposalLogprobs,
+      OFF_S_KEY: o.sampledKeys,
     };
     this.pipeline = pipelineFor(gpu, { op: 'token_stats', variant: 'row', constants }, 'token_stats', TokenStatsParams);
   }

@@ -142,6 +142,11 @@ export function remoteTokenStats(ev: TokenEvent, o: DrawOptions): RemoteTokenSta
     sampledIds,
     sampledLogprobs,
     sampledProposalLogprobs: sampledIds.map((id, i) => logq(id, sampledLogprobs[i])),
+    // The server draws the first token itself and the siblings are drawn here with fresh noise: no joint Gumbel keys,
+    // so no threshold (greedy: the point mass, certain). Inclusion-weighted estimates count a branch point without a
+    // threshold as one draw (analysis/branched.ts).
+    sampledKeys: sampledIds.map(() => (greedy ? 0 : NaN)),
+    threshold: greedy ? -Infinity : NaN,
     nucleusSize: greedy ? 1 : nucleus < k || V <= k ? nucleus : V,
     greedy,
   };

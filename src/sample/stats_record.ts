@@ -25,11 +25,13 @@ export interface TokenStatsOffsets {
   temperature: number; // f32, echo of the row's temperature (0: greedy)
   samplingEntropy: number; // f32, nats, of the sampling distribution (tempered, nucleus; 0 when greedy)
   samplingNormEntropy: number; // f32, samplingEntropy / ln V
+  threshold: number; // f32, the (sampledCount+1)-th perturbed key in log-q units (-inf: every drawable token drawn)
   topIds: number; // (topK) u32
   topLogprobs: number; // (topK) f32
   sampledIds: number; // (maxSamples) u32
   sampledLogprobs: number; // (maxSamples) f32, under the model distribution
   sampledProposalLogprobs: number; // (maxSamples) f32, under the sampling distribution (tempered, nucleus)
+  sampledKeys: number; // (maxSamples) f32, the drawn tokens' perturbed keys log q + g, in draw order
 }
 
 export interface TokenStatsLayout {
@@ -50,12 +52,13 @@ function checkCount(name: string, v: number): void {
 export function tokenStatsLayout(topK: number, maxSamples: number): TokenStatsLayout {
   checkCount('topK', topK);
   checkCount('maxSamples', maxSamples);
-  const topIds = 10;
+  const topIds = 11;
   const topLogprobs = topIds + topK;
   const sampledIds = topLogprobs + topK;
   const sampledLogprobs = sampledIds + maxSamples;
   const sampledProposalLogprobs = sampledLogprobs + maxSamples;
-  const stride = Math.ceil((sampledProposalLogprobs + maxSamples) / 4) * 4;
+  const sampledKeys = sampledProposalLogprobs + maxSamples;
+  const stride = Math.ceil((sampledKeys + maxSamples) / 4) * 4;
   const offsets: TokenStatsOffsets = {
     maxLogit: 0,
     logSumExp: 1,
@@ -67,11 +70,13 @@ export function tokenStatsLayout(topK: number, maxSamples: number): TokenStatsLa
     temperature: 7,
     samplingEntropy: 8,
     samplingNormEntropy: 9,
+    threshold: 10,
     topIds,
     topLogprobs,
     sampledIds,
     sampledLogprobs,
     sampledProposalLogprobs,
+    sampledKeys,
   };
   return { topK, maxSamples, stride, byteStride: stride * 4, offsets: Object.freeze(offsets) };
 }
@@ -100,6 +105,18 @@ export interface TokenStatsRecord {
   /** log q(token) under the sampling distribution (softmax(logits / T) renormalised on the nucleus); greedy: 0 (q is
    * a point mass on the one drawn token). */
   sampledProposalLogprobs: number[];
+  /**
+   * The drawn tokens' Gumbel keys log q + g (g ~ Gumbel(0, 1)), in draw order (decreasing); 0 when greedy. The first k
+   * of them with threshold sampledKeys[k] (or `threshold` for k = all) are a Gumbel-top-k draw of their own.
+   */
+  sampledKeys: number[];
+  /**
+   * The draw's threshold kappa: the largest key among the tokens not drawn (the (n+1)-th key), in the same units, so a
+   * drawn token's inclusion probability given kappa is 1 - exp(-q e^-kappa) (analysis/inclusion.ts). -Infinity when
+   * every drawable token was drawn (greedy: the point mass; a nucleus no larger than nSamples). NaN only from an
+   * engine without joint keys (remote/token_stats.ts).
+   */
+  threshold: number;
   /** Tokens the draw could pick from (nucleus size; 1 for greedy: the point mass), 0 when nothing was drawn. */
   nucleusSize: number;
   /** The row's temperature 0: the samples are the highest logits, no randomness. */
@@ -129,10 +146,12 @@ export function decodeTokenStats(buf: ArrayBuffer, rows: number, layout: TokenSt
     const sampledIds: number[] = [];
     const sampledLogprobs: number[] = [];
     const sampledProposalLogprobs: number[] = [];
+    const sampledKeys: number[] = [];
     for (let j = 0; j < n; j++) {
       sampledIds.push(u[b + o.sampledIds + j]);
       sampledLogprobs.push(f[b + o.sampledLogprobs + j]);
       sampledProposalLogprobs.push(f[b + o.sampledProposalLogprobs + j]);
+      sampledKeys.push(f[b + o.sampledKeys + j]);
     }
     out.push({
       maxLogit: f[b + o.maxLogit],
@@ -147,6 +166,8 @@ export function decodeTokenStats(buf: ArrayBuffer, rows: number, layout: TokenSt
       sampledIds,
       sampledLogprobs,
       sampledProposalLogprobs,
+      sampledKeys,
+      threshold: f[b + o.threshold],
       nucleusSize: u[b + o.nucleusSize],
       greedy: !(f[b + o.temperature] > 0),
     });

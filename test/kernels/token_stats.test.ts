@@ -10,6 +10,7 @@ import { mulberry32, randomNormal, testSeed } from '../ref/random.js';
 import {
   drawFrom,
   gumbelRef,
+  largestKeyOutside,
   nucleusEntropy,
   nucleusSizeFor,
   sampleKeys,
@@ -119,6 +120,9 @@ function checkRow(rec: TokenStatsRecord, logits: Float32Array, row: SamplingRow,
     expect(rec.sampledIds.length, `${what}: greedy draws`).toBeLessThanOrEqual(1);
     expect(rec.sampledProposalLogprobs.every((q) => q === 0), `${what}: greedy proposal log-probs`).toBe(true);
     expect([rec.samplingEntropy, rec.samplingNormEntropy], `${what}: greedy sampling entropy`).toEqual([0, 0]);
+    // The point mass is the only drawable token and it was drawn: threshold -inf, inclusion probability 1.
+    expect(rec.threshold, `${what}: greedy threshold`).toBe(-Infinity);
+    expect(rec.sampledKeys.every((k) => k === 0), `${what}: greedy keys`).toBe(true);
     rec.sampledLogprobs.forEach((lp, j) => near(lp, ref.sampledLogprobs[j], b.logprob(logits[ref.sampledIds[j]]), `${what}: greedy log-prob ${j}`));
     return true;
   }
@@ -148,12 +152,31 @@ function checkRow(rec: TokenStatsRecord, logits: Float32Array, row: SamplingRow,
     left.delete(id);
   }
   const zNuc = ref.cumMass[n - 1] * ref.temperedZ;
+  // log z_nucleus as the proposal log-probs carry it: a mass sum's relative error, then log's.
+  const logZTol = massTol + 2 ** -21 + 3 * ULP * Math.abs(Math.log(zNuc));
   rec.sampledIds.forEach((id, j) => {
     const x = logits[id];
     near(rec.sampledLogprobs[j], x - ref.maxLogit - ref.logS, b.logprob(x), `${what}: sample log-prob ${j}`);
     const q = (x - ref.maxLogit) / T - Math.log(zNuc);
     near(rec.sampledProposalLogprobs[j], q, 3 * EPS * Math.abs(q) + massTol + 2 ** -21, `${what}: proposal log-prob ${j}`);
+    // The key in log-q units: the f32 key's error (keyErr), the subtraction of log z, and log z's error.
+    const key = keys.get(id)! - Math.log(zNuc);
+    near(rec.sampledKeys[j], key, err(id) + logZTol + EPS * Math.abs(key), `${what}: key of draw ${j}`);
   });
+  // The threshold is the largest key of the tokens left after the draw (within the f32 error of the keys near the top:
+  // the kernel may rank two keys closer than their error either way), -inf exactly when nothing is left.
+  if (left.size === 0) expect(rec.threshold, `${what}: threshold with the nucleus exhausted`).toBe(-Infinity);
+  else {
+    const top = largestKeyOutside(keys, rec.sampledIds);
+    const bestErr = err(drawFrom(left, 1)[0]);
+    // Keys far below the top cannot be the kernel's pick: only those within a few key errors need their error.
+    let tol = bestErr;
+    for (const [id, k] of left) if (top - k <= 4 * bestErr + 1e-5) tol = Math.max(tol, err(id));
+    const want = top - Math.log(zNuc);
+    near(rec.threshold, want, 2 * tol + logZTol + EPS * Math.abs(want), `${what}: threshold`);
+    // Every draw's key is at least the threshold: kappa separates the drawn from the rest.
+    expect(Math.min(...rec.sampledKeys), `${what}: keys above the threshold`).toBeGreaterThanOrEqual(rec.threshold);
+  }
   expect(Number.isFinite(proposalLogProb(rec)), `${what}: proposal log-prob of the draw`).toBe(true);
   // The sampling entropy on the kernel's nucleus (a prefix of the reference order). zq and wq are sums of at most
   // ceil(V / WG) terms per thread and a log2(WG) tree (recursive summation: terms * eps relative), each term off by its

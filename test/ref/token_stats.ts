@@ -61,6 +61,10 @@ export interface TokenStatsRef {
   sampledIds: number[];
   sampledLogprobs: number[];
   sampledProposalLogprobs: number[];
+  /** The drawn tokens' keys in log-q units (key - log z_nucleus = log q + g); 0 when greedy. */
+  sampledKeys: number[];
+  /** The largest key of the nucleus tokens not drawn, in log-q units; -Infinity when all were drawn or greedy. */
+  threshold: number;
 }
 
 /** Gumbel keys (or logits when greedy) of the first `n` tokens of `order`. */
@@ -94,6 +98,14 @@ export function drawFrom(keys: Map<number, number>, nSamples: number): number[] 
     taken.add(best);
   }
   return out;
+}
+
+/** The largest key among the tokens of `keys` not in `drawn` (-Infinity when there is none): the draw's threshold. */
+export function largestKeyOutside(keys: Map<number, number>, drawn: readonly number[]): number {
+  const taken = new Set(drawn);
+  let best = -Infinity;
+  for (const [id, k] of keys) if (!taken.has(id) && k > best) best = k;
+  return best;
 }
 
 /** Nucleus size for T > 0: the smallest prefix of `order` with mass >= topP, extended over ties of its last logit. */
@@ -195,9 +207,14 @@ export function tokenStatsRef(logits: ArrayLike<number>, topK: number, row: Samp
     sampledIds: [],
     sampledLogprobs: [],
     sampledProposalLogprobs: [],
+    sampledKeys: [],
+    threshold: -Infinity,
   };
-  ref.sampledIds = drawFrom(sampleKeys(logits, ref, nucleusSize, row), nS);
+  const keys = sampleKeys(logits, ref, nucleusSize, row);
+  ref.sampledIds = drawFrom(keys, nS);
   const zNuc = greedy ? 1 : nucleusSize > 0 ? cumMass[nucleusSize - 1] * z : 1;
+  ref.sampledKeys = ref.sampledIds.map((i) => (greedy ? 0 : keys.get(i)! - Math.log(zNuc)));
+  if (!greedy) ref.threshold = largestKeyOutside(keys, ref.sampledIds) - Math.log(zNuc);
   ref.sampledLogprobs = ref.sampledIds.map((i) => logits[i] - m - logS);
   ref.sampledProposalLogprobs = ref.sampledIds.map((i) => (greedy ? 0 : (logits[i] - m) / T - Math.log(zNuc)));
   return ref;

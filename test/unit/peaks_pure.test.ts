@@ -349,7 +349,7 @@ class FakeEngine implements BranchEngine {
         maxLogit: 0, logSumExp: 0, entropy: 0, normEntropy: 0, samplingEntropy: 0, samplingNormEntropy: 0,
         confidence: FakeEngine.confidence(context),
         topIds: [], topLogprobs: [],
-        sampledIds: [token], sampledLogprobs: [lp], sampledProposalLogprobs: [lp * 0.9],
+        sampledIds: [token], sampledLogprobs: [lp], sampledProposalLogprobs: [lp * 0.9], sampledKeys: [0], threshold: NaN,
         nucleusSize: V, greedy: false,
       });
     }

@@ -188,16 +188,20 @@ describe('token stats record', () => {
         [o.sampledCount, 1],
         [o.nucleusSize, 1],
         [o.temperature, 1],
+        [o.samplingEntropy, 1],
+        [o.samplingNormEntropy, 1],
+        [o.threshold, 1],
         [o.topIds, k],
         [o.topLogprobs, k],
         [o.sampledIds, s],
         [o.sampledLogprobs, s],
         [o.sampledProposalLogprobs, s],
+        [o.sampledKeys, s],
       ];
       const used = new Array<number>(L.stride).fill(0);
       for (const [at, n] of spans) for (let i = at; i < at + n; i++) used[i]++;
       expect(used.every((c) => c <= 1)).toBe(true);
-      expect(used.filter((c) => c === 1).length).toBe(8 + 2 * k + 3 * s);
+      expect(used.filter((c) => c === 1).length).toBe(11 + 2 * k + 4 * s);
       expect(L.stride % 4).toBe(0);
       expect(L.byteStride).toBe(L.stride * 4);
     }
@@ -228,6 +232,8 @@ describe('token stats record', () => {
       u.set([4, 11, NO_TOKEN, NO_TOKEN], b + o.sampledIds);
       f.set([-1.5, -3, 0, 0], b + o.sampledLogprobs);
       f.set([-0.5, -2, 0, 0], b + o.sampledProposalLogprobs);
+      f.set([0.75, -0.25, 0, 0], b + o.sampledKeys);
+      f[b + o.threshold] = r === 0 ? -1.125 : Number.NEGATIVE_INFINITY;
     }
     const [a, g] = decodeTokenStats(buf, 2, L);
     expect(a).toEqual({
@@ -243,12 +249,15 @@ describe('token stats record', () => {
       sampledIds: [4, 11],
       sampledLogprobs: [-1.5, -3],
       sampledProposalLogprobs: [-0.5, -2],
+      sampledKeys: [0.75, -0.25],
+      threshold: -1.125,
       nucleusSize: 17,
       greedy: false,
     });
     expect(g.maxLogit).toBe(3.5);
     expect(g.greedy).toBe(true);
     expect(g.sampledIds).toEqual([]);
+    expect(g.threshold).toBe(Number.NEGATIVE_INFINITY);
     expect(() => decodeTokenStats(buf, 3, L)).toThrow(RangeError);
   });
 
