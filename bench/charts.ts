@@ -5,6 +5,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { browserChart } from './browser_chart.js';
+import { estimatorsChart } from './estimators_chart.js';
 import { kernelsChart } from './kernels_chart.js';
 import { peaksChart } from './peaks_chart.js';
 import { barChart, lineChart, svgDocument, type LineSeries } from './svg.js';
@@ -132,6 +133,7 @@ const CHARTS: Record<string, (j: never) => string> = {
   decode: decodeChart,
   batch: batchChart,
   eab: eabChart,
+  estimators: estimatorsChart,
   peaks: peaksChart,
   browser: browserChart,
 };

@@ -22,10 +22,22 @@ import { benchModel, engineFor, log, machine, QUICK } from './bench_models.js';
 import { freshEngine } from './common/engine.js';
 import { round4, startLoadMeter } from './harness.js';
 
-const PROMPTS = ['Once upon a time', 'Lily wanted to play with', 'The little dog was'];
+// Prompts that end where the next word is uncertain ("Once upon a time" continues with ", there was" nearly always).
+const PROMPTS = ['Lily wanted to play with', 'One day, a little', 'The little dog was'];
+// The default run is sized for a shared 2-core machine: 5,000 reference samples per prompt (the issue asks for 20,000:
+// FORKLM_BENCH_IID=20000, about 8 minutes per prompt on llvmpipe here), two prompts (FORKLM_BENCH_PROMPTS=3 for all),
+// 60 runs per estimator (FORKLM_BENCH_RUNS).
+const env = (k: string, d: number) => (process.env[k] ? Number(process.env[k]) : d);
 const CFG = QUICK
   ? { prompts: PROMPTS.slice(0, 1), horizon: 8, iid: 500, runs: 8, thresholds: [0.4], iidN: 8 }
-  : { prompts: PROMPTS, horizon: 12, iid: 20_000, runs: 100, thresholds: [0.25, 0.4, 0.55], iidN: 8 };
+  : {
+      prompts: PROMPTS.slice(0, env('FORKLM_BENCH_PROMPTS', 2)),
+      horizon: 12,
+      iid: env('FORKLM_BENCH_IID', 5000),
+      runs: env('FORKLM_BENCH_RUNS', 60),
+      thresholds: [0.25, 0.4, 0.55],
+      iidN: 8,
+    };
 const MAX_PATHS = 16;
 const BATCH = 500;
 
@@ -100,7 +112,7 @@ async function iidRun(base: Engine, prompt: number[], N: number, horizon: number
 }
 
 function firstWord(text: string): string | null {
-  const m = /^[A-Za-z']+/.exec(text.trim());
+  const m = /[A-Za-z']+/.exec(text);
   return m ? m[0].toLowerCase() : null;
 }
 
@@ -256,7 +268,8 @@ export async function run(): Promise<object> {
             estimators: rows.map((r) => ({
               ...r,
               // Token steps independent samples need for the same standard error, over this estimator's (>1: saves).
-              savingVsIndependent: r.unbiasedHere ? round4(iid.tokenStepsForSe001 / r.tokenStepsForSe001) : null,
+              savingVsIndependent:
+                r.unbiasedHere && r.tokenStepsForSe001 > 0 && iid.tokenStepsForSe001 > 0 ? round4(iid.tokenStepsForSe001 / r.tokenStepsForSe001) : null,
             })),
           };
         }),
