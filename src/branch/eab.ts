@@ -59,7 +59,10 @@ export interface EabStats {
   forks: number;
   max_live_paths: number;
   pages_peak: number;
-  /** Pages N independent caches would need: sum over samples of ceil((prompt + generated) / pageSize). */
+  /**
+   * Pages N independent caches would need: sum over samples of ceil((prompt + generated) / pageSize); 0 on an engine
+   * whose pages a client cannot see (remote, info.pageSize 0).
+   */
   naive_pages: number;
   /** Prompt tokens served from the prefix cache instead of computed. */
   reused_prompt_tokens: number;
@@ -317,7 +320,7 @@ async function* eabIn(engine: BranchEngine, prompt: readonly number[], options: 
     forks,
     max_live_paths: maxLive,
     pages_peak: counters.pagesPeak,
-    naive_pages: samples.reduce((a, s) => a + Math.ceil((prompt.length + s.tokens.length) / pageSize), 0),
+    naive_pages: pageSize > 0 ? samples.reduce((a, s) => a + Math.ceil((prompt.length + s.tokens.length) / pageSize), 0) : 0,
     reused_prompt_tokens: counters.reusedPromptTokens,
     samples: samples.length,
     pruned,
