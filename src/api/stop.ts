@@ -1,6 +1,7 @@
 // Stop strings over streamed text. Text is pushed as it becomes final; what may still turn out to be the beginning of
 // a stop string is held back, so a streaming client never sees text that the final answer does not have, and the
-// final text ends exactly before the first occurrence of any stop string, wherever token boundaries fall.
+// final text ends exactly before the stop string that completes first (the earliest end; at equal ends the longer one),
+// wherever token boundaries fall.
 //
 // Why held-back text suffices: any occurrence of a stop string starts either in the held-back tail or in the new
 // text, because the tail held back is the longest suffix that is a proper prefix of some stop string.
@@ -20,10 +21,16 @@ export class StopMatcher {
   push(text: string): string {
     if (this.done) return '';
     const buf = this.held + text;
+    // The stop string that completes first (the earliest end; at equal ends the longer one) is where a generator that
+    // sees the text grow would stop: so the answer does not depend on how the text was split into pieces.
     let first = -1;
+    let end = Infinity;
     for (const s of this.stops) {
       const i = buf.indexOf(s);
-      if (i >= 0 && (first < 0 || i < first)) first = i;
+      if (i >= 0 && (i + s.length < end || (i + s.length === end && i < first))) {
+        first = i;
+        end = i + s.length;
+      }
     }
     if (first >= 0) {
       this.done = true;
