@@ -131,7 +131,7 @@ describe('llama.cpp server through the remote engine', () => {
     expect(again).toEqual(seqs);
   });
 
-  it('forks: a prefix branch from a finished path is served from the cache; siblings of one peak go out as one request', async () => {
+  it('forks: siblings of one peak go out as one request; every kept prefix token is computed or served from the cache', async () => {
     const prompt = freshPrompt(3);
     const s = remote.session();
     const root = s.createPath(prompt, { temperature: 1, seed: 7 }, { reserve: 60 });
@@ -150,10 +150,15 @@ describe('llama.cpp server through the remote engine', () => {
     expect(new Set(kids.map((k) => s.path(k).tokens.slice(keep).join())).size).toBe(3);
     // One request for the three branches: the server computed one prompt token (the last kept one, whose logits it
     // needs), served the rest of the shared prefix from the finished root's slot, and copied it to the other two.
+    // Which slot serves them is the server's choice (llama.cpp picks by prompt similarity, then by age): on an idle
+    // server it is the root's, which computes 1 token and serves keep - 1 from the cache; in a loaded CI run it once
+    // recomputed the prefix. So the exact split is not asserted: every kept token is computed or served, at least the
+    // last one is computed, and the client's counters agree with the server's own /metrics.
     expect(after.requests - before.requests).toBe(1);
-    expect(after.promptComputed - before.promptComputed).toBe(1);
-    expect(after.promptCached - before.promptCached).toBe(keep - 1);
-    expect((await promptTokensTotal()) - m0).toBe(1);
+    const computed = after.promptComputed - before.promptComputed;
+    expect(computed + (after.promptCached - before.promptCached)).toBe(keep);
+    expect(computed).toBeGreaterThanOrEqual(1);
+    expect((await promptTokensTotal()) - m0).toBe(computed);
     // An EAB sibling (fork with nextToken) of a finished path: it feeds 300 in place of the path's last sampled token
     // (which no forward read), and the server serves every token before it from the cache.
     for (const k of kids) s.finish(k);
@@ -163,8 +168,9 @@ describe('llama.cpp server through the remote engine', () => {
     const o = await drive(s, 3);
     const c1 = s.remoteCounters();
     expect(o.get(sib)!.map((r) => r.position)).toEqual([keep + 15, keep + 16, keep + 17]);
-    expect(c1.promptComputed - c0.promptComputed).toBe(1);
-    expect(c1.promptCached - c0.promptCached).toBe(keep + 14);
+    // As above: keep + 15 prompt tokens, each computed or served (1 computed and keep + 14 served on an idle server).
+    expect(c1.promptComputed - c0.promptComputed + (c1.promptCached - c0.promptCached)).toBe(keep + 15);
+    expect(c1.promptComputed - c0.promptComputed).toBeGreaterThanOrEqual(1);
     s.close();
   });
 
