@@ -156,14 +156,6 @@ const KERNEL_CASES: KernelCase[] = [
     },
   },
   {
-    file: 'gelu', className: 'Gelu', rows: [1, 128],
-    setup(gpu, K, R) {
-      const x = f32(gpu, R * F, 'x'), y = createStorage(gpu.device, R * F * 4, 'y');
-      const k = new K(gpu).bind({ x, y });
-      return { encode: (p) => k.encode(p, R * F), bytes: 2 * R * F * 4, buffers: [x, y] };
-    },
-  },
-  {
     file: 'embedding', className: 'Embedding', rows: [1, 128],
     setup(gpu, K, R) {
       const vocab = 8192; // the gather's cost does not depend on the table's length
