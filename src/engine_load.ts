@@ -59,6 +59,11 @@ export async function readModel(model: ModelInput, options: Pick<LoadEngineOptio
 /** An engine over `model`, ready to create paths and serve completions. */
 export async function loadEngine(model: ModelInput, options: LoadEngineOptions = {}): Promise<Engine> {
   const loaded = await readModel(model, options);
+  return engineFromLoaded(loaded, typeof model === 'string' ? model : loaded.label, options);
+}
+
+/** The second half of loadEngine: the tokenizer and chat template of a read model, then the GPU upload. */
+export async function engineFromLoaded(loaded: LoadedModel, modelName: string, options: LoadEngineOptions = {}): Promise<Engine> {
   let tok: LoadedTokenizer | null = null;
   try {
     tok = loadedTokenizerFor(loaded);
@@ -67,7 +72,7 @@ export async function loadEngine(model: ModelInput, options: LoadEngineOptions =
   }
   const given = options.chatTemplate;
   return Engine.fromWeights(loaded.modelWeights, tok?.tokenizer ?? null, {
-    modelName: typeof model === 'string' ? model : loaded.label,
+    modelName,
     ...options,
     // A template given in the options replaces the model's; BOS/EOS text still comes from the model where not given.
     chatTemplate: {

@@ -137,3 +137,10 @@ export class RemoteFeatureError extends ForkLMError {
     this.feature = feature;
   }
 }
+
+/** A Web Worker engine's worker could not start, died, or was destroyed (worker/client.ts). */
+export class WorkerError extends ForkLMError {
+  constructor(message: string) {
+    super('WORKER', message);
+  }
+}

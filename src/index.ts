@@ -10,6 +10,10 @@ export type { ApiHost, ChatTemplateInfo } from './api/host.js';
 export type * from './api/types.js';
 export { tokenText, tokenBytes } from './api/token_text.js';
 
+// The engine in a Web Worker (pages): the same OpenAI-style surface, off the main thread (src/worker/).
+export { createWorkerEngine, WorkerEngine, type WorkerEngineOptions, type WorkerCompletions, type WorkerChatCompletions, type LoadProgress, type WorkerLoadOptions, type WorkerModelInput, type WorkerStats } from './worker/client.js';
+export { serveEngine, type WorkerScope } from './worker/host.js';
+
 export { runEab, streamEab, type EabEvent, type EabOptions, type EabResult, type EabSample, type EabStats, type EabTreeNode } from './branch/eab.js';
 export { EAB_DEFAULTS, eabParams, type EabParams, type PrunePolicy } from './branch/eab_params.js';
 export { PathTree, type BranchPoint, type FinishReason, type TreeNode } from './branch/tree.js';
