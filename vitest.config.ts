@@ -39,6 +39,8 @@ export default defineConfig({
         test: {
           name: 'browser',
           include: ['test/browser/**/*.test.ts', 'test/kernels/**/*.test.ts'],
+          // A local stand-in for the Hugging Face hub (test/browser/hub.test.ts).
+          globalSetup: ['test/browser/hub_server.ts'],
           testTimeout: 180_000,
           browser: {
             enabled: true,
