@@ -1,6 +1,6 @@
 // Exact token accounting of a confidence-peak run: rows the engine computed against what the seed's re-encoding
 // implementation and N independent traces would compute for the same traces.
-import type { PeaksTrace } from './peaks.js';
+import type { PeaksTrace } from './peaks_types.js';
 
 /**
  * Token accounting of a run, from its trace records and the engine's row counter. Counts are rows: one row computes

@@ -7,11 +7,13 @@
 import { InvalidArgumentError } from '../errors.js';
 
 /**
- * 'rounds': branches of depth d+1 start only once every trace of depth d has finished, so candidates are ranked over
- * the whole round (the seed's way). 'eager': a finished trace's peaks are branched as soon as there is room, batched
- * with the traces still running (lower latency; ranking only among candidates waiting at that moment).
+ * 'online': a peak is branched as soon as its trace has passed it, batched with the traces still running; peaks are
+ * taken in the order a trace passes them, the eligible region is a fraction of max_new_tokens, and the budget goes to
+ * peaks in the (virtual) order they were passed (peak_rules.ts, peaks_online.ts). 'rounds': the seed's way: a trace's
+ * highest peaks over its finished length, and branches of depth d + 1 only once every trace of depth d has finished,
+ * ranked over the whole round (steps thin out at the end of each round).
  */
-export type PeaksSchedule = 'rounds' | 'eager';
+export type PeaksSchedule = 'online' | 'rounds';
 
 export interface PeaksParams {
   /** Traces sampled from the prompt before any branching, in one batch, seeds seed, seed + 1, ... */
@@ -34,11 +36,12 @@ export interface PeaksParams {
   /**
    * The eligible middle region: a branch point b of a trace of n tokens satisfies
    * ceil(min_branch_fraction * n) <= b <= floor(max_branch_fraction * n), and 1 <= b <= n - 1, and for a branch b is
-   * after its own branch point (earlier peaks are its parent's, already considered there).
+   * after its own branch point (earlier peaks are its parent's, already considered there). Under the online schedule
+   * n is max_new_tokens (a running trace's length is not known yet).
    */
   min_branch_fraction: number;
   max_branch_fraction: number;
-  /** Most peaks branched per trace (its highest ones). */
+  /** Most peaks branched per trace (its highest ones under 'rounds', the first ones passed under 'online'). */
   peaks_per_trace: number;
   /** New traces continued from each chosen peak. */
   branches_per_peak: number;
@@ -75,7 +78,7 @@ export const PEAKS_DEFAULTS: Readonly<PeaksParams> = Object.freeze({
   peaks_per_trace: 1,
   branches_per_peak: 2,
   max_depth: 2,
-  schedule: 'rounds',
+  schedule: 'online',
   early_stop: false,
   warmup_traces: null,
   keep_percent: 90,
@@ -119,8 +122,8 @@ export function peaksParams(partial: Partial<PeaksParams> = {}, limits: PeaksLim
   int('peaks_per_trace', p.peaks_per_trace, 1);
   int('branches_per_peak', p.branches_per_peak, 1);
   int('max_depth', p.max_depth, 0);
-  if (p.schedule !== 'rounds' && p.schedule !== 'eager')
-    throw new InvalidArgumentError(`schedule must be 'rounds' or 'eager', got ${String(p.schedule)}.`);
+  if (p.schedule !== 'online' && p.schedule !== 'rounds')
+    throw new InvalidArgumentError(`schedule must be 'online' or 'rounds', got ${String(p.schedule)}.`);
   if (typeof p.early_stop !== 'boolean') throw new InvalidArgumentError(`early_stop must be true or false, got ${String(p.early_stop)}.`);
   if (p.warmup_traces !== null) int('warmup_traces', p.warmup_traces, 1, p.initial_traces);
   num('keep_percent', p.keep_percent, (x) => x > 0 && x <= 100, 'in (0, 100]');

@@ -252,12 +252,18 @@ class FakeEngine implements BranchEngine {
   /** Per step: the finished paths whose pages are still held when the step runs. */
   readonly heldFinished: number[][] = [];
 
+  /** The step count when each path was created: it first takes part in the step after. */
+  readonly createdAt = new Map<number, number>();
+  /** Sampling results per step. */
+  readonly batch: number[] = [];
+
   constructor(
     numPages: number,
     readonly maxLivePaths = 16,
+    maxRowsPerStep = 64,
   ) {
     this.kv = new KvCache({ numPages, pageSize: 4 });
-    this.sched = new Scheduler(this.kv, { maxRowsPerStep: 64 });
+    this.sched = new Scheduler(this.kv, { maxRowsPerStep });
   }
   get stats() {
     return { ...this.count, pageCopies: this.kv.copiesMade, forks: this.sched.stats.forks };
@@ -299,6 +305,7 @@ class FakeEngine implements BranchEngine {
     if (this.livePaths().length >= this.maxLivePaths) throw new InvalidArgumentError('no room');
     const p = this.sched.addRequest(prompt);
     this.keys.set(p.id, rootKey(sampling.seed ?? 0, o.root ?? 0));
+    this.createdAt.set(p.id, this.count.steps);
     return p.id;
   }
   fork(id: number, o: { keep: number; sibling?: number }): number {
@@ -307,6 +314,7 @@ class FakeEngine implements BranchEngine {
     const at = Math.min(o.keep - 1, parent.computed);
     const child = this.sched.fork(id, { atLength: at, nextTokens: parent.tokens.slice(at, o.keep) });
     this.keys.set(child.id, childKey(this.keys.get(id)!, 'keep', o.keep, o.sibling ?? 0));
+    this.createdAt.set(child.id, this.count.steps);
     return child.id;
   }
   path(id: number) {
@@ -354,6 +362,7 @@ class FakeEngine implements BranchEngine {
       });
     }
     this.sched.commit(plan, tokens);
+    this.batch.push(plan.samples);
     const results = stats.map((st, s) => {
       const pathId = plan.pathIds[plan.samplePath[s]];
       return { pathId, stats: st, token: tokens[s], position: this.sched.path(pathId).tokens.length - 1 };
@@ -400,8 +409,8 @@ function checkRun(r: PeaksResult, engine: FakeEngine, prefix = true): void {
     expect(t.confs[t.branch_point]).toBe(p.confs[t.branch_point]);
     expect(t.new_tokens).toBeGreaterThan(0);
   }
-  // Exact accounting: the engine's row counter equals the rows attributed to each trace.
-  expect(r.traces.reduce((a, t) => a + t.tokens_computed, 0)).toBe(r.stats.tokens_computed);
+  // Exact accounting: the engine's row counter equals the rows attributed to each trace plus the discarded ones.
+  expect(r.traces.reduce((a, t) => a + t.tokens_computed, 0) + r.stats.rows_discarded).toBe(r.stats.tokens_computed);
   expect(r.stats.tokens_reencode).toBe(r.traces.reduce((a, t) => a + PROMPT.length + t.num_tokens - 1, 0));
   if (prefix && r.stats.branch_traces > 0) expect(r.stats.tokens_computed).toBeLessThan(r.stats.tokens_reencode);
   expect(r.stats.tokens_saved).toBe(r.stats.tokens_reencode - r.stats.tokens_computed);
@@ -412,10 +421,10 @@ function checkRun(r: PeaksResult, engine: FakeEngine, prefix = true): void {
 describe('the peaks controller over the real scheduler and page tables', () => {
   const base: PeaksOptions = { initial_traces: 3, max_traces: 12, max_new_tokens: 40, confidence_threshold: 8.5, peak_window: 3, min_peak_distance: 4 };
 
-  it('branches at peaks, to depth 2, within the budget, and releases every page', async () => {
+  it.each(['online', 'rounds'] as const)('%s: branches at peaks, to depth 2, within the budget, and releases every page', async (schedule) => {
     const engine = new FakeEngine(256);
     const events: PeaksEvent[] = [];
-    const r = await runFake(engine, base, events);
+    const r = await runFake(engine, { ...base, schedule }, events);
     checkRun(r, engine);
     expect(r.stats.branch_traces).toBeGreaterThan(0);
     expect(r.stats.max_depth_reached).toBe(2);
@@ -432,6 +441,7 @@ describe('the peaks controller over the real scheduler and page tables', () => {
       expect(group.length).toBeLessThanOrEqual(r.params.branches_per_peak);
       expect(new Set(group.map((t) => t.sibling)).size).toBe(group.length);
     }
+    if (schedule === 'online') return;
     // Rounds: no depth-2 branch starts before every depth-1 trace has finished.
     const firstDepth2 = events.findIndex((e) => e.type === 'branch' && e.depth === 2);
     let lastDepth1Finish = -1;
@@ -442,21 +452,23 @@ describe('the peaks controller over the real scheduler and page tables', () => {
     expect(firstDepth2).toBeGreaterThan(lastDepth1Finish);
   });
 
-  it('a finished trace keeps its pages only while a branch from it is still to come', async () => {
-    const engine = new FakeEngine(512);
-    const events: { e: PeaksEvent; step: number }[] = [];
+  it.each([
+    ['rounds', 16],
+    ['online', 4],
+  ] as const)('%s (room %i): a finished trace keeps its pages only while a branch from it is still to come', async (schedule, room) => {
+    const engine = new FakeEngine(512, room);
     // A budget that never binds: every chosen peak is branched, so every held parent must get a child later.
-    const r = await runPeaks(engine, PROMPT, { ...base, max_traces: 500, max_new_tokens: 30 }, (e) =>
-      events.push({ e, step: engine.stats.steps }),
-    );
+    const r = await runPeaks(engine, PROMPT, { ...base, max_traces: 500, max_new_tokens: 30, schedule });
     checkRun(r, engine);
-    const pathOf = new Map(r.traces.map((t) => [t.path_id, t.trace_id]));
+    const byPath = new Map(r.traces.map((t) => [t.path_id, t]));
+    const byId = new Map(r.traces.map((t) => [t.trace_id, t]));
     let checked = 0;
-    engine.heldFinished.forEach((held, step) => {
+    // heldFinished[i]: paths held when step i + 1 ran; a child forked after it has createdAt >= i + 1.
+    engine.heldFinished.forEach((held, i) => {
       for (const id of held) {
-        const trace = pathOf.get(id)!;
-        const later = events.some(({ e, step: at }) => e.type === 'branch' && e.parent === trace && at >= step);
-        expect(later, `${trace} held at step ${step} with no branch to come`).toBe(true);
+        const trace = byPath.get(id)!;
+        const later = trace.children.some((c) => engine.createdAt.get(byId.get(c)!.path_id)! >= i + 1);
+        expect(later, `${trace.trace_id} held at step ${i + 1} with no branch to come`).toBe(true);
         checked++;
       }
     });
@@ -471,7 +483,7 @@ describe('the peaks controller over the real scheduler and page tables', () => {
     expect(r0.stats.tokens_computed).toBe(r0.stats.tokens_reencode);
 
     const engine = new FakeEngine(256);
-    const r = await runFake(engine, { ...base, max_traces: 30, peaks_per_trace: 2, branches_per_peak: 3, max_depth: 1, schedule: 'eager' });
+    const r = await runFake(engine, { ...base, max_traces: 30, peaks_per_trace: 2, branches_per_peak: 3, max_depth: 1, schedule: 'online' });
     checkRun(r, engine);
     for (const t of r.traces) {
       expect(t.depth).toBeLessThanOrEqual(1);
@@ -501,10 +513,10 @@ describe('the peaks controller over the real scheduler and page tables', () => {
     expect(r.stats.forks).toBe(0);
   });
 
-  it('early stopping: the bar is the warm-up percentile, stopped traces fell below it and are never parents', async () => {
+  it('early stopping (rounds): the bar is the warm-up percentile, stopped traces fell below it and are never parents', async () => {
     const engine = new FakeEngine(256);
     const events: PeaksEvent[] = [];
-    const r = await runFake(engine, { ...base, max_traces: 16, early_stop: true, keep_percent: 10, group_window: 4 }, events);
+    const r = await runFake(engine, { ...base, max_traces: 16, early_stop: true, keep_percent: 10, group_window: 4, schedule: 'rounds' }, events);
     checkRun(r, engine);
     const warm = r.traces.filter((t) => t.depth === 0);
     expect(r.stats.early_stop_bar).toBeCloseTo(stoppingBar(warm.map((t) => t.lowest_group_confidence), 10), 9);
@@ -545,5 +557,96 @@ describe('the peaks controller over the real scheduler and page tables', () => {
       }),
     ).rejects.toBeInstanceOf(CancelledError);
     expect(engine.pagesInUse).toBe(0);
+  });
+});
+
+
+describe('the online schedule: no rounds, and a result that does not depend on scheduling', () => {
+  const base: PeaksOptions = { initial_traces: 3, max_traces: 12, max_new_tokens: 40, confidence_threshold: 8.5, peak_window: 3, min_peak_distance: 4 };
+  /** Everything of a result that the schedule must not change (path ids and prefix-cache hits may differ). */
+  const view = (r: PeaksResult) => ({
+    traces: r.traces.map((t) => ({ ...t, path_id: undefined, tokens_computed: undefined })),
+    found: [r.stats.peaks_found, r.stats.peaks_branched, r.stats.early_stop_bar],
+  });
+
+  /** Runs on an engine with `room` live paths and `rows` rows per step; records the step of every drawn token. */
+  async function runOn(room: number, rows: number, o: PeaksOptions) {
+    const engine = new FakeEngine(512, room, rows);
+    const events: PeaksEvent[] = [];
+    const stepsOf = new Map<number, number[]>();
+    let step = 0;
+    const r = await runPeaks(engine, PROMPT, { ...o, onStep: ({ results }) => {
+      step++;
+      for (const x of results) stepsOf.set(x.pathId, [...(stepsOf.get(x.pathId) ?? []), step]);
+    } }, (e) => events.push(e));
+    checkRun(r, engine, !o.regenerate);
+    return { r, engine, events, stepsOf };
+  }
+
+  it.each([
+    ['a binding budget', base],
+    ['early stopping', { ...base, seed: 5, max_traces: 16, early_stop: true, keep_percent: 10, group_window: 4, warmup_traces: 1, initial_traces: 4 }],
+    ['more peaks per trace', { ...base, max_traces: 20, peaks_per_trace: 2, branches_per_peak: 3 }],
+    ['simulated branching', { ...base, regenerate: true }],
+  ] as [string, PeaksOptions][])('%s: the same traces and events with any room and any prefill chunking', async (_, o) => {
+    const wide = await runOn(16, 64, o);
+    expect(wide.r.stats.branch_traces).toBeGreaterThan(0);
+    expect(wide.r.stats.rows_discarded).toBe(0); // with room for every trace nothing runs ahead of its decisions
+    for (const [room, rows] of [[4, 64], [5, 3], [o.initial_traces!, 2]]) {
+      const narrow = await runOn(room, rows, o);
+      expect(view(narrow.r), `room ${room}, ${rows} rows per step`).toEqual(view(wide.r));
+      expect(narrow.events).toEqual(wide.events);
+      expect(Math.max(...narrow.engine.batch)).toBeLessThanOrEqual(room);
+    }
+    if (o.early_stop) {
+      const r = wide.r;
+      expect(r.stats.early_stop_bar).toBeCloseTo(stoppingBar([r.traces[0].lowest_group_confidence], 10), 9);
+      const stopped = r.traces.filter((t) => t.stop_reason === 'low_confidence');
+      expect(stopped.length).toBeGreaterThan(0);
+      for (const t of stopped) {
+        expect(t.trace_id).not.toBe('trace_0'); // the one warm-up trace is never stopped
+        expect(t.confs.slice(-4).reduce((a, b) => a + b, 0) / 4).toBeLessThan(r.stats.early_stop_bar!);
+        // A peak counts only when passed before the stop: a branch point is at most the token before it.
+        for (const c of t.children) expect(r.traces.find((x) => x.trace_id === c)!.branch_point).toBeLessThan(t.num_tokens - 1);
+      }
+    }
+  });
+
+  it('with room for every trace, a branch starts the step after its parent passed the peak: no rounds', async () => {
+    const o: PeaksOptions = { ...base, max_traces: 40 };
+    const { r, stepsOf } = await runOn(64, 64, o);
+    const rounds = await runOn(64, 64, { ...o, schedule: 'rounds' });
+    expect(r.stats.max_depth_reached).toBe(2);
+    const byId = new Map(r.traces.map((t) => [t.trace_id, t]));
+    for (const t of r.traces.filter((x) => x.depth > 0)) {
+      const p = byId.get(t.parent_id!)!;
+      const passed = stepsOf.get(p.path_id)![t.branch_point - p.prefix_length];
+      expect(stepsOf.get(t.path_id)![0], t.trace_id).toBe(passed + 1);
+    }
+    // Token k of a depth-d trace is drawn in step k + d + 1 (one prefill step): the run takes at most
+    // max_new_tokens + max_depth steps, where rounds wait for their stragglers at every depth.
+    expect(r.stats.steps).toBeLessThanOrEqual(40 + 2);
+    expect(rounds.r.stats.steps).toBeGreaterThan(40 + 2);
+    // Streams follow lineage: the roots are the same in both schedules.
+    expect(r.traces.filter((t) => t.depth === 0).map((t) => t.token_ids)).toEqual(rounds.r.traces.filter((t) => t.depth === 0).map((t) => t.token_ids));
+  });
+
+  it('with little room, every step is full while a known branch waits', async () => {
+    const room = 4;
+    const { r, engine, stepsOf } = await runOn(room, 64, { ...base, max_traces: 24, peaks_per_trace: 2 });
+    expect(r.stats.branch_traces).toBeGreaterThan(room);
+    const byId = new Map(r.traces.map((t) => [t.trace_id, t]));
+    let waited = 0;
+    for (const t of r.traces.filter((x) => x.depth > 0)) {
+      const p = byId.get(t.parent_id!)!;
+      const passed = stepsOf.get(p.path_id)![t.branch_point - p.prefix_length];
+      const started = stepsOf.get(t.path_id)![0];
+      // Steps are numbered from 1; batch[s - 1] is step s's batch.
+      for (let s = passed + 1; s < started; s++) expect(engine.batch[s - 1], `${t.trace_id} waited in step ${s}`).toBe(room);
+      waited += started - passed - 1;
+    }
+    expect(waited).toBeGreaterThan(0); // the room did bind
+    const rounds = await runOn(room, 64, { ...base, max_traces: 24, peaks_per_trace: 2, schedule: 'rounds' });
+    expect(r.stats.steps).toBeLessThan(rounds.r.stats.steps);
   });
 });
