@@ -7,7 +7,7 @@
 // distribution with a plain and a confidence-weighted vote (src/analysis/vote). Stories have no final answer, so two
 // keys stand in: the last complete sentence, and the name a character is given ("named X"). Early-stopped traces do
 // not vote (DeepConf). Each run starts from an empty KV and prefix cache (freshEngine), so methods do not share work;
-// each is timed twice and the faster run kept.
+// each is timed three times, the methods interleaved, and the fastest run kept.
 // Adapter: llvmpipe unless FORKLM_BENCH_ADAPTERS names others; FORKLM_BENCH_QUICK=1 runs one small prompt.
 import { vote, type VoteResult } from '../src/analysis/vote.js';
 import { normalizeAnswer } from '../src/analysis/normalize.js';
@@ -40,7 +40,7 @@ const PARAMS: Partial<PeaksParams> = QUICK ? { initial_traces: 2, max_traces: 6,
 const RANDOM_PARAMS: Partial<PeaksParams> = { initial_traces: 2, max_traces: 6, max_new_tokens: QUICK ? 8 : 24, peak_window: 4, min_peak_distance: 4 };
 const RANDOM_PROMPT_TOKENS = 32;
 
-const REPEATS = QUICK ? 1 : 2;
+const REPEATS = QUICK ? 1 : 3;
 
 type Key = (t: PeaksTrace) => string | null;
 
@@ -142,17 +142,19 @@ async function benchAdapter(adapter: AdapterChoice): Promise<object> {
 }
 
 async function benchEngine(base: Engine, adapter: string, PROMPTS: BenchPrompt[], PARAMS: Partial<PeaksParams>): Promise<object> {
-  // Each method runs REPEATS times on an empty cache; the counts replay exactly, the fastest wall-clock is kept (the
-  // machine is shared, and slower repeats measure other load).
-  const run = async (prompt: number[], o: PeaksOptions): Promise<PeaksResult> => {
-    let best: PeaksResult | null = null;
-    for (let i = 0; i < REPEATS; i++) {
-      const r = await runPeaks(freshEngine(base), prompt, o);
-      if (best && r.stats.tokens_computed !== best.stats.tokens_computed)
-        throw new Error(`a replay computed ${r.stats.tokens_computed} rows, the first run ${best.stats.tokens_computed}: runs must replay exactly`);
-      if (!best || r.stats.ms < best.stats.ms) best = r;
-    }
-    return best!;
+  // Each method runs REPEATS times on an empty cache, the methods interleaved round by round so that a burst of other
+  // load on the shared machine hits all of them alike; the counts replay exactly, the fastest wall clock is kept.
+  const runAll = async (prompt: number[], methods: Record<string, PeaksOptions>): Promise<Record<string, PeaksResult>> => {
+    const best: Record<string, PeaksResult> = {};
+    for (let i = 0; i < REPEATS; i++)
+      for (const [name, o] of Object.entries(methods)) {
+        const r = await runPeaks(freshEngine(base), prompt, o);
+        const b = best[name];
+        if (b && r.stats.tokens_computed !== b.stats.tokens_computed)
+          throw new Error(`${name}: a replay computed ${r.stats.tokens_computed} rows, the first run ${b.stats.tokens_computed}: runs must replay exactly`);
+        if (!b || r.stats.ms < b.stats.ms) best[name] = r;
+      }
+    return best;
   };
   // Untimed: compiles the pipelines for every batch shape a branching run steps through.
   await runPeaks(freshEngine(base), PROMPTS[0].tokens, PARAMS);
@@ -168,14 +170,23 @@ async function benchEngine(base: Engine, adapter: string, PROMPTS: BenchPrompt[]
   };
   for (const { text, tokens: prompt } of PROMPTS) {
     log(`${adapter}: "${text}"`);
-    const branching = await run(prompt, PARAMS);
-    const simulated = await run(prompt, { ...PARAMS, regenerate: true });
-    const n = branching.stats.traces;
-    const uniform = await run(prompt, { ...PARAMS, initial_traces: n, max_traces: n, max_depth: 0 });
+    // The sizes of the uniform runs follow from true branching's: one untimed run gives them (the runs replay).
+    const probe = await runPeaks(freshEngine(base), prompt, PARAMS);
+    const n = probe.stats.traces;
+    const uniformOptions = { ...PARAMS, initial_traces: n, max_traces: n, max_depth: 0 };
+    const perTrace = (await runPeaks(freshEngine(base), prompt, uniformOptions)).stats.tokens_computed / n;
     // Rows per independent trace, measured: how many fit in what true branching computed.
-    const perTrace = uniform.stats.tokens_computed / n;
-    const m = Math.max(1, Math.min(base.maxLivePaths, Math.round(branching.stats.tokens_computed / perTrace)));
-    const budget = await run(prompt, { ...PARAMS, initial_traces: m, max_traces: m, max_depth: 0 });
+    const m = Math.max(1, Math.min(base.maxLivePaths, Math.round(probe.stats.tokens_computed / perTrace)));
+    const got = await runAll(prompt, {
+      true_branching: PARAMS,
+      simulated_branching: { ...PARAMS, regenerate: true },
+      uniform_same_samples: uniformOptions,
+      uniform_same_compute: { ...PARAMS, initial_traces: m, max_traces: m, max_depth: 0 },
+    });
+    const branching = got.true_branching;
+    const simulated = got.simulated_branching;
+    const uniform = got.uniform_same_samples;
+    const budget = got.uniform_same_compute;
     const methods = { true_branching: branching, simulated_branching: simulated, uniform_same_samples: uniform, uniform_same_compute: budget };
     for (const [name, r] of Object.entries(methods)) add(name, r);
     prompts.push({
