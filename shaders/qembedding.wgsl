@@ -3,6 +3,7 @@
 // This dispatch holds table rows [rowStart, rowStart + chunkRows) and writes only output rows whose id falls there;
 // the first chunk's dispatch (rowStart = 0) also writes zeros for ids >= totalRows, so a bad id never reads out of
 // bounds. One thread per 4 output values; a 2-D grid for large row counts. Needs dim % QK == 0.
+// As embedding.wgsl: the row times params.scale, added to out with params.accumulate (ids >= V then leave it as is).
 override WG: u32 = 256;
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -28,8 +29,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var sub = sub_load(o, blk_head(o), u / SUB4);
     let v = u % SUB4;
     let first = v < HALF4;
-    out[i] = select(sub.hi, sub.lo, first) * sub.q[v] + select(sub.offHi, sub.offLo, first);
-  } else if (id >= params.totalRows && params.rowStart == 0u) {
+    var x = select(sub.hi, sub.lo, first) * sub.q[v] + select(sub.offHi, sub.offLo, first);
+    if (params.scale != 1.0) { x *= params.scale; }
+    if (params.accumulate != 0u) { x += out[i]; }
+    out[i] = x;
+  } else if (id >= params.totalRows && params.rowStart == 0u && params.accumulate == 0u) {
     out[i] = vec4<f32>(0.0);
   }
 }

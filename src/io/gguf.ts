@@ -7,6 +7,7 @@ import type { MetadataValue } from '@huggingface/gguf';
 import { ForkLMError, ModelFormatError, UnsupportedModelError } from '../errors.js';
 import { bf16ToF32, concatBytes, f16ToF32, f32FromBytes, f32ToBytes, f32ToHalfBytes, shapeElements } from './bytes.js';
 import { ggmlTypeName, layoutOf, storageTypeOfGgml, STORAGE_TYPES, type StorageType } from '../weights/types.js';
+import { dequantize } from '../weights/dequant.js';
 
 export type { MetadataValue } from '@huggingface/gguf';
 export { GGUFValueType } from '@huggingface/gguf';
@@ -41,7 +42,7 @@ export interface GgufFile {
   readonly alignment: number;
   /** Absolute offset of the tensor data section */
   readonly dataOffset: number;
-  /** The values of an F32, F16 or BF16 tensor as f32 (quantized tensors stay quantized: use `stored`). */
+  /** The values of a tensor as f32 (a quantized one dequantized: meant for vectors; matrices stay stored: `stored`). */
   readF32(name: string): Float32Array;
   /** The raw stored bytes of a tensor (any storage type), e.g. to compare two tensors without converting. */
   rawBytes(name: string): Uint8Array;
@@ -173,10 +174,8 @@ export async function parseGguf(bytes: Uint8Array, label = 'model.gguf'): Promis
       if (t.storage === 'F32') return f32FromBytes(bytes, t.begin, count);
       if (t.storage === 'F16') return f16ToF32(bytes, t.begin, count);
       if (t.storage === 'BF16') return bf16ToF32(bytes, t.begin, count);
-      throw new UnsupportedModelError(
-        `${label}: tensor "${name}" is ${t.typeName}: forklm's model loader does not run quantized tensors yet (its ` +
-          'matmul and embedding kernels do, see src/weights). Use an F32/F16/BF16 GGUF of the model for now.',
-      );
+      // A quantized vector (norms and biases are F32 in llama.cpp's files, but nothing forbids otherwise).
+      return Float32Array.from(dequantize(t.storage!, bytes.subarray(t.begin, t.begin + t.byteLength), count));
     },
     stored(name: string) {
       const t = get(name);

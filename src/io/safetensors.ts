@@ -31,6 +31,8 @@ export interface SafetensorsFile {
   readonly tensors: ReadonlyMap<string, SafetensorsTensor>;
   /** The tensor's values as a new f32 array (F16/BF16 converted exactly). */
   readF32(name: string): Float32Array;
+  /** An F32, F16 or BF16 tensor as stored: its type and a view of its bytes (nothing copied or widened). */
+  stored(name: string): { type: SafetensorsDtype; shape: number[]; bytes: Uint8Array };
 }
 
 function fail(label: string, msg: string): never {
@@ -116,6 +118,12 @@ export function parseSafetensors(bytes: Uint8Array, label = 'model.safetensors')
     label,
     metadata,
     tensors,
+    stored(name: string) {
+      const t = tensors.get(name);
+      if (!t) throw new ModelFormatError(`${label}: no tensor named "${name}".`);
+      if (!READABLE.has(t.dtype)) this.readF32(name); // refuses by name
+      return { type: t.dtype as SafetensorsDtype, shape: [...t.shape], bytes: bytes.subarray(t.begin, t.end) };
+    },
     readF32(name: string): Float32Array {
       const t = tensors.get(name);
       if (!t) throw new ModelFormatError(`${label}: no tensor named "${name}".`);

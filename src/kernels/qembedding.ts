@@ -8,6 +8,7 @@ import type { WeightTensor } from '../weights/gpu_tensor.js';
 import { kernelBlock, type StorageType } from '../weights/types.js';
 import { BoundKernel, checkFloats, grid2d, groupsFor } from './kernel.js';
 import { weightPipeline } from './weight_shader.js';
+import type { EmbeddingBindOptions } from './embedding.js';
 
 export const QEmbeddingParams = defineUniform('Params', [
   ['rows', 'u32'],
@@ -16,6 +17,8 @@ export const QEmbeddingParams = defineUniform('Params', [
   ['chunkRows', 'u32'],
   ['totalRows', 'u32'],
   ['rowBytes', 'u32'],
+  ['scale', 'f32'], // multiplies the gathered row (Gemma's sqrt(D), Granite's embedding_multiplier); 1 otherwise
+  ['accumulate', 'u32'], // 1: out += scale * row (GPT-2's learned positions onto the token embeddings)
 ] as const);
 type QEmbeddingField = (typeof QEmbeddingParams.fields)[number][0];
 const WG = 256;
@@ -40,8 +43,11 @@ export class QEmbedding {
     this.pipeline = weightPipeline(gpu, { op: 'qembedding', type, config: 'gather', constants: { WG } }, QEmbeddingParams);
   }
 
-  bind(b: QEmbeddingBuffers, label = 'embedding'): BoundQEmbedding {
+  /** `o` as kernels/embedding.ts: out = scale * row (default 1), or out += with accumulate. */
+  bind(b: QEmbeddingBuffers, label = 'embedding', o: EmbeddingBindOptions = {}): BoundQEmbedding {
     const { table } = b;
+    const scale = o.scale ?? 1;
+    if (!Number.isFinite(scale)) throw new InvalidArgumentError(`${label}: scale must be a finite number, got ${scale}`);
     if (table.type !== this.type) throw new InvalidArgumentError(`${label}: the table is ${table.type}, the QEmbedding reads ${this.type}.`);
     if (table.cols !== this.dim) throw new InvalidArgumentError(`${label}: the table has ${table.cols} columns, the QEmbedding was made for dim ${this.dim}.`);
     if (table.chunks.length === 0 || table.chunks[0].rowStart !== 0) {
@@ -51,7 +57,7 @@ export class QEmbedding {
     const parts = table.chunks.map(
       (c, i) => new BoundKernel(this.gpu, this.pipeline, QEmbeddingParams, [c.buffer, c.buffer, b.ids, b.out], `${label}[chunk ${i}]`),
     );
-    return new BoundQEmbedding(parts, this.gpu, b, this.dim, label);
+    return new BoundQEmbedding(parts, this.gpu, b, this.dim, label, scale, o.accumulate ? 1 : 0);
   }
 }
 
@@ -62,6 +68,8 @@ export class BoundQEmbedding {
     private readonly b: QEmbeddingBuffers,
     private readonly dim: number,
     private readonly label: string,
+    private readonly scale = 1,
+    private readonly accumulate = 0,
   ) {}
 
   /** Gathers `rows` rows, one dispatch per chunk of the table. */
@@ -72,7 +80,7 @@ export class BoundQEmbedding {
     const groups = grid2d(this.gpu, groupsFor((rows * dim) / 4, WG));
     const t = this.b.table;
     t.chunks.forEach((c, i) => {
-      this.parts[i].encode(pass, { rows, dim, rowStart: c.rowStart, chunkRows: c.rows, totalRows: t.rows, rowBytes: t.rowBytes }, groups);
+      this.parts[i].encode(pass, { rows, dim, rowStart: c.rowStart, chunkRows: c.rows, totalRows: t.rows, rowBytes: t.rowBytes, scale: this.scale, accumulate: this.accumulate }, groups);
     });
   }
 

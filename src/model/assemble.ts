@@ -5,8 +5,11 @@
 //   GPT-2: Conv1D weights stored (in, out): c_attn (D, 3D), c_proj, c_fc                        -> transposed, split
 //   GPT-NeoX: query_key_value (3D, D) with rows per head [q_h | k_h | v_h]                       -> de-interleaved
 //   GGUF llama-family (llama, mistral, granite, smollm3): q/k rows interleaved by the converter   -> permuted back
+// Matrices stay as the file stores them (StoredMatrix, read when uploaded): splits and permutations move whole rows
+// (of quantized blocks too), transposes move values (dense types only); vectors are read as f32.
 import { ModelFormatError } from '../errors.js';
-import { interleavedToHalf } from './permute.js';
+import { asStored, rowRange, selectRows, transposeStored, type StoredMatrix } from '../weights/stored_matrix.js';
+import { interleavedToHalf, interleavedToHalfIndex } from './permute.js';
 import { layerNormSlots, specSizes } from './spec.js';
 import type { LayerWeights, ModelSpec, ModelWeights, NormWeights } from './spec.js';
 
@@ -17,6 +20,8 @@ export interface TensorProvider {
   /** null when the tensor is absent */
   shape(name: string): number[] | null;
   read(name: string): Float32Array;
+  /** A 2-D tensor as stored, read lazily; providers without it serve matrices through `read` as F32. */
+  stored?(name: string): StoredMatrix;
   /** Storage type as the file names it (F32, BF16, Q8_0, ...). */
   dtype(name: string): string;
 }
@@ -47,6 +52,11 @@ function neoxToQkv(a: Float32Array, nHeads: number, headDim: number, cols: numbe
   return parts;
 }
 
+/** GPT-NeoX's per-head [q_h | k_h | v_h] rows -> the rows of q, k and v (source row indices). */
+function neoxRowIndex(nHeads: number, headDim: number): number[][] {
+  return [0, 1, 2].map((j) => Array.from({ length: nHeads * headDim }, (_, r) => (3 * Math.floor(r / headDim) + j) * headDim + (r % headDim)));
+}
+
 class Reader {
   readonly used = new Set<string>();
   constructor(
@@ -57,6 +67,26 @@ class Reader {
     return this.p.shape(name) !== null;
   }
   take(name: string, want: number[]): Float32Array {
+    this.check(name, want);
+    this.used.add(name);
+    return this.p.read(name);
+  }
+  /** Only when `present` (the spec says the tensor exists). */
+  maybe(present: boolean, name: string, want: number[]): Float32Array | null {
+    return present ? this.take(name, want) : null;
+  }
+  /** A (rows, cols) matrix as stored, checked like take; its bytes are read when uploaded. */
+  matrix(name: string, want: [number, number]): StoredMatrix {
+    this.check(name, want);
+    this.used.add(name);
+    const p = this.p;
+    if (p.stored) return p.stored(name);
+    return { type: 'F32', rows: want[0], cols: want[1], bytes: () => asStored(p.read(name), want[0], want[1]).bytes() };
+  }
+  maybeMatrix(present: boolean, name: string, want: [number, number]): StoredMatrix | null {
+    return present ? this.matrix(name, want) : null;
+  }
+  private check(name: string, want: number[]): void {
     const shape = this.p.shape(name);
     if (!shape) throw new ModelFormatError(`${this.p.label}: tensor "${name}" is missing; the file is incomplete or not a ${this.spec.family} model.`);
     if (!sameShape(shape, want)) {
@@ -67,12 +97,6 @@ class Reader {
           `the weights do not match the config.`,
       );
     }
-    this.used.add(name);
-    return this.p.read(name);
-  }
-  /** Only when `present` (the spec says the tensor exists). */
-  maybe(present: boolean, name: string, want: number[]): Float32Array | null {
-    return present ? this.take(name, want) : null;
   }
 }
 
@@ -113,21 +137,21 @@ function readSeparate(r: Reader, n: LayerNames, withSuffix: boolean): LayerWeigh
     attnPostNorm: norm(slots.attnPostNorm, n.attnPostNorm),
     mlpNorm: norm(slots.mlpNorm, n.mlpNorm),
     mlpPostNorm: norm(slots.mlpPostNorm, n.mlpPostNorm),
-    wq: r.take(sfx(n.q, 'weight'), [qDim, D]),
-    wk: r.take(sfx(n.k, 'weight'), [kvDim, D]),
-    wv: r.take(sfx(n.v, 'weight'), [kvDim, D]),
+    wq: r.matrix(sfx(n.q, 'weight'), [qDim, D]),
+    wk: r.matrix(sfx(n.k, 'weight'), [kvDim, D]),
+    wv: r.matrix(sfx(n.v, 'weight'), [kvDim, D]),
     bq: r.maybe(a.bias.q, sfx(n.q, 'bias'), [qDim]),
     bk: r.maybe(a.bias.k, sfx(n.k, 'bias'), [kvDim]),
     bv: r.maybe(a.bias.v, sfx(n.v, 'bias'), [kvDim]),
-    wo: r.take(sfx(n.o, 'weight'), [D, qDim]),
+    wo: r.matrix(sfx(n.o, 'weight'), [D, qDim]),
     bo: r.maybe(a.bias.o, sfx(n.o, 'bias'), [D]),
     qNorm: r.maybe(a.qkNorm !== null, sfx(n.qNorm, 'weight'), qkShape(qDim)),
     kNorm: r.maybe(a.qkNorm !== null, sfx(n.kNorm, 'weight'), qkShape(kvDim)),
-    wGate: r.maybe(s.mlp.gated, sfx(n.gate, 'weight'), [F, D]),
+    wGate: r.maybeMatrix(s.mlp.gated, sfx(n.gate, 'weight'), [F, D]),
     bGate: r.maybe(s.mlp.bias.gate, sfx(n.gate, 'bias'), [F]),
-    wUp: r.take(sfx(n.up, 'weight'), [F, D]),
+    wUp: r.matrix(sfx(n.up, 'weight'), [F, D]),
     bUp: r.maybe(s.mlp.bias.up, sfx(n.up, 'bias'), [F]),
-    wDown: r.take(sfx(n.down, 'weight'), [D, F]),
+    wDown: r.matrix(sfx(n.down, 'weight'), [D, F]),
     bDown: r.maybe(s.mlp.bias.down, sfx(n.down, 'bias'), [D]),
   };
 }
@@ -171,8 +195,16 @@ function ggufNames(i: number, family: ModelSpec['family']): LayerNames {
   };
 }
 
+/** A part of a fused tensor: rows [at, at + shape[0]) of `from`. */
+interface VirtualPart {
+  shape: number[];
+  data: () => Float32Array;
+  stored: () => StoredMatrix;
+  from: string;
+}
+
 /** A stand-in provider that serves split parts of fused tensors under the separate names readSeparate asks for. */
-function withVirtual(p: TensorProvider, virtual: Map<string, { shape: number[]; data: () => Float32Array; from: string }>, used: Set<string>): TensorProvider {
+function withVirtual(p: TensorProvider, virtual: Map<string, VirtualPart>, used: Set<string>): TensorProvider {
   return {
     label: p.label,
     names: () => p.names(),
@@ -182,13 +214,19 @@ function withVirtual(p: TensorProvider, virtual: Map<string, { shape: number[]; 
       if (v) return used.add(v.from), v.data();
       return p.read(n);
     },
+    stored: (n) => {
+      const v = virtual.get(n);
+      if (v) return used.add(v.from), v.stored();
+      const rc = p.shape(n)!;
+      return p.stored ? p.stored(n) : { type: 'F32', rows: rc[0], cols: rc[1], bytes: () => asStored(p.read(n), rc[0], rc[1]).bytes() };
+    },
     dtype: (n) => p.dtype(virtual.get(n)?.from ?? n),
   };
 }
 
 /** Registers the parts of a fused (rows, cols) tensor, split by rows into `parts` named tensors, when it is present. */
 function splitRows(
-  p: TensorProvider, virtual: Map<string, { shape: number[]; data: () => Float32Array; from: string }>,
+  p: TensorProvider, virtual: Map<string, VirtualPart>,
   fused: string, parts: [string, number][], cols: number | null,
 ): void {
   const shape = p.shape(fused);
@@ -200,7 +238,13 @@ function splitRows(
   let at = 0;
   for (const [name, rows] of parts) {
     const from = at;
-    virtual.set(name, { shape: cols === null ? [rows] : [rows, cols], from: fused, data: () => rowsOf((cached ??= p.read(fused)), cols ?? 1, from, from + rows) });
+    const whole = (): StoredMatrix => (p.stored ? p.stored(fused) : asStored((cached ??= p.read(fused)), total, cols ?? 1));
+    virtual.set(name, {
+      shape: cols === null ? [rows] : [rows, cols],
+      from: fused,
+      data: () => rowsOf((cached ??= p.read(fused)), cols ?? 1, from, from + rows),
+      stored: () => rowRange(whole(), from, from + rows),
+    });
     at += rows;
   }
 }
@@ -208,7 +252,7 @@ function splitRows(
 /** HF Phi-3 and GGUF phi3/gpt2/gptneox: fused q|k|v and gate|up tensors served as separate ones. */
 function unfuse(s: ModelSpec, p: TensorProvider, n: LayerNames[], fusedQkv: (i: number) => string, fusedGateUp: ((i: number) => string) | null, used: Set<string>): TensorProvider {
   const { qDim, kvDim } = specSizes(s);
-  const virtual = new Map<string, { shape: number[]; data: () => Float32Array; from: string }>();
+  const virtual = new Map<string, VirtualPart>();
   n.forEach((names, i) => {
     for (const [kind, cols] of [['weight', s.dim], ['bias', null]] as const) {
       splitRows(p, virtual, `${fusedQkv(i)}.${kind}`, [[`${names.q}.${kind}`, qDim], [`${names.k}.${kind}`, kvDim], [`${names.v}.${kind}`, kvDim]], cols);
@@ -221,14 +265,14 @@ function unfuse(s: ModelSpec, p: TensorProvider, n: LayerNames[], fusedQkv: (i: 
 function finish(r: Reader, layers: LayerWeights[], embed: string, posEmbed: string | null, finalNorm: string, lmHead: string, suffix = true): ModelWeights {
   const s = r.spec;
   const w = (x: string, k: 'weight' | 'bias') => (suffix ? `${x}.${k}` : x);
-  const embedW = r.take(embed, [s.vocabSize, s.dim]);
+  const embedW = r.matrix(embed, [s.vocabSize, s.dim]);
   return {
     spec: s,
     embed: embedW,
-    posEmbed: posEmbed === null ? null : r.take(posEmbed, [s.maxSeqLen, s.dim]),
+    posEmbed: posEmbed === null ? null : r.matrix(posEmbed, [s.maxSeqLen, s.dim]),
     layers,
     finalNorm: { weight: r.take(w(finalNorm, 'weight'), [s.dim]), bias: r.maybe(s.norm.bias, w(finalNorm, 'bias'), [s.dim]) },
-    lmHead: s.tiedEmbeddings ? embedW : r.take(lmHead, [s.vocabSize, s.dim]),
+    lmHead: s.tiedEmbeddings ? embedW : r.matrix(lmHead, [s.vocabSize, s.dim]),
   };
 }
 
@@ -237,7 +281,7 @@ function hfGpt2(r: Reader): ModelWeights {
   const D = s.dim;
   const F = s.mlp.hiddenDim;
   const pre = r.has('transformer.wte.weight') ? 'transformer.' : '';
-  const conv = (name: string, inDim: number, outDim: number) => transpose(r.take(name, [inDim, outDim]), inDim, outDim);
+  const conv = (name: string, inDim: number, outDim: number) => transposeStored(r.matrix(name, [inDim, outDim]));
   const layers = Array.from({ length: s.nLayers }, (_, i): LayerWeights => {
     const p = `${pre}h.${i}.`;
     const ln = (x: string): NormWeights => ({ weight: r.take(`${p}${x}.weight`, [D]), bias: r.take(`${p}${x}.bias`, [D]) });
@@ -245,7 +289,7 @@ function hfGpt2(r: Reader): ModelWeights {
     const bqkv = r.take(`${p}attn.c_attn.bias`, [3 * D]);
     return {
       attnNorm: ln('ln_1'), attnPostNorm: null, mlpNorm: ln('ln_2'), mlpPostNorm: null,
-      wq: rowsOf(qkv, D, 0, D), wk: rowsOf(qkv, D, D, 2 * D), wv: rowsOf(qkv, D, 2 * D, 3 * D),
+      wq: rowRange(qkv, 0, D), wk: rowRange(qkv, D, 2 * D), wv: rowRange(qkv, 2 * D, 3 * D),
       bq: bqkv.slice(0, D), bk: bqkv.slice(D, 2 * D), bv: bqkv.slice(2 * D),
       wo: conv(`${p}attn.c_proj.weight`, D, D), bo: r.take(`${p}attn.c_proj.bias`, [D]),
       qNorm: null, kNorm: null, wGate: null, bGate: null,
@@ -264,15 +308,16 @@ function hfNeox(r: Reader): ModelWeights {
   const layers = Array.from({ length: s.nLayers }, (_, i): LayerWeights => {
     const p = `gpt_neox.layers.${i}.`;
     const ln = (x: string): NormWeights => ({ weight: r.take(`${p}${x}.weight`, [D]), bias: r.take(`${p}${x}.bias`, [D]) });
-    const [wq, wk, wv] = neoxToQkv(r.take(`${p}attention.query_key_value.weight`, [3 * D, D]), a.nHeads, a.headDim, D);
+    const qkv = r.matrix(`${p}attention.query_key_value.weight`, [3 * D, D]);
+    const [wq, wk, wv] = neoxRowIndex(a.nHeads, a.headDim).map((index) => selectRows(qkv, index));
     const qkvBias = a.bias.q ? neoxToQkv(r.take(`${p}attention.query_key_value.bias`, [3 * D]), a.nHeads, a.headDim, 1) : [null, null, null];
     return {
       attnNorm: ln('input_layernorm'), attnPostNorm: null, mlpNorm: s.residual.sharedNorm ? null : ln('post_attention_layernorm'), mlpPostNorm: null,
       wq, wk, wv, bq: qkvBias[0], bk: qkvBias[1], bv: qkvBias[2],
-      wo: r.take(`${p}attention.dense.weight`, [D, D]), bo: r.maybe(a.bias.o, `${p}attention.dense.bias`, [D]),
+      wo: r.matrix(`${p}attention.dense.weight`, [D, D]), bo: r.maybe(a.bias.o, `${p}attention.dense.bias`, [D]),
       qNorm: null, kNorm: null, wGate: null, bGate: null,
-      wUp: r.take(`${p}mlp.dense_h_to_4h.weight`, [F, D]), bUp: r.take(`${p}mlp.dense_h_to_4h.bias`, [F]),
-      wDown: r.take(`${p}mlp.dense_4h_to_h.weight`, [D, F]), bDown: r.take(`${p}mlp.dense_4h_to_h.bias`, [D]),
+      wUp: r.matrix(`${p}mlp.dense_h_to_4h.weight`, [F, D]), bUp: r.take(`${p}mlp.dense_h_to_4h.bias`, [F]),
+      wDown: r.matrix(`${p}mlp.dense_4h_to_h.weight`, [D, F]), bDown: r.take(`${p}mlp.dense_4h_to_h.bias`, [D]),
     };
   });
   return finish(r, layers, 'gpt_neox.embed_in.weight', null, 'gpt_neox.final_layer_norm', 'embed_out.weight');
@@ -316,8 +361,8 @@ export function assembleModel(spec: ModelSpec, format: WeightFormat, p: TensorPr
     if (GGUF_INTERLEAVED.has(spec.sourceArchitecture)) {
       const a = spec.attention;
       for (const l of layers) {
-        l.wq = interleavedToHalf(l.wq, a.nHeads, a.headDim, spec.dim);
-        l.wk = interleavedToHalf(l.wk, a.nKvHeads, a.headDim, spec.dim);
+        l.wq = selectRows(l.wq as StoredMatrix, interleavedToHalfIndex(a.nHeads, a.headDim));
+        l.wk = selectRows(l.wk as StoredMatrix, interleavedToHalfIndex(a.nKvHeads, a.headDim));
         if (l.bq) l.bq = interleavedToHalf(l.bq, a.nHeads, a.headDim, 1);
         if (l.bk) l.bk = interleavedToHalf(l.bk, a.nKvHeads, a.headDim, 1);
       }
@@ -333,8 +378,8 @@ export function assembleModel(spec: ModelSpec, format: WeightFormat, p: TensorPr
     const layers = names.map((n) => readSeparate(r, n, false));
     const a = spec.attention;
     for (const l of layers) {
-      l.wq = interleavedToHalf(l.wq, a.nHeads, a.headDim, spec.dim);
-      l.wk = interleavedToHalf(l.wk, a.nKvHeads, a.headDim, spec.dim);
+      l.wq = selectRows(l.wq as StoredMatrix, interleavedToHalfIndex(a.nHeads, a.headDim));
+      l.wk = selectRows(l.wk as StoredMatrix, interleavedToHalfIndex(a.nKvHeads, a.headDim));
     }
     weights = finish(r, layers, 'token_embedding_table', null, 'rms_final_weight', 'wcls', false);
   }

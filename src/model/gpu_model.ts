@@ -6,6 +6,8 @@ import { createStorage, createStorageFrom } from '../gpu/buffers.js';
 import { Readback } from '../gpu/readback.js';
 import { wholeTensor } from '../gpu/split_tensor.js';
 import { Embedding } from '../kernels/embedding.js';
+import { QEmbedding } from '../kernels/qembedding.js';
+import { QMatmul } from '../kernels/qmatmul.js';
 import { LayerNorm } from '../kernels/layernorm.js';
 import { LogitCap } from '../kernels/logit_cap.js';
 import { Matmul } from '../kernels/matmul.js';
@@ -18,7 +20,8 @@ import { tokenStatsLayout, type TokenStatsLayout } from '../sample/stats_record.
 import { InvalidArgumentError } from '../errors.js';
 import type { LlamaWeights } from './weights.js';
 import { asModelWeights } from './from_llama.js';
-import { destroyWeights, uploadWeights, type GpuNorm, type GpuWeights } from './gpu_weights.js';
+import { destroyWeights, uploadWeights, type GpuMatrix, type GpuNorm, type GpuWeights, type UploadProgress } from './gpu_weights.js';
+import type { WeightsMode } from '../weights/stored_matrix.js';
 import { ropeInvFreq } from './rope_freq.js';
 import { specSizes, type ModelSpec, type ModelWeights, type SpecSizes } from './spec.js';
 
@@ -37,6 +40,13 @@ export interface ModelOptions {
   topK?: number;
   /** Most tokens drawn without replacement for one path in one step (the largest branch factor). Default 8. */
   maxBranch?: number;
+  /**
+   * How the GPU holds weight matrices: 'as-stored' (default: each in its file's type, F16/BF16 and GGUF quantizations
+   * dequantized inside the kernels), 'f16' (every matrix F16) or 'f32' (every matrix F32: most precise, most memory).
+   */
+  weights?: WeightsMode;
+  /** Called after each tensor is written to the GPU. */
+  onUpload?: (p: UploadProgress) => void;
 }
 
 /** One dispatch (or one bound op's dispatches) of a step: rows this step, and the page-table width. */
@@ -136,7 +146,7 @@ export class GpuModel {
           `maxStorageBufferBindingSize (${gpu.limits.maxStorageBufferBindingSize}); use at most ${perBinding} pages.`,
       );
 
-    this.weights = uploadWeights(gpu, w);
+    this.weights = uploadWeights(gpu, w, { mode: options.weights, onProgress: options.onUpload });
     const R = this.maxRows;
     const S = this.maxSamples;
     const D = s.dim;
@@ -208,14 +218,30 @@ export class GpuModel {
       return op(label, k, (pass, R) => k.encode(pass, R));
     };
 
-    const matmuls = new Map<string, Matmul>();
-    /** y (+)= x W^T (+ b): one Matmul per distinct (K, N, bias, accumulate), bound per layer. */
-    const mm = (name: string, K: number, N: number, W: GpuWeights['lmHead'], bias: GPUBuffer | null, x: GPUBuffer, y: GPUBuffer, accumulate: boolean): NamedOp => {
-      const key = `${K},${N},${bias !== null},${accumulate}`;
-      let m = matmuls.get(key);
-      if (!m) matmuls.set(key, (m = new Matmul(gpu, { K, N, bias: bias !== null, accumulate })));
-      const k = m.bind({ x, w: W, ...(bias ? { bias } : {}), y }, name);
-      return { ...op(name, k, (pass, R) => k.encode(pass, R), 'matmul'), variantFor: (M: number) => k.variantFor(M) };
+    const matmuls = new Map<string, Matmul | QMatmul>();
+    /**
+     * y (+)= x W^T (+ b), one matmul per part of W (its storage type; F32 parts on kernels/matmul.ts, whose vec4 loads
+     * read f32 fastest, every other type on the stored-type kernel). The parts write disjoint columns of y, each with
+     * its own bias entries, so splitting changes no value. One kernel per distinct (type, K, N, bias, accumulate).
+     */
+    const mm = (name: string, K: number, N: number, W: GpuMatrix, bias: GPUBuffer | null, x: GPUBuffer, y: GPUBuffer, accumulate: boolean): NamedOp => {
+      const bound = W.parts.map((part, i) => {
+        const key = `${part.type},${K},${N},${bias !== null},${accumulate}`;
+        let m = matmuls.get(key);
+        if (!m) {
+          m = part.type === 'F32' ? new Matmul(gpu, { K, N, bias: bias !== null, accumulate }) : new QMatmul(gpu, { type: part.type, K, N, bias: bias !== null, accumulate });
+          matmuls.set(key, m);
+        }
+        const label = W.parts.length > 1 ? `${name}[${part.type} ${i}]` : name;
+        return m instanceof Matmul ? m.bind({ x, w: part, ...(bias ? { bias } : {}), y }, label) : m.bind({ x, w: part, ...(bias ? { bias } : {}), y }, label);
+      });
+      return {
+        name,
+        kind: 'matmul',
+        run: (pass, R) => bound.forEach((k) => k.encode(pass, R)),
+        destroy: () => bound.forEach((k) => k.destroy()),
+        variantFor: (M: number) => bound[0].variantFor(M),
+      };
     };
 
     const ropeKv = new RopeKv(gpu, {
@@ -292,12 +318,14 @@ export class GpuModel {
       return ops;
     });
 
+    // Token (and learned position) embeddings gathered from their tables in the stored type.
     const embedding = new Embedding(gpu, { dim: D });
     const embed: NamedOp[] = [];
-    const ek = embedding.bind({ table: w.embed, ids: this.tokenIds, out: this.hidden }, 'embed', { scale: s.embedScale });
+    const tokenTable = new QEmbedding(gpu, w.embed.type, D);
+    const ek = tokenTable.bind({ table: w.embed, ids: this.tokenIds, out: this.hidden }, 'embed', { scale: s.embedScale });
     embed.push(op('embed', ek, (pass, R) => ek.encode(pass, R)));
     if (w.posEmbed) {
-      const pk = embedding.bind({ table: w.posEmbed, ids: this.positions, out: this.hidden }, 'pos_embed', { accumulate: true });
+      const pk = new QEmbedding(gpu, w.posEmbed.type, D).bind({ table: w.posEmbed, ids: this.positions, out: this.hidden }, 'pos_embed', { accumulate: true });
       embed.push(op('pos_embed', pk, (pass, R) => pk.encode(pass, R)));
     }
 

@@ -7,6 +7,7 @@ import { deriveConfig } from './config.js';
 import { specSizes } from './spec.js';
 import type { ModelSpec, ModelWeights } from './spec.js';
 import type { LlamaWeights } from './weights.js';
+import { widenWeights } from './widen.js';
 
 /** Why the Llama-only GPU model cannot run `s`, or null when it can. */
 export function legacyBlocker(s: ModelSpec): string | null {
@@ -53,9 +54,10 @@ export function legacyConfig(s: ModelSpec): ModelConfig {
   });
 }
 
-/** LlamaWeights over the same arrays (no copy). */
-export function legacyWeights(w: ModelWeights): LlamaWeights {
-  const config = legacyConfig(w.spec);
+/** LlamaWeights over the same vectors, with the matrices as f32 (stored ones widened: a host-side view for tests). */
+export function legacyWeights(stored: ModelWeights): LlamaWeights {
+  const config = legacyConfig(stored.spec);
+  const w = widenWeights(stored);
   return {
     config,
     embed: w.embed,

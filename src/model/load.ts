@@ -21,6 +21,8 @@ import { legacyConfig, legacyWeights } from './legacy.js';
 import type { ModelSpec, ModelWeights } from './spec.js';
 import type { LlamaWeights } from './weights.js';
 import type { ModelFormat } from './weight_maps.js';
+import type { StoredMatrix } from '../weights/stored_matrix.js';
+import type { StorageType } from '../weights/types.js';
 
 export type { ModelFormat } from './weight_maps.js';
 
@@ -33,7 +35,7 @@ export type TokenizerSource =
 export interface LoadedModel {
   /** What the model is: the one description the forward reads. */
   spec: ModelSpec;
-  /** The canonical weights (f32, separate projections, rotate-half q/k rows). */
+  /** The canonical weights (separate projections, rotate-half q/k rows; matrices as stored, vectors f32). */
   modelWeights: ModelWeights;
   format: ModelFormat;
   /** Storage types of the weights as the file holds them, most common first (e.g. "BF16", "F32 + F16"). */
@@ -81,6 +83,12 @@ export interface LoadOptions {
   signal?: AbortSignal;
 }
 
+/** A 2-D tensor's stored bytes (a view of the file) as a StoredMatrix; the Reader has checked its shape. */
+function storedMatrix(t: { type: StorageType; shape: number[]; bytes: Uint8Array }): StoredMatrix {
+  const cols = t.shape[t.shape.length - 1] ?? 1;
+  return { type: t.type, rows: t.shape.length > 1 ? t.shape[0] : 1, cols, bytes: () => t.bytes };
+}
+
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
@@ -98,6 +106,7 @@ function safetensorsProvider(label: string, shards: SafetensorsFile[]): TensorPr
     names: () => [...where.keys()],
     shape: (name) => where.get(name)?.tensors.get(name)?.shape ?? null,
     read: (name) => where.get(name)!.readF32(name),
+    stored: (name) => storedMatrix(where.get(name)!.stored(name)),
     dtype: (name) => where.get(name)?.tensors.get(name)?.dtype ?? 'F32',
   };
 }
@@ -166,6 +175,7 @@ export async function loadGgufBytes(bytes: Uint8Array, label: string): Promise<L
     names: () => [...file.tensors.keys()],
     shape: (name) => (tied && name === 'output.weight' ? null : (file.tensors.get(name)?.shape ?? null)),
     read: (name) => file.readF32(name),
+    stored: (name) => storedMatrix(file.stored(name)),
     dtype: (name) => file.tensors.get(name)?.typeName ?? 'F32',
   };
   const spec = specFromGguf(file.metadata, provider, label);

@@ -45,3 +45,15 @@ function checkSize(w: Float32Array, nHeads: number, headDim: number, cols: numbe
     throw new InvalidArgumentError(`q/k permutation: ${w.length} values are not (${nHeads} heads x ${headDim} rows, ${cols}) with an even head size`);
   }
 }
+
+/**
+ * The row order interleavedToHalf produces, as source row indices: row `index[r]` of the interleaved matrix becomes
+ * row r (for moving whole stored rows, e.g. rows of quantized blocks, without reading their values).
+ */
+export function interleavedToHalfIndex(nHeads: number, headDim: number): number[] {
+  if (headDim % 2 !== 0) throw new InvalidArgumentError(`q/k permutation: head size ${headDim} is odd`);
+  const half = headDim / 2;
+  const index = new Array<number>(nHeads * headDim);
+  for (let h = 0; h < nHeads; h++) for (let i = 0; i < half; i++) for (let j = 0; j < 2; j++) index[h * headDim + j * half + i] = h * headDim + 2 * i + j;
+  return index;
+}

@@ -4,6 +4,7 @@
 // GGUF metadata, llama2.c header) produce a ModelSpec; weight loaders produce ModelWeights in the canonical layout
 // documented on each field. Everything here is plain data plus pure helpers; nothing touches the GPU.
 import { ModelFormatError } from '../errors.js';
+import type { WeightMatrix } from '../weights/stored_matrix.js';
 
 /** The decoder families forklm runs. Names follow Hugging Face's `model_type` where one exists. */
 export const FAMILIES = [
@@ -317,47 +318,49 @@ export interface NormWeights {
  * One layer's canonical weights. Matrices are row-major (out, in), as nn.Linear stores them; fused files (Phi-3
  * qkv_proj/gate_up_proj, GPT-2 Conv1D c_attn stored (in, out), GPT-NeoX per-head interleaved query_key_value) are
  * split and transposed into these at load. q/k rows are in rotate-half order. null = the spec has no such tensor.
+ * Matrices are f32 arrays or kept as the file stores them (StoredMatrix: F16, BF16, GGUF quantizations), read only
+ * when uploaded; vectors (norms, biases) are f32.
  */
 export interface LayerWeights {
   attnNorm: NormWeights | null; // (D) layouts sequential, parallel, sandwich
   attnPostNorm: NormWeights | null; // (D) sandwich, post-norm
   mlpNorm: NormWeights | null; // (D) sequential, sandwich, parallel without sharedNorm
   mlpPostNorm: NormWeights | null; // (D) sandwich, post-norm
-  wq: Float32Array; // (qDim, D)
-  wk: Float32Array; // (kvDim, D)
-  wv: Float32Array; // (kvDim, D)
+  wq: WeightMatrix; // (qDim, D)
+  wk: WeightMatrix; // (kvDim, D)
+  wv: WeightMatrix; // (kvDim, D)
   bq: Float32Array | null; // (qDim)
   bk: Float32Array | null; // (kvDim)
   bv: Float32Array | null; // (kvDim)
-  wo: Float32Array; // (D, qDim)
+  wo: WeightMatrix; // (D, qDim)
   bo: Float32Array | null; // (D)
   qNorm: Float32Array | null; // (hd) scope 'head', (qDim) scope 'projection'
   kNorm: Float32Array | null; // (hd) scope 'head', (kvDim) scope 'projection'
-  wGate: Float32Array | null; // (F, D) gated MLP only
+  wGate: WeightMatrix | null; // (F, D) gated MLP only
   bGate: Float32Array | null; // (F)
-  wUp: Float32Array; // (F, D)
+  wUp: WeightMatrix; // (F, D)
   bUp: Float32Array | null; // (F)
-  wDown: Float32Array; // (D, F)
+  wDown: WeightMatrix; // (D, F)
   bDown: Float32Array | null; // (D)
 }
 
 export interface ModelWeights {
   spec: ModelSpec;
-  embed: Float32Array; // (V, D)
+  embed: WeightMatrix; // (V, D)
   /** positions 'learned' only. */
-  posEmbed: Float32Array | null; // (maxSeqLen, D)
+  posEmbed: WeightMatrix | null; // (maxSeqLen, D)
   layers: LayerWeights[];
   finalNorm: NormWeights; // (D)
   /** The same array as `embed` when tiedEmbeddings. */
-  lmHead: Float32Array; // (V, D)
+  lmHead: WeightMatrix; // (V, D)
 }
 
 /** Parameters a model holds (tied embeddings counted once), for `forklm info`. */
 export function parameterCount(w: ModelWeights): number {
-  const seen = new Set<Float32Array>();
+  const seen = new Set<WeightMatrix>();
   let n = 0;
-  const add = (a: Float32Array | null) => {
-    if (a && !seen.has(a)) (seen.add(a), (n += a.length));
+  const add = (a: WeightMatrix | null) => {
+    if (a && !seen.has(a)) (seen.add(a), (n += a instanceof Float32Array ? a.length : a.rows * a.cols));
   };
   const norm = (x: NormWeights | null) => (add(x?.weight ?? null), add(x?.bias ?? null));
   add(w.embed);

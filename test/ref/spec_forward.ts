@@ -6,6 +6,7 @@
 import { ropeInvFreq } from '../../src/model/rope_freq.js';
 import { specSizes } from '../../src/model/spec.js';
 import type { Activation, ModelSpec, ModelWeights, NormSpec, NormWeights, RopeSpec } from '../../src/model/spec.js';
+import { widenWeights, type F32Weights } from '../../src/model/widen.js';
 
 /** out = W x (+ b), W (rows, cols) row-major. */
 function matVec(w: Float32Array, x: Float64Array, rows: number, cols: number, bias: Float32Array | null): Float64Array {
@@ -94,8 +95,11 @@ export class SpecRefSession {
   private pos = 0;
   readonly spec: ModelSpec;
 
-  constructor(private readonly w: ModelWeights) {
-    this.spec = w.spec;
+  private readonly w: F32Weights;
+
+  constructor(weights: ModelWeights) {
+    this.w = widenWeights(weights);
+    this.spec = weights.spec;
     for (let l = 0; l < this.spec.nLayers; l++) (this.keys.push([]), this.values.push([]));
   }
 
