@@ -25,6 +25,12 @@ export interface LoadEngineOptions extends EngineOptions {
   hub?: HubOptions;
 }
 
+/** Upload progress as `onProgress` events with phase 'upload' (the tensor as `file`), unless onUpload is given. */
+function uploadProgress(options: LoadEngineOptions): LoadEngineOptions['onUpload'] {
+  const on = options.onProgress;
+  return options.onUpload ?? (on ? (p) => on({ file: p.tensor, loaded: p.loaded, total: p.total, phase: 'upload' }) : undefined);
+}
+
 /** The tokenizer a model file set came with, with its chat template, or null when it has none. */
 export function loadedTokenizerFor(loaded: LoadedModel): LoadedTokenizer | null {
   const src: TokenizerSource | null = loaded.tokenizer;
@@ -74,6 +80,7 @@ export async function engineFromLoaded(loaded: LoadedModel, modelName: string, o
   return Engine.fromWeights(loaded.modelWeights, tok?.tokenizer ?? null, {
     modelName,
     ...options,
+    onUpload: uploadProgress(options),
     // A template given in the options replaces the model's; BOS/EOS text still comes from the model where not given.
     chatTemplate: {
       template: given?.template ?? tok?.chatTemplate ?? null,

@@ -13,6 +13,7 @@ import type { Tokenizer } from '../tokenizer/types.js';
 import { defineCommand, type CliContext } from './args.js';
 import { renderEabTree, renderPeaks } from './tree_text.js';
 import { tokenText } from '../api/token_text.js';
+import { WEIGHTS_FLAG } from './weights_flag.js';
 
 /** Each token's own text (OpenAI's logprobs convention: "bytes:\\xe2" for a piece of a character); null without a tokenizer. */
 const tokenTexts = (tok: Tokenizer | null, ids: readonly number[]): string[] | null => (tok ? ids.map((id) => tokenText(tok, id).token) : null);
@@ -22,6 +23,7 @@ const MODES = ['sample', 'greedy', 'eab', 'peaks'] as const;
 export const generateFlags = {
   mode: { type: 'string', choices: MODES, default: 'sample', description: 'greedy, sample (greedy at temperature 0), eab (entropy-adaptive branching) or peaks (confidence-peak prefix branching)' },
   model: { type: 'string', default: 'stories260K', placeholder: 'name|path|url', description: 'Model name, HF folder, .gguf or llama2.c .bin' },
+  weights: WEIGHTS_FLAG,
   prompt: { type: 'string', default: '', description: 'The prompt (empty: start from BOS). Text such as "<s>" or "</s>" in it stays text' },
   parseSpecial: { type: 'boolean', description: 'Turn special-token text in --prompt ("<s>", "</s>", "<|im_start|>") into those tokens (off: it stays text, so a prompt cannot end the sequence or forge a turn)' },
   promptIds: { type: 'string', placeholder: 'id,id,...', description: 'The prompt as exact token ids, comma-separated (BOS included if wanted), instead of --prompt: for checks, and for text tokenized elsewhere; works without a tokenizer' },
@@ -49,13 +51,16 @@ export const generateFlags = {
 /** A one-line progress bar on stderr for downloads and large reads (small local files finish before it shows). */
 function progressBar(ctx: CliContext): ProgressCallback {
   let last = -1;
-  return ({ loaded, total }) => {
+  let phase: string | undefined;
+  return ({ loaded, total, phase: p }) => {
     if (!total || total < 4 << 20) return;
     const pct = Math.floor((100 * loaded) / total);
-    if (pct === last) return;
+    if (pct === last && p === phase) return;
     last = pct;
+    phase = p;
     const bar = '#'.repeat(Math.floor(pct / 4)).padEnd(25, '.');
-    ctx.stderr(`\rloading model [${bar}] ${pct}% of ${(total / 2 ** 20).toFixed(1)} MiB${pct === 100 ? '\n' : ''}`);
+    const what = p === 'upload' ? 'weights to GPU' : 'loading model';
+    ctx.stderr(`\r${what} [${bar}] ${pct}% of ${(total / 2 ** 20).toFixed(1)} MiB${pct === 100 ? '\n' : ''}`);
   };
 }
 
@@ -140,7 +145,7 @@ export const generateCommand = defineCommand({
   flags: generateFlags,
   async run({ flags: f }, ctx) {
     if (f.promptIds !== undefined) encodePrompt(null, Infinity, f); // a usage error fails before the model loads
-    const engine = await loadEngine(f.model, { maxSamples: Math.max(64, f.numSamples ?? 0, f.maxPaths), onProgress: progressBar(ctx), requireTokenizer: f.promptIds === undefined });
+    const engine = await loadEngine(f.model, { maxSamples: Math.max(64, f.numSamples ?? 0, f.maxPaths), weights: f.weights, onProgress: progressBar(ctx), requireTokenizer: f.promptIds === undefined });
     try {
       const prompt = encodePrompt(engine.tokenizer, engine.config.vocabSize, f);
       if (f.mode === 'peaks') {

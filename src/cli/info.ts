@@ -5,10 +5,14 @@ import type { LoadedModel } from '../model/load.js';
 import { layerKinds, parameterCount, specSizes } from '../model/spec.js';
 import type { ModelSpec, RopeSpec } from '../model/spec.js';
 import { defineCommand } from './args.js';
+import { WEIGHTS_FLAG } from './weights_flag.js';
+import { plannedWeightBytes, weightBytesByType } from '../model/gpu_weights.js';
+import type { WeightsMode } from '../weights/stored_matrix.js';
 import { table } from './format.js';
 
 export const infoFlags = {
   model: { type: 'string', default: 'stories260K', placeholder: 'name|path|url', description: 'Model name, HF folder, .gguf or llama2.c .bin' },
+  weights: WEIGHTS_FLAG,
   json: { type: 'boolean', description: 'Print one JSON document instead of text' },
 } as const;
 
@@ -22,8 +26,16 @@ export function specJson(s: ModelSpec): unknown {
   return { ...s, layers: s.layers.map((l) => ({ ...l, rope: ropeJson(l.rope) })) };
 }
 
+/**
+ * What the weights take: the file's tensor bytes, and the bytes the GPU would hold under `mode` (matrices by storage
+ * type; the total includes vectors and chunk padding as uploadWeights allocates them on a 128 MiB-binding adapter).
+ */
+export function weightsInfo(m: LoadedModel, mode: WeightsMode = 'as-stored'): { mode: WeightsMode; file_tensor_bytes: number; gpu_bytes: number; gpu_matrix_bytes_by_type: Record<string, number> } {
+  return { mode, file_tensor_bytes: m.fileTensorBytes, gpu_bytes: plannedWeightBytes(m.modelWeights, mode), gpu_matrix_bytes_by_type: weightBytesByType(m.modelWeights, mode) };
+}
+
 /** The JSON document `forklm info --json` prints. */
-export function modelInfo(m: LoadedModel): Record<string, unknown> {
+export function modelInfo(m: LoadedModel, mode: WeightsMode = 'as-stored'): Record<string, unknown> {
   const s = m.spec;
   return {
     family: s.family,
@@ -42,8 +54,16 @@ export function modelInfo(m: LoadedModel): Record<string, unknown> {
     bos_token_id: s.bosTokenId,
     eos_token_ids: s.eosTokenIds,
     source: m.label,
+    weights: weightsInfo(m, mode),
     spec: specJson(s),
   };
+}
+
+const mib = (n: number) => `${(n / 2 ** 20).toFixed(n < 2 ** 24 ? 2 : 0)} MiB`;
+
+function weightsLine(w: ReturnType<typeof weightsInfo>): string {
+  const types = Object.entries(w.gpu_matrix_bytes_by_type).map(([t, n]) => `${t} ${mib(n)}`).join(', ');
+  return `${mib(w.gpu_bytes)} on the GPU (${w.mode}; matrices ${types}), ${mib(w.file_tensor_bytes)} of tensors in the file`;
 }
 
 function compactLayers(layers: number[]): string {
@@ -58,7 +78,7 @@ function compactLayers(layers: number[]): string {
 }
 
 /** Human-readable lines of `forklm info`. */
-export function modelInfoText(m: LoadedModel): string {
+export function modelInfoText(m: LoadedModel, mode: WeightsMode = 'as-stored'): string {
   const s = m.spec;
   const a = s.attention;
   const sizes = specSizes(s);
@@ -84,6 +104,7 @@ export function modelInfoText(m: LoadedModel): string {
     ...layerKinds(s).map((k): [string, string] => [`layers ${compactLayers(k.layers)}`, k.label]),
     ...(mult.length ? [['multipliers', mult.join(', ')] as [string, string]] : []),
     ['embeddings', s.tiedEmbeddings ? 'tied (lm_head = embedding)' : 'separate lm_head'],
+    ['weights', weightsLine(weightsInfo(m, mode))],
     ['BOS / EOS', `${s.bosTokenId ?? 'none'} / ${s.eosTokenIds.join(', ')}`],
     ['source', m.label],
   ];
@@ -96,7 +117,7 @@ export const infoCommand = defineCommand({
   flags: infoFlags,
   async run({ flags: f }, ctx) {
     const m = await readModel(f.model);
-    ctx.stdout(f.json ? JSON.stringify(modelInfo(m)) + '\n' : modelInfoText(m));
+    ctx.stdout(f.json ? JSON.stringify(modelInfo(m, f.weights)) + '\n' : modelInfoText(m, f.weights));
     return 0;
   },
 });

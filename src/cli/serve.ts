@@ -4,9 +4,11 @@ import { loadEngine } from '../engine_load.js';
 import { InvalidArgumentError } from '../errors.js';
 import { serve } from '../serve/server.js';
 import { defineCommand } from './args.js';
+import { WEIGHTS_FLAG } from './weights_flag.js';
 
 export const serveFlags = {
   model: { type: 'string', default: 'stories260K', placeholder: 'name|path|url', description: 'Model name, HF folder, .gguf or llama2.c .bin' },
+  weights: WEIGHTS_FLAG,
   host: { type: 'string', default: '127.0.0.1', description: 'Interface to bind (0.0.0.0 serves other machines too)' },
   port: { type: 'integer', default: 8080, min: 0, max: 65535, description: 'Port (0: any free one)' },
   chatTemplate: { type: 'string', placeholder: 'file', description: "A Jinja chat template file, for models that ship none (or to replace the model's)" },
@@ -30,7 +32,7 @@ export const serveCommand = defineCommand({
         throw new InvalidArgumentError(`--chat-template: cannot read ${flags.chatTemplate} (${(e as Error).message}).`);
       }
     }
-    const engine = await loadEngine(flags.model, template !== null ? { chatTemplate: { template, bosToken: null, eosToken: null } } : {});
+    const engine = await loadEngine(flags.model, { weights: flags.weights, ...(template !== null ? { chatTemplate: { template, bosToken: null, eosToken: null } } : {}) });
     const running = await serve(engine, {
       host: flags.host,
       port: flags.port,

@@ -5,11 +5,13 @@ import { ForkLMError, ModelNotFoundError } from '../errors.js';
 import { concatBytes } from './bytes.js';
 
 export interface ByteProgress {
-  /** The file being read */
+  /** The file being read (phase 'upload': the tensor just written to the GPU) */
   file: string;
   loaded: number;
   /** null when the server does not say */
   total: number | null;
+  /** 'read' (default when absent): bytes of a file read or downloaded; 'upload': bytes of weights written to the GPU. */
+  phase?: 'read' | 'upload';
 }
 export type ProgressCallback = (p: ByteProgress) => void;
 

@@ -45,6 +45,8 @@ export interface LoadedModel {
   tokenizer: TokenizerSource | null;
   /** Tensors in the file that no canonical weight uses (diagnostics; e.g. a redundant lm_head of a tied model) */
   unusedTensors: string[];
+  /** Bytes of every tensor in the file(s) as stored (headers and padding excluded) */
+  fileTensorBytes: number;
   /** The Llama-only GPU model's view of `spec`; reading it throws UnsupportedModelError for families it does not run. */
   readonly config: ModelConfig;
   /** The Llama-only GPU model's weights (same arrays); throws like `config`. */
@@ -52,6 +54,9 @@ export interface LoadedModel {
 }
 
 type LoadedParts = Omit<LoadedModel, 'config' | 'weights' | 'spec' | 'dtype' | 'unusedTensors'> & { provider: TensorProvider; used: Set<string> };
+
+/** Elements of a shape (1 for a scalar). */
+const elements = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** A LoadedModel whose legacy views are computed on first read (a family the old GPU model cannot run still loads). */
 function loaded(parts: LoadedParts): LoadedModel {
@@ -159,7 +164,8 @@ function finishHf(spec: ModelSpec, label: string, shards: SafetensorsFile[], tok
   const provider = safetensorsProvider(label, shards);
   const { weights, used } = assembleModel(spec, 'hf', provider);
   const tokenizer: TokenizerSource | null = tokenizerText !== null ? { kind: 'hf', json: tokenizerText, config: tokenizerConfig } : null;
-  return loaded({ modelWeights: weights, format: 'hf', label, tokenizer, provider, used });
+  const fileTensorBytes = shards.reduce((n, s) => n + [...s.tensors.values()].reduce((k, t) => k + t.end - t.begin, 0), 0);
+  return loaded({ modelWeights: weights, format: 'hf', label, tokenizer, provider, used, fileTensorBytes });
 }
 
 export async function loadGgufBytes(bytes: Uint8Array, label: string): Promise<LoadedModel> {
@@ -182,7 +188,8 @@ export async function loadGgufBytes(bytes: Uint8Array, label: string): Promise<L
   const { weights, used } = assembleModel(spec, 'gguf', provider);
   for (const n of ['output.weight', 'rope_freqs.weight', 'rope_factors_long.weight', 'rope_factors_short.weight']) if (file.tensors.has(n) && (n !== 'output.weight' || tied)) used.add(n);
   const tokenizer: TokenizerSource | null = Array.isArray(file.metadata['tokenizer.ggml.tokens']) ? { kind: 'gguf', metadata: file.metadata } : null;
-  return loaded({ modelWeights: weights, format: 'gguf', label, tokenizer, provider, used });
+  const fileTensorBytes = [...file.tensors.values()].reduce((n, t) => n + (t.byteLength ?? 0), 0);
+  return loaded({ modelWeights: weights, format: 'gguf', label, tokenizer, provider, used, fileTensorBytes });
 }
 
 async function loadLlama2c(files: ModelFileSet, entry: string, bytes: Uint8Array, opts: LoadOptions): Promise<LoadedModel> {
@@ -207,7 +214,8 @@ async function loadLlama2c(files: ModelFileSet, entry: string, bytes: Uint8Array
       break;
     }
   }
-  return loaded({ modelWeights: weights, format: 'llama2c', label, tokenizer, provider, used });
+  const fileTensorBytes = [...used].reduce((n, name) => n + 4 * elements(ckpt.tensorShape(name) ?? []), 0);
+  return loaded({ modelWeights: weights, format: 'llama2c', label, tokenizer, provider, used, fileTensorBytes });
 }
 
 function looksLikeSafetensors(b: Uint8Array): boolean {

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { parseGguf } from '../../src/io/gguf.js';
 import { KvCache } from '../../src/kv/kv_cache.js';
 import { GpuModel } from '../../src/model/gpu_model.js';
+import { plannedWeightBytes } from '../../src/model/gpu_weights.js';
 import { loadModel } from '../../src/model/load.js';
 import { Scheduler } from '../../src/sched/scheduler.js';
 import type { WeightsMode } from '../../src/weights/stored_matrix.js';
@@ -69,6 +70,8 @@ describe.each(testAdapterChoices())('quantized GGUF files on the GPU (%s), as st
       const bytes = new Uint8Array(readFileSync(join(ggufDir, file)));
       const fileBytes = await fileTensorBytes(bytes, file);
       expect(model.weights.bytes, `${file}: GPU weight bytes vs the file's ${fileBytes} tensor bytes`).toBeLessThanOrEqual(1.05 * fileBytes);
+      // What `forklm info` reports without a GPU is what the upload allocated.
+      expect(model.weights.bytes).toBe(plannedWeightBytes(m.modelWeights, 'as-stored', model.gpu.limits.maxStorageBufferBindingSize));
       const gpuTypes = new Set([model.weights.embed, ...model.weights.layers.flatMap((l) => [l.wqkv, l.wo, l.wGateUp, l.wDown].flatMap((w) => w.parts))].map((t) => t.type));
       expect(gpuTypes.size, `${file}: storage types on the GPU`).toBeGreaterThanOrEqual(1);
       expect([...gpuTypes].some((t) => t.startsWith('Q')), `${file}: some matrix stays quantized`).toBe(true);

@@ -30,6 +30,41 @@ async function info(model: string): Promise<Record<string, any>> {
   return JSON.parse(c.out.join(''));
 }
 
+async function infoWith(model: string, ...flags: string[]): Promise<Record<string, any>> {
+  const c = capture();
+  expect(await main(['info', '--model', model, '--json', ...flags], c.io), c.err.join('') + c.out.join('')).toBe(0);
+  return JSON.parse(c.out.join(''));
+}
+
+describe('forklm info: weight bytes', () => {
+  const quantized = readdirSync(join(fixtures, 'gguf')).filter((f) => /^(llama256-Q|stories260K-Q).*\.gguf$/.test(f)).sort();
+
+  it.each(quantized)('%s: GPU bytes as stored <= 1.05 x the file\'s tensor bytes; f32 widens', async (file) => {
+    const path = join(fixtures, 'gguf', file);
+    const j = await infoWith(path);
+    const size = readFileSync(path).length;
+    // The tensors are most of a small-vocabulary file: the rest is the header (vocabulary, metadata) and padding.
+    expect(j.weights.file_tensor_bytes).toBeLessThanOrEqual(size);
+    expect(j.weights.file_tensor_bytes).toBeGreaterThan(0.85 * size);
+    expect(j.weights.gpu_bytes).toBeLessThanOrEqual(1.05 * j.weights.file_tensor_bytes);
+    expect(Object.keys(j.weights.gpu_matrix_bytes_by_type).some((t) => t.startsWith('Q'))).toBe(true);
+    const f32 = await infoWith(path, '--weights', 'f32');
+    expect(Object.keys(f32.weights.gpu_matrix_bytes_by_type)).toEqual(['F32']);
+    // 4 bytes per parameter of the matrices (the norms were f32 already), at least 3.5x a file of <= 8.5 bits a value.
+    expect(f32.weights.gpu_bytes).toBeGreaterThan(3.5 * j.weights.gpu_bytes * (file.includes('Q8_0') ? 0.5 : 1));
+  });
+
+  it('keeps 16-bit safetensors 16-bit (bf16 and f16 arch folders), and f32 doubles them', async () => {
+    for (const folder of ['llama3-rope-bf16', 'qwen3-qknorm-headdim', 'mistral-window', 'gpt-neox-parallel']) {
+      const j = await infoWith(join(archDir, folder));
+      expect(j.dtype, folder).toMatch(/^(BF16|F16)/);
+      expect(j.weights.gpu_bytes, folder).toBeLessThanOrEqual(1.05 * j.weights.file_tensor_bytes);
+      const f32 = await infoWith(join(archDir, folder), '--weights', 'f32');
+      expect(f32.weights.gpu_bytes / j.weights.gpu_bytes, folder).toBeGreaterThan(1.9);
+    }
+  });
+});
+
 describe('forklm info', () => {
   it('counts every parameter of every arch folder (the file header agrees) and names its family and dtype', async () => {
     for (const folder of readdirSync(archDir).sort()) {

@@ -72,11 +72,15 @@ describe('gguf: real stories260K file', async () => {
     }
   });
 
-  it('names a quantized or unknown tensor type when the tensor is read', async () => {
+  it('names a type forklm does not run, or an unknown type, when the tensor is read', async () => {
     const q = await parseGguf(patch1d(bytes, 'output_norm.weight', { type: 2 }));
     expect(q.tensors.get('output_norm.weight')?.typeName).toBe('Q4_0');
-    expect(() => q.readF32('output_norm.weight')).toThrow(UnsupportedModelError);
-    expect(() => q.readF32('output_norm.weight')).toThrow(/"output_norm.weight" is Q4_0/);
+    expect(q.readF32('output_norm.weight')).toHaveLength(64); // a quantized vector is dequantized
+    for (const [type, name] of [[16, 'IQ2_XXS'], [34, 'TQ1_0'], [39, 'MXFP4']] as const) {
+      const iq = await parseGguf(patch1d(bytes, 'output_norm.weight', { type }));
+      expect(() => iq.readF32('output_norm.weight')).toThrow(UnsupportedModelError);
+      expect(() => iq.stored('output_norm.weight')).toThrow(new RegExp(`"output_norm.weight" is stored as ${name}, which forklm does not run`));
+    }
     const u = await parseGguf(patch1d(bytes, 'output_norm.weight', { type: 999 }));
     expect(() => u.readF32('output_norm.weight')).toThrow(/type 999/);
   });
