@@ -96,3 +96,31 @@ fn plain(q: vec4<f32>) -> Sub {
   s.hi = 1.0;
   return s;
 }
+
+/** The four low (sh = 0) or high (sh = 4) nibbles of the bytes of v, as integers (byte 0 is .x). */
+fn nib4(v: u32, sh: u32) -> vec4<i32> {
+  return vec4<i32>((vec4<u32>(v) >> vec4<u32>(sh, sh + 8u, sh + 16u, sh + 24u)) & vec4<u32>(15u));
+}
+
+/** Bits b .. b + 3 of v, one per lane, as 0 or `one` (the 5th bits of four Q5 values: one = 16). */
+fn bit4(v: u32, b: u32, one: i32) -> vec4<i32> {
+  return select(vec4<i32>(0), vec4<i32>(one), ((vec4<u32>(v) >> vec4<u32>(b, b + 1u, b + 2u, b + 3u)) & vec4<u32>(1u)) != vec4<u32>(0u));
+}
+
+/** The four bytes of v as signed (int8) integers (byte 0 is .x). */
+fn sbyte4(v: u32) -> vec4<i32> {
+  return (vec4<i32>(bitcast<i32>(v)) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
+}
+
+/**
+ * The word at an even byte offset p from the two words a, b that cover it (a starts at p rounded down to 4 bytes):
+ * b itself when p is 2 bytes past a word (odd), else the upper half of a and the lower half of b.
+ */
+fn at2(a: u32, b: u32, odd: bool) -> u32 {
+  return select((a >> 16u) | (b << 16u), b, odd);
+}
+
+/** The bytes of v, their bits b + 8 i (i = 0..3), each as 0 or `one`. */
+fn bytebit4(v: u32, b: u32, one: i32) -> vec4<i32> {
+  return select(vec4<i32>(0), vec4<i32>(one), ((vec4<u32>(v) >> vec4<u32>(b, b + 8u, b + 16u, b + 24u)) & vec4<u32>(1u)) != vec4<u32>(0u));
+}

@@ -2,11 +2,15 @@
 //   y[m, n] (+)= sum_k x[m, k] * W[n, k] (+ bias[n]),  x (M, K) f32, W (N, K) as a WeightTensor, y (M, N) f32.
 // f32 accumulation; K must be a whole number of the type's blocks (kernelBlock: 4 for the dense types, 32 or 256).
 //
-// One body shader (shaders/qmatmul.wgsl) composed with the type's weight-loading snippet (shaders/wload_<type>.wgsl);
-// variants are blockings of that body, picked per encode from M (bench/RESULTS.md):
-// - decode:  1 x 4 outputs per thread for M = 1 (one path: each x load serves 4 columns), 4 x 4 for
-//   2 <= M < QMATMUL_PREFILL_MIN_M (a small batch reads W about once);
-// - prefill: 8 x 2 for larger M (each dequantized sub-block serves 8 rows).
+// Body shaders composed with the type's weight-loading snippet (shaders/wload_<type>.wgsl), picked per encode from M
+// (bench/RESULTS.md, "Weights"):
+// - decode, M = 1: shaders/qmatmul_decode.wgsl with the type's dot step (wdot_<type>.wgsl): each invocation loads a
+//   chunk of x once and dots it with 8 rows of W (4 for the dense types), reading W in the widest words its layout
+//   allows. On llvmpipe a storage load costs per load instruction and lane, so loads, not arithmetic, set the speed.
+//   Types without a dot step (Q4_1, Q5_1, Q5_K, Q6_K; F16/BF16 when K % 8 != 0) take the 1 x 2 blocking below;
+// - decode, 2 <= M < QMATMUL_PREFILL_MIN_M: shaders/qmatmul.wgsl, 4 x 2 outputs per thread (a small batch reads W
+//   about once);
+// - prefill: shaders/qmatmul.wgsl, 8 x 2 for larger M (each dequantized sub-block serves 8 rows).
 // Bias and accumulate are uniform flags as in kernels/matmul.ts (one pipeline serves every projection of a type).
 // W is split in chunks of whole rows like a SplitTensor (one dispatch per chunk). Encode one bound matmul at most
 // once per submit (its uniforms are written at encode time).
@@ -17,7 +21,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { chunkBytes, type WeightTensor } from '../weights/gpu_tensor.js';
 import { kernelBlock, type StorageType } from '../weights/types.js';
 import { BoundKernel, groupsFor } from './kernel.js';
-import { weightPipeline } from './weight_shader.js';
+import { hasDotStep, weightPipeline } from './weight_shader.js';
 
 export const QMatmulParams = defineUniform('Params', [
   ['m', 'u32'], // rows of x and y this dispatch computes
@@ -38,19 +42,34 @@ export const QMATMUL_PREFILL_MIN_M = 5;
 
 interface Config {
   name: string;
+  /** The body shader: qmatmul (register-blocked rows and columns) or qmatmul_decode (dot steps, 4 columns, one row). */
+  op: 'qmatmul' | 'qmatmul_decode';
   variant: QMatmulVariant;
   mr: number;
   nr: number;
   wg: number;
 }
-const DECODE_1: Config = { name: 'decode1x2', variant: 'decode', mr: 1, nr: 2, wg: 64 };
-const DECODE_4: Config = { name: 'decode4x2', variant: 'decode', mr: 4, nr: 2, wg: 64 };
-const PREFILL: Config = { name: 'prefill8x2', variant: 'prefill', mr: 8, nr: 2, wg: 64 };
-const CONFIGS: readonly Config[] = [DECODE_1, DECODE_4, PREFILL];
+// Dot-step decode (qmatmul_decode.wgsl): 8 columns per invocation for the block types (the x chunk each invocation
+// loads serves 8 rows of W), 4 for the dense ones (measured faster on llvmpipe; their steps are only 4-8 values).
+const DECODE_DOT_Q: Config = { name: 'decodeDot8', op: 'qmatmul_decode', variant: 'decode', mr: 1, nr: 8, wg: 16 };
+const DECODE_DOT_D: Config = { name: 'decodeDot4', op: 'qmatmul_decode', variant: 'decode', mr: 1, nr: 4, wg: 16 };
+const DECODE_1: Config = { name: 'decode1x2', op: 'qmatmul', variant: 'decode', mr: 1, nr: 2, wg: 64 };
+const DECODE_4: Config = { name: 'decode4x2', op: 'qmatmul', variant: 'decode', mr: 4, nr: 2, wg: 64 };
+const PREFILL: Config = { name: 'prefill8x2', op: 'qmatmul', variant: 'prefill', mr: 8, nr: 2, wg: 64 };
 
-function configFor(variant: QMatmulVariant, M: number): Config {
+function decodeOne(type: StorageType, K: number): Config {
+  if (!hasDotStep(type, K)) return DECODE_1;
+  return kernelBlock(type) > 4 ? DECODE_DOT_Q : DECODE_DOT_D;
+}
+
+function configsOf(type: StorageType, K: number): readonly Config[] {
+  return [decodeOne(type, K), DECODE_4, PREFILL];
+}
+
+function configFor(type: StorageType, K: number, variant: QMatmulVariant, M: number): Config {
   if (variant === 'prefill') return PREFILL;
-  return M <= 1 ? DECODE_1 : DECODE_4;
+  if (M <= 1) return decodeOne(type, K);
+  return DECODE_4;
 }
 
 export interface QMatmulOptions {
@@ -106,9 +125,10 @@ export class QMatmul {
       if (!QMATMUL_VARIANTS.includes(v)) throw new InvalidArgumentError(`QMatmul: unknown variant ${v}; use ${QMATMUL_VARIANTS.join(' or ')}.`);
     }
     // Compile every pipeline now: nothing in the per-token loop may compile.
-    for (const c of CONFIGS) {
+    for (const c of configsOf(this.type, this.K)) {
       if (!this.variants.includes(c.variant)) continue;
-      const key = { op: 'qmatmul', type: this.type, config: c.name, constants: { WG: c.wg, MR: c.mr, NR: c.nr } } as const;
+      const constants: Record<string, number> = c.op === 'qmatmul_decode' ? { WG: c.wg, NR: c.nr } : { WG: c.wg, MR: c.mr, NR: c.nr };
+      const key = { op: c.op, type: this.type, config: c.name, constants };
       this.pipelines.set(c.name, weightPipeline(gpu, key, QMatmulParams));
     }
   }
@@ -174,7 +194,7 @@ export class BoundQMatmul {
     if (!Number.isInteger(M) || M < 0) throw new InvalidArgumentError(`${this.label}: M must be a non-negative integer, got ${M}.`);
     if (M * K * 4 > this.b.x.size) throw new InvalidArgumentError(`${this.label}: x holds ${this.b.x.size / (K * 4)} rows of K=${K}, fewer than M=${M}.`);
     if (M * N * 4 > this.b.y.size) throw new InvalidArgumentError(`${this.label}: y holds ${this.b.y.size / (N * 4)} rows of N=${N}, fewer than M=${M}.`);
-    const cfg = configFor(variant, M);
+    const cfg = configFor(this.mm.type, K, variant, M);
     const kernels = this.kernels.get(cfg.name);
     if (!kernels) {
       throw new InvalidArgumentError(`${this.label}: variant ${variant} was not built (built: ${this.mm.variants.join(', ')}).`);

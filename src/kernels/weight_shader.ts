@@ -6,7 +6,7 @@ import type { UniformLayout } from '../gpu/uniform.js';
 import type { StorageType } from '../weights/types.js';
 import { WGSL } from './wgsl.gen.js';
 
-export type WeightOp = 'qmatmul' | 'qembedding';
+export type WeightOp = 'qmatmul' | 'qmatmul_decode' | 'qembedding';
 
 /** The typed key of a weight-reading pipeline; its string form goes to the pipeline cache. */
 export interface WeightKernelKey {
@@ -23,9 +23,21 @@ function part(name: string): string {
   return s;
 }
 
+/**
+ * Whether the decode body (qmatmul_decode.wgsl) reads `type` with rows of K values: the type has a dot step
+ * (shaders/wdot_<type>.wgsl), and for F16 and BF16, whose step is one 16-byte load of 8 values, K % 8 == 0.
+ */
+export function hasDotStep(type: StorageType, K: number): boolean {
+  if ((type === 'F16' || type === 'BF16') && K % 8 !== 0) return false;
+  return WGSL[`wdot_${type.toLowerCase()}`] !== undefined;
+}
+
 /** The WGSL of `op` for weights of `type`: uniform struct, shared helpers, the type's snippet, the body. */
 export function weightShaderSource(op: WeightOp, type: StorageType, layout: UniformLayout<string>): string {
-  return [layout.wgsl, part('wload_common'), part(`wload_${type.toLowerCase()}`), part(op)].join('\n');
+  const t = type.toLowerCase();
+  // The decode body reads W through the type's dot step (wdot_<type>.wgsl) on top of its block layout (wload_<type>).
+  const dot = op === 'qmatmul_decode' ? [part(`wdot_${t}`)] : [];
+  return [layout.wgsl, part('wload_common'), part(`wload_${t}`), ...dot, part(op)].join('\n');
 }
 
 export function weightPipeline(gpu: Gpu, key: WeightKernelKey, layout: UniformLayout<string>): GPUComputePipeline {

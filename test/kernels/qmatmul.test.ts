@@ -23,12 +23,14 @@ interface Case {
   accumulate: boolean;
 }
 
-// Per type: decode at M = 1 (1x2 blocking) and M = 3 (4x4, a partial row block), prefill at M = 17 (8x4, a partial
-// block of rows) and at M = 3 (fewer rows than one block); N uneven (not a multiple of NR * 64), K of 2-3 blocks (odd
-// block counts put Q8_0, Q4_0, Q5_0 and Q6_K rows at 2-byte offsets), with and without bias, W in 3+ chunks,
-// accumulating into y.
+// Per type: decode at M = 1 (the dot-step kernel, qmatmul_decode.wgsl, 8 or 4 columns per invocation; for the dense
+// types only when K % 8 == 0, so K = 156 takes the 1x2 register-blocked fallback and K = 104 the dot step) and M = 3
+// (4x4, a partial row block), prefill at M = 17 (8x4, a partial block of rows) and at M = 3 (fewer rows than one
+// block); N uneven (not a multiple of the columns per invocation or per workgroup), K of 2-3 blocks (odd block counts
+// put Q8_0, Q4_0, Q5_0 and Q6_K rows at 2-byte offsets), with and without bias, W in 3+ chunks, accumulating into y.
 const CASES: Case[] = [
   { variant: 'decode', M: 1, blocks: 3, N: 129, bias: true, split: false, accumulate: false },
+  { variant: 'decode', M: 1, blocks: 2, N: 70, bias: false, split: true, accumulate: true },
   { variant: 'decode', M: 3, blocks: 2, N: 70, bias: false, split: true, accumulate: true },
   { variant: 'prefill', M: 17, blocks: 3, N: 37, bias: true, split: true, accumulate: false },
   { variant: 'prefill', M: 3, blocks: 1, N: 5, bias: false, split: false, accumulate: true },
@@ -72,7 +74,9 @@ async function check(gpu: Gpu, type: StorageType, t: Case): Promise<void> {
   // roundings (forming scale or off from the block's f16 fields, e.g. d * sc; multiplying the partial sum by it), plus
   // bias and y0. In any summation order that errs by at most gamma(2K + 5) * sum(|scale q x| + |off x|) (Higham 3.1,
   // the extra roundings counted as terms), and |scale q| + |off| is the magnitude dequantizeWithMagnitude returns.
-  // The dense types have q = the value, scale 1, off 0: the plain dot-product bound, loosened. A wrong nibble, bit or
+  // (The decode dot steps of Q4_0, Q5_0 and Q8_0 fold the offset into q: d * sum((q - 8) x), q - 8 an exact small
+  // integer, the same form with off = 0.) The dense types have q = the value, scale 1, off 0: the plain dot-product
+  // bound, loosened. A wrong nibble, bit or
   // scale moves a weight by a quantization step (>= 1/64 of its block's range) and the sum by far more than this
   // bound (K <= 768: <= 1e-4 relative).
   const tol = gammaF32(2 * K + 5);
