@@ -1,14 +1,15 @@
 // The demo page: wires the form to a model, runs a mode, and redraws the tree, samples and stats as events arrive.
-import type { Engine } from '../src/engine.js';
+// The model loads and runs in a Web Worker (createWorkerEngine): the page only draws.
 import { CancelledError, NoAdapterError } from '../src/errors.js';
-import { createGpu, type Gpu } from '../src/gpu/device.js';
 import { FAMILY_EXAMPLES } from '../src/model/families.js';
+import type { WorkerEngine } from '../src/worker/client.js';
 import { MODES, type Mode, type ModeOutcome } from './modes.js';
 import { openEngine, type ModelChoice } from './model_source.js';
 import { fillFromQuery, modesHtml, paramsHtml, readParams } from './params_form.js';
 import { samplesHtml, statsHtml, type SampleView, type StatsView } from './panels.js';
 import { applyEvent, emptyTree, fullTokens, type TreeState } from './tree.js';
 import { confidenceRange, renderLegendSvg, renderTreeSvg, type ColorBy } from './tree_svg.js';
+import { TextCache } from './texts.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -48,8 +49,9 @@ ui.hfFamilies.textContent = Object.values(FAMILY_EXAMPLES).join('; ');
 // Models are small enough to keep one at a time; the KV pool gets 64 MiB, plenty for 32 paths of a small model.
 const ENGINE_OPTIONS = { maxSamples: 32, kvBudgetBytes: 64 << 20 };
 
-let gpu: Gpu | null = null;
-let engine: Engine | null = null;
+let webgpu = false;
+let engine: WorkerEngine | null = null;
+let texts: TextCache | null = null;
 let engineKey = '';
 let pickedFiles: File[] = [];
 let busy = false;
@@ -84,8 +86,8 @@ function setStatus(state: string, text: string): void {
 }
 
 function syncButtons(): void {
-  ui.run.disabled = busy || !gpu;
-  ui.load.disabled = busy || !gpu;
+  ui.run.disabled = busy || !webgpu;
+  ui.load.disabled = busy || !webgpu;
   ui.stop.disabled = !abort;
 }
 
@@ -112,11 +114,12 @@ function kib(n: number): string {
   return n < 1 << 20 ? `${(n / 1024).toFixed(0)} KiB` : `${(n / (1 << 20)).toFixed(1)} MiB`;
 }
 
-async function ensureEngine(): Promise<Engine> {
+async function ensureEngine(): Promise<WorkerEngine> {
   const { choice: c, key } = choice();
   if (engine && key === engineKey) return engine;
-  engine?.destroy();
+  void engine?.destroy();
   engine = null;
+  texts = null;
   engineKey = '';
   ui.progress.hidden = false;
   setStatus('loading', 'Loading the model…');
@@ -125,7 +128,6 @@ async function ensureEngine(): Promise<Engine> {
     const t0 = performance.now();
     const opened = await openEngine(c, {
       ...ENGINE_OPTIONS,
-      gpu: gpu!,
       onPhase: (p) => {
         if (p.phase === 'gpu') {
           ui.progressBar.removeAttribute('value');
@@ -141,10 +143,11 @@ async function ensureEngine(): Promise<Engine> {
     });
     engine = opened.engine;
     engineKey = key;
+    texts = new TextCache(engine, scheduleRender);
     const cfg = engine.config;
     ui.modelStatus.textContent =
       `${opened.label}: ${cfg.family}, ${cfg.nLayers} layers, dim ${cfg.dim}, vocab ${cfg.vocabSize}; ` +
-      `loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${gpu!.name}.`;
+      `loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${engine.gpuName}, in a worker.`;
     setStatus('ready', 'Model ready.');
     return engine;
   } finally {
@@ -182,7 +185,7 @@ function scheduleRender(): void {
   });
 }
 
-function liveStats(v: RunView, e: Engine): StatsView {
+function liveStats(v: RunView, e: WorkerEngine): StatsView {
   let naive = 0;
   let sampleTokens = 0;
   let live = 0;
@@ -199,7 +202,7 @@ function liveStats(v: RunView, e: Engine): StatsView {
     promptTokens: v.promptTokens,
     tokenSteps: o?.token_steps ?? e.stats.rows - v.rows0,
     naiveTokenSteps: o?.naive_token_steps ?? naive,
-    pagesInUse: e.pagesInUse,
+    pagesInUse: e.stats.pagesInUse,
     pagesPeak: o?.pages_peak ?? e.stats.pagesPeak,
     naivePages: o?.naive_pages ?? null,
     tokensPerS: o?.tokens_per_s ?? (ms > 0 ? (sampleTokens / ms) * 1000 : 0),
@@ -215,15 +218,16 @@ function liveStats(v: RunView, e: Engine): StatsView {
 }
 
 function render(): void {
-  if (!view || !engine) return;
-  const tok = engine.tokenizer!;
+  if (!view || !engine || !texts) return;
+  const tx = texts;
   const scroll = ui.tree.scrollLeft;
   const colorBy = ui.colorBy.value as ColorBy;
   const range = confidenceRange(view.state);
   ui.legend.innerHTML = renderLegendSvg(colorBy, Math.min(ui.tree.clientWidth, 700), view.threshold, range);
   ui.tree.innerHTML = renderTreeSvg(view.state, {
     range,
-    decode: (ids) => tok.decode(ids),
+    // Decoded in the worker; a segment not decoded yet is drawn without its label and redrawn when it is.
+    decode: (ids) => tx.get(ids),
     colorBy,
     prompt: view.prompt,
     // Fits the panel; past 10 px a cell the tree scrolls sideways instead (long runs, phones).
@@ -247,7 +251,7 @@ async function run(): Promise<void> {
     const e = await ensureEngine();
     const params = readParams(ui.params, spec);
     const prompt = ui.prompt.value;
-    const ids = e.tokenizer!.encode(prompt);
+    const ids = await e.encode(prompt);
     abort = new AbortController();
     syncButtons();
     view = {
@@ -281,10 +285,14 @@ async function run(): Promise<void> {
         if (ev.reason === 'pruned') v.pruned++;
         const toks = fullTokens(v.state, ev.path);
         const ids = toks.map((t) => t.id);
-        const text = e.tokenizer!.decode(ev.reason === 'eos' ? ids.slice(0, -1) : ids);
         // NaN until the result arrives when the mode streams no log-probabilities (peaks).
         const logProb = toks.reduce((a, t) => a + (t.logprob ?? Number.NaN), 0);
-        v.samples.push({ path: ev.path, text, logProb, tokens: toks.length, finish: ev.reason });
+        const sample: SampleView = { path: ev.path, text: '', logProb, tokens: toks.length, finish: ev.reason };
+        v.samples.push(sample);
+        void e.decode([ev.reason === 'eos' ? ids.slice(0, -1) : ids]).then(([t]) => {
+          sample.text ||= t;
+          scheduleRender();
+        });
       }
       scheduleRender();
     }
@@ -295,6 +303,9 @@ async function run(): Promise<void> {
     if (err instanceof CancelledError) {
       setStatus('stopped', 'Stopped.');
       for (const p of view?.state.paths.values() ?? []) p.end ??= 'stopped';
+    } else if (err instanceof NoAdapterError) {
+      setStatus('no-webgpu', 'No WebGPU adapter.');
+      showMessage(err.message, 'warning');
     } else {
       setStatus('error', 'Failed.');
       showMessage(err instanceof Error ? err.message : String(err));
@@ -315,8 +326,13 @@ async function loadOnly(): Promise<void> {
   try {
     await ensureEngine();
   } catch (err) {
-    setStatus('error', 'The model did not load.');
-    showMessage(err instanceof Error ? err.message : String(err));
+    if (err instanceof NoAdapterError) {
+      setStatus('no-webgpu', 'No WebGPU adapter.');
+      showMessage(err.message, 'warning');
+    } else {
+      setStatus('error', 'The model did not load.');
+      showMessage(err instanceof Error ? err.message : String(err));
+    }
   } finally {
     busy = false;
     syncButtons();
@@ -376,14 +392,8 @@ async function main(): Promise<void> {
     syncButtons();
     return;
   }
-  try {
-    gpu = await createGpu();
-  } catch (err) {
-    showMessage(err instanceof NoAdapterError ? err.message : `WebGPU could not start: ${(err as Error).message}`, 'warning');
-    setStatus('no-webgpu', 'No WebGPU adapter.');
-    syncButtons();
-    return;
-  }
+  // The adapter itself is requested in the worker: a missing one comes back as a NoAdapterError from the load.
+  webgpu = true;
   syncButtons();
   await loadOnly();
 }

@@ -1,20 +1,16 @@
 // Where the page gets a model: stories260K served next to the page (vite.config.ts serves /models/<name>/ from the
-// shared model folder), a Hugging Face repository, or files the user picked or dropped. Reading goes through
-// loadModel with byte progress; the GPU upload and kernel compilation are a separate, reported phase.
-import { Engine, type EngineOptions } from '../src/engine.js';
-import { readModel, tokenizerFor } from '../src/engine_load.js';
-import { memoryFiles } from '../src/io/source.js';
-import type { ModelInput } from '../src/model/load.js';
+// shared model folder), a Hugging Face repository by hub id, or files the user picked or dropped. The model is read,
+// checked and run in a Web Worker (createWorkerEngine): the page only shows progress, byte by byte, then the GPU phase
+// (upload and kernel compilation).
 import { InvalidArgumentError } from '../src/errors.js';
+import { createWorkerEngine, type LoadProgress, type WorkerEngine, type WorkerLoadOptions, type WorkerModelInput } from '../src/worker/client.js';
 
 export type ModelChoice =
   | { kind: 'served'; name: string }
   | { kind: 'hf'; repo: string }
   | { kind: 'files'; files: File[] };
 
-export type LoadPhase =
-  | { phase: 'download'; file: string; loaded: number; total: number | null }
-  | { phase: 'gpu' };
+export type LoadPhase = LoadProgress;
 
 /**
  * The hub id ("owner/name@revision", io/hub.ts) of a Hugging Face repository, from "owner/name" or any huggingface.co
@@ -29,28 +25,30 @@ export function hfHubId(input: string): string {
   return `${m[1]}/${m[2]}@${m[3] ?? 'main'}`;
 }
 
-function describe(choice: ModelChoice): { input: ModelInput; label: string } {
+function describe(choice: ModelChoice): { input: WorkerModelInput; label: string } {
   if (choice.kind === 'served') return { input: new URL(`models/${choice.name}/`, location.href).href, label: choice.name };
   if (choice.kind === 'hf') return { input: hfHubId(choice.repo), label: choice.repo.trim() };
   if (choice.files.length === 0) throw new InvalidArgumentError('No files chosen: pick or drop a .gguf, a llama2.c .bin, or config.json + model.safetensors + tokenizer.json.');
   const label = choice.files.length === 1 ? choice.files[0].name : `${choice.files.length} files`;
-  return { input: memoryFiles(choice.files, label), label };
+  return { input: choice.files, label };
 }
 
-/** Reads the model, builds its tokenizer, uploads it to the GPU: an engine ready to generate. */
+/** Loads the model in a worker: an engine ready to generate, off the page's main thread. */
 export async function openEngine(
   choice: ModelChoice,
-  options: EngineOptions & { onPhase?: (p: LoadPhase) => void; signal?: AbortSignal },
-): Promise<{ engine: Engine; label: string }> {
+  options: WorkerLoadOptions & { onPhase?: (p: LoadPhase) => void; signal?: AbortSignal },
+): Promise<{ engine: WorkerEngine; label: string }> {
   const { onPhase, signal, ...engineOptions } = options;
   const { input, label } = describe(choice);
-  const loaded = await readModel(input, {
+  const engine = await createWorkerEngine(input, {
+    ...engineOptions,
+    modelName: label,
     signal,
-    onProgress: (p) => onPhase?.({ phase: 'download', file: p.file.slice(p.file.lastIndexOf('/') + 1), loaded: p.loaded, total: p.total }),
+    onProgress: (p) => onPhase?.(p.phase === 'download' ? { ...p, file: p.file.slice(p.file.lastIndexOf('/') + 1) } : p),
   });
-  const tokenizer = tokenizerFor(loaded);
-  if (!tokenizer) throw new InvalidArgumentError(`${loaded.label} came without a tokenizer; add tokenizer.json (or tok<vocab>.bin) to the files.`);
-  onPhase?.({ phase: 'gpu' });
-  const engine = await Engine.fromWeights(loaded.modelWeights, tokenizer, engineOptions);
+  if (!engine.hasTokenizer) {
+    await engine.destroy();
+    throw new InvalidArgumentError(`${engine.label} came without a tokenizer; add tokenizer.json (or tok<vocab>.bin) to the files.`);
+  }
   return { engine, label };
 }

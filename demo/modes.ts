@@ -1,12 +1,10 @@
 // The generation modes the page offers, each an event stream in the tree's event shape (tree.ts) whose return value is
-// the run's samples and stats. Greedy and sample drive one engine path directly; EAB is streamEab as it is; peaks is
-// streamPeaks with its trace names mapped to numbers and its branch events to forks.
+// the run's samples and stats, run by the page's worker engine. Greedy and sample are EAB held to one unbranched path;
+// EAB is streamEab as it is; peaks is streamPeaks with its trace names mapped to numbers and its branch events to forks.
 import { EAB_DEFAULTS } from '../src/branch/eab_params.js';
-import { streamEab } from '../src/branch/eab.js';
-import { streamPeaks, type PeaksStopReason } from '../src/branch/peaks.js';
+import type { PeaksStopReason } from '../src/branch/peaks.js';
 import { PEAKS_DEFAULTS } from '../src/branch/peaks_params.js';
-import type { Engine } from '../src/engine.js';
-import { CancelledError } from '../src/errors.js';
+import type { WorkerEngine } from '../src/worker/client.js';
 import type { EndReason, TreeEvent } from './tree.js';
 import type { ColorBy } from './tree_svg.js';
 
@@ -42,7 +40,9 @@ export interface ModeOutcome {
 }
 
 export type ModeStream = AsyncGenerator<TreeEvent, ModeOutcome>;
-type StreamFn = (engine: Engine, prompt: readonly number[], params: Params, signal?: AbortSignal) => ModeStream;
+/** What the modes use of an engine: the branching streams and the page size (a WorkerEngine has them). */
+export type ModeEngine = Pick<WorkerEngine, 'streamEab' | 'streamPeaks' | 'info'>;
+type StreamFn = (engine: ModeEngine, prompt: readonly number[], params: Params, signal?: AbortSignal) => ModeStream;
 
 export interface ModeSpec {
   label: string;
@@ -56,75 +56,31 @@ export interface ModeSpec {
   stream: StreamFn;
 }
 
-const naivePages = (engine: Engine, prompt: number, lengths: number[]) =>
-  lengths.reduce((a, n) => a + Math.ceil((prompt + n) / engine.model.pageSize), 0);
+const naivePages = (engine: ModeEngine, prompt: number, lengths: number[]) =>
+  lengths.reduce((a, n) => a + Math.ceil((prompt + n) / engine.info.pageSize), 0);
 
-/** One path, advanced step by step: greedy (temperature 0) or plain sampling. */
-async function* onePath(engine: Engine, prompt: readonly number[], p: Params, signal?: AbortSignal): ModeStream {
-  const max = Number(p.max_new_tokens);
-  const t0 = performance.now();
-  const rows0 = engine.stats.rows;
-  const steps0 = engine.stats.steps;
-  engine.resetPeak();
-  const id = engine.createPath(prompt, { temperature: Number(p.temperature), topP: Number(p.top_p), seed: Number(p.seed) }, { reserve: max });
-  const eos = new Set(engine.config.eosTokenIds);
-  const tokens: number[] = [];
-  let logProb = 0;
-  let finish: EndReason = 'stopped';
-  try {
-    while (tokens.length < max) {
-      if (signal?.aborted) throw new CancelledError();
-      const step = await engine.step();
-      if (!step) break;
-      const r = step.results.find((x) => x.pathId === id);
-      if (!r) continue; // a prompt chunk that did not reach the last prompt token yet
-      const s = r.stats;
-      tokens.push(r.token);
-      logProb += s.sampledLogprobs[0];
-      yield { type: 'token', path: id, token: r.token, position: tokens.length - 1, entropy: s.normEntropy, logprob: s.sampledLogprobs[0], confidence: s.confidence };
-      if (eos.has(r.token)) {
-        finish = 'eos';
-        break;
-      }
-    }
-    if (finish !== 'eos' && tokens.length >= max) finish = 'length';
-    yield { type: 'finish', path: id, reason: finish };
-  } finally {
-    engine.free(id);
-  }
-  const ms = performance.now() - t0;
-  const text = engine.tokenizer?.decode(finish === 'eos' ? tokens.slice(0, -1) : tokens) ?? '';
-  return {
-    samples: [{ path: id, text, tokens, log_probability: logProb, finish_reason: finish }],
-    stats: {
-      token_steps: engine.stats.rows - rows0,
-      naive_token_steps: prompt.length + tokens.length,
-      pages_peak: engine.stats.pagesPeak,
-      naive_pages: naivePages(engine, prompt.length, [tokens.length]),
-      forks: 0,
-      pruned: 0,
-      samples: 1,
-      steps: engine.stats.steps - steps0,
-      ms,
-      tokens_per_s: ms > 0 ? (tokens.length / ms) * 1000 : 0,
-    },
-  };
+/**
+ * One path: EAB that never branches (threshold 1, one path), so greedy and plain sampling stream the same per-token
+ * records (entropy, log-probability, confidence) and stats as the branching modes.
+ */
+function onePath(engine: ModeEngine, prompt: readonly number[], p: Params, signal?: AbortSignal): ModeStream {
+  return eab(engine, prompt, { max_new_tokens: p.max_new_tokens, temperature: p.temperature, top_p: p.top_p, seed: p.seed, entropy_threshold: 1, max_paths: 1, branch_factor: 2 }, signal);
 }
 
-async function* eab(engine: Engine, prompt: readonly number[], params: Params, signal?: AbortSignal): ModeStream {
-  const { samples, stats } = yield* streamEab(engine, prompt, { ...(params as object), signal });
+async function* eab(engine: ModeEngine, prompt: readonly number[], params: Params, signal?: AbortSignal): ModeStream {
+  const { samples, stats } = yield* engine.streamEab(prompt, { ...(params as object), signal });
   return { samples, stats };
 }
 
 const PEAKS_END: Record<PeaksStopReason, EndReason> = { eos: 'eos', length: 'length', low_confidence: 'stopped', pool: 'pruned' };
 
-async function* peaks(engine: Engine, prompt: readonly number[], params: Params, signal?: AbortSignal): ModeStream {
+async function* peaks(engine: ModeEngine, prompt: readonly number[], params: Params, signal?: AbortSignal): ModeStream {
   const ids = new Map<string, number>();
   const id = (trace: string) => {
     if (!ids.has(trace)) ids.set(trace, ids.size);
     return ids.get(trace)!;
   };
-  const gen = streamPeaks(engine, prompt, { ...(params as object), signal });
+  const gen = engine.streamPeaks(prompt, { ...(params as object), signal });
   for (;;) {
     const r = await gen.next();
     if (r.done) {

@@ -1,5 +1,5 @@
 // End to end: the demo page, served by a Vite dev server started here, driven by Chromium on its software WebGPU
-// adapter (SwiftShader). It loads stories260K from the local model folder through the page's /models/ route, runs EAB
+// adapter (SwiftShader). Its engine runs in a Web Worker. It loads stories260K from the local model folder through the page's /models/ route, runs EAB
 // with small parameters, and checks that the tree, the samples and the stats agree with one another. Screenshots go
 // to bench/screenshots/ (git-ignored).
 import { execFileSync } from 'node:child_process';
@@ -77,6 +77,9 @@ describe('demo page in Chromium', () => {
       await page.goto(url);
       const loaded = await settle(page, ['ready', 'error', 'no-webgpu'], 90_000);
       expect(loaded, 'the default model loads').toEqual({ state: 'ready', message: '' });
+      // The model runs in a Web Worker (createWorkerEngine), not on the page's main thread.
+      expect(await page.textContent('#model-status')).toMatch(/in a worker\.$/);
+      expect(page.workers().length, 'the engine worker').toBeGreaterThan(0);
 
       await page.click('label:has(input[name=mode][value=eab])');
       // Small enough to take seconds on SwiftShader, large enough that stories260K branches (with seed 0: 6 samples on
