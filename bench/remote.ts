@@ -8,10 +8,9 @@
 //   remote        forklm's RemoteEngine: 16 roots of one prompt (one streamed n_cmpl request with 20 top log-probs per
 //                 token), stepped until each has 64 tokens: what a branching controller pays for its token stats
 //   local         forklm on llvmpipe, fork-at-0 (bench/common/eab.ts)
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
+import { startLlamaServer } from '../scripts/llama_server.js';
 import { createGpu } from '../src/gpu/device.js';
 import { RemoteEngine } from '../src/remote/index.js';
 import { forkAtZero } from './common/eab.js';
@@ -25,43 +24,6 @@ const ROUNDS = 3;
 /** llama.cpp threads spin at their barriers: on a loaded 2-core machine 2 threads ran the job 7x slower than 1 (29 s vs
  * 3.8 s at load average 17), so 1 unless FORKLM_BENCH_SERVER_THREADS says otherwise. */
 const THREADS = Number(process.env.FORKLM_BENCH_SERVER_THREADS ?? 1);
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
-
-async function startServer(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const bin = process.env.FORKLM_LLAMA_SERVER ?? join(modelsDir(), '../bin/llama-server');
-  const port = await freePort();
-  const args = ['-m', join(modelsDir(), 'stories260K/gguf/stories260K.gguf'), '--host', '127.0.0.1', '--port', String(port)];
-  args.push('-t', String(THREADS), '-c', String(N * 512), '-np', String(N), '--no-warmup');
-  const child = spawn(bin, args, { stdio: 'ignore' });
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`${url}/health`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (i > 300 || child.exitCode !== null) throw new Error(`llama-server at ${bin} did not start`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    url,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
 
 async function serverAlone(url: string, prompt: number[]): Promise<object> {
   const t0 = performance.now();
@@ -108,7 +70,7 @@ export async function run(): Promise<object> {
   // Round r, mode m: the story with token 1 replaced, so no two runs share more than BOS.
   const promptFor = (r: number, m: number) => [base[0], 300 + r * 3 + m, ...base.slice(2)];
   const loadBefore = round4(os.loadavg()[0]);
-  const server = await startServer();
+  const server = await startLlamaServer({ model: join(modelsDir(), 'stories260K/gguf/stories260K.gguf'), slots: N, slotCtx: 512, threads: THREADS });
   const gpu = await createGpu({ adapter: 'llvmpipe' });
   try {
     // Every path runs its whole 64 tokens: no lookahead limit needed (one request for the job, as the server alone).
