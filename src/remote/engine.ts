@@ -40,6 +40,9 @@ export interface RemoteEngineOptions {
   retries?: number;
   backoffMs?: number;
   headers?: Record<string, string>;
+  /** Cancels everything: connect() and every session's in-flight requests are aborted, and their steps reject with a
+   * CancelledError (the CLI's Ctrl-C). */
+  signal?: AbortSignal;
 }
 
 type Json = Record<string, unknown>;
@@ -73,6 +76,7 @@ export class RemoteEngine implements SessionSource {
       retries: options.retries ?? 3,
       backoffMs: options.backoffMs ?? 200,
       headers: options.headers,
+      signal: options.signal,
     };
     const models = obj(await requestJson(`${baseUrl}/v1/models`, undefined, http));
     const first = obj(Array.isArray(models.data) ? models.data[0] : undefined);
@@ -129,9 +133,19 @@ export class RemoteEngine implements SessionSource {
     });
   }
 
-  /** Token ids of `text` by the server's tokenizer (llama.cpp, vLLM and SGLang serve /tokenize). */
-  async tokenize(text: string, addSpecial = true): Promise<number[]> {
-    const body = this.kind === 'llama.cpp' ? { content: text, add_special: addSpecial } : { model: this.model, prompt: text, add_special_tokens: addSpecial };
+  /**
+   * Token ids of `text` by the server's tokenizer (llama.cpp, vLLM and SGLang serve /tokenize). `addSpecial`: BOS as
+   * the model's config asks. `parseSpecial` (llama.cpp only; default false): special-token text such as "</s>" becomes
+   * that token, as forklm's own tokenizers do only when asked; vLLM's /tokenize has no such switch.
+   */
+  async tokenize(text: string, addSpecial = true, parseSpecial = false): Promise<number[]> {
+    // vLLM and SGLang read `prompt` and `add_special_tokens`; llama.cpp, also behind --server-kind openai, `content`
+    // and `add_special`. Each ignores the other's names (vLLM's request models allow extra fields and log them:
+    // OpenAIBaseModel, extra="allow", vllm/entrypoints/openai/protocol.py).
+    const body =
+      this.kind === 'llama.cpp'
+        ? { content: text, add_special: addSpecial, parse_special: parseSpecial }
+        : { model: this.model, prompt: text, add_special_tokens: addSpecial, content: text, add_special: addSpecial, parse_special: parseSpecial };
     const r = obj(await requestJson(`${this.baseUrl}/tokenize`, body, this.http));
     if (!Array.isArray(r.tokens)) throw new RemoteFeatureError('tokenize', `${this.baseUrl}/tokenize sent no tokens; pass a tokenizer instead.`);
     return r.tokens as number[];

@@ -21,7 +21,7 @@
 // Accounting comes from the server's own counters (prompt tokens computed, served from cache, generated), summed over
 // requests; tokens a request generated beyond what its path used (a path ended first) are counted, not hidden.
 import type { BranchEngine, CreatePathOptions, EngineInfo, ForkOptions, PathView, SessionCounters, StepResult } from '../branch/engine_api.js';
-import { ContextOverflowError, ForkLMError, InvalidArgumentError, RemoteServerError } from '../errors.js';
+import { CancelledError, ContextOverflowError, ForkLMError, InvalidArgumentError, RemoteServerError } from '../errors.js';
 import { samplingParams, type SamplingParams } from '../sample/params.js';
 import { childKey, murmur3Words, PathRng, rootKey, type StreamKey } from '../sample/rng.js';
 import type { Tokenizer } from '../tokenizer/types.js';
@@ -120,7 +120,17 @@ export class RemoteSession implements BranchEngine {
   constructor(private readonly cfg: SessionConfig) {
     this.info = cfg.info;
     this.tokenizer = cfg.tokenizer;
+    const signal = cfg.http.signal;
+    if (signal?.aborted) this.failure = new CancelledError();
+    else signal?.addEventListener('abort', this.onAbort, { once: true });
   }
+
+  /** The engine's signal fired: every request of the session is aborted and the waiting step rejects. */
+  private readonly onAbort = (): void => {
+    this.failure ??= new CancelledError('Cancelled: the in-flight requests to the server were aborted and the paths freed.');
+    for (const f of this.feeds) f.abort.abort();
+    this.notify();
+  };
 
   createPath(prompt: readonly number[], sampling: Partial<SamplingParams> = {}, options: CreatePathOptions = {}): number {
     this.checkUsable();
@@ -261,6 +271,7 @@ export class RemoteSession implements BranchEngine {
   close(): void {
     for (const id of [...this.paths.keys()]) this.free(id);
     this.closed = true;
+    this.cfg.http.signal?.removeEventListener('abort', this.onAbort);
   }
 
   /**

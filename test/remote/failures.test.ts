@@ -3,7 +3,7 @@
 // retries with backoff, a resumed stream, or a timeout.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RemoteFeatureError, RemoteServerError } from '../../src/errors.js';
+import { CancelledError, RemoteFeatureError, RemoteServerError } from '../../src/errors.js';
 import { RemoteEngine } from '../../src/remote/index.js';
 import { startLlamaServer } from './llama_server.js';
 
@@ -134,5 +134,34 @@ describe('remote engine failures', () => {
     s2.createPath([1, 2], { temperature: 0 }, { reserve: 4 });
     expect((await s2.step())!.results[0].token).toBe(6);
     await expect(s2.step()).rejects.toMatchObject({ reason: 'timeout' });
+  });
+
+  it('aborting the engine\'s signal aborts every in-flight request and rejects the waiting step with CancelledError', async () => {
+    let open = 0;
+    let closed = 0;
+    const url = await fakeServer((req, body, res) => {
+      // The probe at connect gets its token; every run request one token, then nothing, its stream held open.
+      if (body.n_predict === 1) return sse(res).end(chunk(5));
+      open++;
+      sse(res).write(chunk(6));
+      res.on('close', () => closed++);
+    });
+    const abort = new AbortController();
+    const remote = await RemoteEngine.connect(url, { signal: abort.signal, timeoutMs: 60_000 });
+    const s = remote.session();
+    // Three prompts, so three requests (one prompt's roots would share one n_cmpl request).
+    for (let i = 0; i < 3; i++) s.createPath([1, 2 + i], { temperature: 1, seed: 1 }, { reserve: 10 });
+    expect((await s.step())!.results.map((r) => r.token)).toEqual([6, 6, 6]);
+    const waiting = s.step();
+    setTimeout(() => abort.abort(), 50);
+    const t0 = Date.now();
+    await expect(waiting).rejects.toBeInstanceOf(CancelledError);
+    // Well inside the 60 s timeout: the abort, not a timeout, ended the wait.
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(open).toBe(3);
+    for (let i = 0; i < 100 && closed < 3; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(closed).toBe(3);
+    expect(s.liveCount()).toBe(0);
+    await expect(s.step()).rejects.toBeInstanceOf(CancelledError);
   });
 });
