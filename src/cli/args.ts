@@ -191,6 +191,8 @@ export interface CliIo {
   stdout(text: string): void;
   stderr(text: string): void;
   env: Record<string, string | undefined>;
+  /** Cancels a running command (tests; the process's Ctrl-C is handled by the commands that make requests). */
+  signal?: AbortSignal;
 }
 
 /** What a command gets besides its flags. */

@@ -1,29 +1,25 @@
-// `forklm generate`: one path (greedy/sample) streamed to the terminal, or a branching run (eab) shown as a tree.
-import { runEab, type EabEvent, type EabResult } from '../branch/eab.js';
+// `forklm generate`: one path (greedy/sample) streamed to the terminal, or a branching run (eab, peaks) shown as a tree;
+// on the local GPU engine, or on a server engine with --server (remote_run.ts).
 import { EAB_DEFAULTS } from '../branch/eab_params.js';
-import { runPeaks } from '../branch/peaks.js';
 import { PEAKS_DEFAULTS } from '../branch/peaks_params.js';
-import type { Engine } from '../engine.js';
 import { loadEngine } from '../engine_load.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { ProgressCallback } from '../io/source.js';
-import { generate } from '../generate.js';
-import { decodeContinuation, StreamDecoder } from '../tokenizer/stream_decoder.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { defineCommand, type CliContext } from './args.js';
-import { renderEabTree, renderPeaks } from './tree_text.js';
-import { tokenText } from '../api/token_text.js';
+import { MODES, printRun, promptFromIds, runMode } from './generate_run.js';
+import { runRemote } from './remote_run.js';
 import { WEIGHTS_FLAG } from './weights_flag.js';
 
-/** Each token's own text (OpenAI's logprobs convention: "bytes:\\xe2" for a piece of a character); null without a tokenizer. */
-const tokenTexts = (tok: Tokenizer | null, ids: readonly number[]): string[] | null => (tok ? ids.map((id) => tokenText(tok, id).token) : null);
-
-const MODES = ['sample', 'greedy', 'eab', 'peaks'] as const;
+export { parsePromptIds } from './generate_run.js';
 
 export const generateFlags = {
   mode: { type: 'string', choices: MODES, default: 'sample', description: 'greedy, sample (greedy at temperature 0), eab (entropy-adaptive branching) or peaks (confidence-peak prefix branching)' },
-  model: { type: 'string', default: 'stories260K', placeholder: 'name|path|url', description: 'Model name, HF folder, .gguf or llama2.c .bin' },
+  model: { type: 'string', placeholder: 'name|path|url', description: 'Model name, HF folder, .gguf or llama2.c .bin (default stories260K; not with --server, which runs the server\'s model)' },
   weights: WEIGHTS_FLAG,
+  server: { type: 'string', placeholder: 'url', description: 'Run on a server engine instead (llama.cpp server, vLLM, SGLang), e.g. http://127.0.0.1:8080: the same modes and flags; the server tokenizes the prompt and decodes the texts, and its own counters are printed' },
+  serverKind: { type: 'string', choices: ['llama.cpp', 'openai'], placeholder: 'llama.cpp|openai', description: "--server's API: llama.cpp's /completion (default; n_cmpl, cache counters) or OpenAI's /v1/completions (vLLM, SGLang)" },
+  timeout: { type: 'number', min: 0.001, placeholder: 'seconds', description: '--server: longest wait for a response, or between two streamed tokens (default 120; a request queued behind busy slots waits too), after which it is retried (3 times, with backoff) or fails' },
   prompt: { type: 'string', default: '', description: 'The prompt (empty: start from BOS). Text such as "<s>" or "</s>" in it stays text' },
   parseSpecial: { type: 'boolean', description: 'Turn special-token text in --prompt ("<s>", "</s>", "<|im_start|>") into those tokens (off: it stays text, so a prompt cannot end the sequence or forge a turn)' },
   promptIds: { type: 'string', placeholder: 'id,id,...', description: 'The prompt as exact token ids, comma-separated (BOS included if wanted), instead of --prompt: for checks, and for text tokenized elsewhere; works without a tokenizer' },
@@ -64,140 +60,32 @@ function progressBar(ctx: CliContext): ProgressCallback {
   };
 }
 
-/** "1, 403,407" -> [1, 403, 407]; InvalidArgumentError naming the first entry that is not a token id. */
-export function parsePromptIds(text: string): number[] {
-  const parts = text.split(',').map((p) => p.trim());
-  if (parts.length === 0 || parts.every((p) => p === '')) throw new InvalidArgumentError('--prompt-ids is empty; give comma-separated token ids, e.g. --prompt-ids 1,403,407.');
-  return parts.map((p, i) => {
-    if (!/^\d+$/.test(p) || !Number.isSafeInteger(Number(p))) {
-      throw new InvalidArgumentError(`--prompt-ids entry ${i + 1} is ${JSON.stringify(p)}, not a token id; give comma-separated non-negative integers, e.g. --prompt-ids 1,403,407.`);
-    }
-    return Number(p);
-  });
-}
-
 function encodePrompt(tokenizer: Tokenizer | null, vocabSize: number, f: { prompt: string; promptIds?: string; parseSpecial?: boolean }): number[] {
-  if (f.promptIds !== undefined) {
-    if (f.prompt !== '') throw new InvalidArgumentError('Give either --prompt or --prompt-ids, not both.');
-    const ids = parsePromptIds(f.promptIds);
-    const bad = ids.find((id) => id >= vocabSize);
-    if (bad !== undefined) throw new InvalidArgumentError(`--prompt-ids: token id ${bad} is outside the vocabulary (0..${vocabSize - 1}).`);
-    return ids;
-  }
+  if (f.promptIds !== undefined) return promptFromIds({ prompt: f.prompt, promptIds: f.promptIds }, vocabSize);
   if (!tokenizer) throw new InvalidArgumentError('This model has no tokenizer forklm can use; give the prompt as token ids with --prompt-ids, or a model with tokenizer.json, a GGUF vocabulary or tokenizer.bin.');
   return tokenizer.encode(f.prompt, { parseSpecial: f.parseSpecial ?? false });
-}
-
-/** Text of ids, or the ids themselves ("[5 9 2]") without a tokenizer. */
-function decoderOf(tok: Tokenizer | null): (ids: number[]) => string {
-  return tok ? (ids) => tok.decode(ids) : (ids) => `[${ids.join(' ')}]`;
-}
-
-async function runSingle(engine: Engine, prompt: number[], f: { mode: string; maxNewTokens: number; temperature: number; topP: number; seed: number; json: boolean }, ctx: CliContext): Promise<number> {
-  const tok = engine.tokenizer;
-  const stream = tok ? new StreamDecoder(tok, { context: prompt }) : null;
-  const r = await generate(engine, prompt, {
-    maxNewTokens: f.maxNewTokens,
-    temperature: f.mode === 'greedy' ? 0 : f.temperature,
-    topP: f.topP,
-    seed: f.seed,
-    onToken: f.json ? undefined : (t) => ctx.stdout(stream ? stream.push(t) : `${t} `),
-  });
-  const textTokens = r.finishReason === 'eos' ? r.tokens.slice(0, -1) : r.tokens;
-  if (f.json) {
-    ctx.stdout(
-      JSON.stringify({
-        text: tok ? decodeContinuation(tok, prompt, textTokens) : null,
-        tokens: r.tokens,
-        token_texts: tokenTexts(tok, r.tokens),
-        logprobs: r.logprobs,
-        entropies: r.entropies,
-        finish_reason: r.finishReason,
-        stats: r.stats,
-      }) + '\n',
-    );
-  } else {
-    ctx.stdout((stream ? stream.flush() : '') + '\n');
-    ctx.stderr(`[${r.stats.generated_tokens} tokens, ${r.stats.tokens_per_s.toFixed(1)} tokens/s, ${r.finishReason}]\n`);
-  }
-  return 0;
-}
-
-function printEab(result: EabResult, tok: Tokenizer | null, ctx: CliContext): void {
-  const s = result.stats;
-  ctx.stdout(renderEabTree(result, decoderOf(tok)) + '\n');
-  ctx.stdout(`\n${result.samples.length} samples (most probable first):\n`);
-  for (const smp of [...result.samples].sort((a, b) => b.log_probability - a.log_probability)) {
-    ctx.stdout(`  [path ${smp.path}] logp ${smp.log_probability.toFixed(2)}  branches ${smp.branch_points.length}  ${tok ? JSON.stringify(smp.text) : decoderOf(null)(smp.tokens)}\n`);
-  }
-  ctx.stdout(
-    `\ntoken steps ${s.token_steps} vs naive ${s.naive_token_steps} (${(100 * (1 - s.token_steps_ratio)).toFixed(1)}% fewer); ` +
-      `forks ${s.forks}, max live paths ${s.max_live_paths}, pages peak ${s.pages_peak} vs naive ${s.naive_pages}; ` +
-      `${s.ms.toFixed(0)} ms, ${s.tokens_per_s.toFixed(1)} tokens/s\n`,
-  );
 }
 
 export const generateCommand = defineCommand({
   summary: 'Generate text: one path (greedy, sample) or many paths (eab: entropy-adaptive branching; peaks: confidence-peak prefix branching)',
   details:
     'Examples:\n  forklm generate --mode greedy --prompt "Once upon a time"\n  forklm generate --mode greedy --prompt-ids 1,403,407 --json\n  forklm generate --mode eab --max-paths 8 --json\n' +
-    '  forklm generate --mode peaks --initial-traces 4 --max-traces 16',
+    '  forklm generate --mode peaks --initial-traces 4 --max-traces 16\n' +
+    '  forklm generate --mode eab --server http://127.0.0.1:8080 --json        (llama-server -m model.gguf -np 16 -c 32768)\n' +
+    '  forklm generate --mode peaks --server http://127.0.0.1:8000/v1 --server-kind openai   (vLLM, SGLang)',
   flags: generateFlags,
   async run({ flags: f }, ctx) {
-    if (f.promptIds !== undefined) encodePrompt(null, Infinity, f); // a usage error fails before the model loads
-    const engine = await loadEngine(f.model, { maxSamples: Math.max(64, f.numSamples ?? 0, f.maxPaths), weights: f.weights, onProgress: progressBar(ctx), requireTokenizer: f.promptIds === undefined });
+    if (f.promptIds !== undefined) promptFromIds({ prompt: f.prompt, promptIds: f.promptIds }, Infinity); // a usage error fails before the model loads
+    if (f.server !== undefined) {
+      if (f.model !== undefined) throw new InvalidArgumentError('Give either --model or --server: with --server the server\'s model runs (and its tokenizer reads the prompt).');
+      return runRemote(f.server, f, ctx);
+    }
+    if (f.serverKind !== undefined || f.timeout !== undefined) throw new InvalidArgumentError('--server-kind and --timeout apply to --server runs only; add --server URL.');
+    const engine = await loadEngine(f.model ?? 'stories260K', { maxSamples: Math.max(64, f.numSamples ?? 0, f.maxPaths), weights: f.weights, onProgress: progressBar(ctx), requireTokenizer: f.promptIds === undefined });
     try {
       const prompt = encodePrompt(engine.tokenizer, engine.config.vocabSize, f);
-      if (f.mode === 'peaks') {
-        const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
-        const result = await runPeaks(engine, prompt, {
-          ...defined({
-            max_new_tokens: f.maxNewTokens,
-            temperature: f.temperature,
-            initial_traces: f.initialTraces,
-            max_traces: f.maxTraces,
-            confidence_threshold: f.confidenceThreshold,
-            peak_window: f.peakWindow,
-            min_peak_distance: f.minPeakDistance,
-            peaks_per_trace: f.peaksPerTrace,
-            branches_per_peak: f.branchesPerPeak,
-            max_depth: f.maxDepth,
-          }),
-          top_p: f.topP,
-          seed: f.seed,
-          early_stop: f.earlyStop,
-        });
-        const traces = result.traces.map((t) => ({ ...t, token_texts: tokenTexts(engine.tokenizer, t.token_ids) }));
-        ctx.stdout(f.json ? JSON.stringify({ traces, stats: result.stats }) + '\n' : renderPeaks(result) + '\n');
-        return 0;
-      }
-      const single = { ...f, maxNewTokens: f.maxNewTokens ?? 64, temperature: f.temperature ?? 1 };
-      if (f.mode !== 'eab') return await runSingle(engine, prompt, single, ctx);
-      const onEvent = f.json ? undefined : (e: EabEvent) => e.type === 'fork' && ctx.stderr('.');
-      const result = await runEab(
-        engine,
-        prompt,
-        {
-          max_new_tokens: single.maxNewTokens,
-          entropy_threshold: f.entropyThreshold,
-          branch_factor: f.branchFactor,
-          max_paths: f.maxPaths,
-          num_samples: f.numSamples ?? null,
-          min_path_prob: f.minPathProb,
-          temperature: single.temperature,
-          top_p: f.topP,
-          seed: f.seed,
-        },
-        onEvent,
-      );
-      if (f.json) {
-        const samples = result.samples.map((smp) => ({ ...smp, token_texts: tokenTexts(engine.tokenizer, smp.tokens) }));
-        ctx.stdout(JSON.stringify({ samples, tree: result.tree, forks: result.forks, design: result.design, stats: result.stats }) + '\n');
-      }
-      else {
-        ctx.stderr('\n');
-        printEab(result, engine.tokenizer, ctx);
-      }
+      const out = await runMode(engine, prompt, f, ctx, engine.tokenizer ?? 'ids');
+      printRun(out, engine.tokenizer, prompt, f, ctx);
       return 0;
     } finally {
       engine.destroy();

@@ -2,12 +2,13 @@
 // Dawn can keep the Node process alive after the work is done.
 //
 // Errors: a ForkLMError prints `forklm: <message>` on stderr; exit code 2 for usage errors (InvalidArgumentError),
-// 1 for everything else. With --json anywhere among the flags, the error is printed on stdout instead, as
-// {"error":{"code","message"}}, so a script reading stdout gets one JSON document either way.
+// 130 for a run cancelled by Ctrl-C (CancelledError), 1 for everything else. With --json anywhere among the flags, the
+// error is printed on stdout instead, as {"error":{"code","message"}}, so a script reading stdout gets one JSON
+// document either way.
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ForkLMError, InvalidArgumentError } from '../errors.js';
+import { CancelledError, ForkLMError, InvalidArgumentError } from '../errors.js';
 import { defineCommand, describeFlags, parseArgs, type CliContext, type CliIo, type Command } from './args.js';
 import { doctorCommand } from './doctor.js';
 import { generateCommand } from './generate.js';
@@ -131,7 +132,7 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
       return 0;
     }
     const args = parseArgs(rest, command.flags, { command: `forklm ${first}`, maxPositionals: command.positionals?.max ?? 0 });
-    const ctx: CliContext = { stdout: io.stdout, stderr: io.stderr, env: io.env, version: forklmVersion() };
+    const ctx: CliContext = { stdout: io.stdout, stderr: io.stderr, env: io.env, signal: io.signal, version: forklmVersion() };
     return await command.run(args, ctx);
   } catch (e) {
     return reportError(e, io, json);
@@ -149,5 +150,6 @@ function reportError(e: unknown, io: CliIo, json: boolean): number {
     const stack = e instanceof Error && e.stack ? e.stack : message;
     io.stderr(`forklm: internal error: ${message}\n${io.env.FORKLM_DEBUG ? stack + '\n' : 'Set FORKLM_DEBUG=1 for the stack trace.\n'}`);
   }
-  return e instanceof InvalidArgumentError ? 2 : 1;
+  // 130: the shell's code for a command ended by Ctrl-C (128 + SIGINT).
+  return e instanceof InvalidArgumentError ? 2 : e instanceof CancelledError ? 130 : 1;
 }

@@ -1,11 +1,92 @@
-// What `forklm generate --server URL` needs beyond the local path: a SessionSource over a RemoteEngine that records its
-// sessions (so the output can show the server's own counters) and a decode-only tokenizer from the server's pieces
-// (no local model file). The flag itself is wired once runEab, runPeaks and generate take a SessionSource.
+// `forklm generate --server URL`: the same runs as on the local engine, on a server engine (llama.cpp server, vLLM,
+// SGLang) through RemoteEngine. The server's model runs, so its tokenizer reads the prompt (/tokenize) and decodes the
+// texts (/detokenize); the output adds the server's own counters. Ctrl-C aborts the in-flight requests (exit 130).
+import { setMaxListeners } from 'node:events';
 import type { BranchEngine, SessionSource } from '../branch/engine_api.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { RemoteEngine, type RemoteCounters, type RemoteSession } from '../remote/index.js';
 import type { ServerKind } from '../remote/protocol.js';
+import type { CliContext } from './args.js';
+import { printRun, promptFromIds, runMode, type RunFlags, type RunOutput } from './generate_run.js';
+
+/** The flags a server run reads. */
+export interface RemoteRunFlags extends RunFlags {
+  prompt: string;
+  promptIds?: string;
+  parseSpecial: boolean;
+  serverKind?: ServerKind;
+  /** Seconds. */
+  timeout?: number;
+}
+
+/**
+ * Runs `forklm generate` against the server at `url`; returns the exit code. Errors: InvalidArgumentError (URL,
+ * prompt), RemoteFeatureError (a server without token-id prompts or log-probs, found at connect), RemoteServerError
+ * (unreachable, HTTP error after the retries, timeout), CancelledError (Ctrl-C or ctx.signal).
+ */
+export async function runRemote(url: string, f: RemoteRunFlags, ctx: CliContext): Promise<number> {
+  const abort = new AbortController();
+  // Every request listens on this signal while it runs, and a run has many at once: no listener limit.
+  setMaxListeners(0, abort.signal);
+  const onOuter = () => abort.abort();
+  ctx.signal?.addEventListener('abort', onOuter, { once: true });
+  // Ctrl-C aborts the requests (the server frees their slots) and the run ends with CancelledError; a second Ctrl-C
+  // finds no listener left and ends the process at once.
+  const onSigint = () => {
+    ctx.stderr('\nforklm: cancelling the requests to the server...\n');
+    abort.abort();
+  };
+  process.once('SIGINT', onSigint);
+  try {
+    const remote = await RemoteEngine.connect(url, {
+      kind: f.serverKind ?? 'llama.cpp',
+      timeoutMs: (f.timeout ?? 120) * 1000,
+      maxLivePaths: Math.max(64, f.numSamples ?? 0, f.maxPaths),
+      signal: abort.signal,
+    });
+    const prompt = f.promptIds !== undefined ? promptFromIds({ prompt: f.prompt, promptIds: f.promptIds }, remote.info.vocabSize) : await remote.tokenize(f.prompt, true, f.parseSpecial);
+    if (prompt.length === 0) throw new InvalidArgumentError('The server tokenized the prompt to no tokens (its model adds no BOS); give a non-empty --prompt or --prompt-ids.');
+    const source = new RecordingSource(remote);
+    const out = await runMode(source, prompt, f, ctx, null);
+    const ids = new Set(prompt);
+    for (const list of tokenLists(out)) for (const id of list) ids.add(id);
+    const tok = await serverTokenizer(remote, ids);
+    const text = await serverTexts(remote, prompt, out);
+    printRun(out, tok, prompt, f, ctx, { server: { url: remote.baseUrl, kind: remote.kind, counters: source.counters() } }, text);
+    if (!f.json) ctx.stderr(describeCounters(source.counters()) + '\n');
+    return 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+    ctx.signal?.removeEventListener('abort', onOuter);
+  }
+}
+
+/** Every token list of a run (for the pieces its output shows). */
+function tokenLists(out: RunOutput): number[][] {
+  if (out.mode === 'single') return [out.result.tokens];
+  if (out.mode === 'eab') return [...out.result.samples.map((s) => s.tokens), ...out.result.tree.map((n) => n.tokens)];
+  return out.result.traces.map((t) => t.token_ids);
+}
+
+/**
+ * Fills the texts of a run with the server's decoding of each sequence as a whole (so characters split over byte
+ * tokens come out whole), as the controllers do with a local tokenizer: an EAB sample's text continues the prompt,
+ * a peaks trace's is its tokens alone, a final EOS left out. Returns a single path's text.
+ */
+async function serverTexts(remote: RemoteEngine, prompt: readonly number[], out: RunOutput): Promise<string | undefined> {
+  const eos = new Set(remote.info.eosTokenIds);
+  const strip = (ids: readonly number[]) => (ids.length > 0 && eos.has(ids[ids.length - 1]) ? ids.slice(0, -1) : [...ids]);
+  const head = await remote.detokenize(prompt);
+  const continuation = async (ids: readonly number[]): Promise<string> => {
+    const full = await remote.detokenize([...prompt, ...ids]);
+    return full.startsWith(head) ? full.slice(head.length) : remote.detokenize(ids);
+  };
+  if (out.mode === 'single') return continuation(strip(out.result.tokens));
+  if (out.mode === 'eab') for (const s of out.result.samples) s.text = await continuation(strip(s.tokens));
+  else for (const t of out.result.traces) t.text = await remote.detokenize(strip(t.token_ids));
+  return undefined;
+}
 
 /** A SessionSource over a RemoteEngine that keeps the sessions it opened. */
 export class RecordingSource implements SessionSource {
