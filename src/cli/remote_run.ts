@@ -106,6 +106,7 @@ export class RecordingSource implements SessionSource {
       retries: 0,
       promptComputed: 0,
       promptCached: 0,
+      promptSent: 0,
       promptCopied: 0,
       generated: 0,
       generatedUsed: 0,
@@ -117,7 +118,8 @@ export class RecordingSource implements SessionSource {
     for (const s of this.sessions) {
       const c = s.remoteCounters();
       const n = s.counters().steps;
-      for (const k of ['requests', 'retries', 'promptComputed', 'promptCached', 'promptCopied', 'generated', 'generatedUsed', 'completionsReported'] as const) out[k] += c[k];
+      for (const k of ['requests', 'retries', 'promptComputed', 'promptCached', 'promptSent', 'promptCopied', 'generated', 'generatedUsed', 'completionsReported'] as const)
+        out[k] += c[k];
       out.maxEntropyGap = Math.max(out.maxEntropyGap, c.maxEntropyGap);
       out.meanEntropyGap += c.meanEntropyGap * n;
       steps += n;

@@ -52,6 +52,9 @@ export interface RemoteCounters {
   /** Prompt tokens the server computed, and served from its cache (its own counters). */
   promptComputed: number;
   promptCached: number;
+  /** Prompt tokens forklm sent in the requests whose counters the server reported (completion 0 of an n_cmpl
+   * request): on llama.cpp promptComputed + promptCached equals it, whichever slot served each request. */
+  promptSent: number;
   /** Prompt tokens of n_cmpl completions 1.. (llama.cpp processes the prompt once for completion 0 and copies its KV to
    * the others, whose timings repeat completion 0's counts; its /metrics counts the prompt once). */
   promptCopied: number;
@@ -76,6 +79,8 @@ interface Feed {
   /** Completion index -> path id (null once that path let go). */
   paths: (number | null)[];
   usage: Map<number, UsageEvent>;
+  /** Tokens in the request's prompt. */
+  promptLength: number;
 }
 
 interface RemotePath {
@@ -241,6 +246,7 @@ export class RemoteSession implements BranchEngine {
   remoteCounters(): RemoteCounters {
     let promptComputed = 0;
     let promptCached = 0;
+    let promptSent = 0;
     let promptCopied = 0;
     let generated = 0;
     let reported = 0;
@@ -250,6 +256,7 @@ export class RemoteSession implements BranchEngine {
         else {
           promptComputed += u.promptComputed ?? 0;
           promptCached += u.promptCached ?? 0;
+          promptSent += f.promptLength;
         }
         generated += u.generated ?? 0;
         reported += u.index < 0 ? f.paths.length : 1;
@@ -259,6 +266,7 @@ export class RemoteSession implements BranchEngine {
       retries: this.c.retries,
       promptComputed,
       promptCached,
+      promptSent,
       promptCopied,
       generated,
       generatedUsed: this.c.used,
@@ -364,7 +372,7 @@ export class RemoteSession implements BranchEngine {
     // position (where its request ended: the lookahead, a stop, or a break), so it does not replay its earlier draws.
     const prompt = [...first.tokens, ...first.queue.map((e) => e.id)];
     const seed = first.fresh ? first.seed : murmur3Words([...first.key, prompt.length], 0) & 0x7fffffff;
-    const feed: Feed = { id: this.nextFeed++, abort: new AbortController(), paths: group.map((p) => p.id), usage: new Map() };
+    const feed: Feed = { id: this.nextFeed++, abort: new AbortController(), paths: group.map((p) => p.id), usage: new Map(), promptLength: prompt.length };
     for (const p of group) {
       p.feed = feed;
       p.drained = false;
