@@ -36,9 +36,10 @@ beforeAll(async () => {
   // llama.cpp's defaults (f16 KV cache, flash attention on the CPU): what a user runs.
   server = await startLlamaServer({ slots: 8 });
   proxy = await startReplayProxy(server.url);
-  // The model's own tokenizer, so the controllers decode their samples' text as on the local engine. A replayed reply
-  // arrives in at most a few seconds; a request the proxy holds unanswered fails in 15 s, not the default 120.
-  remote = await RemoteEngine.connect(proxy.url, { tokenizer: tokenizerFor(await loadStories('gguf')), timeoutMs: 15_000, retries: 0 });
+  // The model's own tokenizer, so the controllers decode their samples' text as on the local engine. A reply (live: a
+  // request of at most 16 tokens, queued behind at most 8 others; replayed: at most a few seconds of delays) starts
+  // well within 20 s, so a request the proxy holds unanswered fails in 20 s and once more after one retry, not 120.
+  remote = await RemoteEngine.connect(proxy.url, { tokenizer: tokenizerFor(await loadStories('gguf')), timeoutMs: 20_000, retries: 1 });
 });
 afterAll(async () => {
   await proxy?.close();
