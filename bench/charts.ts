@@ -8,6 +8,7 @@ import { browserChart } from './browser_chart.js';
 import { estimatorsChart } from './estimators_chart.js';
 import { kernelsChart } from './kernels_chart.js';
 import { peaksChart } from './peaks_chart.js';
+import { peersChart } from './peers_chart.js';
 import { barChart, lineChart, svgDocument, type LineSeries } from './svg.js';
 
 const resultsDir = join(dirname(fileURLToPath(import.meta.url)), 'results');
@@ -135,6 +136,7 @@ const CHARTS: Record<string, (j: never) => string> = {
   eab: eabChart,
   estimators: estimatorsChart,
   peaks: peaksChart,
+  peers: peersChart,
   browser: browserChart,
 };
 

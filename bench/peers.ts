@@ -1,0 +1,163 @@
+// `npm run bench -- peers`: issue 15's comparison in one run. The many-samples job (stories260K, 16 samples of 64
+// tokens after the same 256-token prompt, temperature 1) and single-stream decode, with
+//   forklm      Node on llvmpipe: EAB exact-N (num_samples 16, threshold 0.4) and fork-at-0; greedy decode of one path
+//   llama.cpp   ../shared/bin/llama-server, one request with n = 16, 1 and 2 threads; its decode rate for one stream;
+//               node-llama-cpp (the same llama.cpp in process) for single-stream decode
+//   page        headless Chromium on llvmpipe's GL route: forklm (EAB, fork-at-0, decode) and wllama (llama.cpp in
+//               WebAssembly; 16 requests, as it returns one choice per request) in the same page
+//   transformers  needs torch and transformers from PyPI, which this machine's package mirror does not serve (npm and
+//               Debian only): recorded as unavailable, with the reason
+// Best of `repeats` per engine (the median beside it). Ratios and issue 15's targets are in the JSON; the chart is
+// bench/results/peers.svg (peers_chart.ts). Peers come from a bench-only install (peers_install.ts).
+// FORKLM_BENCH_QUICK=1 runs tiny counts; FORKLM_BENCH_PEERS_SKIP (comma list of node, server, node-llama-cpp, page)
+// leaves parts out.
+import os from 'node:os';
+import { createGpu } from '../src/gpu/device.js';
+import { benchModel, engineFor, errorText, log, machine, promptTokens, QUICK } from './bench_models.js';
+import { promptRun } from './common/decode.js';
+import { eab, forkAtZero } from './common/eab.js';
+import { round4 } from './common/timing.js';
+import { startLoadMeter } from './harness.js';
+import { inPage } from './peers_browser.js';
+import { installPeers } from './peers_install.js';
+import { llamaServer, nodeLlamaCpp } from './peers_llama.js';
+
+const JOB = QUICK ? { samples: 4, maxNew: 8, prompt: 32, repeats: 1, threshold: 0.4 } : { samples: 16, maxNew: 64, prompt: 256, repeats: 3, threshold: 0.4 };
+const SKIP = new Set((process.env.FORKLM_BENCH_PEERS_SKIP ?? '').split(',').map((s) => s.trim()));
+
+const best = (xs: number[] | undefined): number | null => (xs && xs.length ? Math.min(...xs) : null);
+const median = (xs: number[] | undefined): number | null => {
+  if (!xs || !xs.length) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const ratio = (a: number | null | undefined, b: number | null | undefined): number | null => (a && b ? round4(a / b) : null);
+
+async function part<T>(name: string, f: () => Promise<T>): Promise<T | { error: string } | { skipped: true }> {
+  if (SKIP.has(name)) return { skipped: true };
+  try {
+    return await f();
+  } catch (e) {
+    log(`peers: ${name} failed: ${errorText(e)}`);
+    return { error: errorText(e) };
+  }
+}
+
+async function forklmNode(prompt: number[]): Promise<object> {
+  const model = await benchModel('stories260K');
+  const gpu = await createGpu({ adapter: 'llvmpipe' });
+  try {
+    const base = await engineFor(model, gpu, { kvPages: 512, maxSamples: 64 });
+    await eab(base, prompt, JOB.samples, 8, JOB.threshold);
+    await forkAtZero(base, prompt, JOB.samples, 4);
+    const eabMs: number[] = [];
+    const f0Ms: number[] = [];
+    let generated = 0;
+    for (let r = 0; r < JOB.repeats; r++) {
+      const e = await eab(base, prompt, JOB.samples, JOB.maxNew, JOB.threshold);
+      eabMs.push(round4(e.mode.ms));
+      generated = e.mode.generated;
+      f0Ms.push(round4((await forkAtZero(base, prompt, JOB.samples, JOB.maxNew)).ms));
+      log(`forklm node: eab ${eabMs[r]} ms, fork-at-0 ${f0Ms[r]} ms`);
+    }
+    const d = await promptRun(base, prompt, JOB.maxNew);
+    base.destroy();
+    const ms = median(d.decode)!;
+    return { adapter: gpu.name, eab_ms: eabMs, eab_generated: generated, fork_at_0_ms: f0Ms, decode_ms_per_token_median: round4(ms), decode_tok_s: round4(1000 / ms) };
+  } finally {
+    gpu.destroy();
+  }
+}
+
+type Rec = Record<string, unknown> & { error?: string };
+
+export async function run(): Promise<object> {
+  const load = await startLoadMeter();
+  const loadBefore = round4(os.loadavg()[0]);
+  const model = await benchModel('stories260K');
+  const prompt = promptTokens(model, JOB.prompt);
+  const promptText = model.tokenizer!.decode(prompt.slice(1));
+  let installed: object;
+  try {
+    installed = installPeers();
+  } catch (e) {
+    installed = { error: errorText(e) };
+  }
+  const node = (await part('node', () => forklmNode(prompt))) as Rec;
+  const server1 = (await part('server', () => llamaServer(prompt, 1, JOB))) as Rec;
+  const server2 = (await part('server', () => llamaServer(prompt, 2, JOB))) as Rec;
+  const nlc = (await part('node-llama-cpp', () => nodeLlamaCpp(prompt, JOB))) as Rec;
+  const page = (await part('page', () => inPage(JOB, promptText, [1, 2]))) as Rec;
+
+  const ms = (r: Rec | undefined, k: string) => best(r?.[k] as number[] | undefined);
+  const pf = page.forklm as Rec | undefined;
+  const wl = ((page.wllama as Rec[] | undefined) ?? []).filter((w) => !w.error);
+  const wlBest = wl.length ? Math.min(...wl.map((w) => best(w.job_ms as number[])!)) : null;
+  const wlDecode = wl.length ? Math.max(...wl.map((w) => w.decode_tok_s as number)) : null;
+  const best_ms = {
+    forklm_node_eab: ms(node, 'eab_ms'),
+    forklm_node_fork_at_0: ms(node, 'fork_at_0_ms'),
+    llama_server_1_thread: ms(server1, 'job_ms'),
+    llama_server_2_threads: ms(server2, 'job_ms'),
+    forklm_page_eab: ms(pf, 'eab_ms'),
+    forklm_page_fork_at_0: ms(pf, 'fork_at_0_ms'),
+    wllama_page: wlBest,
+  };
+  const decode_tok_s = {
+    forklm_node: (node.decode_tok_s as number) ?? null,
+    forklm_page: (pf?.decode_tok_s as number) ?? null,
+    llama_server_1_thread: (server1.decode_tok_s as number) ?? null,
+    llama_server_2_threads: (server2.decode_tok_s as number) ?? null,
+    node_llama_cpp_1_thread: (nlc.decode_tok_s as number) ?? null,
+    wllama_page: wlDecode,
+  };
+  const ratios = {
+    job_forklm_eab_over_llama_1_thread: ratio(best_ms.forklm_node_eab, best_ms.llama_server_1_thread),
+    job_forklm_eab_over_llama_2_threads: ratio(best_ms.forklm_node_eab, best_ms.llama_server_2_threads),
+    job_forklm_fork_at_0_over_llama_1_thread: ratio(best_ms.forklm_node_fork_at_0, best_ms.llama_server_1_thread),
+    page_forklm_eab_over_wllama: ratio(best_ms.forklm_page_eab, best_ms.wllama_page),
+    page_forklm_eab_over_node_forklm_eab: ratio(best_ms.forklm_page_eab, best_ms.forklm_node_eab),
+    page_decode_ms_over_node_decode_ms: ratio(decode_tok_s.forklm_node, decode_tok_s.forklm_page),
+    decode_forklm_node_share_of_llama_1_thread: ratio(decode_tok_s.forklm_node, decode_tok_s.llama_server_1_thread),
+    decode_forklm_node_share_of_node_llama_cpp: ratio(decode_tok_s.forklm_node, decode_tok_s.node_llama_cpp_1_thread),
+  };
+  const target = (value: number | null, goal: number, better: 'lower' | 'higher') => ({
+    value,
+    goal,
+    met: value === null ? null : better === 'lower' ? value <= goal : value >= goal,
+  });
+  const targets = {
+    'job: forklm EAB <= llama.cpp n = 16, 1 thread': target(ratios.job_forklm_eab_over_llama_1_thread, 1, 'lower'),
+    'job: forklm EAB <= llama.cpp n = 16, 2 threads': target(ratios.job_forklm_eab_over_llama_2_threads, 1, 'lower'),
+    'page: forklm EAB <= wllama': target(ratios.page_forklm_eab_over_wllama, 1, 'lower'),
+    'single-stream decode >= 35% of llama.cpp 1 thread': target(ratios.decode_forklm_node_share_of_llama_1_thread, 0.35, 'higher'),
+  };
+  return {
+    date: new Date().toISOString(),
+    machine: machine(),
+    quick: QUICK,
+    job: `${JOB.samples} samples of ${JOB.maxNew} tokens after a ${JOB.prompt}-token prompt, stories260K, temperature 1; best of ${JOB.repeats}`,
+    peers_installed: installed,
+    best_ms,
+    median_ms: {
+      forklm_node_eab: median(node.eab_ms as number[]),
+      llama_server_1_thread: median(server1.job_ms as number[]),
+      llama_server_2_threads: median(server2.job_ms as number[]),
+      forklm_page_eab: median(pf?.eab_ms as number[]),
+      wllama_page: wl.length ? Math.min(...wl.map((w) => median(w.job_ms as number[])!)) : null,
+    },
+    decode_tok_s,
+    ratios,
+    targets,
+    forklm_node: node,
+    llama_server: [server1, server2],
+    node_llama_cpp: nlc,
+    page,
+    transformers: {
+      available: false,
+      reason: "needs Python packages torch and transformers from PyPI; this machine's package registries are npm and Debian only, so they cannot be installed here",
+    },
+    load_average_1m: [loadBefore, round4(os.loadavg()[0])],
+    other_load: await load(),
+  };
+}

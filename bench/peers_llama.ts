@@ -1,0 +1,152 @@
+// llama.cpp beside forklm in the peers benchmark: the server (../shared/bin/llama-server, its README) for the
+// many-samples job as one request with n = 16 (the prompt computed once and copied to 16 slots, decoded as a batch)
+// and for single-stream decode as it reports it, and node-llama-cpp (the same llama.cpp, in process) for
+// single-stream decode. Every server run gets its own prompt (the story with a different second token), so no prompt
+// comes from the server's cache.
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { log, modelsDir } from './bench_models.js';
+import { round4 } from './common/timing.js';
+import { peersDir } from './peers_install.js';
+
+export interface Job {
+  samples: number;
+  maxNew: number;
+  prompt: number;
+  repeats: number;
+}
+
+const GGUF = () => join(modelsDir(), 'stories260K/gguf/stories260K.gguf');
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+async function startServer(threads: number, slots: number): Promise<{ url: string; stop: () => Promise<void> }> {
+  const bin = process.env.FORKLM_LLAMA_SERVER ?? join(modelsDir(), '../bin/llama-server');
+  const port = await freePort();
+  const args = ['-m', GGUF(), '--host', '127.0.0.1', '--port', String(port), '-t', String(threads), '-c', String(slots * 512), '-np', String(slots), '--no-warmup'];
+  const child = spawn(bin, args, { stdio: 'ignore' });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`${url}/health`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (i > 300 || child.exitCode !== null) {
+      child.kill('SIGTERM');
+      throw new Error(`llama-server at ${bin} did not start`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+interface Timings {
+  prompt_n: number;
+  predicted_n: number;
+  predicted_per_second: number;
+}
+
+async function complete(url: string, body: object): Promise<{ ms: number; out: { timings: Timings }[] }> {
+  const t0 = performance.now();
+  const res = await fetch(`${url}/completion`, { method: 'POST', body: JSON.stringify(body) });
+  if (!res.ok) throw new Error(`llama-server answered ${res.status}: ${await res.text()}`);
+  const json = (await res.json()) as { timings: Timings } | { timings: Timings }[];
+  return { ms: performance.now() - t0, out: Array.isArray(json) ? json : [json] };
+}
+
+/** The job and single-stream decode on llama-server with `threads` threads. */
+export async function llamaServer(base: number[], threads: number, job: Job): Promise<object> {
+  const server = await startServer(threads, job.samples);
+  try {
+    const promptFor = (r: number) => [base[0], 300 + r, ...base.slice(2)];
+    await complete(server.url, { prompt: promptFor(99), n_predict: 4, n_cmpl: job.samples });
+    const jobMs: number[] = [];
+    let generated = 0;
+    let promptComputed = 0;
+    for (let r = 0; r < job.repeats; r++) {
+      const { ms, out } = await complete(server.url, {
+        prompt: promptFor(r),
+        n_predict: job.maxNew,
+        n_cmpl: job.samples,
+        seed: 11 + r,
+        temperature: 1,
+        top_p: 1,
+        samplers: ['temperature', 'top_p'],
+      });
+      jobMs.push(round4(ms));
+      generated = out.reduce((a, x) => a + x.timings.predicted_n, 0);
+      promptComputed = out.reduce((a, x) => a + x.timings.prompt_n, 0);
+      log(`llama-server -t ${threads}: job ${ms.toFixed(0)} ms`);
+    }
+    // Single stream: one greedy completion of maxNew tokens; the server's own decode rate, and the wall clock.
+    const rates: number[] = [];
+    for (let r = 0; r < job.repeats; r++) {
+      const { out } = await complete(server.url, { prompt: promptFor(50 + r), n_predict: job.maxNew, temperature: 0, ignore_eos: true });
+      rates.push(out[0].timings.predicted_per_second);
+    }
+    return {
+      threads,
+      job_ms: jobMs,
+      job_generated: generated,
+      prompt_tokens_computed: promptComputed,
+      decode_tok_s_runs: rates.map(round4),
+      decode_tok_s: round4(Math.max(...rates)),
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+interface NodeLlamaCpp {
+  getLlama(o: object): Promise<{
+    loadModel(o: { modelPath: string }): Promise<{
+      createContext(o: object): Promise<{ getSequence(): { evaluate(t: number[], o: object): AsyncIterable<number> }; dispose(): Promise<void> }>;
+      dispose(): Promise<void>;
+    }>;
+    dispose(): Promise<void>;
+  }>;
+}
+
+/** Single-stream greedy decode of maxNew tokens after the prompt, in process, 1 thread: tokens per second. */
+export async function nodeLlamaCpp(prompt: number[], job: Job): Promise<object> {
+  const mod = (await import(join(peersDir(), 'node_modules/node-llama-cpp/dist/index.js'))) as NodeLlamaCpp;
+  const llama = await mod.getLlama({ gpu: false, build: 'never', skipDownload: true, logLevel: 'error' });
+  const model = await llama.loadModel({ modelPath: GGUF() });
+  try {
+    const rates: number[] = [];
+    for (let r = 0; r < job.repeats; r++) {
+      const ctx = await model.createContext({ contextSize: 1024, threads: 1, batchSize: 512 });
+      const seq = ctx.getSequence();
+      let n = 0;
+      let first = 0;
+      for await (const _ of seq.evaluate([prompt[0], 300 + r, ...prompt.slice(2)], { temperature: 0 })) {
+        if (n === 0) first = performance.now();
+        if (++n > job.maxNew) break;
+      }
+      rates.push((job.maxNew / (performance.now() - first)) * 1000);
+      await ctx.dispose();
+    }
+    return { threads: 1, decode_tok_s_runs: rates.map(round4), decode_tok_s: round4(Math.max(...rates)) };
+  } finally {
+    await model.dispose();
+    await llama.dispose();
+  }
+}
