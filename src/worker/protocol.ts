@@ -30,7 +30,7 @@ import type { ModelSpec } from '../model/spec.js';
 export type WorkerModelInput = string | Blob | File[];
 
 /** The engine options that survive structured clone (no GPU object, no callbacks, no signal). */
-export type WorkerLoadOptions = Omit<EngineOptions, 'gpu'> & {
+export type WorkerLoadOptions = Omit<EngineOptions, 'gpu' | 'onUpload'> & {
   hub?: Omit<HubOptions, 'fetch' | 'signal' | 'onProgress'>;
   requireTokenizer?: boolean;
 };
