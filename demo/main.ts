@@ -132,6 +132,9 @@ async function ensureEngine(): Promise<WorkerEngine> {
         if (p.phase === 'gpu') {
           ui.progressBar.removeAttribute('value');
           ui.progressText.textContent = 'uploading weights, compiling kernels…';
+        } else if (p.phase === 'upload') {
+          if (p.total) ui.progressBar.value = p.loaded / p.total;
+          ui.progressText.textContent = `uploading weights: ${kib(p.loaded)}${p.total ? ` / ${kib(p.total)}` : ''}`;
         } else if (p.total) {
           ui.progressBar.value = p.loaded / p.total;
           ui.progressText.textContent = `${p.file}: ${kib(p.loaded)} / ${kib(p.total)}`;

@@ -47,7 +47,10 @@ export function serveEngine(scope: WorkerScope): void {
       onProgress: (p) => progress({ phase: 'download', file: p.file, loaded: p.loaded, total: p.total }),
     });
     progress({ phase: 'gpu' });
-    engine = await engineFromLoaded(loaded, options.modelName ?? labelOf(model), options);
+    engine = await engineFromLoaded(loaded, options.modelName ?? labelOf(model), {
+      ...options,
+      onProgress: (p) => p.phase === 'upload' && progress({ phase: 'upload', file: p.file, loaded: p.loaded, total: p.total }),
+    });
     post({
       type: 'loaded',
       id,

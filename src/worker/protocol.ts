@@ -68,10 +68,11 @@ export type FromWorker =
   | { type: 'done'; id: number; value: unknown; stats: WorkerStats | null }
   | { type: 'error'; id: number; error: WireError };
 
-/** Load progress: bytes of a file (download or cache read), then the GPU phase (upload, kernel compilation). */
+/** Load progress: bytes of a file (download or cache read), then the GPU phase begins, then bytes of weights uploaded. */
 export type LoadProgress =
   | { phase: 'download'; file: string; loaded: number; total: number | null; hub?: HubProgress }
-  | { phase: 'gpu' };
+  | { phase: 'gpu' }
+  | { phase: 'upload'; file: string; loaded: number; total: number | null };
 
 /** An error as it crosses postMessage. */
 export interface WireError {

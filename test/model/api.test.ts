@@ -240,6 +240,44 @@ describe('completions and chat on stories260K', () => {
     expect((p.forklm!.stats as { traces: number }).traces).toBe(p.choices.length);
   });
 
+  it('branching streamed: each EAB choice arrives whole as its sample finishes, equal to the non-streamed response', async () => {
+    // stories260K rarely ends a story within the context, so every path would end at max_tokens in the same step. With
+    // '.' as its end-of-sequence token the samples are sentences, ending at different steps.
+    const tok = engine.tokenizer!;
+    const dot = tok.encode('Lily.').at(-1)!;
+    const w = loaded.modelWeights;
+    const sentences = await Engine.fromWeights({ ...w, spec: { ...w.spec, eosTokenIds: [dot] } }, tok, { gpu: engine.gpu, kvPages: 128 });
+    try {
+      await streamedAsFinished(sentences);
+    } finally {
+      sentences.destroy();
+    }
+  });
+
+  async function streamedAsFinished(engine: Engine): Promise<void> {
+    const body = { prompt: 'Once upon a time', max_tokens: 64, seed: 3, branching: { mode: 'eab', entropy_threshold: 0.3, branch_factor: 2, max_paths: 4 } } as const;
+    const whole = await engine.completions.create(body);
+    const s0 = engine.stats.steps;
+    const stream = await engine.completions.create({ ...body, stream: true });
+    const arrived: { index: number; text: string; finish: string | null; step: number }[] = [];
+    let last: CompletionChunk | null = null;
+    for await (const c of stream) {
+      for (const ch of c.choices) arrived.push({ index: ch.index, text: ch.text, finish: ch.finish_reason, step: engine.stats.steps - s0 });
+      if (c.choices.length === 0) last = c;
+    }
+    // One chunk per choice, whole, in the order of the non-streamed response.
+    expect(arrived.map((a) => a.index)).toEqual(whole.choices.map((c) => c.index));
+    expect(arrived.map((a) => a.text)).toEqual(whole.choices.map((c) => c.text));
+    expect(arrived.map((a) => a.finish)).toEqual(whole.choices.map((c) => c.finish_reason));
+    expect(whole.choices.some((c) => c.finish_reason === 'stop'), 'some sample ended at its EOS before max_tokens').toBe(true);
+    // Sent as the samples finished, not all at the end: at different steps, the first before the run's last step.
+    const steps = (last!.forklm!.stats as { steps: number }).steps;
+    expect(new Set(arrived.map((a) => a.step)).size).toBeGreaterThan(1);
+    expect(arrived[0].step).toBeLessThan(steps);
+    expect(last!.forklm!.choices).toEqual(whole.forklm!.choices);
+    expect(last!.forklm!.tree).toEqual(whole.forklm!.tree);
+  }
+
   it('bad requests are typed errors naming the field, and leave no pages', async () => {
     const param = async (p: Promise<unknown>) => {
       const err = await p.then(() => null, (e: unknown) => e);
