@@ -7,7 +7,8 @@
 // - decode, M = 1: shaders/qmatmul_decode.wgsl with the type's dot step (wdot_<type>.wgsl): each invocation loads a
 //   chunk of x once and dots it with 8 rows of W (4 for the dense types), reading W in the widest words its layout
 //   allows. On llvmpipe a storage load costs per load instruction and lane, so loads, not arithmetic, set the speed.
-//   Types without a dot step (Q4_1, Q5_1, Q5_K, Q6_K; F16/BF16 when K % 8 != 0) take the 1 x 2 blocking below;
+//   2-byte-aligned blocks (Q4_0, Q5_0, Q8_0, Q6_K) are read as the 16-byte words that cover them and realigned in
+//   registers. F16/BF16 with K % 8 != 0 (no 16-byte step) take the 1 x 2 blocking of qmatmul.wgsl;
 // - decode, 2 <= M < QMATMUL_PREFILL_MIN_M: shaders/qmatmul.wgsl, 4 x 2 outputs per thread (a small batch reads W
 //   about once);
 // - prefill: shaders/qmatmul.wgsl, 8 x 2 for larger M (each dequantized sub-block serves 8 rows).
