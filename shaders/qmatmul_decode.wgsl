@@ -5,11 +5,12 @@
 // product of DOT consecutive weights of one row with the x values this body holds in `xv`, dequantizing in registers.
 //
 // Why this shape (measured on llvmpipe, bench/RESULTS.md "Weights"): llvmpipe runs invocations as SIMD lanes and
-// loads every 32-bit component of a storage read lane by lane, so a decode matmul's cost is the number of words each
-// invocation loads. Per DOT values an invocation loads the x chunk once (DOT words) and serves NR = 4 output columns
-// with it, and loads each column's quantized words (DOT/8 words for 4-bit types, against DOT for f32). No shared
-// memory and no barriers (both lose on CPU adapters, webgpu-on-cpu.md); the columns are written out by hand, not as
-// a loop over arrays, so no backend has to unroll them to keep the accumulators in registers.
+// turns each storage load into a loop over the lanes, so a load costs far more than an arithmetic op. Per DOT values
+// an invocation loads the x chunk once and serves NR = 8 output columns with it (4 for the dense types), and reads
+// each column's weights in 16-byte words (one per 32 values of Q4_K, 8 of F16, 4 of F32; 2-byte-aligned blocks
+// through the 2-3 aligned words that cover them). What is left is the arithmetic of dequantizing each weight. No
+// shared memory and no barriers (both lose on CPU adapters, webgpu-on-cpu.md); the columns are written out by hand,
+// not as a loop over arrays, so no backend has to unroll them to keep the accumulators in registers.
 override WG: u32 = 16;
 override NR: u32 = 8u;      // output columns per invocation: 4 or 8, written out by hand below (see the header)
 const DOT4: u32 = DOT / 4u; // vec4s of x per step
@@ -37,8 +38,8 @@ fn store(m: u32, n: u32, acc: f32) {
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n0 = gid.x * NR;
-  // No early return for invocations past the end: on llvmpipe that leaves an execution mask on every later load.
-  // Rows and columns past the end are clamped: their loads stay in bounds and their sums are never stored.
+  // Invocations past the end do not return early: rows and columns past the end are clamped, so their loads stay
+  // in bounds, and only the stores below are guarded (the lanes of a SIMD batch run the loop together anyway).
   let m = min(gid.y, params.m - 1u);
   let last = params.n - 1u;
   let o0 = min(n0 + 0u, last) * params.rowBytes;
