@@ -360,7 +360,10 @@ describe.each(testAdapterChoices())('token_stats on %s', (choice) => {
       expect(rec.nucleusSize).toBe(1);
       expect(proposalLogProb(rec)).toBe(0);
       expect(rec.samplingNormEntropy).toBe(0);
-      expect(rec.normEntropy).toBeGreaterThan(0.5); // the model distribution itself is wide
+      // The model distribution itself is not a point mass. Gaussian logits (sd 2) over 1000 ids give a heavy-tailed
+      // normalised entropy: over 20,000 seeds its median was 0.74, its 1% quantile 0.52 (so the old bound 0.5 failed
+      // about 1 run in 30 with 3 rows) and its minimum 0.149; 0.05 cannot fail by chance and still separates from 0.
+      expect(rec.normEntropy).toBeGreaterThan(0.05);
     }
     // T = 1, top-p 1: the sampling distribution is the model's, up to the -80 cut (< V e^-80 of mass).
     const t1 = recs[3];
