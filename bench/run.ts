@@ -30,6 +30,11 @@ async function load(name: string): Promise<BenchModule> {
 async function main(): Promise<void> {
   const args = process.argv.slice(2).filter((a) => a !== '--');
   const names = args.length > 0 ? args : [...BENCHMARKS];
+  const unknown = names.filter((n) => !(BENCHMARKS as readonly string[]).includes(n));
+  if (unknown.length > 0) {
+    console.error(`unknown benchmark ${unknown.join(', ')}; choose from: ${BENCHMARKS.join(' ')}`);
+    process.exit(2);
+  }
   const out: Record<string, object> = {};
   let failed = false;
   for (const name of names) {

@@ -10,6 +10,7 @@ import { loadModel, type LoadedModel, type ModelInput, type TokenizerSource } fr
 import { resolveModel, type ResolveOptions } from './model/resolve.js';
 import { loadTokenizer, type LoadedTokenizer } from './tokenizer/index.js';
 import type { Tokenizer } from './tokenizer/types.js';
+import { checkWeightsMode } from './weights/stored_matrix.js';
 
 export interface LoadEngineOptions extends EngineOptions {
   onProgress?: ProgressCallback;
@@ -64,12 +65,14 @@ export async function readModel(model: ModelInput, options: Pick<LoadEngineOptio
 
 /** An engine over `model`, ready to create paths and serve completions. */
 export async function loadEngine(model: ModelInput, options: LoadEngineOptions = {}): Promise<Engine> {
+  checkWeightsMode(options.weights); // before the file is read
   const loaded = await readModel(model, options);
   return engineFromLoaded(loaded, typeof model === 'string' ? model : loaded.label, options);
 }
 
 /** The second half of loadEngine: the tokenizer and chat template of a read model, then the GPU upload. */
 export async function engineFromLoaded(loaded: LoadedModel, modelName: string, options: LoadEngineOptions = {}): Promise<Engine> {
+  checkWeightsMode(options.weights);
   let tok: LoadedTokenizer | null = null;
   try {
     tok = loadedTokenizerFor(loaded);

@@ -85,9 +85,9 @@ export const PEAKS_DEFAULTS: Readonly<PeaksParams> = Object.freeze({
   group_window: 16,
 });
 
-function int(name: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): void {
+function int(name: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER, maxFrom = ''): void {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
-    throw new InvalidArgumentError(`${name} must be an integer in [${min}, ${max}], got ${String(v)}.`);
+    throw new InvalidArgumentError(`${name} must be an integer in [${min}, ${max}]${maxFrom}, got ${String(v)}.`);
 }
 
 function num(name: string, v: unknown, ok: (x: number) => boolean, range: string): void {
@@ -106,7 +106,7 @@ export function peaksParams(partial: Partial<PeaksParams> = {}, limits: PeaksLim
       throw new InvalidArgumentError(`unknown peaks parameter '${k}'; expected one of ${Object.keys(PEAKS_DEFAULTS).join(', ')}.`);
   const defined = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined));
   const p = { ...PEAKS_DEFAULTS, ...defined } as PeaksParams;
-  int('initial_traces', p.initial_traces, 1, limits.maxLivePaths);
+  int('initial_traces', p.initial_traces, 1, limits.maxLivePaths, ` (the upper bound is the engine's most live paths: maxSamples in loadEngine, or the server's slots)`);
   int('max_traces', p.max_traces, p.initial_traces);
   int('max_new_tokens', p.max_new_tokens, 2);
   num('temperature', p.temperature, (x) => x >= 0, 'a finite number >= 0 (0 = greedy)');

@@ -9,14 +9,14 @@ import type { Tokenizer } from '../tokenizer/types.js';
 import { defineCommand, type CliContext } from './args.js';
 import { MODES, printRun, promptFromIds, runMode } from './generate_run.js';
 import { runRemote } from './remote_run.js';
-import { WEIGHTS_FLAG } from './weights_flag.js';
+import { WEIGHTS_FLAG_UNSET } from './weights_flag.js';
 
 export { parsePromptIds } from './generate_run.js';
 
 export const generateFlags = {
   mode: { type: 'string', choices: MODES, default: 'sample', description: 'greedy, sample (greedy at temperature 0), eab (entropy-adaptive branching) or peaks (confidence-peak prefix branching)' },
   model: { type: 'string', placeholder: 'name|path|url', description: 'Model name, HF folder, .gguf or llama2.c .bin (default stories260K; not with --server, which runs the server\'s model)' },
-  weights: WEIGHTS_FLAG,
+  weights: WEIGHTS_FLAG_UNSET,
   server: { type: 'string', placeholder: 'url', description: 'Run on a server engine instead (llama.cpp server, vLLM, SGLang), e.g. http://127.0.0.1:8080: the same modes and flags; the server tokenizes the prompt and decodes the texts, and its own counters are printed' },
   serverKind: { type: 'string', choices: ['llama.cpp', 'openai'], placeholder: 'llama.cpp|openai', description: "--server's API: llama.cpp's /completion (default; n_cmpl, cache counters) or OpenAI's /v1/completions (vLLM, SGLang)" },
   timeout: { type: 'number', min: 0.001, placeholder: 'seconds', description: '--server: longest wait for a response, or between two streamed tokens (default 120; a request queued behind busy slots waits too), after which it is retried (3 times, with backoff) or fails' },
@@ -78,10 +78,11 @@ export const generateCommand = defineCommand({
     if (f.promptIds !== undefined) promptFromIds({ prompt: f.prompt, promptIds: f.promptIds }, Infinity); // a usage error fails before the model loads
     if (f.server !== undefined) {
       if (f.model !== undefined) throw new InvalidArgumentError('Give either --model or --server: with --server the server\'s model runs (and its tokenizer reads the prompt).');
+      if (f.weights !== undefined) throw new InvalidArgumentError('--weights applies to local runs only: with --server the server holds the weights (choose them when you start it).');
       return runRemote(f.server, f, ctx);
     }
     if (f.serverKind !== undefined || f.timeout !== undefined) throw new InvalidArgumentError('--server-kind and --timeout apply to --server runs only; add --server URL.');
-    const engine = await loadEngine(f.model ?? 'stories260K', { maxSamples: Math.max(64, f.numSamples ?? 0, f.maxPaths), weights: f.weights, onProgress: progressBar(ctx), requireTokenizer: f.promptIds === undefined });
+    const engine = await loadEngine(f.model ?? 'stories260K', { maxSamples: Math.max(64, f.numSamples ?? 0, f.maxPaths), weights: f.weights ?? 'as-stored', onProgress: progressBar(ctx), requireTokenizer: f.promptIds === undefined });
     try {
       const prompt = encodePrompt(engine.tokenizer, engine.config.vocabSize, f);
       const out = await runMode(engine, prompt, f, ctx, engine.tokenizer ?? 'ids');

@@ -102,7 +102,8 @@ export async function runMode(source: SessionSource, prompt: number[], f: RunFla
     if (stream) ctx.stdout(stream.flush());
     return { mode: 'single', result };
   }
-  const onEvent = f.json ? undefined : (e: EabEvent) => e.type === 'fork' && ctx.stderr('.');
+  let dots = false; // a fork prints a dot; an error after dots starts on its own line
+  const onEvent = f.json ? undefined : (e: EabEvent) => e.type === 'fork' && ((dots = true), ctx.stderr('.'));
   const result = await runEab(
     source,
     prompt,
@@ -118,7 +119,10 @@ export async function runMode(source: SessionSource, prompt: number[], f: RunFla
       seed: f.seed,
     },
     onEvent,
-  );
+  ).catch((e: unknown) => {
+    if (dots) ctx.stderr('\n');
+    throw e;
+  });
   if (!f.json) ctx.stderr('\n');
   return { mode: 'eab', result };
 }

@@ -7,3 +7,10 @@ export const WEIGHTS_FLAG = {
   default: 'as-stored',
   description: 'Weight matrices on the GPU: as-stored (the file\'s types: F16/BF16 and GGUF quantizations stay compact), f16 or f32 (more precise, 2x-8x the memory of a quantized file)',
 } as const;
+
+/** The same flag without a default, for `generate`, where --weights beside --server is refused (the server's weights run). */
+export const WEIGHTS_FLAG_UNSET = {
+  type: 'string',
+  choices: WEIGHTS_MODES,
+  description: WEIGHTS_FLAG.description + ' (default as-stored; not with --server)',
+} as const;

@@ -68,6 +68,8 @@ export class RemoteEngine implements SessionSource {
     } catch {
       throw new InvalidArgumentError(`--server ${url} is not a URL; give e.g. http://127.0.0.1:8080.`);
     }
+    if (base.protocol !== 'http:' && base.protocol !== 'https:')
+      throw new InvalidArgumentError(`--server ${url}: only http:// and https:// servers are spoken to; give e.g. http://127.0.0.1:8080.`);
     const baseUrl = base.href.replace(/\/+$/, '').replace(/\/v1$/, '');
     const kind = options.kind ?? 'llama.cpp';
     if (kind !== 'llama.cpp' && kind !== 'openai') throw new InvalidArgumentError(`server kind '${kind}': use llama.cpp or openai.`);

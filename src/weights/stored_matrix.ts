@@ -122,6 +122,15 @@ export function scaledStored(m: StoredMatrix, scale: number): StoredMatrix {
   };
 }
 
+/**
+ * Checks a `weights` load option given from JavaScript (the CLI checks its flag itself).
+ * @throws InvalidArgumentError for anything but 'as-stored', 'f16', 'f32' or undefined.
+ */
+export function checkWeightsMode(mode: unknown): void {
+  if (mode !== undefined && !(WEIGHTS_MODES as readonly unknown[]).includes(mode))
+    throw new InvalidArgumentError(`weights must be one of ${WEIGHTS_MODES.map((m) => `'${m}'`).join(', ')} (default 'as-stored'), got ${JSON.stringify(mode)}.`, { param: 'weights' });
+}
+
 /** The storage type a matrix of `type` gets on the GPU under `mode`. */
 export function gpuTypeFor(type: StorageType, mode: WeightsMode): StorageType {
   if (mode === 'f32') return 'F32';

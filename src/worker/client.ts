@@ -57,6 +57,9 @@ class Channel {
       if ((m.type === 'item' || m.type === 'started' || m.type === 'done') && m.stats) this.stats = m.stats;
       this.handlers.get(m.id)?.(m);
     });
+    worker.addEventListener('messageerror', () => {
+      this.kill(new WorkerError("A message from the engine's worker could not be read (deserialization failed); the engine is stopped. Reload the page."));
+    });
     worker.addEventListener('error', (ev: ErrorEvent) => {
       ev.preventDefault?.();
       this.kill(new WorkerError(`The engine's worker failed: ${ev.message || 'its script could not be loaded'}. Check the worker URL and the browser console.`));

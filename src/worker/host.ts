@@ -111,14 +111,21 @@ export function serveEngine(scope: WorkerScope): void {
         return;
       }
       const it = s as AsyncIterator<unknown, unknown>;
-      post({ type: 'started', id, stats: stats() });
-      for (;;) {
-        const r = await it.next();
-        if (r.done) {
-          post({ type: 'done', id, value: r.value ?? null, stats: stats() });
-          return;
+      let finished = false;
+      try {
+        post({ type: 'started', id, stats: stats() });
+        for (;;) {
+          const r = await it.next();
+          if (r.done) {
+            finished = true;
+            post({ type: 'done', id, value: r.value ?? null, stats: stats() });
+            return;
+          }
+          post({ type: 'item', id, value: r.value, stats: stats() });
         }
-        post({ type: 'item', id, value: r.value, stats: stats() });
+      } finally {
+        // A post that throws (a value that cannot be cloned) leaves the loop early: end the stream so its pages are freed.
+        if (!finished) await Promise.resolve(it.return?.(undefined)).catch(() => undefined); // the first error is the one reported
       }
     } finally {
       running.delete(id);

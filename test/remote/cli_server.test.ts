@@ -202,6 +202,10 @@ describe('forklm generate --server (llama-server)', () => {
     expect(both.code).toBe(2);
     expect(both.err).toMatch(/either --model or --server/);
     expect((await cli(['--timeout', '5'])).code).toBe(2);
+    expect((await cli(['--server', 'ftp://127.0.0.1:1'])).code).toBe(2); // only http(s) servers
+    const weights = await cli(['--server', server.url, '--weights', 'f16']); // the server holds the weights
+    expect(weights.code).toBe(2);
+    expect(weights.err).toMatch(/--weights applies to local runs only/);
 
     const noProbs = await fake((res) => {
       res.writeHead(200, { 'Content-Type': 'text/event-stream' });

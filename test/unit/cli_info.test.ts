@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parsePromptIds } from '../../src/cli/generate.js';
 import { main } from '../../src/cli/main.js';
+import { loadEngine } from '../../src/engine_load.js';
+import { InvalidArgumentError } from '../../src/errors.js';
 import { FAMILIES } from '../../src/model/spec.js';
 import { sharedModelsDir } from '../ref/shared_models.js';
 
@@ -107,6 +109,15 @@ describe('forklm info', () => {
     const c = capture();
     expect(await main(['info', '--model', join(fixtures, 'gguf', 'no-such.gguf'), '--json'], c.io)).toBe(1);
     expect(JSON.parse(c.out.join('')).error.code).toBe('MODEL_NOT_FOUND');
+  });
+
+  it('loadEngine refuses a weights mode it does not know before reading the file (the CLI checks its flag itself)', async () => {
+    for (const weights of ['bogus', 'F16', 'as_stored']) {
+      const err = await loadEngine(join(fixtures, 'gguf', 'no-such.gguf'), { weights: weights as never }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InvalidArgumentError); // not MODEL_NOT_FOUND: the option is checked first
+      expect((err as InvalidArgumentError).param).toBe('weights');
+      expect((err as Error).message).toContain("'as-stored', 'f16', 'f32'");
+    }
   });
 });
 
