@@ -41,6 +41,7 @@ export const generateFlags = {
   branchesPerPeak: { type: 'integer', min: 1, description: `peaks: new traces from each chosen peak (default ${PEAKS_DEFAULTS.branches_per_peak})` },
   maxDepth: { type: 'integer', min: 1, description: `peaks: how often a branch may branch again (default ${PEAKS_DEFAULTS.max_depth})` },
   earlyStop: { type: 'boolean', description: 'peaks: DeepConf online early stopping of low-confidence traces' },
+  schedule: { type: 'string', choices: ['online', 'rounds'], description: `peaks: online branches a peak as soon as its trace passed it; rounds waits for the traces to finish, as the seed did (default ${PEAKS_DEFAULTS.schedule})` },
   json: { type: 'boolean', description: 'Print one JSON document instead of text' },
 } as const;
 

@@ -4,6 +4,7 @@
 import type { SessionSource } from '../branch/engine_api.js';
 import { runEab, type EabEvent, type EabResult } from '../branch/eab.js';
 import { runPeaks, type PeaksResult } from '../branch/peaks.js';
+import type { PeaksSchedule } from '../branch/peaks_params.js';
 import { InvalidArgumentError } from '../errors.js';
 import { generate, type GenerateResult } from '../generate.js';
 import { decodeContinuation, StreamDecoder } from '../tokenizer/stream_decoder.js';
@@ -34,6 +35,7 @@ export interface RunFlags {
   peaksPerTrace?: number;
   branchesPerPeak?: number;
   maxDepth?: number;
+  schedule?: string;
   earlyStop: boolean;
   json: boolean;
 }
@@ -81,6 +83,7 @@ export async function runMode(source: SessionSource, prompt: number[], f: RunFla
         peaks_per_trace: f.peaksPerTrace,
         branches_per_peak: f.branchesPerPeak,
         max_depth: f.maxDepth,
+        schedule: f.schedule as PeaksSchedule | undefined,
       }),
       top_p: f.topP,
       seed: f.seed,

@@ -70,7 +70,9 @@ async function open(url: string, body: unknown, opts: HttpOptions, abort: AbortC
     });
     if (!res.ok) {
       const text = await res.text().catch(() => '');
-      throw new RemoteServerError('http', `${url} answered HTTP ${res.status}: ${text.slice(0, 300)}`, { status: res.status });
+      const hint = res.status === 404 ? ' This address has no such endpoint: check the URL, and --server-kind (llama.cpp for llama-server, openai for vLLM and SGLang).' : '';
+      const shown = /^\s*</.test(text) ? '(an HTML page)' : text.slice(0, 300);
+      throw new RemoteServerError('http', `${url} answered HTTP ${res.status}: ${shown}.${hint}`, { status: res.status });
     }
     return res;
   } catch (err) {

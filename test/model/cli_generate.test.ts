@@ -39,3 +39,28 @@ describe('generate --prompt-ids', () => {
     expect(both.err.join('')).toMatch(/either --prompt or --prompt-ids/);
   });
 });
+
+describe('generate --mode peaks --schedule', () => {
+  async function peaks(extra: string[]): Promise<{ code: number; doc: any; err: string }> {
+    const c = capture();
+    const argv = ['generate', '--mode', 'peaks', '--model', STORIES_FORMATS.hf(), '--initial-traces', '2', '--max-traces', '4', '--max-new-tokens', '24', '--seed', '5', '--prompt', 'Lily saw a', '--json', ...extra];
+    const code = await main(argv, c.io);
+    return { code, doc: JSON.parse(c.out.join('')), err: c.err.join('') };
+  }
+
+  it('runs either schedule (online by default), with the same root traces, and refuses another', async () => {
+    const online = await peaks([]);
+    const rounds = await peaks(['--schedule', 'rounds']);
+    expect(online.code, online.err).toBe(0);
+    expect(rounds.code, rounds.err).toBe(0);
+    expect(online.doc.params.schedule).toBe('online');
+    expect(rounds.doc.params.schedule).toBe('rounds');
+    // Roots depend only on prompt, parameters and seed, not on when branches start.
+    const roots = (d: any) => d.traces.filter((t: any) => t.parent_id === null || t.parent_id === undefined).map((t: any) => t.tokens);
+    expect(roots(rounds.doc).length).toBe(2);
+    expect(roots(online.doc)).toEqual(roots(rounds.doc));
+    const bad = await peaks(['--schedule', 'eager']);
+    expect(bad.code).toBe(2);
+    expect(bad.doc.error.message).toMatch(/online|rounds/); // with --json the error is the document
+  });
+});

@@ -231,6 +231,14 @@ describe('forklm generate --server (llama-server)', () => {
     expect(c.err).toMatch(/sent no response within 200 ms/);
     // Four attempts of 0.2 s plus the backoff (0.2 + 0.4 + 0.8 s, + jitter): well under 10 s.
     expect(Date.now() - t1).toBeLessThan(10_000);
+
+    // A web server that is no inference server: the 404's HTML is not echoed; the message points at the URL and kind.
+    const web = createServer((req, res) => void (req.resume(), res.writeHead(404, { 'Content-Type': 'text/html' }).end('<!DOCTYPE HTML><html><body>Error 404</body></html>')));
+    fakes.push(web);
+    await new Promise<void>((r) => web.listen(0, '127.0.0.1', () => r()));
+    const d = await cli(['--server', `http://127.0.0.1:${(web.address() as { port: number }).port}`, '--json']);
+    expect(d.code).toBe(1);
+    expect(JSON.parse(d.out).error.message).toMatch(/HTTP 404: \(an HTML page\)\. .*--server-kind/);
   });
 
   // Both runs branch at every step (threshold 0) and generate up to 480 tokens per path: seconds of work, cancelled
