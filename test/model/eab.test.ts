@@ -7,6 +7,7 @@ import { CancelledError, InvalidArgumentError } from '../../src/errors.js';
 import { generate } from '../../src/generate.js';
 import type { LoadedModel } from '../../src/model/load.js';
 import { gpuFor } from '../kernels/adapters.js';
+import { expectEabLineage } from '../ref/eab_tree.js';
 import { refForward } from '../ref/llama_ref.js';
 import { loadStories, tokenizerFor } from './models.js';
 
@@ -46,29 +47,9 @@ describe('EAB on stories260K', () => {
     const rows0 = engine.stats.rows;
     const events: string[] = [];
     const r = await runEab(engine, p, { ...BASE, seed: 3 }, (e) => events.push(e.type));
-    const byId = new Map(r.tree.map((n) => [n.path, n]));
     expect(r.stats.forks).toBeGreaterThan(0);
     expect(r.samples.length).toBe(events.filter((e) => e === 'finish').length);
-    // Siblings share their parent's tokens exactly up to the fork; each sample's tokens are its lineage's.
-    const full = new Map(r.samples.map((s) => [s.path, s.tokens]));
-    for (const s of r.samples) {
-      for (let i = 1; i < s.lineage.length; i++) {
-        const node = byId.get(s.lineage[i])!;
-        expect(node.parent).toBe(s.lineage[i - 1]);
-        const parentTokens = full.get(node.parent!) ?? null;
-        if (parentTokens) expect(s.tokens.slice(0, node.fork_position)).toEqual(parentTokens.slice(0, node.fork_position));
-      }
-      expect(s.token_logprobs.length).toBe(s.tokens.length);
-      expect(s.log_probability).toBeCloseTo(s.token_logprobs.reduce((a, x) => a + x, 0), 9);
-      // A sample passes every branch point on its way: those where it was forked off, and those where it went on as
-      // the first sibling. Each is where the entropy exceeded the threshold, at increasing positions.
-      expect(s.branch_points.length).toBeGreaterThanOrEqual(s.lineage.length - 1);
-      s.branch_points.forEach((b, i) => {
-        expect(b.entropy).toBeGreaterThan(BASE.entropy_threshold);
-        expect(b.siblings).toBeGreaterThanOrEqual(2);
-        if (i > 0) expect(b.position).toBeGreaterThan(s.branch_points[i - 1].position);
-      });
-    }
+    expectEabLineage(r, BASE.entropy_threshold);
     // Exact accounting: every path computes one row per token it feeds; its last sampled token is never fed.
     const prefillRows = p.length - r.stats.reused_prompt_tokens;
     const decodeRows = r.tree.reduce((a, n) => a + Math.max(0, n.tokens.length - 1), 0);
