@@ -22,6 +22,7 @@ import { childKey, PathRng, rootKey } from './sample/rng.js';
 import type { TokenStatsRecord } from './sample/stats_record.js';
 import { Scheduler } from './sched/scheduler.js';
 import type { Path } from './sched/path.js';
+import type { StepPlan } from './sched/step_plan.js';
 import type { Tokenizer } from './tokenizer/types.js';
 import type { BranchEngine, CreatePathOptions, EngineInfo, ForkOptions, SessionSource, StepResult } from './branch/engine_api.js';
 import { SessionHub, type SessionHost } from './engine_session.js';
@@ -59,6 +60,16 @@ export interface EngineCounters {
   forks: number;
 }
 
+/** What an observer (benchmarks, engine.onStep) learns of each forward step, after its stats are read back. */
+export interface StepTrace {
+  plan: StepPlan;
+  sampling: readonly StepSampling[];
+  /** performance.now() when the step began planning, when it was submitted, and when its stats were back. */
+  startMs: number;
+  submitMs: number;
+  endMs: number;
+}
+
 interface PathState {
   sampling: SamplingParams;
   rng: PathRng;
@@ -73,6 +84,8 @@ export class Engine implements SessionSource, ApiHost {
   private readonly states = new Map<number, PathState>();
   private readonly counters = { steps: 0, rows: 0, bytesCopied: 0, pageCopies: 0, pagesPeak: 0 };
   private readonly hub: SessionHub;
+  /** Called after every forward step with its plan and timestamps (instrumentation: bench/idle.ts). */
+  onStep: ((trace: StepTrace) => void) | null = null;
   /** The step running now (hub or direct): steps run one at a time, in order. */
   private stepChain: Promise<unknown> = Promise.resolve();
 
@@ -322,6 +335,7 @@ export class Engine implements SessionSource, ApiHost {
     options: { logits?: boolean },
   ): Promise<{ results: StepResult[]; logits?: Float32Array; rows: Map<number, number> } | null> {
     this.checkUsable();
+    const startMs = performance.now();
     // A path that would grow past the context is refused here, before any state changes (controllers reserve their
     // lengths at createPath, so this guards direct users of the engine).
     const overflow = this.contextError(this.sched.paths().filter((p) => include(p.id)).map((p) => p.id));
@@ -340,8 +354,9 @@ export class Engine implements SessionSource, ApiHost {
       });
     }
     let out;
+    let submitMs = 0;
     try {
-      out = await runStep(this.model, plan, sampling, options);
+      out = await runStep(this.model, plan, sampling, { ...options, onSubmit: () => (submitMs = performance.now()) });
     } catch (err) {
       // The plan's rows are in the KV tables but were never computed, and the scheduler has no rollback: every path
       // of this engine is suspect from here on. Release the plan, free all paths, and refuse further work.
@@ -351,6 +366,7 @@ export class Engine implements SessionSource, ApiHost {
       this.failure = err instanceof ForkLMError ? err : new ForkLMError('STEP_FAILED', `A step failed: ${String(err)}. Create a new engine.`, { cause: err });
       throw this.failure;
     }
+    this.onStep?.({ plan, sampling, startMs, submitMs, endMs: performance.now() });
     this.counters.steps++;
     this.counters.rows += plan.rows;
     this.counters.bytesCopied += out.bytesCopied;

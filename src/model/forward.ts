@@ -38,7 +38,8 @@ function checkPlan(model: GpuModel, plan: StepPlan, sampling: readonly StepSampl
       throw new InvalidArgumentError(`nSamples=${s.nSamples}: draw between 1 and ${model.maxBranch} tokens per path.`);
 }
 
-function uploadPlan(model: GpuModel, plan: StepPlan, sampling: readonly StepSampling[]): void {
+/** Writes the plan's arrays and the sampling rows into the model's step buffers (queue-ordered writes). */
+export function uploadPlan(model: GpuModel, plan: StepPlan, sampling: readonly StepSampling[]): void {
   const dev = model.gpu.device;
   const R = plan.rows;
   writeBuffer(dev, model.tokenIds, plan.tokenIds.subarray(0, R));
@@ -66,7 +67,8 @@ function encodeCopies(model: GpuModel, encoder: GPUCommandEncoder, copies: StepP
   return copies.length * model.kv.length * pb;
 }
 
-function encodeForward(model: GpuModel, pass: GPUComputePassEncoder, plan: StepPlan): void {
+/** Encodes every dispatch of one forward over the uploaded plan: embedding, every layer, then the head for S rows. */
+export function encodeForward(model: GpuModel, pass: GPUComputePassEncoder, plan: StepPlan): void {
   const k = model.kernels;
   const R = plan.rows;
   for (const op of k.embed) op.run(pass, R, plan.maxPages);
@@ -81,7 +83,7 @@ export async function runStep(
   model: GpuModel,
   plan: StepPlan,
   sampling: readonly StepSampling[],
-  options: { logits?: boolean } = {},
+  options: { logits?: boolean; onSubmit?: () => void } = {},
 ): Promise<StepOutput> {
   model.gpu.checkLost();
   checkPlan(model, plan, sampling);
@@ -97,6 +99,7 @@ export async function runStep(
   const statsBytes = plan.samples * model.statsLayout.stride * 4;
   if (statsBytes > 0) model.statsReadback.copyFrom(encoder, model.stats, statsBytes);
   dev.queue.submit([encoder.finish()]);
+  options.onSubmit?.();
   const stats = statsBytes > 0 ? decodeTokenStats(await model.statsReadback.read(statsBytes), plan.samples, model.statsLayout) : [];
   const out: StepOutput = { stats, bytesCopied };
   if (options.logits && plan.samples > 0) out.logits = await readF32(model.gpu, model.logits, plan.samples * model.spec.vocabSize);
