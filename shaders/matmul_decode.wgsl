@@ -6,6 +6,8 @@
 // VEC4 (K % 4 == 0) reads x and w as vec4: on llvmpipe that is twice as fast as four scalar loads (one bounds clamp
 // and one 16-byte gather per lane instead of four). WGSL cannot change a binding's type by override, so both views
 // are declared; the host binds the pair this pipeline does not read to a 16-byte dummy buffer.
+// x is read through the x prologue (kernels/x_prologue.ts: x_row*, x_at*, x_scale): plain, RMSNorm or the MLP
+// activation folded into the load; the row factor x_scale multiplies each finished sum.
 override WG: u32 = 64;
 override MR: u32 = 1;      // rows of x per thread, <= MAX_R
 override NR: u32 = 2;      // output columns per thread, <= MAX_R
@@ -32,7 +34,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let kStride = select(params.k, params.k / 4u, VEC4);
   var xr: array<u32, MAX_R>;
   var wr: array<u32, MAX_R>;
-  for (var i = 0u; i < MR; i++) { xr[i] = min(m0 + i, params.m - 1u) * kStride; }
+  for (var i = 0u; i < MR; i++) {
+    let r = min(m0 + i, params.m - 1u);
+    xr[i] = select(x_row1(r), x_row4(r), VEC4);
+  }
   for (var j = 0u; j < NR; j++) { wr[j] = min(n0 + j, params.n - 1u) * kStride; }
 
   // acc[i][j] holds four partial sums of row m0+i, column n0+j (one per vec4 lane; only .x on the scalar path).
@@ -42,7 +47,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       var wv: array<vec4<f32>, MAX_R>;
       for (var j = 0u; j < NR; j++) { wv[j] = w4[wr[j] + k]; }
       for (var i = 0u; i < MR; i++) {
-        let xv = x4[xr[i] + k];
+        let xv = x_at4(i, xr[i], k);
         for (var j = 0u; j < NR; j++) { acc[i][j] = fma(xv, wv[j], acc[i][j]); }
       }
     }
@@ -51,12 +56,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       var wv: array<f32, MAX_R>;
       for (var j = 0u; j < NR; j++) { wv[j] = w1[wr[j] + k]; }
       for (var i = 0u; i < MR; i++) {
-        let xv = x1[xr[i] + k];
+        let xv = x_at1(i, xr[i], k);
         for (var j = 0u; j < NR; j++) { acc[i][j].x = fma(xv, wv[j], acc[i][j].x); }
       }
     }
   }
 
+  var sc: array<f32, MAX_R>;
+  for (var i = 0u; i < MR; i++) { sc[i] = x_scale(i); }
   for (var j = 0u; j < NR; j++) {
     let n = n0 + j;
     if (n >= params.n) { break; }
@@ -67,7 +74,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       if (m >= params.m) { break; }
       let a = acc[i][j];
       let at = m * params.ldy + params.nOffset + n;
-      var v = (a.x + a.y) + (a.z + a.w) + b;
+      var v = ((a.x + a.y) + (a.z + a.w)) * sc[i] + b;
       if (params.accumulate != 0u) { v += y[at]; }
       y[at] = v;
     }

@@ -4,6 +4,8 @@
 // per-lane gather) dominate, and 8 x 8 blocks run about 1.6x faster than 4 x 4 (bench/RESULTS.md), spilled
 // accumulators notwithstanding. No barriers and no shared memory: on CPU adapters those lose (webgpu-on-cpu.md).
 // Needs K % 4 == 0 (vec4 rows); the host routes other K to the decode shader.
+// x is read through the x prologue (kernels/x_prologue.ts: x_row*, x_at*, x_scale): plain, RMSNorm or the MLP
+// activation folded into the load; the row factor x_scale multiplies each finished sum.
 override WG: u32 = 64;
 override MR: u32 = 8;      // rows of x per thread, <= MAX_R
 override NR: u32 = 8;      // output columns per thread, <= MAX_R
@@ -25,7 +27,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let k4 = params.k / 4u;
   var xr: array<u32, MAX_R>;
   var wr: array<u32, MAX_R>;
-  for (var i = 0u; i < MR; i++) { xr[i] = min(m0 + i, params.m - 1u) * k4; }
+  for (var i = 0u; i < MR; i++) { xr[i] = x_row4(min(m0 + i, params.m - 1u)); }
   for (var j = 0u; j < NR; j++) { wr[j] = min(n0 + j, params.n - 1u) * k4; }
 
   var acc: array<array<vec4<f32>, MAX_R>, MAX_R>; // four partial sums per (row, column), one per vec4 lane
@@ -33,11 +35,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var wv: array<vec4<f32>, MAX_R>;
     for (var j = 0u; j < NR; j++) { wv[j] = w[wr[j] + k]; }
     for (var i = 0u; i < MR; i++) {
-      let xv = x[xr[i] + k];
+      let xv = x_at4(i, xr[i], k);
       for (var j = 0u; j < NR; j++) { acc[i][j] = fma(xv, wv[j], acc[i][j]); }
     }
   }
 
+  var sc: array<f32, MAX_R>;
+  for (var i = 0u; i < MR; i++) { sc[i] = x_scale(i); }
   for (var j = 0u; j < NR; j++) {
     let n = n0 + j;
     if (n >= params.n) { break; }
@@ -48,7 +52,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       if (m >= params.m) { break; }
       let a = acc[i][j];
       let at = m * params.ldy + params.nOffset + n;
-      var v = (a.x + a.y) + (a.z + a.w) + b;
+      var v = ((a.x + a.y) + (a.z + a.w)) * sc[i] + b;
       if (params.accumulate != 0u) { v += y[at]; }
       y[at] = v;
     }

@@ -3,6 +3,8 @@
 // (so neighbouring threads write neighbouring columns); x and W are staged through workgroup memory TK columns of K
 // at a time with coalesced loads. On CPU adapters barriers and shared tiles lose (webgpu-on-cpu.md), so the host
 // only picks this on hardware adapters; the tests still run it on both CPU adapters. Scalar loads: any K.
+// x is staged through the x prologue (kernels/x_prologue.ts: x_tile_prep, x_tile): plain, RMSNorm (row scales of
+// the tile computed first) or the MLP activation, applied once per staged element.
 const TILE: u32 = 64u;      // rows of x and rows of W per workgroup
 const TK: u32 = 16u;        // columns of K per stage
 const PAD: u32 = 17u;       // TK + 1: threads reading one column of a tile hit different banks
@@ -28,6 +30,8 @@ fn main(
   let nBase = wid.x * TILE;
   let K = params.k;
   var acc: array<array<f32, 4>, 4>;
+  x_tile_prep(mBase, li);
+  workgroupBarrier();
   // No early return: every thread must reach every barrier. The loop bound is uniform (a uniform-buffer value).
   for (var k0 = 0u; k0 < K; k0 += TK) {
     for (var t = 0u; t < (TILE * TK) / THREADS; t++) {
@@ -38,7 +42,7 @@ fn main(
       let m = mBase + r;
       let n = nBase + r;
       var xv = 0.0;
-      if (m < params.m && k < K) { xv = x[m * K + k]; }
+      if (m < params.m && k < K) { xv = x_tile(r, m, k); }
       var wv = 0.0;
       if (n < params.n && k < K) { wv = w[n * K + k]; }
       xs[r][c] = xv;

@@ -7,6 +7,8 @@
 // Each thread owns NR adjacent output columns and MR rows of x (register blocking, no shared memory: CPU adapters
 // lose on barriers, see webgpu-on-cpu.md): decode 1 x 4 (one row per path) or 4 x 4 (small batches read W about
 // once), prefill 8 x 2 (many rows per dequantized sub-block). Needs K % QK == 0 (whole blocks per row).
+// x is read through the x prologue (kernels/x_prologue.ts: x_row*, x_at*, x_scale): plain, RMSNorm or the MLP
+// activation folded into the load; the row factor x_scale multiplies each finished sum.
 override WG: u32 = 64;
 override MR: u32 = 1;      // rows of x per thread, <= MAX_R
 override NR: u32 = 4;      // output columns per thread, <= MAX_R
@@ -31,10 +33,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     return;
   }
   // Rows past the end are clamped to the last one: their loads stay in bounds and their sums are never stored.
-  let k4 = params.k / 4u;
   var xr: array<u32, MAX_R>;
   var wr: array<u32, MAX_R>;
-  for (var i = 0u; i < MR; i++) { xr[i] = min(m0 + i, params.m - 1u) * k4; }
+  for (var i = 0u; i < MR; i++) { xr[i] = x_row4(min(m0 + i, params.m - 1u)); }
   for (var j = 0u; j < NR; j++) { wr[j] = min(n0 + j, params.n - 1u) * params.rowBytes; }
 
   var acc: array<array<vec4<f32>, MAX_R>, MAX_R>; // four partial sums per (row, column), one per vec4 lane
@@ -54,7 +55,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         var sxLo = vec4<f32>(0.0);
         var sxHi = vec4<f32>(0.0);
         for (var v = 0u; v < SUB4; v++) {
-          let xv = x[xr[i] + xs + v];
+          let xv = x_at4(i, xr[i], xs + v);
           if (v < HALF4) {
             sxLo += xv;
             for (var j = 0u; j < NR; j++) { dLo[j] = fma(xv, sub[j].q[v], dLo[j]); }
@@ -71,6 +72,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
   }
 
+  var sc: array<f32, MAX_R>;
+  for (var i = 0u; i < MR; i++) { sc[i] = x_scale(i); }
   for (var j = 0u; j < NR; j++) {
     let n = n0 + j;
     if (n >= params.n) { break; }
@@ -81,7 +84,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       if (m >= params.m) { break; }
       let a = acc[i][j];
       let at = m * params.ldy + params.nOffset + n;
-      var v = (a.x + a.y) + (a.z + a.w) + bv;
+      var v = ((a.x + a.y) + (a.z + a.w)) * sc[i] + bv;
       if (params.accumulate != 0u) { v += y[at]; }
       y[at] = v;
     }

@@ -11,6 +11,8 @@
 // through the 2-3 aligned words that cover them). What is left is the arithmetic of dequantizing each weight. No
 // shared memory and no barriers (both lose on CPU adapters, webgpu-on-cpu.md); the columns are written out by hand,
 // not as a loop over arrays, so no backend has to unroll them to keep the accumulators in registers.
+// x is read through the x prologue (kernels/x_prologue.ts): plain, RMSNorm or the MLP activation folded into the
+// load; x_scale multiplies the finished sums.
 override WG: u32 = 16;
 override NR: u32 = 8u;      // output columns per invocation: 4 or 8, written out by hand below (see the header)
 const DOT4: u32 = DOT / 4u; // vec4s of x per step
@@ -28,7 +30,7 @@ var<private> xv: array<vec4<f32>, DOT4>;
 
 fn store(m: u32, n: u32, acc: f32) {
   if (n >= params.n) { return; }
-  var v = acc;
+  var v = acc * x_scale(0u);
   if (params.hasBias != 0u) { v += bias[params.nOffset + n]; }
   let at = m * params.ldy + params.nOffset + n;
   if (params.accumulate != 0u) { v += y[at]; }
@@ -58,7 +60,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var a5 = 0.0;
   var a6 = 0.0;
   var a7 = 0.0;
-  let xrow = m * (params.k / 4u);
+  let xrow = x_row4(m);
   let blocks = params.k / DQK;
   for (var b = 0u; b < blocks; b++) {
     let bo = b * DBYTES;
@@ -77,8 +79,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       h7 = blk_head(o7 + bo);
     }
     for (var s = 0u; s < DQK / DOT; s++) {
-      let xo = xrow + b * (DQK / 4u) + s * DOT4;
-      for (var v = 0u; v < DOT4; v++) { xv[v] = x[xo + v]; }
+      let xo = b * (DQK / 4u) + s * DOT4;
+      for (var v = 0u; v < DOT4; v++) { xv[v] = x_at4(0u, xrow, xo + v); }
       a0 += dot_step(o0 + bo, h0, s);
       a1 += dot_step(o1 + bo, h1, s);
       a2 += dot_step(o2 + bo, h2, s);

@@ -21,6 +21,10 @@
 // (0.5-1 s each on SwiftShader). y stays a buffer of its own (bind checks): it is read and written by the same thread
 // and element only, so no other invocation's write can race with the read.
 //
+// x prologue (kernels/x_prologue.ts), chosen at construction: x as given, RMSNorm(x) * g (the norm before the
+// projection folded in; g bound as `norm`) or the MLP activation of a gate | up buffer, so a model needs no separate
+// norm or activation dispatch before its projections. One pipeline set per prologue.
+//
 // Every (variant, blocking, chunk) gets its own BoundKernel at bind time (a BoundKernel writes its uniform at encode
 // time, and chunks differ in n and nOffset); encode only writes uniforms that changed and dispatches.
 // As with every BoundKernel, encode one bound matmul at most once per submit.
@@ -29,7 +33,8 @@ import { createStorage } from '../gpu/buffers.js';
 import type { SplitTensor } from '../gpu/split_tensor.js';
 import { defineUniform } from '../gpu/uniform.js';
 import { InvalidArgumentError } from '../errors.js';
-import { BoundKernel, groupsFor, pipelineFor } from './kernel.js';
+import { BoundKernel, groupsFor, shaderSource } from './kernel.js';
+import { checkPrologue, PLAIN, prologueKey, xPrologueSource, xWidth, type XPrologue, type XViews } from './x_prologue.js';
 
 export const MatmulParams = defineUniform('Params', [
   ['m', 'u32'], // rows of x and y this dispatch computes
@@ -71,6 +76,12 @@ const DECODE_4: Config = { name: 'decode4x4', variant: 'decode', file: 'matmul_d
 const PREFILL: Config = { name: 'prefill8x8', variant: 'prefill', file: 'matmul_prefill', mr: 8, nr: 8, wg: 64 };
 const TILED: Config = { name: 'tiled64', variant: 'tiled', file: 'matmul_tiled', mr: 64, nr: 64, wg: 1 };
 const CONFIGS: readonly Config[] = [DECODE_1, DECODE_4, PREFILL, TILED];
+/** How each body shader declares x, and the bindings its prologue's norm weight takes (after the body's own). */
+const VIEWS: Record<string, XViews> = {
+  matmul_decode: { v4: { x: 'x4', g: 7 }, v1: { x: 'x1', g: 8 } },
+  matmul_prefill: { v4: { x: 'x', g: 5 } },
+  matmul_tiled: { tile: { x: 'x', g: 5, rows: 64 } },
+};
 
 function configFor(variant: MatmulVariant, M: number): Config {
   if (variant === 'decode') return M <= 1 ? DECODE_1 : DECODE_4;
@@ -85,13 +96,16 @@ export interface MatmulOptions {
   accumulate?: boolean;
   /** Variants to build (tests force one); default: the ones variantFor can pick on this adapter. */
   variants?: readonly MatmulVariant[];
+  /** What the kernel makes of x before the product (kernels/x_prologue.ts). Default plain. */
+  prologue?: XPrologue;
 }
 
 export interface MatmulBuffers {
-  x: GPUBuffer; // (M, K) f32, M <= the rows the buffer holds
+  x: GPUBuffer; // (M, K) f32, M <= the rows the buffer holds; (M, 2K) gate | up for a gated act prologue
   w: SplitTensor; // (N, K) f32, in chunks of whole rows
   bias?: GPUBuffer; // (N) f32, exactly when the Matmul was made with bias: true
   y: GPUBuffer; // (M, N) f32; read as well when the Matmul accumulates
+  norm?: GPUBuffer; // (K) f32 the norm weight, exactly when the prologue is rms
 }
 
 function positiveInt(v: number, what: string): void {
@@ -104,6 +118,7 @@ export class Matmul {
   readonly bias: boolean;
   readonly accumulate: boolean;
   readonly variants: readonly MatmulVariant[];
+  readonly prologue: XPrologue;
   private readonly vec4: boolean;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private dummy: GPUBuffer | null = null;
@@ -119,6 +134,7 @@ export class Matmul {
     this.bias = opts.bias;
     this.accumulate = opts.accumulate ?? false;
     this.vec4 = opts.K % 4 === 0;
+    this.prologue = checkPrologue('Matmul', opts.prologue ?? PLAIN, opts.K, false);
     const wide: MatmulVariant = gpu.isCpu ? 'prefill' : 'tiled';
     this.variants = opts.variants ?? (wide === 'prefill' && !this.vec4 ? ['decode'] : ['decode', wide]);
     if (this.variants.length === 0) throw new InvalidArgumentError('Matmul: variants must name at least one variant.');
@@ -135,7 +151,8 @@ export class Matmul {
       if (!this.variants.includes(c.variant)) continue;
       const constants: Record<string, number> = c.variant === 'tiled' ? {} : { WG: c.wg, MR: c.mr, NR: c.nr };
       if (c.variant === 'decode') constants.VEC4 = this.vec4 ? 1 : 0;
-      this.pipelines.set(c.name, pipelineFor(gpu, { op: 'matmul', variant: c.name, constants }, c.file, MatmulParams));
+      const source = () => `${shaderSource(c.file, MatmulParams)}\n${xPrologueSource(this.prologue, VIEWS[c.file])}`;
+      this.pipelines.set(c.name, gpu.pipelines.get({ op: 'matmul', variant: `${c.name}:${prologueKey(this.prologue)}`, constants }, source));
     }
   }
 
@@ -158,7 +175,7 @@ export class Matmul {
       throw new InvalidArgumentError(`${label}: W is (${b.w.rows}, ${b.w.cols}) but this Matmul expects (N, K) = (${N}, ${K}).`);
     }
     if (b.w.chunks.length === 0) throw new InvalidArgumentError(`${label}: W has no chunks; upload it with uploadSplit.`);
-    if (b.y === b.x || b.y === b.bias || b.w.chunks.some((c) => c.buffer === b.y)) {
+    if (b.y === b.x || b.y === b.bias || b.y === b.norm || b.w.chunks.some((c) => c.buffer === b.y)) {
       throw new InvalidArgumentError(`${label}: y must be a buffer of its own (WebGPU forbids writing a buffer a dispatch also reads).`);
     }
     if (this.bias !== (b.bias !== undefined)) {
@@ -167,6 +184,11 @@ export class Matmul {
       );
     }
     if (b.bias && b.bias.size < N * 4) throw new InvalidArgumentError(`${label}: bias holds ${b.bias.size} bytes, needs N*4 = ${N * 4}.`);
+    const rms = this.prologue.kind === 'rms';
+    if (rms !== (b.norm !== undefined)) {
+      throw new InvalidArgumentError(`${label}: the ${prologueKey(this.prologue)} prologue ${rms ? 'needs the norm weight as norm' : 'takes no norm buffer'}.`);
+    }
+    if (b.norm && b.norm.size < K * 4) throw new InvalidArgumentError(`${label}: norm holds ${b.norm.size} bytes, needs K*4 = ${K * 4}.`);
     for (const c of b.w.chunks) {
       if (c.buffer.size < c.rows * K * 4) {
         throw new InvalidArgumentError(`${label}: W chunk at row ${c.rowStart} holds ${c.buffer.size} bytes, needs ${c.rows * K * 4}.`);
@@ -187,6 +209,8 @@ export class Matmul {
             : this.vec4
               ? [b.x, c.buffer, dummy, dummy, bias, b.y]
               : [dummy, dummy, b.x, c.buffer, bias, b.y];
+          // The norm weight after the body's buffers; the decode body reads it through the view of its x.
+          if (b.norm) buffers.push(...(!decode ? [b.norm] : this.vec4 ? [b.norm, dummy] : [dummy, b.norm]));
           return new BoundKernel(this.gpu, pipeline, MatmulParams, buffers, `${label}:${name}[${i}]`);
         }),
       );
@@ -215,8 +239,9 @@ export class BoundMatmul {
   encode(pass: GPUComputePassEncoder, M: number, variant: MatmulVariant = this.variantFor(M)): void {
     const { K, N } = this.mm;
     if (!Number.isInteger(M) || M < 0) throw new InvalidArgumentError(`${this.label}: M must be a non-negative integer, got ${M}.`);
-    if (M * K * 4 > this.b.x.size) {
-      throw new InvalidArgumentError(`${this.label}: x holds ${this.b.x.size / (K * 4)} rows of K=${K}, fewer than M=${M}.`);
+    const xk = K * xWidth(this.mm.prologue);
+    if (M * xk * 4 > this.b.x.size) {
+      throw new InvalidArgumentError(`${this.label}: x holds ${this.b.x.size / (xk * 4)} rows of ${xk} values, fewer than M=${M}.`);
     }
     if (M * N * 4 > this.b.y.size) {
       throw new InvalidArgumentError(`${this.label}: y holds ${this.b.y.size / (N * 4)} rows of N=${N}, fewer than M=${M}.`);

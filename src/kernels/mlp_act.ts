@@ -3,7 +3,8 @@
 import type { Gpu } from '../gpu/device.js';
 import { InvalidArgumentError } from '../errors.js';
 import { defineUniform } from '../gpu/uniform.js';
-import { BoundKernel, checkFloats, grid2d, groupsFor, pipelineFor } from './kernel.js';
+import { BoundKernel, checkFloats, grid2d, groupsFor, shaderSource } from './kernel.js';
+import { WGSL } from './wgsl.gen.js';
 
 export const MlpActParams = defineUniform('Params', [
   ['rows', 'u32'],
@@ -13,7 +14,8 @@ const WG = 256;
 
 /** silu: x sigmoid(x). gelu_tanh: 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))). gelu_erf: 0.5 x (1 + erf(x / sqrt 2)). */
 export type Activation = 'silu' | 'gelu_tanh' | 'gelu_erf';
-const ACT_CODE: Record<Activation, number> = { silu: 0, gelu_tanh: 1, gelu_erf: 2 };
+/** The ACT value shaders/activation.wgsl reads for each activation. */
+export const ACT_CODE: Record<Activation, number> = { silu: 0, gelu_tanh: 1, gelu_erf: 2 };
 
 export interface MlpActOptions {
   hidden: number; // MLP hidden size (intermediate_size)
@@ -44,7 +46,7 @@ export class MlpAct {
     this.gated = opts.gated ?? true;
     if (!(this.act in ACT_CODE)) throw new InvalidArgumentError(`MlpAct: act must be one of ${Object.keys(ACT_CODE).join(', ')}, got ${this.act}`);
     const constants = { WG, ACT: ACT_CODE[this.act], GATED: this.gated ? 1 : 0 };
-    this.pipeline = pipelineFor(gpu, { op: 'mlp_act', variant: 'flat', constants }, 'mlp_act', MlpActParams);
+    this.pipeline = gpu.pipelines.get({ op: 'mlp_act', variant: 'flat', constants }, () => `${WGSL.activation}\n${shaderSource('mlp_act', MlpActParams)}`);
   }
 
   bind(b: MlpActBuffers, label = 'mlp_act'): BoundMlpAct {

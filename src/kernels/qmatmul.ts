@@ -12,7 +12,8 @@
 // - decode, 2 <= M < QMATMUL_PREFILL_MIN_M: shaders/qmatmul.wgsl, 4 x 2 outputs per thread (a small batch reads W
 //   about once);
 // - prefill: shaders/qmatmul.wgsl, 8 x 2 for larger M (each dequantized sub-block serves 8 rows).
-// Bias and accumulate are uniform flags as in kernels/matmul.ts (one pipeline serves every projection of a type).
+// Bias and accumulate are uniform flags as in kernels/matmul.ts (one pipeline serves every projection of a type); x goes
+// through the x prologue (kernels/x_prologue.ts) chosen at construction, as in kernels/matmul.ts.
 // W is split in chunks of whole rows like a SplitTensor (one dispatch per chunk). Encode one bound matmul at most
 // once per submit (its uniforms are written at encode time).
 import type { Gpu } from '../gpu/device.js';
@@ -23,6 +24,7 @@ import { chunkBytes, type WeightTensor } from '../weights/gpu_tensor.js';
 import { kernelBlock, type StorageType } from '../weights/types.js';
 import { BoundKernel, groupsFor } from './kernel.js';
 import { hasDotStep, weightPipeline } from './weight_shader.js';
+import { checkPrologue, PLAIN, prologueKey, xWidth, type XPrologue } from './x_prologue.js';
 
 export const QMatmulParams = defineUniform('Params', [
   ['m', 'u32'], // rows of x and y this dispatch computes
@@ -82,13 +84,16 @@ export interface QMatmulOptions {
   accumulate?: boolean;
   /** Variants to build (tests force one); default both. */
   variants?: readonly QMatmulVariant[];
+  /** What the kernel makes of x before the product (kernels/x_prologue.ts). Default plain. */
+  prologue?: XPrologue;
 }
 
 export interface QMatmulBuffers {
-  x: GPUBuffer; // (M, K) f32
+  x: GPUBuffer; // (M, K) f32; (M, 2K) gate | up for a gated act prologue
   w: WeightTensor; // (N, K) in the Matmul's storage type, chunks of whole rows
   bias?: GPUBuffer; // (N) f32, exactly when made with bias: true
   y: GPUBuffer; // (M, N) f32; read as well when accumulating
+  norm?: GPUBuffer; // (K) f32 the norm weight, exactly when the prologue is rms
 }
 
 export class QMatmul {
@@ -98,6 +103,7 @@ export class QMatmul {
   readonly bias: boolean;
   readonly accumulate: boolean;
   readonly variants: readonly QMatmulVariant[];
+  readonly prologue: XPrologue;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private dummy: GPUBuffer | null = null;
 
@@ -121,6 +127,7 @@ export class QMatmul {
     this.bias = opts.bias;
     this.accumulate = opts.accumulate ?? false;
     this.variants = opts.variants ?? QMATMUL_VARIANTS;
+    this.prologue = checkPrologue('QMatmul', opts.prologue ?? PLAIN, opts.K, true);
     if (this.variants.length === 0) throw new InvalidArgumentError('QMatmul: variants must name at least one variant.');
     for (const v of this.variants) {
       if (!QMATMUL_VARIANTS.includes(v)) throw new InvalidArgumentError(`QMatmul: unknown variant ${v}; use ${QMATMUL_VARIANTS.join(' or ')}.`);
@@ -129,7 +136,7 @@ export class QMatmul {
     for (const c of configsOf(this.type, this.K)) {
       if (!this.variants.includes(c.variant)) continue;
       const constants: Record<string, number> = c.op === 'qmatmul_decode' ? { WG: c.wg, NR: c.nr } : { WG: c.wg, MR: c.mr, NR: c.nr };
-      const key = { op: c.op, type: this.type, config: c.name, constants };
+      const key = { op: c.op, type: this.type, config: c.name, constants, prologue: this.prologue };
       this.pipelines.set(c.name, weightPipeline(gpu, key, QMatmulParams));
     }
   }
@@ -151,7 +158,7 @@ export class QMatmul {
       throw new InvalidArgumentError(`${label}: W is (${b.w.rows}, ${b.w.cols}) but this QMatmul expects (N, K) = (${N}, ${K}).`);
     }
     if (b.w.chunks.length === 0) throw new InvalidArgumentError(`${label}: W has no chunks; upload it with uploadWeights.`);
-    if (b.y === b.x || b.y === b.bias || b.w.chunks.some((c) => c.buffer === b.y)) {
+    if (b.y === b.x || b.y === b.bias || b.y === b.norm || b.w.chunks.some((c) => c.buffer === b.y)) {
       throw new InvalidArgumentError(`${label}: y must be a buffer of its own (WebGPU forbids writing a buffer a dispatch also reads).`);
     }
     if (this.bias !== (b.bias !== undefined)) {
@@ -163,13 +170,18 @@ export class QMatmul {
         throw new InvalidArgumentError(`${label}: W chunk at row ${c.rowStart} holds ${c.buffer.size} bytes, needs ${chunkBytes(c.rows, b.w.rowBytes)}.`);
       }
     }
+    const rms = this.prologue.kind === 'rms';
+    if (rms !== (b.norm !== undefined)) {
+      throw new InvalidArgumentError(`${label}: the ${prologueKey(this.prologue)} prologue ${rms ? 'needs the norm weight as norm' : 'takes no norm buffer'}.`);
+    }
+    if (b.norm && b.norm.size < K * 4) throw new InvalidArgumentError(`${label}: norm holds ${b.norm.size} bytes, needs K*4 = ${K * 4}.`);
     this.dummy ??= createStorage(this.gpu.device, 16, 'qmatmul:unused bias (4) f32');
     const bias = b.bias ?? this.dummy;
     const kernels = new Map<string, BoundKernel<QMatmulField>[]>();
     for (const [name, pipeline] of this.pipelines) {
       kernels.set(
         name,
-        b.w.chunks.map((c, i) => new BoundKernel(this.gpu, pipeline, QMatmulParams, [b.x, c.buffer, c.buffer, bias, b.y], `${label}:${name}[${i}]`)),
+        b.w.chunks.map((c, i) => new BoundKernel(this.gpu, pipeline, QMatmulParams, [b.x, c.buffer, c.buffer, bias, b.y, ...(b.norm ? [b.norm] : [])], `${label}:${name}[${i}]`)),
       );
     }
     return new BoundQMatmul(this, this.gpu, b, kernels, label);
@@ -193,7 +205,8 @@ export class BoundQMatmul {
   encode(pass: GPUComputePassEncoder, M: number, variant: QMatmulVariant = this.variantFor(M)): void {
     const { K, N } = this.mm;
     if (!Number.isInteger(M) || M < 0) throw new InvalidArgumentError(`${this.label}: M must be a non-negative integer, got ${M}.`);
-    if (M * K * 4 > this.b.x.size) throw new InvalidArgumentError(`${this.label}: x holds ${this.b.x.size / (K * 4)} rows of K=${K}, fewer than M=${M}.`);
+    const xk = K * xWidth(this.mm.prologue);
+    if (M * xk * 4 > this.b.x.size) throw new InvalidArgumentError(`${this.label}: x holds ${this.b.x.size / (xk * 4)} rows of ${xk} values, fewer than M=${M}.`);
     if (M * N * 4 > this.b.y.size) throw new InvalidArgumentError(`${this.label}: y holds ${this.b.y.size / (N * 4)} rows of N=${N}, fewer than M=${M}.`);
     const cfg = configFor(this.mm.type, K, variant, M);
     const kernels = this.kernels.get(cfg.name);

@@ -5,6 +5,7 @@ import type { Gpu } from '../gpu/device.js';
 import type { UniformLayout } from '../gpu/uniform.js';
 import type { StorageType } from '../weights/types.js';
 import { WGSL } from './wgsl.gen.js';
+import { prologueKey, xPrologueSource, PLAIN, type XPrologue } from './x_prologue.js';
 
 export type WeightOp = 'qmatmul' | 'qmatmul_decode' | 'qembedding';
 
@@ -15,6 +16,8 @@ export interface WeightKernelKey {
   /** The blocking or variant name (decode1x2, prefill8x4, gather...) */
   config: string;
   constants: Record<string, number>;
+  /** The matmul bodies' x prologue (kernels/x_prologue.ts); default plain. */
+  prologue?: XPrologue;
 }
 
 function part(name: string): string {
@@ -32,16 +35,20 @@ export function hasDotStep(type: StorageType, K: number): boolean {
   return WGSL[`wdot_${type.toLowerCase()}`] !== undefined;
 }
 
-/** The WGSL of `op` for weights of `type`: uniform struct, shared helpers, the type's snippet, the body. */
-export function weightShaderSource(op: WeightOp, type: StorageType, layout: UniformLayout<string>): string {
+/**
+ * The WGSL of `op` for weights of `type`: uniform struct, shared helpers, the type's snippet, the body, and for the
+ * matmul bodies the x prologue (x as a vec4 view at binding 1, the norm weight at binding 6).
+ */
+export function weightShaderSource(op: WeightOp, type: StorageType, layout: UniformLayout<string>, prologue: XPrologue = PLAIN): string {
   const t = type.toLowerCase();
   // The decode body reads W through the type's dot step (wdot_<type>.wgsl) on top of its block layout (wload_<type>).
   const dot = op === 'qmatmul_decode' ? [part(`wdot_${t}`)] : [];
-  return [layout.wgsl, part('wload_common'), part(`wload_${t}`), ...dot, part(op)].join('\n');
+  const x = op === 'qembedding' ? [] : [xPrologueSource(prologue, { v4: { x: 'x', g: 6 } })];
+  return [layout.wgsl, part('wload_common'), part(`wload_${t}`), ...dot, part(op), ...x].join('\n');
 }
 
 export function weightPipeline(gpu: Gpu, key: WeightKernelKey, layout: UniformLayout<string>): GPUComputePipeline {
-  return gpu.pipelines.get({ op: key.op, variant: `${key.type}:${key.config}`, constants: key.constants }, () =>
-    weightShaderSource(key.op, key.type, layout),
-  );
+  const p = key.prologue ?? PLAIN;
+  const variant = `${key.type}:${key.config}${p.kind === 'plain' ? '' : `:${prologueKey(p)}`}`;
+  return gpu.pipelines.get({ op: key.op, variant, constants: key.constants }, () => weightShaderSource(key.op, key.type, layout, p));
 }

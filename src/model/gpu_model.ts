@@ -11,11 +11,11 @@ import { QMatmul } from '../kernels/qmatmul.js';
 import { LayerNorm } from '../kernels/layernorm.js';
 import { LogitCap } from '../kernels/logit_cap.js';
 import { Matmul } from '../kernels/matmul.js';
-import { MlpAct } from '../kernels/mlp_act.js';
 import { PagedAttention } from '../kernels/paged_attention.js';
 import { RmsNorm, type BoundRowNorm } from '../kernels/rmsnorm.js';
 import { RopeKv } from '../kernels/rope_kv.js';
 import { TokenStats } from '../kernels/token_stats.js';
+import { PLAIN, prologueKey, type XPrologue } from '../kernels/x_prologue.js';
 import { tokenStatsLayout, type TokenStatsLayout } from '../sample/stats_record.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { LlamaWeights } from './weights.js';
@@ -89,15 +89,14 @@ export class GpuModel {
   readonly sampling: GPUBuffer; // (maxSamples, 4) [temperature f32, topP f32, randomBits u32, nSamples u32]
   // Activations.
   readonly hidden: GPUBuffer; // (maxRows, D) f32 residual stream
-  readonly normed: GPUBuffer; // (maxRows, D) f32 the attention's (and a shared-norm MLP's) input
-  readonly normed2: GPUBuffer; // (maxRows, D) f32 the MLP's input (parallel layout: computed before attention adds)
+  readonly normed: GPUBuffer; // (maxRows, D) f32 a LayerNorm's output, the next projection's input (RMS norms are folded into it)
+  readonly normed2: GPUBuffer; // (maxRows, D) f32 the MLP's LayerNorm output (parallel layout: computed before attention adds)
   readonly proj: GPUBuffer; // (maxRows, D) f32 a branch's output before its post-norm (sandwich, post-norm)
   readonly qkv: GPUBuffer; // (maxRows, qkvDim) f32
   readonly attnOut: GPUBuffer; // (maxRows, qDim) f32
-  readonly gateUp: GPUBuffer; // (maxRows, 2F) f32 (F for a plain MLP)
-  readonly act: GPUBuffer; // (maxRows, F) f32
+  readonly gateUp: GPUBuffer; // (maxRows, 2F) f32 (F for a plain MLP); the down projection applies the activation
   readonly sampleHidden: GPUBuffer; // (maxSamples, D) f32 rows gathered by sampleRow
-  readonly sampleNormed: GPUBuffer; // (maxSamples, D) f32
+  readonly sampleNormed: GPUBuffer; // (maxSamples, D) f32 the final LayerNorm's output (an RMS final norm is folded into lm_head)
   readonly logits: GPUBuffer; // (maxSamples, V) f32
   readonly stats: GPUBuffer; // (maxSamples, statsStride) f32/u32
   /** One buffer per layer: (kvPages, 2, Hkv, pageSize, headDim) f32. */
@@ -161,14 +160,13 @@ export class GpuModel {
     this.sampling = u32(S * 4, 'sampling (S, 4)');
     this.hidden = u32(R * D, 'hidden (R, D) f32');
     this.normed = u32(R * D, 'normed (R, D) f32');
-    const parallelMlpNorm = s.residual.layout === 'parallel' && !s.residual.sharedNorm;
+    const parallelMlpNorm = s.residual.layout === 'parallel' && !s.residual.sharedNorm && s.norm.kind === 'layer';
     const post = s.residual.layout === 'sandwich' || s.residual.layout === 'post-norm';
     this.normed2 = parallelMlpNorm ? u32(R * D, 'normed2 (R, D) f32') : this.normed;
     this.proj = post ? u32(R * D, 'proj (R, D) f32') : this.normed;
     this.qkv = u32(R * z.qkvDim, 'qkv (R, qkvDim) f32');
     this.attnOut = u32(R * z.qDim, 'attnOut (R, qDim) f32');
     this.gateUp = u32(R * (s.mlp.gated ? 2 : 1) * F, 'gateUp (R, 2F) f32');
-    this.act = u32(R * F, 'act (R, F) f32');
     this.sampleHidden = u32(S * D, 'sampleHidden (S, D) f32');
     this.sampleNormed = u32(S * D, 'sampleNormed (S, D) f32');
     this.logits = u32(S * s.vocabSize, 'logits (S, V) f32');
@@ -204,15 +202,22 @@ export class GpuModel {
       destroy: () => (k as { destroy?(): void }).destroy?.(),
     });
 
-    const rms = new RmsNorm(gpu, { dim: D, eps: s.norm.eps });
-    const rmsAcc = new RmsNorm(gpu, { dim: D, eps: s.norm.eps, accumulate: true });
-    const ln = new LayerNorm(gpu, { dim: D, eps: s.norm.eps });
-    const lnAcc = new LayerNorm(gpu, { dim: D, eps: s.norm.eps, accumulate: true });
+    // Norm kernels are made on first use: a model whose norms are all folded into matmuls compiles none.
+    const norms = new Map<boolean, RmsNorm | LayerNorm>();
+    const normKernel = (accumulate: boolean) => {
+      let k = norms.get(accumulate);
+      if (!k) {
+        const o = { dim: D, eps: s.norm.eps, accumulate };
+        k = s.norm.kind === 'rms' ? new RmsNorm(gpu, o) : new LayerNorm(gpu, o);
+        norms.set(accumulate, k);
+      }
+      return k;
+    };
     /** A norm of x into y (y += with accumulate), of the spec's kind. */
-    const norm = (n: GpuNorm, x: GPUBuffer, y: GPUBuffer, accumulate: boolean, label: string): BoundRowNorm =>
-      s.norm.kind === 'rms'
-        ? (accumulate ? rmsAcc : rms).bind({ x, weight: n.weight, y }, label)
-        : (accumulate ? lnAcc : ln).bind({ x, weight: n.weight, bias: n.bias ?? this.zeros, y }, label);
+    const norm = (n: GpuNorm, x: GPUBuffer, y: GPUBuffer, accumulate: boolean, label: string): BoundRowNorm => {
+      const k = normKernel(accumulate);
+      return k instanceof RmsNorm ? k.bind({ x, weight: n.weight, y }, label) : k.bind({ x, weight: n.weight, bias: n.bias ?? this.zeros, y }, label);
+    };
     const normOp = (n: GpuNorm, x: GPUBuffer, y: GPUBuffer, accumulate: boolean, label: string): NamedOp => {
       const k = norm(n, x, y, accumulate, label);
       return op(label, k, (pass, R) => k.encode(pass, R));
@@ -220,20 +225,28 @@ export class GpuModel {
 
     const matmuls = new Map<string, Matmul | QMatmul>();
     /**
-     * y (+)= x W^T (+ b), one matmul per part of W (its storage type; F32 parts on kernels/matmul.ts, whose vec4 loads
+     * y (+)= f(x) W^T (+ b), one matmul per part of W (its storage type; F32 parts on kernels/matmul.ts, whose vec4 loads
      * read f32 fastest, every other type on the stored-type kernel). The parts write disjoint columns of y, each with
-     * its own bias entries, so splitting changes no value. One kernel per distinct (type, K, N, bias, accumulate).
+     * its own bias entries, so splitting changes no value. f is the x prologue (kernels/x_prologue.ts): an RMS norm
+     * folded in (its weight as `norm`), the MLP activation, or nothing. One kernel per distinct (type, K, N, bias,
+     * accumulate, prologue).
      */
-    const mm = (name: string, K: number, N: number, W: GpuMatrix, bias: GPUBuffer | null, x: GPUBuffer, y: GPUBuffer, accumulate: boolean): NamedOp => {
+    const mm = (
+      name: string, K: number, N: number, W: GpuMatrix, bias: GPUBuffer | null, x: GPUBuffer, y: GPUBuffer, accumulate: boolean,
+      pro: { prologue: XPrologue; norm?: GPUBuffer } = { prologue: PLAIN },
+    ): NamedOp => {
+      const { prologue, norm } = pro;
       const bound = W.parts.map((part, i) => {
-        const key = `${part.type},${K},${N},${bias !== null},${accumulate}`;
+        const key = `${part.type},${K},${N},${bias !== null},${accumulate},${prologueKey(prologue)}`;
         let m = matmuls.get(key);
         if (!m) {
-          m = part.type === 'F32' ? new Matmul(gpu, { K, N, bias: bias !== null, accumulate }) : new QMatmul(gpu, { type: part.type, K, N, bias: bias !== null, accumulate });
+          const o = { K, N, bias: bias !== null, accumulate, prologue };
+          m = part.type === 'F32' ? new Matmul(gpu, o) : new QMatmul(gpu, { type: part.type, ...o });
           matmuls.set(key, m);
         }
         const label = W.parts.length > 1 ? `${name}[${part.type} ${i}]` : name;
-        return m instanceof Matmul ? m.bind({ x, w: part, ...(bias ? { bias } : {}), y }, label) : m.bind({ x, w: part, ...(bias ? { bias } : {}), y }, label);
+        const b = { x, ...(bias ? { bias } : {}), y, ...(norm ? { norm } : {}) };
+        return m instanceof Matmul ? m.bind({ ...b, w: part }, label) : m.bind({ ...b, w: part }, label);
       });
       return {
         name,
@@ -243,6 +256,11 @@ export class GpuModel {
         variantFor: (M: number) => bound[0].variantFor(M),
       };
     };
+    // RMS norms before a projection are folded into it (each matmul invocation normalises the rows of x it reads);
+    // LayerNorm (mean, variance and bias) keeps its own dispatch into `normed`.
+    const fold = s.norm.kind === 'rms';
+    const rmsOf = (n: GpuNorm) => ({ prologue: { kind: 'rms', eps: s.norm.eps } as XPrologue, norm: n.weight });
+    const actPrologue: XPrologue = { kind: 'act', act: s.mlp.activation, gated: s.mlp.gated };
 
     const ropeKv = new RopeKv(gpu, {
       nHeads: a.nHeads,
@@ -267,20 +285,33 @@ export class GpuModel {
       qStride: z.qkvDim,
       variant: gpu.isCpu && perHeadIterations <= 60_000 ? 'per-head' : 'split-keys',
     });
-    const mlpAct = new MlpAct(gpu, { hidden: F, act: s.mlp.activation, gated: s.mlp.gated });
     const gateUpN = (s.mlp.gated ? 2 : 1) * F;
     const post = layout === 'sandwich' || layout === 'post-norm';
+    type Input = { x: GPUBuffer; pro?: { prologue: XPrologue; norm: GPUBuffer } };
 
     const layers = w.layers.map((lw, l): NamedOp[] => {
       const ls = s.layers[l];
       const ops: NamedOp[] = [];
       const p = `l${l}.`;
-      // Attention input: the pre-norm, or the residual stream itself (post-norm layout).
-      const attnIn = lw.attnNorm ? this.normed : this.hidden;
-      if (lw.attnNorm) ops.push(normOp(lw.attnNorm, this.hidden, this.normed, false, `${p}attn_norm`));
-      // Parallel: the MLP's norm reads h before attention adds to it.
-      if (layout === 'parallel' && lw.mlpNorm) ops.push(normOp(lw.mlpNorm, this.hidden, this.normed2, false, `${p}mlp_norm`));
-      ops.push(mm(`${p}qkv`, D, z.qkvDim, lw.wqkv, lw.bqkv, attnIn, this.qkv, false));
+      /** A projection's input: n(h) folded into it (RMS), n(h) in `into` by a norm dispatch (LayerNorm), or h itself. */
+      const normed = (n: GpuNorm | null, into: GPUBuffer, label: string): Input => {
+        if (!n) return { x: this.hidden };
+        if (fold) return { x: this.hidden, pro: rmsOf(n) };
+        ops.push(normOp(n, this.hidden, into, false, label));
+        return { x: into };
+      };
+      const attnIn = normed(lw.attnNorm, this.normed, `${p}attn_norm`);
+      // Parallel: the MLP reads h before attention adds to it. Its LayerNorm runs now (or is the attention's, shared);
+      // with an RMS norm its folded gate|up projection runs right after q|k|v, before the out-projection adds.
+      let mlpIn: Input | null = null;
+      if (layout === 'parallel') {
+        if (fold) mlpIn = { x: this.hidden, pro: rmsOf((lw.mlpNorm ?? lw.attnNorm)!) };
+        else if (lw.mlpNorm) mlpIn = normed(lw.mlpNorm, this.normed2, `${p}mlp_norm`);
+        else mlpIn = attnIn;
+      }
+      const gateUp = (i: Input) => mm(`${p}gate_up`, D, gateUpN, lw.wGateUp, lw.bGateUp, i.x, this.gateUp, false, i.pro);
+      ops.push(mm(`${p}qkv`, D, z.qkvDim, lw.wqkv, lw.bqkv, attnIn.x, this.qkv, false, attnIn.pro));
+      if (layout === 'parallel' && fold) ops.push(gateUp(mlpIn!));
       const rk = ropeKv.bind(
         { qkv: this.qkv, positions: this.positions, slots: this.slots, kv: this.kv[l], ...(lw.qNorm && lw.kNorm ? { qNorm: lw.qNorm, kNorm: lw.kNorm } : {}) },
         { invFreq: ls.rope ? ropeInvFreq(ls.rope) : [], scale: ls.rope?.attentionFactor ?? 1 },
@@ -300,20 +331,15 @@ export class GpuModel {
       } else {
         ops.push(mm(`${p}o`, z.qDim, D, lw.wo, lw.bo, this.attnOut, this.hidden, true));
       }
-      let mlpIn: GPUBuffer;
-      if (layout === 'parallel') mlpIn = lw.mlpNorm ? this.normed2 : this.normed;
-      else if (lw.mlpNorm) {
-        ops.push(normOp(lw.mlpNorm, this.hidden, this.normed, false, `${p}mlp_norm`));
-        mlpIn = this.normed;
-      } else mlpIn = this.hidden;
-      ops.push(mm(`${p}gate_up`, D, gateUpN, lw.wGateUp, lw.bGateUp, mlpIn, this.gateUp, false));
-      const ak = mlpAct.bind({ input: this.gateUp, out: this.act }, `${p}act`);
-      ops.push(op(`${p}act`, ak, (pass, R) => ak.encode(pass, R)));
+      if (layout !== 'parallel') ops.push(gateUp(normed(lw.mlpNorm, this.normed, `${p}mlp_norm`)));
+      else if (!fold) ops.push(gateUp(mlpIn!));
+      // The down projection applies the activation to gate|up as it reads it.
+      const act = { prologue: actPrologue };
       if (post && lw.mlpPostNorm) {
-        ops.push(mm(`${p}down`, F, D, lw.wDown, lw.bDown, this.act, this.proj, false));
+        ops.push(mm(`${p}down`, F, D, lw.wDown, lw.bDown, this.gateUp, this.proj, false, act));
         ops.push(normOp(lw.mlpPostNorm, this.proj, this.hidden, true, `${p}mlp_post_norm`));
       } else {
-        ops.push(mm(`${p}down`, F, D, lw.wDown, lw.bDown, this.act, this.hidden, true));
+        ops.push(mm(`${p}down`, F, D, lw.wDown, lw.bDown, this.gateUp, this.hidden, true, act));
       }
       return ops;
     });
@@ -332,8 +358,11 @@ export class GpuModel {
     const head: NamedOp[] = [];
     const gk = embedding.bind({ table: wholeTensor(this.hidden, this.maxRows, D), ids: this.sampleRow, out: this.sampleHidden }, 'gather');
     head.push(op('gather', gk, (pass, S) => gk.encode(pass, S)));
-    head.push(normOp(w.finalNorm, this.sampleHidden, this.sampleNormed, false, 'final_norm'));
-    head.push(mm('lm_head', D, s.vocabSize, w.lmHead, null, this.sampleNormed, this.logits, false));
+    if (fold) head.push(mm('lm_head', D, s.vocabSize, w.lmHead, null, this.sampleHidden, this.logits, false, rmsOf(w.finalNorm)));
+    else {
+      head.push(normOp(w.finalNorm, this.sampleHidden, this.sampleNormed, false, 'final_norm'));
+      head.push(mm('lm_head', D, s.vocabSize, w.lmHead, null, this.sampleNormed, this.logits, false));
+    }
     if (s.logitScale !== 1 || s.finalSoftCap !== null) {
       const ck = new LogitCap(gpu, { scale: s.logitScale, cap: s.finalSoftCap }).bind(this.logits, 'logit_cap');
       head.push(op('logit_cap', ck, (pass, S) => ck.encode(pass, S * s.vocabSize)));
@@ -354,7 +383,7 @@ export class GpuModel {
     const shared = new Set([this.normed]);
     for (const b of [
       this.tokenIds, this.positions, this.rowPath, this.slots, this.pageTable, this.sampleRow, this.sampling,
-      this.hidden, this.normed, this.normed2, this.proj, this.qkv, this.attnOut, this.gateUp, this.act, this.sampleHidden,
+      this.hidden, this.normed, this.normed2, this.proj, this.qkv, this.attnOut, this.gateUp, this.sampleHidden,
       this.sampleNormed, this.logits, this.stats, this.pageScratch, this.zeros, ...this.kv,
     ]) {
       if (b === this.normed && !shared.delete(b)) continue; // normed2 / proj alias it when unused

@@ -22,6 +22,9 @@ const SHAPES = {
   qwen3: withSpec(QWEN3_06B, { nLayers: 2, vocabSize: 300, maxSeqLen: 64 }),
   smollm2: withSpec(SMOLLM2_360M, { nLayers: 2, vocabSize: 300, maxSeqLen: 64 }),
   gpt2: withSpec(GPT2_124M, { nLayers: 2, vocabSize: 300, maxSeqLen: 64 }),
+  // No family pairs the parallel layout with RMSNorm, but the forward supports it: its gate|up projection (norm folded
+  // in) runs before the out-projection adds to h.
+  parallel_rms: withSpec({ ...SMOLLM2_360M, residual: { layout: 'parallel', sharedNorm: false, scale: 1 } }, { nLayers: 2, vocabSize: 300, maxSeqLen: 64 }),
 };
 
 // N(0, 0.02) weights keep logits small (|logit| ~ 0.1-1): relative to the row's largest logit, f32 accumulation over

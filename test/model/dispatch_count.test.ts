@@ -1,0 +1,68 @@
+// Dispatches per layer of one step, per residual layout and norm kind (issue 15: at most 5 per Llama layer; DESIGN.md
+// "data flow of one step" states each family's count and why). Counted by running the model's bound ops on a pass
+// encoder that only counts dispatchWorkgroups, so every dispatch an op makes (a weight in several chunks or parts
+// would add some) is seen, at a decode step (1 row) and a prefill chunk (17 rows: other matmul variants).
+import { describe, expect, it } from 'vitest';
+import { GpuModel } from '../../src/model/gpu_model.js';
+import { GEMMA3_270M, GPT2_124M, QWEN3_06B, SMOLLM2_360M, randomModelWeights, withSpec } from '../../src/model/random_weights.js';
+import { validateSpec, type ModelSpec, type ResidualSpec } from '../../src/model/spec.js';
+import { gpuFor, testAdapterChoices } from '../kernels/adapters.js';
+
+const small = (s: ModelSpec) => withSpec(s, { nLayers: 2, vocabSize: 300, maxSeqLen: 64 });
+const withResidual = (s: ModelSpec, residual: ResidualSpec, family: ModelSpec['family']): ModelSpec =>
+  validateSpec({ ...small(s), family, residual }, `${family} ${residual.layout}`);
+
+/** A pass encoder that records nothing but how many dispatches were encoded. */
+function countingPass(): { pass: GPUComputePassEncoder; count: () => number } {
+  let n = 0;
+  const pass = new Proxy({} as GPUComputePassEncoder, {
+    get: (_, key) => (key === 'dispatchWorkgroups' ? () => void n++ : () => undefined),
+  });
+  return { pass, count: () => n };
+}
+
+// [name, spec, dispatches per layer, dispatches of the head (gather .. token_stats)], each with why:
+const CASES: { name: string; spec: ModelSpec; perLayer: number; head: number }[] = ([
+  // Pre-norm RMS (Llama, Mistral, Qwen 2, SmolLM, Phi-3, Granite): qkv (norm folded), rope_kv, attention, o (+h),
+  // gate_up (norm folded), down (activation folded, +h). Head: gather, lm_head (final norm folded), token_stats.
+  ['llama (sequential, RMSNorm)', small(SMOLLM2_360M), 6, 3],
+  // q/k norms run in rope_kv: the same count.
+  ['qwen3 (q/k norm)', small(QWEN3_06B), 6, 3],
+  // Sandwich (Gemma 2/3): the post-norms normalise a whole projected row before adding it, which a matmul epilogue
+  // (one invocation per few columns) cannot: attn_post_norm and mlp_post_norm stay dispatches.
+  ['gemma3 (sandwich)', small(GEMMA3_270M), 8, 3],
+  // Post-norm (OLMo 2): no pre-norm to fold, the same two post-norm dispatches.
+  ['olmo2 (post-norm)', withResidual(SMOLLM2_360M, { layout: 'post-norm', sharedNorm: false, scale: 1 }, 'olmo2'), 8, 3],
+  // LayerNorm with bias (GPT-2): attn_norm and mlp_norm stay dispatches (mean, variance and bias are not folded), and
+  // so does the final norm: gather, final_norm, lm_head, token_stats.
+  ['gpt2 (sequential, LayerNorm)', small(GPT2_124M), 8, 4],
+  // Parallel with LayerNorm (GPT-NeoX): both norms read h before attention adds: attn_norm, mlp_norm, qkv, rope_kv,
+  // attention, o, gate_up, down.
+  ['gpt_neox (parallel, LayerNorm)', withResidual(GPT2_124M, { layout: 'parallel', sharedNorm: false, scale: 1 }, 'gpt_neox'), 8, 4],
+  // Parallel with one shared LayerNorm (GPT-J, Phi-2): one norm dispatch.
+  ['parallel, shared LayerNorm', withResidual(GPT2_124M, { layout: 'parallel', sharedNorm: true, scale: 1 }, 'gpt_neox'), 7, 4],
+  // Parallel with RMSNorm: both norms folded; gate_up runs right after qkv, before o adds to h.
+  ['parallel, RMSNorm', withResidual(SMOLLM2_360M, { layout: 'parallel', sharedNorm: false, scale: 1 }, 'llama'), 6, 3],
+] as const).map(([name, spec, perLayer, head]) => ({ name, spec, perLayer, head }));
+
+// The count does not depend on the adapter (no op picks a dispatch count by adapter), so one adapter is enough.
+describe(`dispatches per layer on ${testAdapterChoices()[0]}`, () => {
+  it.each(CASES)('$name: $perLayer per layer, $head in the head', async ({ spec, perLayer, head }) => {
+    const gpu = await gpuFor(testAdapterChoices()[0]);
+    const model = new GpuModel(gpu, randomModelWeights(spec, 1), { maxRows: 17, maxSamples: 4, kvPages: 4 });
+    try {
+      for (const rows of [1, 17]) {
+        for (const layer of model.kernels.layers) {
+          const c = countingPass();
+          for (const op of layer) op.run(c.pass, rows, 1);
+          expect(c.count(), `${rows} rows: ${layer.map((o) => o.name).join(', ')}`).toBe(perLayer);
+        }
+      }
+      const c = countingPass();
+      for (const op of model.kernels.head) op.run(c.pass, 1, 1);
+      expect(c.count(), model.kernels.head.map((o) => o.name).join(', ')).toBe(head);
+    } finally {
+      model.destroy();
+    }
+  });
+});
