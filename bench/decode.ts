@@ -10,9 +10,10 @@ import { median, round4 } from './harness.js';
 import { engineFor, log, promptTokens, QUICK, runModelsAndAdapters, type BenchModel } from './bench_models.js';
 
 /**
- * Ops one forward step encodes (model/gpu_model.ts: embedding; per layer of a Llama two norms, q|k|v, rope + KV write,
- * attention, o, gate|up, activation, down, with o and down adding into the residual stream themselves; then gather,
- * final norm, LM head and token stats). A matmul over a weight split in chunks dispatches once per chunk.
+ * Ops one forward step encodes (model/gpu_model.ts: embedding; per layer of a Llama q|k|v with the norm folded in,
+ * rope + KV write, attention, o, gate|up with the norm folded in, down with the activation folded in, o and down adding
+ * into the residual stream themselves; then gather, LM head with the final norm folded in, token stats;
+ * test/model/dispatch_count.test.ts). A matmul over a weight split in chunks dispatches once per chunk.
  */
 function dispatchesPerStep(engine: Engine): number {
   const k = engine.model.kernels;

@@ -129,7 +129,8 @@ const F32_CASES: (Case & { variant: MatmulVariant })[] = (
 );
 
 // Stored types: F16 with K % 8 == 0 (dot step) and K % 8 == 4 (1x2 fallback), block types on the 8-column dot step
-// (Q4_K; Q6_K and Q8_0, whose rows lie at 2-byte offsets with an odd block count), M = 3 (4x2) and M = 17 (prefill 8x2).
+// (Q4_K; Q8_0, whose rows lie at 2-byte offsets with an odd block count), M = 3 (4x2) and M = 17 (prefill 8x2). The
+// prologue is the same code for every type (test/kernels/qmatmul.test.ts covers each type's weight loads).
 const Q_CASES: { type: StorageType; blocks: number; variant: QMatmulVariant; M: number; N: number; bias: boolean; accumulate: boolean }[] = [
   { type: 'F16', blocks: 26, variant: 'decode', M: 1, N: 37, bias: true, accumulate: true },
   { type: 'F16', blocks: 39, variant: 'decode', M: 1, N: 37, bias: false, accumulate: false },
@@ -138,7 +139,6 @@ const Q_CASES: { type: StorageType; blocks: number; variant: QMatmulVariant; M: 
   { type: 'Q4_K', blocks: 2, variant: 'decode', M: 3, N: 19, bias: true, accumulate: false },
   { type: 'Q8_0', blocks: 3, variant: 'decode', M: 1, N: 70, bias: true, accumulate: false },
   { type: 'Q8_0', blocks: 3, variant: 'prefill', M: 17, N: 19, bias: false, accumulate: true },
-  { type: 'Q6_K', blocks: 1, variant: 'decode', M: 1, N: 33, bias: false, accumulate: false },
 ];
 const Q_RUNS = Q_CASES.flatMap((c, i) => [RMS, [act('silu', true), act('gelu_erf', false), act('gelu_tanh', true)][i % 3]].map((prologue) => ({ ...c, prologue })));
 
