@@ -27,16 +27,15 @@ interface StepRow {
 }
 
 /** Runs `job` on a fresh engine over `base`'s model, recording every step's plan and timestamps. */
-async function traced(base: Engine, pipeline: boolean, job: (e: Engine) => Promise<void>): Promise<{ traces: StepTrace[]; ms: number }> {
-  const e = freshEngine(base);
-  void pipeline;
+async function traced(base: Engine, pipeline: boolean, job: (e: Engine) => Promise<void>): Promise<{ traces: StepTrace[]; ms: number; pipe: Engine['pipelineStats'] }> {
+  const e = freshEngine(base, { pipeline });
   const traces: StepTrace[] = [];
   e.onStep = (t) => traces.push(t);
   const t0 = performance.now();
   await job(e);
   const ms = performance.now() - t0;
   e.freeAll();
-  return { traces, ms };
+  return { traces, ms, pipe: e.pipelineStats };
 }
 
 /** The forward's own GPU time for each distinct step shape of `traces`, timed alone (see the header). */
@@ -103,20 +102,27 @@ async function benchCase(model: BenchModel, gpu: Gpu, adapter: AdapterChoice): P
     for (const job of Object.values(jobs)) await traced(base, false, job);
     for (const [name, job] of Object.entries(jobs)) {
       const modes: Record<string, { summary: Record<string, number>; steps: StepRow[] }> = {};
-      for (const pipeline of [false]) {
-        const { traces, ms } = await traced(base, pipeline, job);
+      for (const pipeline of [false, true]) {
+        const { traces, ms, pipe } = await traced(base, pipeline, job);
         const steps = stepRows(traces, await busyByShape(gpu, base, traces, memo));
         const s = summary(steps, ms);
         log(`[${adapter}] ${name} pipeline ${pipeline ? 'on' : 'off'}: ${JSON.stringify(s)}`);
         for (const [i, r] of steps.entries())
           log(`  step ${i}: rows ${r.rows} wall ${r.wallMs.toFixed(3)} ms busy ${r.busyMs.toFixed(3)} ms idle ${r.idleMs.toFixed(3)} ms`);
-        modes[pipeline ? 'pipelineOn' : 'pipelineOff'] = { summary: s, steps };
+        modes[pipeline ? 'pipelineOn' : 'pipelineOff'] = { summary: { ...s, ...(pipeline ? pipe : {}) }, steps };
       }
+      const off = modes.pipelineOff.summary;
+      const on = modes.pipelineOn.summary;
       out.push({
         model: model.name,
         adapter,
         adapterName: gpu.name,
         job: name,
+        ratios: {
+          jobMsOnOverOff: round4(on.jobMs / off.jobMs),
+          wallMsMedianOnOverOff: round4(on.wallMsPerStepMedian / off.wallMsPerStepMedian),
+          idleMsMedianOnOverOff: round4(on.idleMsPerStepMedian / off.idleMsPerStepMedian),
+        },
         busyFrom: 'forward timed alone per step shape (no timestamp-query on this adapter path)',
         ...modes,
       });
@@ -130,7 +136,7 @@ async function benchCase(model: BenchModel, gpu: Gpu, adapter: AdapterChoice): P
 export function run(): Promise<object> {
   return runModelsAndAdapters(
     'GPU idle per step: wall (step period) - busy (the step shape\'s forward timed alone), stories260K decode (greedy, ' +
-      'prompt 256, 64 steps) and EAB exact-N 16 samples of 64 tokens, synchronous steps.',
+      'prompt 256, 64 steps) and EAB exact-N 16 samples of 64 tokens, engine option pipeline off and on (ratios from one run; shared machine).',
     benchCase,
     (m) => m === 'stories260K',
   );

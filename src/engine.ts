@@ -11,9 +11,10 @@
 // Token accounting (rows computed, page copies, pages peak) is counted here, not estimated.
 import { ContextOverflowError, ForkLMError, InvalidArgumentError, PagePoolExhaustedError } from './errors.js';
 import { createGpu, type Gpu, type GpuOptions } from './gpu/device.js';
+import { readF32 } from './gpu/readback.js';
 import { KvCache } from './kv/kv_cache.js';
 import { GpuModel, type ModelOptions } from './model/gpu_model.js';
-import { runStep, type StepSampling } from './model/forward.js';
+import { submitStep, type StepSampling, type SubmittedStep } from './model/forward.js';
 import type { ModelSpec } from './model/spec.js';
 import type { LlamaWeights } from './model/weights.js';
 import type { ModelWeights } from './model/spec.js';
@@ -43,6 +44,14 @@ export interface EngineOptions extends ModelOptions, GpuOptions {
   modelName?: string;
   /** The chat template for engine.chat.completions (loadEngine: from the model's files). */
   chatTemplate?: ChatTemplateInfo;
+  /**
+   * Pipelined steps (default false): while step t runs, step t+1 is planned and submitted on the assumption that every
+   * sampling path continues with its first draw, which the GPU feeds into step t+1 itself; step t's stats are read
+   * back meanwhile. A decision about step t that contradicts it (a fork of a path in it, other draws, a new path, a
+   * step of other paths, logits) undoes the speculative step and runs that step synchronously; a finish or free
+   * undoes only that path's row. Tokens, counters and random streams are those of synchronous steps.
+   */
+  pipeline?: boolean;
 }
 
 export interface PathSampling extends SamplingParams {}
@@ -70,6 +79,17 @@ export interface StepTrace {
   endMs: number;
 }
 
+/** A submitted step whose stats have not been read yet. */
+interface InFlight {
+  plan: StepPlan;
+  sampling: StepSampling[];
+  submitted: SubmittedStep;
+  startMs: number;
+  submitMs: number;
+  /** A speculative step: pages its row took per path (not in use until the step is the one that runs). */
+  fresh: Map<number, number> | null;
+}
+
 interface PathState {
   sampling: SamplingParams;
   rng: PathRng;
@@ -86,6 +106,10 @@ export class Engine implements SessionSource, ApiHost {
   private readonly hub: SessionHub;
   /** Called after every forward step with its plan and timestamps (instrumentation: bench/idle.ts). */
   onStep: ((trace: StepTrace) => void) | null = null;
+  /** Pipelined steps (EngineOptions.pipeline). */
+  readonly pipeline: boolean;
+  /** The speculative next step, submitted before the last step's stats were read (pipeline). */
+  private ahead: InFlight | null = null;
   /** The step running now (hub or direct): steps run one at a time, in order. */
   private stepChain: Promise<unknown> = Promise.resolve();
 
@@ -93,8 +117,9 @@ export class Engine implements SessionSource, ApiHost {
     readonly gpu: Gpu,
     readonly model: GpuModel,
     readonly tokenizer: Tokenizer | null,
-    options: Pick<EngineOptions, 'batchWaitMs' | 'modelName' | 'chatTemplate'> = {},
+    options: Pick<EngineOptions, 'batchWaitMs' | 'modelName' | 'chatTemplate' | 'pipeline'> = {},
   ) {
+    this.pipeline = options.pipeline ?? false;
     this.kv = new KvCache({ numPages: model.kvPages, pageSize: model.pageSize });
     this.sched = new Scheduler(this.kv, { maxRowsPerStep: model.maxRows });
     this.hub = new SessionHub(this.sessionHost(), options.batchWaitMs);
@@ -165,18 +190,35 @@ export class Engine implements SessionSource, ApiHost {
     };
   }
 
+  /**
+   * Pipelined steps so far: speculative steps submitted, those that ran as the next step (confirmed), those undone
+   * whole (abandoned: the next step ran synchronously) and rows undone one by one (a finish or free of their path).
+   */
+  get pipelineStats(): { speculated: number; confirmed: number; abandoned: number; undoneRows: number } {
+    return { ...this.pipe };
+  }
+
+  private readonly pipe = { speculated: 0, confirmed: 0, abandoned: 0, undoneRows: 0 };
+
   /** Starts a new peak measurement of pages in use (a run's pages_peak). */
   resetPeak(): void {
     this.counters.pagesPeak = this.kv.usedCount;
   }
 
   private notePeak(): void {
-    this.counters.pagesPeak = Math.max(this.counters.pagesPeak, this.kv.usedCount);
+    this.counters.pagesPeak = Math.max(this.counters.pagesPeak, this.pagesInUse);
   }
 
-  /** Pages in use now. */
+  /** Pages in use now (a speculative step's new pages are not, until that step is the one that runs). */
   get pagesInUse(): number {
-    return this.kv.usedCount;
+    return this.kv.usedCount - this.aheadPages();
+  }
+
+  /** New pages the speculative step took for the included paths whose rows it still holds. */
+  private aheadPages(include: (id: number) => boolean = () => true): number {
+    let n = 0;
+    if (this.ahead?.fresh) for (const [id, pages] of this.ahead.fresh) if (this.sched.specHas(id) && include(id)) n += pages;
+    return n;
   }
 
   /**
@@ -236,6 +278,19 @@ export class Engine implements SessionSource, ApiHost {
   }
 
   private forkCore(id: number, options: ForkOptions): number {
+    // A fork applies at the position the controller saw: the parent's speculative row is undone first.
+    if (this.ahead && this.sched.specInFlight && this.sched.specHas(id)) this.abandonAhead();
+    try {
+      return this.forkAt(id, options);
+    } catch (err) {
+      // The speculative step's pages may be what the pool lacks: a synchronous step would not hold them.
+      if (!(err instanceof PagePoolExhaustedError) || !this.ahead || !this.sched.specInFlight) throw err;
+      this.abandonAhead();
+      return this.forkAt(id, options);
+    }
+  }
+
+  private forkAt(id: number, options: ForkOptions): number {
     const parent = this.sched.path(id);
     const parentState = this.state(id);
     const sibling = options.sibling ?? 0;
@@ -280,6 +335,7 @@ export class Engine implements SessionSource, ApiHost {
   /** Stops a path; its pages stay (for later prefix branches) until free(). */
   finish(id: number): void {
     this.sched.finish(id);
+    this.undoFinished();
   }
 
   /** Releases a path and its pages. */
@@ -309,6 +365,75 @@ export class Engine implements SessionSource, ApiHost {
     return out.logits ? { results: out.results, logits: out.logits } : { results: out.results };
   }
 
+  /**
+   * Undoes the speculative rows of paths finished since it was planned (their tokens stay as a synchronous step
+   * leaves them: the last one sampled, not computed). Only once the speculative step is the one in flight.
+   */
+  private undoFinished(): void {
+    const a = this.ahead;
+    if (!a || !this.sched.specInFlight) return;
+    for (const id of [...a.plan.pathIds].reverse()) {
+      if (!this.sched.specHas(id) || this.sched.path(id).state !== 'finished') continue;
+      this.sched.unplan(id);
+      this.state(id).rng.unread();
+      this.pipe.undoneRows++;
+    }
+  }
+
+  /** Undoes every row of the speculative step; its GPU work still runs, its stats are dropped. */
+  private abandonAhead(): void {
+    const a = this.ahead;
+    if (!a) return;
+    this.ahead = null;
+    for (const id of a.plan.pathIds) if (this.sched.specHas(id)) this.state(id).rng.unread();
+    this.sched.cancel();
+    this.pipe.abandoned++;
+    a.submitted.stats.catch(() => undefined);
+  }
+
+  /** Whether the speculative step is exactly the step a synchronous engine would run now for `include`. */
+  private aheadFits(include: (id: number) => boolean, options: { logits?: boolean }): boolean {
+    const a = this.ahead;
+    if (!a || options.logits) return false;
+    let rows = 0;
+    for (const [i, id] of a.plan.pathIds.entries()) {
+      if (!this.sched.specHas(id)) continue;
+      if (!include(id) || this.state(id).draws !== a.sampling[i].nSamples) return false;
+      rows++;
+    }
+    if (rows === 0) return false;
+    return this.sched.paths().every((p) => !include(p.id) || p.state === 'finished' || this.sched.specHas(p.id));
+  }
+
+  /**
+   * Plans and submits the step after `cur` while `cur` runs, assuming each of its sampling paths continues with its
+   * first draw (fed on the GPU) and draws as many tokens as in `cur`. Null when that step would not be exactly the
+   * next synchronous one (another included path waits, a prompt chunk continues, the context or the pool is full).
+   */
+  private async speculate(cur: InFlight, include: (id: number) => boolean): Promise<InFlight | null> {
+    const ids = new Set(
+      Array.from(cur.plan.samplePath, (s) => cur.plan.pathIds[s]).filter(
+        (id) => this.states.has(id) && this.sched.path(id).state !== 'finished' && this.sched.rowKept(id),
+      ),
+    );
+    if (this.sched.paths().some((p) => include(p.id) && p.state !== 'finished' && !ids.has(p.id))) return null;
+    const fresh = new Map<number, number>();
+    for (const id of ids) fresh.set(id, this.kv.pagesNeeded(this.sched.path(id).kvPath, 1));
+    const spec = this.sched.planAhead(cur.plan, this.config.maxSeqLen);
+    if (!spec) return null;
+    const draws = new Map<number, number>();
+    cur.sampling.forEach((s, i) => draws.set(cur.plan.pathIds[cur.plan.samplePath[i]], s.nSamples));
+    const sampling = spec.plan.pathIds.map((id): StepSampling => {
+      const st = this.state(id);
+      return { temperature: st.sampling.temperature, topP: st.sampling.topP, randomBits: st.rng.nextU32(), nSamples: draws.get(id)! };
+    });
+    const t: InFlight = { plan: spec.plan, sampling, fresh, startMs: performance.now(), submitMs: 0, submitted: null as unknown as SubmittedStep };
+    this.ahead = t;
+    this.pipe.speculated++;
+    t.submitted = await submitStep(this.model, spec.plan, sampling, { feed: spec.feed, onSubmit: () => (t.submitMs = performance.now()) });
+    return t;
+  }
+
   /** One forward pass over the included paths, after any step already running. */
   private stepIncluded(
     include: (id: number) => boolean,
@@ -336,58 +461,94 @@ export class Engine implements SessionSource, ApiHost {
   ): Promise<{ results: StepResult[]; logits?: Float32Array; rows: Map<number, number> } | null> {
     this.checkUsable();
     const startMs = performance.now();
-    // A path that would grow past the context is refused here, before any state changes (controllers reserve their
-    // lengths at createPath, so this guards direct users of the engine).
-    const overflow = this.contextError(this.sched.paths().filter((p) => include(p.id)).map((p) => p.id));
-    if (overflow) throw overflow;
-    const plan = this.sched.plan({ include });
-    if (!plan) return null;
+    let cur: InFlight | null = null;
+    if (this.ahead) {
+      if (this.aheadFits(include, options)) {
+        cur = this.ahead;
+        cur.fresh = null; // its pages are in use now
+        this.ahead = null;
+        this.pipe.confirmed++;
+      } else this.abandonAhead();
+    }
+    if (!cur) {
+      // A path that would grow past the context is refused here, before any state changes (controllers reserve their
+      // lengths at createPath, so this guards direct users of the engine).
+      const overflow = this.contextError(this.sched.paths().filter((p) => include(p.id)).map((p) => p.id));
+      if (overflow) throw overflow;
+      const plan = this.sched.plan({ include });
+      if (!plan) return null;
+      const sampling: StepSampling[] = [];
+      for (let s = 0; s < plan.samples; s++) {
+        const st = this.state(plan.pathIds[plan.samplePath[s]]);
+        sampling.push({
+          temperature: st.sampling.temperature,
+          topP: st.sampling.topP,
+          randomBits: st.rng.nextU32(),
+          nSamples: st.draws,
+        });
+      }
+      const c: InFlight = { plan, sampling, startMs, submitMs: 0, fresh: null, submitted: null as unknown as SubmittedStep };
+      cur = c;
+      try {
+        c.submitted = await submitStep(this.model, plan, sampling, { onSubmit: () => (c.submitMs = performance.now()) });
+      } catch (err) {
+        throw this.fail(c, err);
+      }
+    }
     this.notePeak();
-    const sampling: StepSampling[] = [];
-    for (let s = 0; s < plan.samples; s++) {
-      const st = this.state(plan.pathIds[plan.samplePath[s]]);
-      sampling.push({
-        temperature: st.sampling.temperature,
-        topP: st.sampling.topP,
-        randomBits: st.rng.nextU32(),
-        nSamples: st.draws,
-      });
-    }
-    let out;
-    let submitMs = 0;
+    let stats;
+    let logits: Float32Array | undefined;
     try {
-      out = await runStep(this.model, plan, sampling, { ...options, onSubmit: () => (submitMs = performance.now()) });
+      if (this.pipeline && !options.logits) await this.speculate(cur, include);
+      stats = await cur.submitted.stats;
+      if (options.logits && cur.plan.samples > 0) logits = await readF32(this.gpu, this.model.logits, cur.plan.samples * this.config.vocabSize);
     } catch (err) {
-      // The plan's rows are in the KV tables but were never computed, and the scheduler has no rollback: every path
-      // of this engine is suspect from here on. Release the plan, free all paths, and refuse further work.
-      this.sched.commit(plan, sampling.map(() => 0));
-      this.freeAll();
-      this.hub.forgetAll();
-      this.failure = err instanceof ForkLMError ? err : new ForkLMError('STEP_FAILED', `A step failed: ${String(err)}. Create a new engine.`, { cause: err });
-      throw this.failure;
+      throw this.fail(cur, err);
     }
-    this.onStep?.({ plan, sampling, startMs, submitMs, endMs: performance.now() });
+    const plan = cur.plan;
+    this.onStep?.({ plan, sampling: cur.sampling, startMs: cur.startMs, submitMs: cur.submitMs, endMs: performance.now() });
+    // Rows of paths finished or freed while a speculative step was in flight were undone: not counted, no result.
+    const kept = (id: number) => this.sched.rowKept(id);
+    let rowsRun = 0;
+    const rows = new Map<number, number>();
+    for (let r = 0; r < plan.rows; r++) {
+      const id = plan.pathIds[plan.rowPath[r]];
+      if (!kept(id)) continue;
+      rowsRun++;
+      rows.set(id, (rows.get(id) ?? 0) + 1);
+    }
     this.counters.steps++;
-    this.counters.rows += plan.rows;
-    this.counters.bytesCopied += out.bytesCopied;
+    this.counters.rows += rowsRun;
+    this.counters.bytesCopied += cur.submitted.bytesCopied;
     this.counters.pageCopies += plan.copies.length;
-    const tokens = out.stats.map((r) => r.sampledIds[0]);
+    const tokens = stats.map((r) => r.sampledIds[0]);
     this.sched.commit(plan, tokens);
+    // A path finished while this step was in flight must not keep the speculative row planned after it.
+    this.undoFinished();
     const results: StepResult[] = [];
-    out.stats.forEach((stats, s) => {
+    stats.forEach((st, s) => {
       const pathId = plan.pathIds[plan.samplePath[s]];
       const state = this.states.get(pathId);
       // A path finished or freed while this step was in flight took no token (commit skipped it): no result for it.
       if (!state || this.sched.path(pathId).state === 'finished') return;
       state.draws = 1;
-      results.push({ pathId, stats, token: tokens[s], position: this.sched.path(pathId).tokens.length - 1 });
+      results.push({ pathId, stats: st, token: tokens[s], position: this.sched.path(pathId).tokens.length - 1 });
     });
-    const rows = new Map<number, number>();
-    for (let r = 0; r < plan.rows; r++) {
-      const id = plan.pathIds[plan.rowPath[r]];
-      rows.set(id, (rows.get(id) ?? 0) + 1);
-    }
-    return out.logits ? { results, logits: out.logits, rows } : { results, rows };
+    return logits ? { results, logits, rows } : { results, rows };
+  }
+
+  /**
+   * A step failed: the plan's rows are in the KV tables but were never computed, and the scheduler has no rollback:
+   * every path of this engine is suspect from here on. Releases the plans, frees all paths, and refuses further work.
+   */
+  private fail(cur: InFlight, err: unknown): ForkLMError {
+    if (this.sched.inFlight) this.sched.commit(cur.plan, cur.sampling.map(() => 0));
+    if (this.sched.specInFlight) this.sched.cancel();
+    this.ahead = null;
+    this.freeAll();
+    this.hub.forgetAll();
+    this.failure = err instanceof ForkLMError ? err : new ForkLMError('STEP_FAILED', `A step failed: ${String(err)}. Create a new engine.`, { cause: err });
+    return this.failure;
   }
 
   /** Frees every path (a cancelled or finished request), returning all pages to the pool. */
@@ -433,10 +594,11 @@ export class Engine implements SessionSource, ApiHost {
         return engine.tokenizer;
       },
       get pagesInUse() {
-        return engine.kv.usedCount;
+        return engine.pagesInUse;
       },
+      // A speculative step's new pages count as free and as needed by its paths, as a synchronous engine sees them.
       get pagesFree() {
-        return engine.kv.freeCount;
+        return engine.kv.freeCount + engine.aheadPages();
       },
       get copiesMade() {
         return engine.kv.copiesMade;
@@ -448,7 +610,7 @@ export class Engine implements SessionSource, ApiHost {
       free: (id) => this.free(id),
       hasPath: (id) => this.states.has(id),
       path: (id) => this.sched.path(id),
-      pagesNeeded: (include) => this.sched.pagesNeeded({ include }),
+      pagesNeeded: (include) => this.sched.pagesNeeded({ include }) + this.aheadPages(include),
       contextError: (ids) => this.contextError(ids),
       stepIncluded: (include, o) => this.stepIncluded(include, o),
     };

@@ -5,10 +5,10 @@ import { Engine } from '../../src/engine.js';
 /**
  * An engine over the same GPU model with an empty KV cache and prefix cache: nothing computed before is reused, so a
  * prompt is really recomputed. The weights and KV buffers are shared: use one such engine at a time and never
- * destroy() it (that would destroy the shared model).
+ * destroy() it (that would destroy the shared model). `pipeline`: EngineOptions.pipeline.
  */
-export function freshEngine(base: Engine): Engine {
-  return new Engine(base.gpu, base.model, base.tokenizer);
+export function freshEngine(base: Engine, options: { pipeline?: boolean } = {}): Engine {
+  return new Engine(base.gpu, base.model, base.tokenizer, options);
 }
 
 /** Milliseconds of one engine step (plan, upload, one submit, readback of the token stats). */

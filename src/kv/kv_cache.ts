@@ -174,9 +174,11 @@ export class KvCache {
 
   /**
    * Reserves one slot per new token (slot = page * pageSize + offset), allocating pages as needed. Atomic: when the
-   * pool cannot serve it, throws PagePoolExhaustedError and nothing changes.
+   * pool cannot serve it, throws PagePoolExhaustedError and nothing changes. `register: false` leaves pages that
+   * become full out of the prefix cache until registerFull() (a speculative row whose token is not known yet: see
+   * setToken and truncate). `fresh`: pages allocated.
    */
-  append(path: number, tokenIds: readonly number[]): { slots: number[] } {
+  append(path: number, tokenIds: readonly number[], options: { register?: boolean } = {}): { slots: number[]; fresh: number } {
     const rec = this.get(path);
     assertTokenIds(tokenIds);
     const ps = this.pageSize;
@@ -198,13 +200,55 @@ export class KvCache {
       slots.push(page * ps + offset);
       rec.tokens.push(tokenIds[i]);
     }
-    if (this.prefix) {
-      const full = Math.floor(rec.tokens.length / ps);
-      for (let k = rec.chain.length; k < full; k++) {
-        rec.chain.push(this.prefix.register(rec.pages[k], k === 0 ? null : rec.chain[k - 1], rec.tokens, k * ps, (k + 1) * ps));
-      }
+    if (options.register !== false) this.registerFull(path);
+    return { slots, fresh: fresh.length };
+  }
+
+  /**
+   * Enters the path's full pages among its first `length` tokens (default all) that are not in its prefix chain yet
+   * into the prefix cache.
+   */
+  registerFull(path: number, length?: number): void {
+    if (!this.prefix) return;
+    const rec = this.get(path);
+    const ps = this.pageSize;
+    const full = Math.floor(Math.min(length ?? rec.tokens.length, rec.tokens.length) / ps);
+    for (let k = rec.chain.length; k < full; k++) {
+      rec.chain.push(this.prefix.register(rec.pages[k], k === 0 ? null : rec.chain[k - 1], rec.tokens, k * ps, (k + 1) * ps));
     }
-    return { slots };
+  }
+
+  /**
+   * Sets the token at position `pos` of the path: the token of a row appended with `register: false` before it was
+   * sampled (pipelined steps). The page holding it must not be in the prefix cache yet.
+   */
+  setToken(path: number, pos: number, token: number): void {
+    const rec = this.get(path);
+    assertTokenIds([token]);
+    if (!Number.isInteger(pos) || pos < 0 || pos >= rec.tokens.length)
+      throw new InvalidArgumentError(`setToken: position ${pos} is outside path ${path} (length ${rec.tokens.length}).`);
+    if (Math.floor(pos / this.pageSize) < rec.chain.length)
+      throw new Error(`KvCache.setToken: page of position ${pos} of path ${path} is registered already (internal invariant broken).`);
+    rec.tokens[pos] = token;
+  }
+
+  /**
+   * Shortens the path to `length` tokens: undoes appends (made with `register: false`) whose step was discarded. Pages
+   * past ceil(length / pageSize) go back to the head of the free list (PagePool.unalloc); their old prefix-cache
+   * entries are gone (append evicted them and the discarded step may have written them). Undo the appends of several
+   * paths in reverse order to give the pool back its order.
+   */
+  truncate(path: number, length: number): void {
+    const rec = this.get(path);
+    if (!Number.isInteger(length) || length < 0 || length > rec.tokens.length)
+      throw new InvalidArgumentError(`truncate: length must be an integer in [0, ${rec.tokens.length}], got ${length}.`);
+    if (rec.chain.length > Math.floor(length / this.pageSize))
+      throw new Error(`KvCache.truncate: path ${path} has registered pages past length ${length} (internal invariant broken).`);
+    const keep = Math.ceil(length / this.pageSize);
+    for (let k = keep; k < rec.pages.length; k++)
+      if (this.pool.refCount(rec.pages[k]) !== 1) throw new Error(`KvCache.truncate: page ${rec.pages[k]} of path ${path} is shared (internal invariant broken).`);
+    rec.tokens.length = length;
+    while (rec.pages.length > keep) this.pool.unalloc(rec.pages.pop()!);
   }
 
   /**

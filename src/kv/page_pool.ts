@@ -89,6 +89,19 @@ export class PagePool {
     return rc;
   }
 
+  /**
+   * Undoes alloc of a page nobody else took since (refCount 1 -> 0): it goes back to the head of the free list, so
+   * the next alloc hands it out again, as if it had never been taken. Undo several in reverse allocation order.
+   */
+  unalloc(id: number): void {
+    this.check(id);
+    if (this.refs[id] !== 1) {
+      throw new InvalidArgumentError(`PagePool.unalloc: page ${id} has refCount ${this.refs[id]}; only a page with one owner can be given back.`);
+    }
+    this.refs[id] = 0;
+    this.pushHead(id);
+  }
+
   /** The free list from head (next to be allocated) to tail. O(free); for tests and debugging. */
   freeList(): number[] {
     const ids: number[] = [];
@@ -113,6 +126,15 @@ export class PagePool {
     if (this.tail === NONE) this.head = id;
     else this.next[this.tail] = id;
     this.tail = id;
+    this.free++;
+  }
+
+  private pushHead(id: number): void {
+    this.next[id] = this.head;
+    this.prev[id] = NONE;
+    if (this.head === NONE) this.tail = id;
+    else this.prev[this.head] = id;
+    this.head = id;
     this.free++;
   }
 

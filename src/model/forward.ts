@@ -78,30 +78,71 @@ export function encodeForward(model: GpuModel, pass: GPUComputePassEncoder, plan
   if (S > 0) for (const op of k.head) op.run(pass, S, plan.maxPages);
 }
 
-/** Runs one step. Pages of `plan.copies` are copied first, in the same command buffer. */
-export async function runStep(
+/** A submitted step: its stats arrive when the GPU has run it (the map is requested at submit). */
+export interface SubmittedStep {
+  stats: Promise<TokenStatsRecord[]>;
+  bytesCopied: number;
+}
+
+/** Whether each of the model's two stats staging buffers has a map outstanding (a step read back later). */
+const pendingReads = new WeakMap<GpuModel, [Promise<unknown>, Promise<unknown>]>();
+const parity = new WeakMap<GpuModel, number>();
+
+/**
+ * Uploads and submits one step without waiting for it: pages of `plan.copies` are copied first, then, with `feed`,
+ * row r's input token is copied from the first token the previous step drew for its sampling row feed[r] (still in
+ * the stats buffer: the previous step's readback does not have to come back first), then the forward. Steps alternate
+ * between two stats staging buffers, so step t+1 can be submitted while step t's stats are being mapped.
+ */
+export async function submitStep(
   model: GpuModel,
   plan: StepPlan,
   sampling: readonly StepSampling[],
-  options: { logits?: boolean; onSubmit?: () => void } = {},
-): Promise<StepOutput> {
+  options: { feed?: Uint32Array; onSubmit?: () => void } = {},
+): Promise<SubmittedStep> {
   model.gpu.checkLost();
   checkPlan(model, plan, sampling);
+  if (options.feed && options.feed.length !== plan.rows) throw new InvalidArgumentError('feed: one previous sampling row per row.');
+  const p = parity.get(model) ?? 0;
+  parity.set(model, 1 - p);
+  const reads = pendingReads.get(model) ?? [Promise.resolve(), Promise.resolve()];
+  pendingReads.set(model, reads);
+  // A staging buffer must be unmapped before a step copies into it again: wait for the read two steps back.
+  await reads[p];
+  const readback = p === 0 ? model.statsReadback : model.statsReadbackAlt;
   uploadPlan(model, plan, sampling);
   const dev = model.gpu.device;
   const encoder = dev.createCommandEncoder({ label: 'step' });
   const bytesCopied = encodeCopies(model, encoder, plan.copies);
+  if (options.feed) {
+    const o = model.statsLayout.offsets.sampledIds;
+    const stride = model.statsLayout.stride;
+    options.feed.forEach((s, r) => encoder.copyBufferToBuffer(model.stats, (s * stride + o) * 4, model.tokenIds, r * 4, 4));
+  }
   if (plan.rows > 0) {
     const pass = encoder.beginComputePass({ label: 'forward' });
     encodeForward(model, pass, plan);
     pass.end();
   }
   const statsBytes = plan.samples * model.statsLayout.stride * 4;
-  if (statsBytes > 0) model.statsReadback.copyFrom(encoder, model.stats, statsBytes);
+  if (statsBytes > 0) readback.copyFrom(encoder, model.stats, statsBytes);
   dev.queue.submit([encoder.finish()]);
   options.onSubmit?.();
-  const stats = statsBytes > 0 ? decodeTokenStats(await model.statsReadback.read(statsBytes), plan.samples, model.statsLayout) : [];
-  const out: StepOutput = { stats, bytesCopied };
+  const stats = statsBytes > 0 ? readback.read(statsBytes).then((buf) => decodeTokenStats(buf, plan.samples, model.statsLayout)) : Promise.resolve([]);
+  reads[p] = stats.catch(() => undefined);
+  return { stats, bytesCopied };
+}
+
+/** Runs one step and waits for its stats. Pages of `plan.copies` are copied first, in the same command buffer. */
+export async function runStep(
+  model: GpuModel,
+  plan: StepPlan,
+  sampling: readonly StepSampling[],
+  options: { logits?: boolean; onSubmit?: () => void } = {},
+): Promise<StepOutput> {
+  const submitted = await submitStep(model, plan, sampling, options);
+  const stats = await submitted.stats;
+  const out: StepOutput = { stats, bytesCopied: submitted.bytesCopied };
   if (options.logits && plan.samples > 0) out.logits = await readF32(model.gpu, model.logits, plan.samples * model.spec.vocabSize);
   return out;
 }

@@ -104,6 +104,8 @@ export class GpuModel {
   /** One page of one layer, the middle stop of a page copy (WebGPU forbids copying a buffer onto itself). */
   readonly pageScratch: GPUBuffer;
   readonly statsReadback: Readback;
+  /** The second stats staging buffer: pipelined steps alternate between the two (model/forward.ts submitStep). */
+  readonly statsReadbackAlt: Readback;
   /** (D) f32 zeros: the bias of a LayerNorm that has none. */
   private readonly zeros: GPUBuffer;
   private readonly owners: { destroy(): void }[] = [];
@@ -177,6 +179,7 @@ export class GpuModel {
     );
     this.pageScratch = createStorage(dev, this.pageBytes, 'page scratch (2, Hkv, pageSize, hd) f32');
     this.statsReadback = new Readback(gpu, S * this.statsLayout.stride * 4, 'stats readback');
+    this.statsReadbackAlt = new Readback(gpu, S * this.statsLayout.stride * 4, 'stats readback 2');
     this.zeros = createStorageFrom(dev, new Float32Array(D), 'zeros (D) f32');
     this.kernels = this.bindKernels(topK);
   }
@@ -390,5 +393,6 @@ export class GpuModel {
       b.destroy();
     }
     this.statsReadback.destroy();
+    this.statsReadbackAlt.destroy();
   }
 }

@@ -102,6 +102,12 @@ export class PathRng {
     return murmur3Words([this.key[0], this.key[1], this.key[2], this.key[3], c >>> 0, Math.floor(c / 2 ** 32)], 0x3c6ef372);
   }
 
+  /** Takes back the last word drawn: the next nextU32() returns it again (a speculative step that was undone). */
+  unread(): void {
+    if (this.counter === 0) throw new InvalidArgumentError('PathRng.unread: nothing has been drawn.');
+    this.counter--;
+  }
+
   /** A uniform double in [0, 1) with 53 random bits. */
   nextFloat(): number {
     const hi = this.nextU32() >>> 5; // 27 bits

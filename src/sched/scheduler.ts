@@ -32,6 +32,14 @@
 // (`include`: the engine steps only the sessions that are waiting) may be forked, added or freed while it is in
 // flight: their pages are not written by it, and the copies they queue run before the next plan's forward. Every plan
 // built must be run: its rows' pages are already registered for prefix reuse.
+//
+// Pipelined steps (engine option `pipeline`): planAhead(plan) builds, while `plan` is still in flight, the next plan on
+// the assumption that every path of it continues with the token `plan` samples: one decode row per path, its token
+// written by the GPU (the plan's tokenIds there are placeholders) and its pages kept out of the prefix cache until its
+// token is known. commit(plan) fills in the tokens, and the speculative plan is the one in flight. A decision that
+// contradicts it is undone row by row before it is applied: unplan(id) gives back the row's slot and any page it
+// took, and the token is pending again; cancel() undoes every row and ends the plan. A speculative plan's rows are
+// counted when it is committed, its undone rows never.
 
 import { InvalidArgumentError, PagePoolExhaustedError } from '../errors.js';
 import { type KvCache, assertTokenIds } from '../kv/kv_cache.js';
@@ -70,6 +78,13 @@ export interface SchedulerStats {
   forks: number;
 }
 
+interface SpecInfo {
+  plan: StepPlan;
+  /** Path id -> position of its row. */
+  rows: Map<number, number>;
+  undone: Set<number>;
+}
+
 interface Entry {
   rec: PathRecord;
   rows: number;
@@ -82,6 +97,10 @@ export class Scheduler {
   private readonly records = new Map<number, PathRecord>();
   private nextId = 0;
   private flight: StepPlan | null = null;
+  /** Set when the plan in flight is speculative (planAhead): its rows per path (position) and those undone. */
+  private flightSpec: SpecInfo | null = null;
+  /** A speculative plan planned while `flight` is still in flight; it becomes `flight` when that is committed. */
+  private aheadSpec: SpecInfo | null = null;
   private readonly counters: SchedulerStats = {
     steps: 0,
     rows: 0,
@@ -147,7 +166,7 @@ export class Scheduler {
    */
   fork(id: number, options: ForkOptions = {}): Path {
     const parent = this.get(id);
-    if (this.flight?.pathIds.includes(id))
+    if (this.flight?.pathIds.includes(id) && this.rowKept(id))
       throw new InvalidArgumentError(`fork(${id}) while a plan that computes it is in flight: commit(plan, sampled) first.`);
     const at = options.atLength ?? parent.computed;
     if (!Number.isInteger(at) || at < 0 || at > parent.computed) {
@@ -184,6 +203,7 @@ export class Scheduler {
   /** Drops a path and releases its KV pages. */
   free(id: number): void {
     const rec = this.get(id);
+    for (const spec of [this.flightSpec, this.aheadSpec]) if (spec?.rows.has(id)) spec.undone.add(id);
     this.kv.free(rec.kvPath);
     this.records.delete(id);
   }
@@ -277,12 +297,141 @@ export class Scheduler {
     }
     const tokens = Array.from(sampled);
     assertTokenIds(tokens);
+    const spec = this.flightSpec;
+    if (spec) {
+      // The speculative plan ends: its rows that were not undone are real now; count them, enter their pages.
+      let rows = 0;
+      for (const [id, pos] of spec.rows) {
+        const rec = this.records.get(id);
+        if (spec.undone.has(id) || !rec) continue;
+        rows++;
+        // Up to this row's token: a row planned ahead of it (placeholder) is not known yet.
+        this.kv.registerFull(rec.kvPath, pos + 1);
+      }
+      this.counters.steps++;
+      this.counters.rows += rows;
+      this.counters.decodeRows += rows;
+    }
+    const ahead = this.aheadSpec;
     for (let s = 0; s < plan.samples; s++) {
       const rec = this.records.get(plan.pathIds[plan.samplePath[s]]);
-      if (!rec || rec.state === 'finished') continue;
+      if (!rec || rec.state === 'finished' || spec?.undone.has(rec.id)) continue;
+      if (ahead?.rows.has(rec.id) && !ahead.undone.has(rec.id)) this.kv.setToken(rec.kvPath, rec.tokens.length, tokens[s]);
       rec.tokens.push(tokens[s]);
       rec.state = 'decode';
     }
+    this.flight = ahead ? ahead.plan : null;
+    this.flightSpec = ahead;
+    this.aheadSpec = null;
+  }
+
+  /**
+   * The speculative next plan while `prev` is in flight: one decode row per sampling path of `prev`, in ascending id
+   * (the order plan() would give them), at the position of the token `prev` samples. Its tokenIds are placeholders
+   * (0): the row of plan slot r feeds the first token drawn for prev's sampling row feed[r], which the GPU copies
+   * there. Null, with nothing changed, when prev has a path that does not sample (a prompt chunk continues), a path
+   * would pass `maxLength` tokens, or the pool cannot hold the new pages.
+   */
+  planAhead(prev: StepPlan, maxLength: number): { plan: StepPlan; feed: Uint32Array } | null {
+    if (prev !== this.flight || this.aheadSpec) throw new InvalidArgumentError('planAhead: give the plan in flight, once.');
+    if (prev.samples !== prev.paths) return null;
+    const order: { rec: PathRecord; s: number }[] = [];
+    for (let s = 0; s < prev.samples; s++) {
+      const rec = this.records.get(prev.pathIds[prev.samplePath[s]]);
+      // Finished or freed since prev was planned: a synchronous plan would not have it either.
+      if (!rec || rec.state === 'finished' || !this.rowKept(rec.id)) continue;
+      if (rec.computed !== rec.tokens.length || rec.tokens.length + 1 > maxLength) return null;
+      order.push({ rec, s });
+    }
+    if (order.length === 0) return null;
+    order.sort((a, b) => a.rec.id - b.rec.id);
+    let needed = 0;
+    for (const { rec } of order) needed += this.kv.pagesNeeded(rec.kvPath, 1);
+    if (needed > this.kv.freeCount) return null;
+    const P = order.length;
+    const tokenIds = new Uint32Array(P); // (R = P) placeholders: the GPU writes each row's token
+    const positions = new Uint32Array(P); // (R)
+    const rowPath = new Uint32Array(P); // (R)
+    const slots = new Uint32Array(P); // (R)
+    const seqLen = new Uint32Array(P); // (P)
+    const sampleRow = new Uint32Array(P); // (S = P)
+    const samplePath = new Uint32Array(P); // (S)
+    const feed = new Uint32Array(P); // (R) prev's sampling row whose first draw row r feeds
+    const rows = new Map<number, number>();
+    let maxPages = 0;
+    order.forEach(({ rec, s }, p) => {
+      const pos = rec.tokens.length;
+      const { slots: got } = this.kv.append(rec.kvPath, [0], { register: false });
+      positions[p] = pos;
+      rowPath[p] = p;
+      slots[p] = got[0];
+      rec.computed = pos + 1;
+      seqLen[p] = pos + 1;
+      sampleRow[p] = p;
+      samplePath[p] = p;
+      feed[p] = s;
+      rows.set(rec.id, pos);
+      maxPages = Math.max(maxPages, this.kv.pages(rec.kvPath).length);
+    });
+    const pageTable = new Uint32Array(P * maxPages); // (P, maxPages), unused entries 0
+    order.forEach(({ rec }, p) => pageTable.set(this.kv.pages(rec.kvPath), p * maxPages));
+    const plan: StepPlan = {
+      rows: P,
+      paths: P,
+      samples: P,
+      maxPages,
+      tokenIds,
+      positions,
+      rowPath,
+      slots,
+      pageTable,
+      seqLen,
+      sampleRow,
+      samplePath,
+      pathIds: order.map((o) => o.rec.id),
+      copies: this.kv.drainCopies(),
+    };
+    this.aheadSpec = { plan, rows, undone: new Set() };
+    return { plan, feed };
+  }
+
+  /** Whether path `id` holds a row, not undone, in the newest speculative plan (ahead, else in flight). */
+  specHas(id: number): boolean {
+    const spec = this.aheadSpec ?? this.flightSpec;
+    return spec !== null && spec.rows.has(id) && !spec.undone.has(id);
+  }
+
+  /** Whether the plan in flight is speculative and nothing is planned after it: unplan() and cancel() may run. */
+  get specInFlight(): boolean {
+    return this.flightSpec !== null && this.aheadSpec === null;
+  }
+
+  /** Whether path `id`'s rows in the plan in flight still count (not undone by unplan or free). */
+  rowKept(id: number): boolean {
+    return !this.flightSpec || (this.flightSpec.rows.has(id) && !this.flightSpec.undone.has(id));
+  }
+
+  /**
+   * Undoes path `id`'s row of the speculative plan in flight: its slot and any page it took are given back (undo
+   * several in reverse plan order to give the pool back its order) and its token is pending again.
+   */
+  unplan(id: number): void {
+    const spec = this.flightSpec;
+    if (!this.specInFlight || !spec || !this.specHas(id))
+      throw new InvalidArgumentError(`unplan(${id}): the path has no speculative row in flight.`);
+    const rec = this.get(id);
+    const pos = spec.rows.get(id)!;
+    rec.computed = pos;
+    this.kv.truncate(rec.kvPath, pos);
+    spec.undone.add(id);
+  }
+
+  /** Undoes every row of the speculative plan in flight (last first) and ends it: plan() may run again. */
+  cancel(): void {
+    const spec = this.flightSpec;
+    if (!this.specInFlight || !spec) throw new InvalidArgumentError('cancel: no speculative plan is in flight.');
+    for (const id of [...spec.plan.pathIds].reverse()) if (this.specHas(id)) this.unplan(id);
+    this.flightSpec = null;
     this.flight = null;
   }
 
@@ -303,6 +452,9 @@ export class Scheduler {
     const entries: Entry[] = [];
     for (const rec of live) {
       if (rec.state !== 'decode') continue;
+      // Rows of a speculative plan are already planned, their pages taken.
+      if (this.flightSpec?.rows.has(rec.id) && this.rowKept(rec.id)) continue;
+      if (this.aheadSpec?.rows.has(rec.id) && !this.aheadSpec.undone.has(rec.id)) continue;
       if (rec.pendingCount !== 1) {
         throw new Error(`Scheduler: decoding path ${rec.id} has ${rec.pendingCount} pending tokens (internal invariant broken).`);
       }

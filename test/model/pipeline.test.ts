@@ -31,3 +31,96 @@ describe('engine step traces', () => {
     e.freeAll();
   });
 });
+
+// Pipelined steps (EngineOptions.pipeline): step t+1 is submitted before step t's stats are read, fed on the GPU with
+// each path's first draw. Everything a controller sees must be what synchronous steps give: the same tokens and stats
+// bit for bit (same plans, same rows, same random words), the same counters and pages. Each case runs twice, off and
+// on, and also checks that the speculation really ran (pipelineStats), so the equality is not vacuous.
+describe('pipelined steps equal synchronous ones', () => {
+  const engines: Engine[] = [];
+  afterAll(() => engines.forEach((e) => e.destroy()));
+  async function engineWith(pipeline: boolean, kvPages = 256): Promise<Engine> {
+    const loaded = await loadStories('hf');
+    const e = await Engine.fromWeights(loaded.weights, tokenizerFor(loaded), { gpu: await gpuFor('llvmpipe'), kvPages, maxSamples: 16, pipeline });
+    engines.push(e);
+    return e;
+  }
+  const counters = (e: Engine) => ({ ...e.stats, pagesInUse: e.pagesInUse });
+
+  it('decode with finishes at different steps, a free, and a fork from a speculated path', async () => {
+    const run = async (pipeline: boolean) => {
+      const e = await engineWith(pipeline);
+      const log: unknown[] = [];
+      const ids = [0, 1, 2, 3].map((i) => e.createPath([1, 403, 407, 261 + i * 7], { temperature: 0.9, seed: 5 }, { root: i }));
+      const len = new Map(ids.map((id, i) => [id, 6 + 5 * i]));
+      let forked = false;
+      for (let step = 0; step < 40; step++) {
+        const r = await e.step();
+        if (!r) break;
+        for (const res of r.results) {
+          log.push([step, res.pathId, res.token, res.position, res.stats.sampledLogprobs[0], res.stats.entropy]);
+          if (res.position >= len.get(res.pathId)!) e.finish(res.pathId);
+        }
+        if (step === 9) e.free(ids[3]);
+        if (step === 4 && !forked) {
+          // a sibling of a path whose next row is already in flight: the fork is at the position it was sampled
+          len.set(e.fork(ids[2], { nextToken: 300, sibling: 1 }), 25);
+          forked = true;
+        }
+        log.push(counters(e));
+      }
+      const out = { log, tokens: e.sched.paths().map((p) => p.tokens), stats: counters(e), pipe: e.pipelineStats };
+      e.freeAll();
+      expect(e.pagesInUse).toBe(0);
+      return out;
+    };
+    const off = await run(false);
+    const on = await run(true);
+    expect(on.log).toEqual(off.log);
+    expect(on.tokens).toEqual(off.tokens);
+    expect(on.stats).toEqual(off.stats);
+    expect(off.pipe.confirmed).toBe(0);
+    expect(on.pipe.confirmed).toBeGreaterThan(10);
+    expect(on.pipe.abandoned).toBeGreaterThan(0); // the fork
+    expect(on.pipe.undoneRows).toBeGreaterThan(0); // the finishes
+  });
+
+  it('EAB exact-N and confidence-peak branching give the same trees, tokens and accounting', async () => {
+    const { runEab } = await import('../../src/branch/eab.js');
+    const { runPeaks } = await import('../../src/branch/peaks.js');
+    const run = async (pipeline: boolean) => {
+      const e = await engineWith(pipeline, 512);
+      const prompt = e.tokenizer!.encode('Once upon a time, there was a little dog');
+      const eab = await runEab(e, prompt, { num_samples: 8, max_new_tokens: 30, entropy_threshold: 0.35, seed: 11 });
+      const peaks = await runPeaks(e, prompt, { initial_traces: 2, max_traces: 6, max_new_tokens: 24, seed: 4 });
+      return { eab: { samples: eab.samples, tree: eab.tree, stats: eab.stats }, peaks: { traces: peaks.traces, stats: peaks.stats }, stats: counters(e), pipe: e.pipelineStats };
+    };
+    const off = await run(false);
+    const on = await run(true);
+    // Everything but wall-clock fields (ms, tokens_per_s).
+    const json = (v: unknown) => JSON.stringify(v, (k, x: unknown) => (k === 'ms' || k === 'tokens_per_s' || k === 'wall_ms' ? undefined : x));
+    expect(json(on.eab) === json(off.eab), 'EAB result, pipeline on vs off').toBe(true);
+    expect(json(on.peaks) === json(off.peaks), 'peaks result, pipeline on vs off').toBe(true);
+    expect(on.stats).toEqual(off.stats);
+    expect(on.pipe.confirmed).toBeGreaterThan(10);
+  });
+
+  it('sessions and the OpenAI API (n, stop strings, logprobs) give the same choices', async () => {
+    const run = async (pipeline: boolean) => {
+      const e = await engineWith(pipeline);
+      const [a, b] = await Promise.all([
+        e.completions.create({ prompt: 'Once upon a time', n: 3, max_tokens: 24, temperature: 0.9, seed: 7, stop: ['.'], logprobs: 2 }),
+        e.completions.create({ prompt: 'Lily saw a', n: 2, max_tokens: 16, temperature: 1, seed: 9 }),
+      ]);
+      const strip = (r: typeof a) => r.choices.map((c) => ({ text: c.text, finish: c.finish_reason, lp: c.logprobs }));
+      return { a: strip(a), b: strip(b), usage: [a.usage, b.usage], stats: counters(e), pipe: e.pipelineStats };
+    };
+    const off = await run(false);
+    const on = await run(true);
+    expect(on.a).toEqual(off.a);
+    expect(on.b).toEqual(off.b);
+    expect(on.usage).toEqual(off.usage);
+    expect(on.stats).toEqual(off.stats);
+    expect(on.pipe.confirmed).toBeGreaterThan(0);
+  });
+});
