@@ -47,9 +47,9 @@ export interface EngineOptions extends ModelOptions, GpuOptions {
   /**
    * Pipelined steps (default false): while step t runs, step t+1 is planned and submitted on the assumption that every
    * sampling path continues with its first draw, which the GPU feeds into step t+1 itself; step t's stats are read
-   * back meanwhile. A decision about step t that contradicts it (a fork of a path in it, other draws, a new path, a
-   * step of other paths, logits) undoes the speculative step and runs that step synchronously; a finish or free
-   * undoes only that path's row. Tokens, counters and random streams are those of synchronous steps.
+   * back meanwhile. A decision about step t that contradicts it (a finish, free or fork of a path in it, other draws,
+   * a new path, a step of other paths, logits) undoes the speculative step (a finish or free at once, for that path's
+   * pages) and runs that step synchronously. Tokens, counters and random streams are those of synchronous steps.
    */
   pipeline?: boolean;
 }
@@ -395,13 +395,12 @@ export class Engine implements SessionSource, ApiHost {
   private aheadFits(include: (id: number) => boolean, options: { logits?: boolean }): boolean {
     const a = this.ahead;
     if (!a || options.logits) return false;
-    let rows = 0;
     for (const [i, id] of a.plan.pathIds.entries()) {
-      if (!this.sched.specHas(id)) continue;
+      // A row undone (its path finished or freed): the step ran more rows than a synchronous one would, and kernels
+      // pick their variant by row count, which may round differently. Bit-for-bit replay needs the synchronous step.
+      if (!this.sched.specHas(id)) return false;
       if (!include(id) || this.state(id).draws !== a.sampling[i].nSamples) return false;
-      rows++;
     }
-    if (rows === 0) return false;
     return this.sched.paths().every((p) => !include(p.id) || p.state === 'finished' || this.sched.specHas(p.id));
   }
 
