@@ -66,6 +66,16 @@ function stepRows(traces: StepTrace[], busy: number[]): StepRow[] {
   });
 }
 
+/**
+ * Steps whose successor was submitted before their own stats were back: the GPU had the next step queued when it
+ * finished this one, so it never waited for the host's readback, plan and upload (pipelined steps that were used).
+ */
+function queuedAhead(traces: StepTrace[]): number {
+  let n = 0;
+  for (let i = 0; i + 1 < traces.length; i++) if (traces[i + 1].submitMs < traces[i].endMs) n++;
+  return n;
+}
+
 /** Sums over the steps after the first (the prefill): what the steady state costs. */
 function summary(steps: StepRow[], ms: number): Record<string, number> {
   const rest = steps.slice(1);
@@ -113,7 +123,7 @@ async function benchCase(model: BenchModel, gpu: Gpu, adapter: AdapterChoice): P
         const all = runs[pipeline ? 'on' : 'off'];
         const { traces, ms, pipe } = [...all].sort((a, b) => a.ms - b.ms)[all.length >> 1];
         const steps = stepRows(traces, await busyByShape(gpu, base, traces, memo));
-        const s = summary(steps, ms);
+        const s = { ...summary(steps, ms), nextQueuedBeforeReadback: queuedAhead(traces) };
         log(`[${adapter}] ${name} pipeline ${pipeline ? 'on' : 'off'}: ${JSON.stringify(s)}`);
         for (const [i, r] of steps.entries())
           log(`  step ${i}: rows ${r.rows} wall ${r.wallMs.toFixed(3)} ms busy ${r.busyMs.toFixed(3)} ms idle ${r.idleMs.toFixed(3)} ms`);
