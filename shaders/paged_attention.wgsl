@@ -9,6 +9,10 @@
 // Logit soft-capping (Gemma 2): s <- cap * tanh(s / cap) on the natural-unit score; in log2 units the same map with
 // cap * log2(e) (params.softcapLog2, 0 = off).
 //
+// Shared-prefix (cascade) attention: with params.cascade, row r's keys before cmeta[3r] (a page boundary) were attended
+// by prefix_attention.wgsl, which left cmeta[3r + 2] partial softmax states at slots cmeta[3r + 1].. of `partials`; this
+// kernel attends over the rest and merges those states with its own by log-sum-exp before normalising.
+//
 // Two variants, chosen by SPLIT_KEYS:
 // - false (CPU adapters): one invocation per (row, head) loops over the keys with q and the output accumulator in
 //   private vec4 arrays. No barriers, which software adapters pay dearly for.
@@ -28,6 +32,8 @@ const NO_ROW: u32 = 0xffffffffu;
 @group(0) @binding(4) var<storage, read> positions: array<u32>;      // (rows) u32 absolute position
 @group(0) @binding(5) var<storage, read> pageTable: array<u32>;      // (P, maxPages) u32 page ids
 @group(0) @binding(6) var<storage, read_write> out: array<vec4<f32>>; // (rows, nHeads * headDim) f32
+@group(0) @binding(7) var<storage, read> cmeta: array<u32>;           // (rows, 3) u32 [ownStart, slot0, slots] when params.cascade
+@group(0) @binding(8) var<storage, read> partials: array<vec4<f32>>; // (slots, nHeads, HD4 + 1): acc, then (m, l, 0, 0)
 
 var<workgroup> qs: array<vec4<f32>, MAX_HD4>; // the scaled query of this workgroup's (row, head)
 var<workgroup> redMax: array<f32, WG>;        // reduction scratch for the block's max score
@@ -41,10 +47,25 @@ fn keyCount(r: u32) -> u32 {
   return min(positions[r] + 1u, params.maxPages * params.pageSize);
 }
 
-/** The first key the row sees: 0, or the oldest position inside a sliding window (params.window > 0). */
+/**
+ * The first key this kernel reads for the row: 0, or the oldest position inside a sliding window (params.window > 0),
+ * and never one the row's cascade partials cover.
+ */
 fn firstKey(r: u32) -> u32 {
   let p = positions[r] + 1u;
-  return select(0u, p - min(p, params.window), params.window > 0u);
+  let own = select(0u, cmeta[3u * r], params.cascade != 0u);
+  return max(own, select(0u, p - min(p, params.window), params.window > 0u));
+}
+
+/** The row's cascade partials: first slot and count (none without params.cascade). */
+fn partialSlots(r: u32) -> vec2<u32> {
+  if (params.cascade == 0u) { return vec2<u32>(0u, 0u); }
+  return vec2<u32>(cmeta[3u * r + 1u], cmeta[3u * r + 2u]);
+}
+
+/** vec4 index of the partial state of (slot, head): acc at +0..HD4-1, (m, l) at +HD4. */
+fn partialBase(slot: u32, h: u32) -> u32 {
+  return (slot * params.nHeads + h) * (HD4 + 1u);
 }
 
 /** Soft-capped score in log2 units: c * tanh(s / c), tanh from exp(-2|x|) <= 1 so it never overflows. */
@@ -102,6 +123,18 @@ fn perHead(id: u32) {
       let vRow = vBase + o * HD4;
       for (var d = 0u; d < HD4; d++) { acc[d] = fma(vec4<f32>(p), kv[vRow + d], acc[d]); }
     }
+  }
+  // Merge the shared-prefix partials: (m, l, acc) <- the log-sum-exp combination with each (m', l', acc').
+  let slots = partialSlots(r);
+  for (var e = 0u; e < slots.y; e++) {
+    let base = partialBase(slots.x + e, h);
+    let ml = partials[base + HD4];
+    let mNew = max(m, ml.x);
+    let c = exp2(m - mNew);
+    let c2 = exp2(ml.x - mNew);
+    l = l * c + ml.y * c2;
+    for (var d = 0u; d < HD4; d++) { acc[d] = acc[d] * c + partials[base + d] * c2; }
+    m = mNew;
   }
   let inv = select(0.0, 1.0 / l, l > 0.0);
   let oBase = (r * params.nHeads + h) * HD4;
@@ -183,6 +216,18 @@ fn splitKeys(task: u32, t: u32) {
   if (t < HD4) {
     var total = vec4<f32>(0.0);
     for (var k = 0u; k < subs; k++) { total = total + part[k * HD4 + t]; }
+    // Merge the shared-prefix partials as perHead does; m and l are the same in every thread.
+    let slots = partialSlots(r);
+    for (var e = 0u; e < slots.y; e++) {
+      let base = partialBase(slots.x + e, h);
+      let ml = partials[base + HD4];
+      let mNew = max(m, ml.x);
+      let c = exp2(m - mNew);
+      let c2 = exp2(ml.x - mNew);
+      l = l * c + ml.y * c2;
+      total = total * c + partials[base + t] * c2;
+      m = mNew;
+    }
     out[(r * params.nHeads + h) * HD4 + t] = total * select(0.0, 1.0 / l, l > 0.0);
   }
 }

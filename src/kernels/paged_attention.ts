@@ -1,6 +1,9 @@
 // Paged attention: every row of a step (prompt-chunk rows and decode rows of many paths together) attends causally
 // over its own path's K/V, read through that path's page table, so forked paths share the pages they have in common.
-// The rows' own K/V were written by KvWrite in an earlier dispatch of the same pass.
+// The rows' own K/V were written by KvWrite in an earlier dispatch of the same pass. With shared-prefix (cascade)
+// attention, the keys before each row's own start were attended by PrefixAttention (prefix_attention.ts) earlier in the
+// pass, and this kernel merges those partial states into its own.
+import { createStorage } from '../gpu/buffers.js';
 import { InvalidArgumentError, UnsupportedModelError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
 import { defineUniform } from '../gpu/uniform.js';
@@ -18,6 +21,7 @@ export const PagedAttentionParams = defineUniform('Params', [
   ['scaleLog2', 'f32'], // log2(e) * scale: scores in log2 units for exp2
   ['window', 'u32'], // sliding window in keys (a row sees positions pos - window + 1 .. pos); 0 = global
   ['softcapLog2', 'f32'], // attention logit soft-cap in log2 units (cap * log2(e)); 0 = off
+  ['cascade', 'u32'], // 1: read each row's own start and partials from meta (shared-prefix attention ran first)
 ] as const);
 type Field = (typeof PagedAttentionParams.fields)[number][0];
 
@@ -62,6 +66,10 @@ export interface PagedAttentionBuffers {
   positions: GPUBuffer; // (rows) u32 absolute position of each row
   pageTable: GPUBuffer; // (P, maxPages) u32 page ids of each step path
   out: GPUBuffer; // (rows, nHeads * headDim) f32
+  /** Shared-prefix attention: (rows, 3) u32 [ownStart, first partial slot, slots] at the start; absent: never cascade. */
+  meta?: GPUBuffer;
+  /** (slots, nHeads, headDim + 4) f32 partial states PrefixAttention wrote; absent: never cascade. */
+  partials?: GPUBuffer;
 }
 
 function positiveInt(name: string, v: number): void {
@@ -74,6 +82,8 @@ export class PagedAttention {
   readonly variant: PagedAttentionVariant;
   private readonly pipeline: GPUComputePipeline;
   private readonly wg: number;
+  /** Bound in place of meta and partials for kernels that never cascade. */
+  private dummy: GPUBuffer | null = null;
 
   constructor(
     private readonly gpu: Gpu,
@@ -121,9 +131,15 @@ export class PagedAttention {
         `paged_attention: the KV buffer (${b.kv.size} bytes) holds no whole page of ${this.pageBytes} bytes`,
       );
     }
-    const buffers = [b.q, b.kv, b.rowPath, b.positions, b.pageTable, b.out];
+    this.dummy ??= createStorage(this.gpu.device, 16, 'paged_attention:no-cascade');
+    const buffers = [b.q, b.kv, b.rowPath, b.positions, b.pageTable, b.out, b.meta ?? this.dummy, b.partials ?? this.dummy];
     const k = new BoundKernel<Field>(this.gpu, this.pipeline, PagedAttentionParams, buffers, label);
     return new BoundPagedAttention(k, this.gpu, this, b, pages, { window, scaleLog2: Math.LOG2E * scale, softcapLog2: Math.LOG2E * softcap });
+  }
+
+  destroy(): void {
+    this.dummy?.destroy();
+    this.dummy = null;
   }
 
   /** Workgroups for `rows` rows, before the 2-D split. */
@@ -155,11 +171,15 @@ export class BoundPagedAttention {
       maxPages: 0,
       pages,
       ...layer,
+      cascade: 0,
     };
   }
 
-  /** Attention of rows 0..rows-1; `maxPages` is the width of the bound page table. */
-  encode(pass: GPUComputePassEncoder, { rows, maxPages }: { rows: number; maxPages: number }): void {
+  /**
+   * Attention of rows 0..rows-1; `maxPages` is the width of the bound page table. `cascade`: merge the partials that
+   * PrefixAttention wrote this pass for the keys before each row's own start (meta and partials must be bound).
+   */
+  encode(pass: GPUComputePassEncoder, { rows, maxPages, cascade = false }: { rows: number; maxPages: number; cascade?: boolean }): void {
     const s = this.op.shape;
     if (!Number.isInteger(rows) || rows < 0) throw new InvalidArgumentError(`paged_attention: rows must be a count, got ${rows}`);
     if (rows === 0) return;
@@ -171,6 +191,12 @@ export class BoundPagedAttention {
       ['pageTable', this.b.pageTable, maxPages * 4],
       ['out', this.b.out, rows * s.nHeads * s.headDim * 4],
     ];
+    if (cascade) {
+      if (!this.b.meta || !this.b.partials) {
+        throw new InvalidArgumentError('paged_attention: cascade needs the meta and partials buffers bound; bind them or encode without cascade');
+      }
+      need.push(['meta', this.b.meta, rows * 3 * 4]);
+    }
     for (const [name, buf, bytes] of need) {
       if (buf.size < bytes) {
         throw new InvalidArgumentError(
@@ -180,6 +206,7 @@ export class BoundPagedAttention {
     }
     this.params.rows = rows;
     this.params.maxPages = maxPages;
+    this.params.cascade = cascade ? 1 : 0;
     this.k.encode(pass, this.params, grid2d(this.gpu, this.op.groups(rows)));
   }
 

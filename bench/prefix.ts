@@ -1,0 +1,92 @@
+// Shared-prefix decoding (issue 15, point 3): B paths forked from one long prompt, all decoding, on the SmolLM2-135M
+// shape at context 512. Times t(B) / t(1) per engine step, with shared-prefix (cascade) attention on and off in the
+// same run (interleaved rounds, so both see the same load), and where each step's time goes (bench/step_profile.ts).
+import type { AdapterChoice } from '../src/gpu/adapter_choice.js';
+import type { Gpu } from '../src/gpu/device.js';
+import type { Engine } from '../src/engine.js';
+import { timedStep, withForks } from './common/engine.js';
+import { median, round4, type TimingOptions } from './harness.js';
+import { profileStep, type StepProfile } from './step_profile.js';
+import { engineFor, log, promptTokens, QUICK, runModelsAndAdapters, type BenchModel } from './bench_models.js';
+
+/** Prompt tokens: the issue's "context 512". */
+const CONTEXT = QUICK ? 64 : 512;
+const BATCHES = [1, 16];
+const ROUNDS = QUICK ? 1 : 3;
+const STEPS_PER_ROUND = QUICK ? 1 : 2;
+const PROFILE_TIMING: TimingOptions = { warmupMs: 30, sampleMs: 40, samples: 3, minSamples: 2, budgetMs: 2_000 };
+
+type Mode = 'cascade' | 'per-path';
+
+function setMode(e: Engine, mode: Mode): void {
+  const m = e.model as { cascade?: boolean };
+  if ('cascade' in m) m.cascade = mode === 'cascade';
+}
+
+async function stepsAt(e: Engine, root: number, B: number, steps: number, profile: boolean): Promise<{ ms: number[]; profile: StepProfile | null }> {
+  return withForks(e, root, B, async (kids) => {
+    const ms: number[] = [];
+    for (let i = 0; i < steps; i++) ms.push(await timedStep(e));
+    const prof = profile ? await profileStep(e.model, B, B, e.pages(kids[0]).length, PROFILE_TIMING) : null;
+    return { ms, profile: prof };
+  });
+}
+
+async function benchCase(model: BenchModel, gpu: Gpu, adapter: AdapterChoice): Promise<object> {
+  const maxB = Math.max(...BATCHES);
+  const kvPages = CONTEXT / 16 + maxB * 2 + 4;
+  const e = await engineFor(model, gpu, { maxRows: 128, maxSamples: maxB, kvPages });
+  try {
+    const root = e.createPath(promptTokens(model, CONTEXT), { temperature: 1, topP: 1, seed: 7 });
+    while (e.path(root).state === 'prefill') await e.step();
+    e.finish(root);
+    const modes: Mode[] = 'cascade' in (e.model as object) ? ['per-path', 'cascade'] : ['per-path'];
+    for (const mode of modes) for (const B of BATCHES) { setMode(e, mode); await stepsAt(e, root, B, 1, false); }
+    const ms = new Map<string, number[]>();
+    const profiles = new Map<string, StepProfile>();
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const mode of modes) {
+        setMode(e, mode);
+        for (const B of BATCHES) {
+          const got = await stepsAt(e, root, B, STEPS_PER_ROUND, r === ROUNDS - 1);
+          const key = `${mode} B=${B}`;
+          ms.set(key, [...(ms.get(key) ?? []), ...got.ms]);
+          if (got.profile) profiles.set(key, got.profile);
+        }
+      }
+      log(`[${adapter}] ${model.name}: round ${r + 1}/${ROUNDS}: ` + [...ms].map(([k, v]) => `${k} ${median(v).toFixed(1)}`).join(', ') + ' ms/step');
+    }
+    const results = modes.map((mode) => {
+      const t1 = median(ms.get(`${mode} B=1`)!);
+      const t1Min = Math.min(...ms.get(`${mode} B=1`)!);
+      return {
+        mode,
+        rows: BATCHES.map((B) => {
+          const xs = ms.get(`${mode} B=${B}`)!;
+          return {
+            B,
+            stepMsMedian: round4(median(xs)),
+            stepMsMin: round4(Math.min(...xs)),
+            steps: xs.length,
+            ratioToB1: round4(median(xs) / t1),
+            ratioToB1Min: round4(Math.min(...xs) / t1Min),
+            profile: profiles.get(`${mode} B=${B}`) ?? null,
+          };
+        }),
+      };
+    });
+    return { model: model.name, adapter, adapterName: gpu.name, context: CONTEXT, rounds: ROUNDS, results };
+  } finally {
+    e.destroy();
+  }
+}
+
+export function run(): Promise<object> {
+  return runModelsAndAdapters(
+    `B paths forked from one ${CONTEXT}-token prompt (all its pages shared), each fed its own token, all decoding; ms ` +
+      'per engine step, median of the timed steps; modes and B interleaved over rounds; ratioToB1 = t(B) / t(1) ' +
+      'within a mode. profile: fastest ms per category of the last round (bench/step_profile.ts). Shared 2-core machine.',
+    benchCase,
+    (m, a) => m === 'smollm2-135m-random' && a === 'llvmpipe',
+  );
+}
