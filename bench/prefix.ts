@@ -19,8 +19,7 @@ const PROFILE_TIMING: TimingOptions = { warmupMs: 30, sampleMs: 40, samples: 3, 
 type Mode = 'cascade' | 'per-path';
 
 function setMode(e: Engine, mode: Mode): void {
-  const m = e.model as { cascade?: boolean };
-  if ('cascade' in m) m.cascade = mode === 'cascade';
+  e.model.attention.cascade = mode === 'cascade';
 }
 
 async function stepsAt(e: Engine, root: number, B: number, steps: number, profile: boolean): Promise<{ ms: number[]; profile: StepProfile | null }> {
@@ -35,12 +34,12 @@ async function stepsAt(e: Engine, root: number, B: number, steps: number, profil
 async function benchCase(model: BenchModel, gpu: Gpu, adapter: AdapterChoice): Promise<object> {
   const maxB = Math.max(...BATCHES);
   const kvPages = CONTEXT / 16 + maxB * 2 + 4;
-  const e = await engineFor(model, gpu, { maxRows: 128, maxSamples: maxB, kvPages });
+  const e = await engineFor(model, gpu, { maxRows: 128, maxSamples: maxB, kvPages, cascade: true });
   try {
     const root = e.createPath(promptTokens(model, CONTEXT), { temperature: 1, topP: 1, seed: 7 });
     while (e.path(root).state === 'prefill') await e.step();
     e.finish(root);
-    const modes: Mode[] = 'cascade' in (e.model as object) ? ['per-path', 'cascade'] : ['per-path'];
+    const modes: Mode[] = ['per-path', 'cascade'];
     for (const mode of modes) for (const B of BATCHES) { setMode(e, mode); await stepsAt(e, root, B, 1, false); }
     const ms = new Map<string, number[]>();
     const profiles = new Map<string, StepProfile>();
@@ -75,7 +74,18 @@ async function benchCase(model: BenchModel, gpu: Gpu, adapter: AdapterChoice): P
         }),
       };
     });
-    return { model: model.name, adapter, adapterName: gpu.name, context: CONTEXT, rounds: ROUNDS, results };
+    const cascade = results.find((r) => r.mode === 'cascade')!.rows;
+    const plain = results.find((r) => r.mode === 'per-path')!.rows;
+    return {
+      model: model.name,
+      adapter,
+      adapterName: gpu.name,
+      context: CONTEXT,
+      rounds: ROUNDS,
+      results,
+      // The target: t(16) <= 2.5 t(1), with the better mode at each B against per-path at B = 1.
+      goal: { maxRatio: 2.5, perPath: plain[1].ratioToB1, cascadeOverPerPath16: round4(cascade[1].stepMsMedian / plain[1].stepMsMedian) },
+    };
   } finally {
     e.destroy();
   }

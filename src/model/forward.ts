@@ -47,6 +47,7 @@ export function uploadPlan(model: GpuModel, plan: StepPlan, sampling: readonly S
   writeBuffer(dev, model.rowPath, plan.rowPath.subarray(0, R));
   writeBuffer(dev, model.slots, plan.slots.subarray(0, R));
   if (plan.paths * plan.maxPages > 0) writeBuffer(dev, model.pageTable, plan.pageTable.subarray(0, plan.paths * plan.maxPages));
+  model.attention.prepare(plan); // shared-prefix task lists, when the model runs them
   if (plan.samples > 0) {
     writeBuffer(dev, model.sampleRow, plan.sampleRow.subarray(0, plan.samples));
     const buf = new ArrayBuffer(plan.samples * SAMPLING_ROW_WORDS * 4);

@@ -11,8 +11,8 @@ import { QMatmul } from '../kernels/qmatmul.js';
 import { LayerNorm } from '../kernels/layernorm.js';
 import { LogitCap } from '../kernels/logit_cap.js';
 import { Matmul } from '../kernels/matmul.js';
-import { PagedAttention } from '../kernels/paged_attention.js';
 import { RmsNorm, type BoundRowNorm } from '../kernels/rmsnorm.js';
+import { ModelAttention } from './attention_ops.js';
 import { RopeKv } from '../kernels/rope_kv.js';
 import { TokenStats } from '../kernels/token_stats.js';
 import { PLAIN, prologueKey, type XPrologue } from '../kernels/x_prologue.js';
@@ -47,6 +47,13 @@ export interface ModelOptions {
   weights?: WeightsMode;
   /** Called after each tensor is written to the GPU. */
   onUpload?: (p: UploadProgress) => void;
+  /**
+   * Shared-prefix (cascade) attention: decode rows that share whole KV pages (a prompt, a generated prefix) attend
+   * over them together, each K/V read once per block of queries, merged with each row's own keys by log-sum-exp
+   * (model/attention_ops.ts). Same results to float rounding. Default false: on llvmpipe it is slower than per-path
+   * attention (bench/RESULTS.md, Shared prefix); it allocates a few MB of task lists and partial states.
+   */
+  cascade?: boolean;
 }
 
 /** One dispatch (or one bound op's dispatches) of a step: rows this step, and the page-table width. */
@@ -109,6 +116,9 @@ export class GpuModel {
   /** (D) f32 zeros: the bias of a LayerNorm that has none. */
   private readonly zeros: GPUBuffer;
   private readonly owners: { destroy(): void }[] = [];
+
+  /** The attention of every layer: variant per step, shared-prefix attention (`cascade`). */
+  readonly attention: ModelAttention;
 
   /** Every op of one step in order: embedding, per layer the spec's ops, then the sampling rows' head. */
   readonly kernels: {
@@ -181,6 +191,14 @@ export class GpuModel {
     this.statsReadback = new Readback(gpu, S * this.statsLayout.stride * 4, 'stats readback');
     this.statsReadbackAlt = new Readback(gpu, S * this.statsLayout.stride * 4, 'stats readback 2');
     this.zeros = createStorageFrom(dev, new Float32Array(D), 'zeros (D) f32');
+    const a = s.attention;
+    this.attention = new ModelAttention(
+      gpu,
+      { nHeads: a.nHeads, kvHeads: a.nKvHeads, headDim: a.headDim, pageSize: this.pageSize, qStride: z.qkvDim, maxRows: R },
+      { q: this.qkv, positions: this.positions, rowPath: this.rowPath, pageTable: this.pageTable, out: this.attnOut },
+      { cascade: options.cascade ?? false, longestKeys: Math.max(...s.layers.map((l) => Math.min(s.maxSeqLen, l.window ?? s.maxSeqLen))) },
+    );
+    this.owners.push(this.attention);
     this.kernels = this.bindKernels(topK);
   }
 
@@ -275,19 +293,6 @@ export class GpuModel {
       eps: s.norm.eps,
     });
     this.owners.push(ropeKv);
-    // llvmpipe silently stops an invocation's loops after 65,535 iterations in total. The per-head attention variant
-    // (CPU adapters) loops ~headDim/2 times per key, so long contexts take the split-keys variant, which spreads the
-    // keys of one head over a workgroup. A sliding-window layer never sees more than its window.
-    const seen = Math.max(...s.layers.map((l) => Math.min(s.maxSeqLen, l.window ?? s.maxSeqLen)));
-    const perHeadIterations = seen * (a.headDim / 2 + 2);
-    const attn = new PagedAttention(gpu, {
-      nHeads: a.nHeads,
-      kvHeads: a.nKvHeads,
-      headDim: a.headDim,
-      pageSize: this.pageSize,
-      qStride: z.qkvDim,
-      variant: gpu.isCpu && perHeadIterations <= 60_000 ? 'per-head' : 'split-keys',
-    });
     const gateUpN = (s.mlp.gated ? 2 : 1) * F;
     const post = layout === 'sandwich' || layout === 'post-norm';
     type Input = { x: GPUBuffer; pro?: { prologue: XPrologue; norm: GPUBuffer } };
@@ -321,12 +326,7 @@ export class GpuModel {
         `${p}rope_kv`,
       );
       ops.push(op(`${p}rope_kv`, rk, (pass, R) => rk.encode(pass, R)));
-      const at = attn.bind(
-        { q: this.qkv, kv: this.kv[l], rowPath: this.rowPath, positions: this.positions, pageTable: this.pageTable, out: this.attnOut },
-        `${p}attention`,
-        { window: ls.window ?? 0, scale: a.queryScale, softcap: a.softCap ?? 0 },
-      );
-      ops.push(op(`${p}attention`, at, (pass, R, maxPages) => at.encode(pass, { rows: R, maxPages }), 'attention'));
+      ops.push(this.attention.bind(this.kv[l], { window: ls.window ?? 0, scale: a.queryScale, softcap: a.softCap ?? 0 }, `${p}attention`));
       // Out-projection: straight into the residual stream, or into `proj` for the post-norm to add.
       if (post && lw.attnPostNorm) {
         ops.push(mm(`${p}o`, z.qDim, D, lw.wo, lw.bo, this.attnOut, this.proj, false));

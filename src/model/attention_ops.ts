@@ -1,0 +1,163 @@
+// The model's attention ops: paged attention per layer, with its variant picked per step on CPU adapters, and
+// shared-prefix (cascade) attention when the model is built with `cascade`. Kept apart from gpu_model.ts so that the
+// per-step state (the variant, the cascade task lists) has one owner.
+//
+// Variant per step: llvmpipe silently stops an invocation's loops after 65,535 iterations in total, and the per-head
+// variant (no barriers, the fast one on CPU adapters) loops about headDim/2 + 2 times per key, so it runs whenever the
+// step's widest page table (or the layer's sliding window) keeps an invocation under that; longer contexts take the
+// split-keys variant, which spreads one head's keys over a workgroup. Real GPUs always take split-keys.
+import { createStorage, writeBuffer } from '../gpu/buffers.js';
+import type { Gpu } from '../gpu/device.js';
+import { InvalidArgumentError } from '../errors.js';
+import { type AttentionLayerOptions, type BoundPagedAttention, PagedAttention } from '../kernels/paged_attention.js';
+import { type BoundPrefixAttention, PrefixAttention } from '../kernels/prefix_attention.js';
+import { type CascadeLists, type CascadeShape, cascadeMetaWords, packCascade, prefixTree } from '../sched/cascade.js';
+import type { StepPlan } from '../sched/step_plan.js';
+import type { NamedOp } from './gpu_model.js';
+
+/** Iterations of the per-head variant's loops an invocation may run (llvmpipe's limit is 65,535). */
+const PER_HEAD_ITERATIONS = 60_000;
+/** Partial states per row at most: a row's shared runs beyond them are attended by paged attention as before. */
+const MAX_SLOTS_PER_ROW = 8;
+/** Pages per prefix-attention task: a 512-token prompt is 4 tasks, enough to keep two cores busy at one path. */
+const CHUNK_PAGES = 8;
+
+export interface ModelAttentionShape {
+  nHeads: number;
+  kvHeads: number;
+  headDim: number;
+  pageSize: number;
+  qStride: number;
+  maxRows: number;
+}
+
+export interface ModelAttentionBuffers {
+  q: GPUBuffer; // (R, qStride) f32 the fused qkv rows
+  positions: GPUBuffer; // (R) u32
+  rowPath: GPUBuffer; // (R) u32
+  pageTable: GPUBuffer; // (P, maxPages) u32
+  out: GPUBuffer; // (R, nHeads * headDim) f32
+}
+
+export class ModelAttention {
+  private readonly perHead: PagedAttention | null;
+  private readonly splitKeys: PagedAttention | null;
+  private readonly prefix: PrefixAttention | null;
+  private readonly cascadeShape: CascadeShape | null;
+  private readonly meta: GPUBuffer | null;
+  private readonly partials: GPUBuffer | null;
+  /** This step's task lists, or null: no cascade this step. */
+  private lists: CascadeLists | null = null;
+  private cascadeOn: boolean;
+
+  /**
+   * `cascade`: allocate shared-prefix attention (meta and partial-state buffers, the prefix kernel) and use it;
+   * `longestKeys`: the most keys any layer sees (maxSeqLen, or the widest window), which decides whether split-keys
+   * is ever needed.
+   */
+  constructor(
+    private readonly gpu: Gpu,
+    readonly shape: ModelAttentionShape,
+    private readonly b: ModelAttentionBuffers,
+    options: { cascade: boolean; longestKeys: number },
+  ) {
+    const s = shape;
+    const base = { nHeads: s.nHeads, kvHeads: s.kvHeads, headDim: s.headDim, pageSize: s.pageSize, qStride: s.qStride };
+    this.perHead = gpu.isCpu ? new PagedAttention(gpu, { ...base, variant: 'per-head' }) : null;
+    const needSplit = !gpu.isCpu || options.longestKeys * this.perKey() > PER_HEAD_ITERATIONS;
+    this.splitKeys = needSplit ? new PagedAttention(gpu, { ...base, variant: 'split-keys' }) : null;
+    this.cascadeOn = options.cascade;
+    if (options.cascade) {
+      // Each query block is unrolled over headDim on llvmpipe: 4 queries per load at headDim <= 32, one above (4 at
+      // headDim 64 took minutes to compile there).
+      this.prefix = new PrefixAttention(gpu, { ...base, queriesPerItem: s.headDim <= 32 ? 4 : 1 });
+      this.cascadeShape = {
+        pageSize: s.pageSize,
+        kvHeads: s.kvHeads,
+        group: s.nHeads / s.kvHeads,
+        queriesPerItem: this.prefix.queriesPerItem,
+        chunkPages: Math.min(CHUNK_PAGES, this.prefix.maxTaskPages),
+        maxSlotsPerRow: MAX_SLOTS_PER_ROW,
+      };
+      this.meta = createStorage(gpu.device, cascadeMetaWords(s.maxRows, this.cascadeShape) * 4, 'cascade meta u32');
+      this.partials = createStorage(gpu.device, this.prefix.partialBytes(s.maxRows * MAX_SLOTS_PER_ROW), 'cascade partials (slots, Hq, hd + 4) f32');
+    } else {
+      this.prefix = null;
+      this.cascadeShape = null;
+      this.meta = null;
+      this.partials = null;
+    }
+  }
+
+  /** Whether steps use shared-prefix attention (settable only on a model built with `cascade`). */
+  get cascade(): boolean {
+    return this.cascadeOn;
+  }
+
+  set cascade(on: boolean) {
+    if (on && !this.prefix) throw new InvalidArgumentError('cascade: this model was built without shared-prefix attention; pass cascade: true when creating it');
+    this.cascadeOn = on;
+    if (!on) this.lists = null;
+  }
+
+  /** Whether the last prepared step runs shared-prefix attention. */
+  get cascadeUsed(): boolean {
+    return this.lists !== null;
+  }
+
+  private perKey(): number {
+    return this.shape.headDim / 2 + 2;
+  }
+
+  /**
+   * Builds and uploads this step's cascade task lists (before the step's forward is encoded). Without `cascade`, or
+   * when no decode row has a whole page before its own, the step runs plain paged attention.
+   */
+  prepare(plan: StepPlan): void {
+    this.lists = null;
+    if (!this.cascadeOn || !this.cascadeShape || !this.meta) return;
+    const nodes = prefixTree(plan, this.shape.pageSize);
+    if (nodes.length === 0) return;
+    const lists = packCascade(plan, nodes, this.cascadeShape);
+    if (lists.items === 0) return;
+    writeBuffer(this.gpu.device, this.meta, lists.meta);
+    this.lists = lists;
+  }
+
+  /** The attention op of one layer over its KV pool. */
+  bind(kv: GPUBuffer, layer: AttentionLayerOptions, label: string): NamedOp {
+    const b = { ...this.b, kv, ...(this.meta && this.partials ? { meta: this.meta, partials: this.partials } : {}) };
+    const perHead = this.perHead?.bind(b, `${label}:per-head`, layer) ?? null;
+    const split = this.splitKeys?.bind(b, `${label}:split-keys`, layer) ?? null;
+    const prefix: BoundPrefixAttention | null =
+      this.prefix && this.meta && this.partials
+        ? this.prefix.bind({ q: b.q, kv, positions: b.positions, pageTable: b.pageTable, meta: this.meta, partials: this.partials }, `${label}:prefix`, layer)
+        : null;
+    const window = layer.window ?? 0;
+    const pick = (maxPages: number): BoundPagedAttention => {
+      const keys = Math.min(maxPages * this.shape.pageSize, window > 0 ? window + this.shape.pageSize : Infinity);
+      return perHead && (keys * this.perKey() <= PER_HEAD_ITERATIONS || !split) ? perHead : split!;
+    };
+    return {
+      name: label,
+      kind: 'attention',
+      run: (pass, rows, maxPages) => {
+        const lists = this.lists;
+        if (lists && prefix) prefix.encode(pass, { ...lists, maxPages });
+        pick(maxPages).encode(pass, { rows, maxPages, cascade: lists !== null && prefix !== null });
+      },
+      destroy: () => {
+        perHead?.destroy();
+        split?.destroy();
+        prefix?.destroy();
+      },
+    };
+  }
+
+  destroy(): void {
+    this.perHead?.destroy();
+    this.splitKeys?.destroy();
+    this.meta?.destroy();
+    this.partials?.destroy();
+  }
+}
