@@ -115,11 +115,12 @@ const SHAPES: (PagedShape & { queriesPerItem: number })[] = [
   { nHeads: 8, kvHeads: 2, headDim: 32, pageSize: 16, queriesPerItem: 4 },
   { nHeads: 6, kvHeads: 2, headDim: 24, pageSize: 16, queriesPerItem: 1 },
 ];
-const SWITCHES: AttentionSwitches[] = [{}, { window: 9 }, { softcap: 1.5, scale: 0.2 }];
+/** A window of 2.5 pages: it cuts into every path's shared pages, and still reaches back into some of them. */
+const SWITCHES: ((pageSize: number) => AttentionSwitches)[] = [() => ({}), (ps) => ({ window: Math.ceil(2.5 * ps) }), () => ({ softcap: 1.5, scale: 0.2 })];
 
 describe.each(testAdapterChoices())('prefix_attention + paged_attention (cascade) on %s', (choice) => {
   describe.each(VARIANTS)('%s', (variant) => {
-    it.each(SHAPES.flatMap((s) => SWITCHES.map((sw) => ({ ...s, sw }))))('equals float64 per-path attention on a random fork tree: %o', async ({ sw, queriesPerItem, ...s }) => {
+    it.each(SHAPES.flatMap((s) => SWITCHES.map((sw) => ({ ...s, sw: sw(s.pageSize) }))))('equals float64 per-path attention on a random fork tree: %o', async ({ sw, queriesPerItem, ...s }) => {
       const gpu = await gpuFor(choice);
       const seed = testSeed();
       const rand = mulberry32(seed);
@@ -176,9 +177,14 @@ describe.each(testAdapterChoices())('prefix_attention + paged_attention (cascade
       // a few ulps relative to the output, under 1e-6; tanh's own rounding adds a few ulps of the cap.
       const tol = 2 * (s.headDim + 4) * 2 ** -24 * pagedScoreMagnitude(s, args, sw.scale) + 2e-5 + (sw.softcap ?? 0) * 1e-6;
       expectClose(got, want, { rel: tol, floor: 1 }, `seed ${seed} chunkPages ${chunkPages} slots ${maxSlotsPerRow}`);
-      // The partials carry real weight: attention over each row's own keys alone (after its cascade start) differs.
-      const alone = ownKeysRef(s, args, sw, (r) => lists.meta[3 * r]);
-      expect(got.some((v, i) => Math.abs(v - alone[i]) > 100 * tol), `seed ${seed}`).toBe(true);
+      // The partials carry real weight: attention over each row's own keys alone (after its cascade start) differs,
+      // wherever a row's window reaches back before its own start (without a window: every row with partials).
+      const reaches = Array.from({ length: tree.rows }, (_, r) => firstVisible(tree.positions[r], sw.window) < lists.meta[3 * r]);
+      if (!sw.window) expect(reaches.some(Boolean), `seed ${seed}`).toBe(true);
+      if (reaches.some(Boolean)) {
+        const alone = ownKeysRef(s, args, sw, (r) => lists.meta[3 * r]);
+        expect(got.some((v, i) => Math.abs(v - alone[i]) > 100 * tol), `seed ${seed}`).toBe(true);
+      }
       pre.destroy();
       att.destroy();
       paged.destroy();
