@@ -9,6 +9,9 @@
 //   allows. On llvmpipe a storage load costs per load instruction and lane, so loads, not arithmetic, set the speed.
 //   2-byte-aligned blocks (Q4_0, Q5_0, Q8_0, Q6_K) are read as the 16-byte words that cover them and realigned in
 //   registers. F16/BF16 with K % 8 != 0 (no 16-byte step) take the 1 x 2 blocking of qmatmul.wgsl;
+// - decode, M = 1, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K with activations 'q8' (the default): x is first quantized to 8 bits
+//   per 32-value block (kernels/quantize_x8.ts, as llama.cpp does for its quantized dot products) and
+//   shaders/qmatmul_idecode.wgsl multiplies integers, two weights per u32 multiply (idot_<type>.wgsl);
 // - decode, 2 <= M < QMATMUL_PREFILL_MIN_M: shaders/qmatmul.wgsl, 4 x 2 outputs per thread (a small batch reads W
 //   about once);
 // - prefill: shaders/qmatmul.wgsl, 8 x 2 for larger M (each dequantized sub-block serves 8 rows).
@@ -23,8 +26,9 @@ import { InvalidArgumentError } from '../errors.js';
 import { chunkBytes, type WeightTensor } from '../weights/gpu_tensor.js';
 import { kernelBlock, type StorageType } from '../weights/types.js';
 import { BoundKernel, groupsFor } from './kernel.js';
-import { hasDotStep, weightPipeline } from './weight_shader.js';
+import { hasDotStep, hasIntDot, weightPipeline } from './weight_shader.js';
 import { checkPrologue, PLAIN, prologueKey, xWidth, type XPrologue } from './x_prologue.js';
+import { BoundQuantizeX8 } from './quantize_x8.js';
 
 export const QMatmulParams = defineUniform('Params', [
   ['m', 'u32'], // rows of x and y this dispatch computes
@@ -45,8 +49,9 @@ export const QMATMUL_PREFILL_MIN_M = 5;
 
 interface Config {
   name: string;
-  /** The body shader: qmatmul (register-blocked rows and columns) or qmatmul_decode (dot steps, 4 columns, one row). */
-  op: 'qmatmul' | 'qmatmul_decode';
+  /** The body shader: qmatmul (register-blocked rows and columns), qmatmul_decode (dot steps, 4 or 8 columns, one
+   * row) or qmatmul_idecode (the same on 8-bit activations). */
+  op: 'qmatmul' | 'qmatmul_decode' | 'qmatmul_idecode';
   variant: QMatmulVariant;
   mr: number;
   nr: number;
@@ -56,22 +61,27 @@ interface Config {
 // loads serves 8 rows of W), 4 for the dense ones (measured faster on llvmpipe; their steps are only 4-8 values).
 const DECODE_DOT_Q: Config = { name: 'decodeDot8', op: 'qmatmul_decode', variant: 'decode', mr: 1, nr: 8, wg: 16 };
 const DECODE_DOT_D: Config = { name: 'decodeDot4', op: 'qmatmul_decode', variant: 'decode', mr: 1, nr: 4, wg: 16 };
+const DECODE_I8: Config = { name: 'decodeI8x8', op: 'qmatmul_idecode', variant: 'decode', mr: 1, nr: 8, wg: 16 };
 const DECODE_1: Config = { name: 'decode1x2', op: 'qmatmul', variant: 'decode', mr: 1, nr: 2, wg: 64 };
 const DECODE_4: Config = { name: 'decode4x2', op: 'qmatmul', variant: 'decode', mr: 4, nr: 2, wg: 64 };
 const PREFILL: Config = { name: 'prefill8x2', op: 'qmatmul', variant: 'prefill', mr: 8, nr: 2, wg: 64 };
 
-function decodeOne(type: StorageType, K: number): Config {
+/** How decode at M = 1 takes x: as f32, or quantized to 8 bits per 32 values where the type has an integer dot step. */
+export type DecodeActivations = 'f32' | 'q8';
+
+function decodeOne(type: StorageType, K: number, act: DecodeActivations): Config {
+  if (act === 'q8' && hasIntDot(type)) return DECODE_I8;
   if (!hasDotStep(type, K)) return DECODE_1;
   return kernelBlock(type) > 4 ? DECODE_DOT_Q : DECODE_DOT_D;
 }
 
-function configsOf(type: StorageType, K: number): readonly Config[] {
-  return [decodeOne(type, K), DECODE_4, PREFILL];
+function configsOf(type: StorageType, K: number, act: DecodeActivations): readonly Config[] {
+  return [decodeOne(type, K, act), DECODE_4, PREFILL];
 }
 
-function configFor(type: StorageType, K: number, variant: QMatmulVariant, M: number): Config {
+function configFor(type: StorageType, K: number, act: DecodeActivations, variant: QMatmulVariant, M: number): Config {
   if (variant === 'prefill') return PREFILL;
-  if (M <= 1) return decodeOne(type, K);
+  if (M <= 1) return decodeOne(type, K, act);
   return DECODE_4;
 }
 
@@ -86,6 +96,11 @@ export interface QMatmulOptions {
   variants?: readonly QMatmulVariant[];
   /** What the kernel makes of x before the product (kernels/x_prologue.ts). Default plain. */
   prologue?: XPrologue;
+  /**
+   * Decode at M = 1: 'q8' (default) quantizes x to 8 bits per 32 values and multiplies integers for the types that
+   * have an integer dot step (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K; others ignore it); 'f32' keeps x in f32.
+   */
+  activations?: DecodeActivations;
 }
 
 export interface QMatmulBuffers {
@@ -104,6 +119,7 @@ export class QMatmul {
   readonly accumulate: boolean;
   readonly variants: readonly QMatmulVariant[];
   readonly prologue: XPrologue;
+  readonly activations: DecodeActivations;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private dummy: GPUBuffer | null = null;
 
@@ -128,14 +144,20 @@ export class QMatmul {
     this.accumulate = opts.accumulate ?? false;
     this.variants = opts.variants ?? QMATMUL_VARIANTS;
     this.prologue = checkPrologue('QMatmul', opts.prologue ?? PLAIN, opts.K, true);
+    const act = opts.activations ?? 'q8';
+    if (act !== 'q8' && act !== 'f32') {
+      throw new InvalidArgumentError(`QMatmul: activations must be 'q8' or 'f32', got ${String(act)}.`);
+    }
+    // The quantizing pass reads x plainly: with a prologue (norm or activation folded in) x stays f32.
+    this.activations = this.prologue.kind === 'plain' ? act : 'f32';
     if (this.variants.length === 0) throw new InvalidArgumentError('QMatmul: variants must name at least one variant.');
     for (const v of this.variants) {
       if (!QMATMUL_VARIANTS.includes(v)) throw new InvalidArgumentError(`QMatmul: unknown variant ${v}; use ${QMATMUL_VARIANTS.join(' or ')}.`);
     }
     // Compile every pipeline now: nothing in the per-token loop may compile.
-    for (const c of configsOf(this.type, this.K)) {
+    for (const c of configsOf(this.type, this.K, this.activations)) {
       if (!this.variants.includes(c.variant)) continue;
-      const constants: Record<string, number> = c.op === 'qmatmul_decode' ? { WG: c.wg, NR: c.nr } : { WG: c.wg, MR: c.mr, NR: c.nr };
+      const constants: Record<string, number> = c.op === 'qmatmul' ? { WG: c.wg, MR: c.mr, NR: c.nr } : { WG: c.wg, NR: c.nr };
       const key = { op: c.op, type: this.type, config: c.name, constants, prologue: this.prologue };
       this.pipelines.set(c.name, weightPipeline(gpu, key, QMatmulParams));
     }
@@ -149,6 +171,11 @@ export class QMatmul {
   variantFor(M: number): QMatmulVariant {
     if (M >= QMATMUL_PREFILL_MIN_M && this.variants.includes('prefill')) return 'prefill';
     return this.variants.includes('decode') ? 'decode' : this.variants[0];
+  }
+
+  /** The configuration `encode` runs for M rows in `variant`. */
+  configFor(variant: QMatmulVariant, M: number): Config {
+    return configFor(this.type, this.K, this.activations, variant, M);
   }
 
   bind(b: QMatmulBuffers, label = 'qmatmul'): BoundQMatmul {
@@ -177,14 +204,20 @@ export class QMatmul {
     if (b.norm && b.norm.size < K * 4) throw new InvalidArgumentError(`${label}: norm holds ${b.norm.size} bytes, needs K*4 = ${K * 4}.`);
     this.dummy ??= createStorage(this.gpu.device, 16, 'qmatmul:unused bias (4) f32');
     const bias = b.bias ?? this.dummy;
+    // The 8-bit decode quantizes the one row of x into scratch of its own, then reads only that.
+    const quantize = this.pipelines.has(DECODE_I8.name) ? new BoundQuantizeX8(this.gpu, b.x, 1, K, label) : null;
     const kernels = new Map<string, BoundKernel<QMatmulField>[]>();
     for (const [name, pipeline] of this.pipelines) {
+      const xq = name === DECODE_I8.name && quantize ? quantize.out : null;
       kernels.set(
         name,
-        b.w.chunks.map((c, i) => new BoundKernel(this.gpu, pipeline, QMatmulParams, [b.x, c.buffer, c.buffer, bias, b.y, ...(b.norm ? [b.norm] : [])], `${label}:${name}[${i}]`)),
+        b.w.chunks.map((c, i) => {
+          const buffers = xq ? [xq.xq, c.buffer, c.buffer, bias, b.y, xq.xs] : [b.x, c.buffer, c.buffer, bias, b.y, ...(b.norm ? [b.norm] : [])];
+          return new BoundKernel(this.gpu, pipeline, QMatmulParams, buffers, `${label}:${name}[${i}]`);
+        }),
       );
     }
-    return new BoundQMatmul(this, this.gpu, b, kernels, label);
+    return new BoundQMatmul(this, this.gpu, b, kernels, quantize, label);
   }
 }
 
@@ -194,8 +227,14 @@ export class BoundQMatmul {
     private readonly gpu: Gpu,
     private readonly b: QMatmulBuffers,
     private readonly kernels: ReadonlyMap<string, readonly BoundKernel<QMatmulField>[]>,
+    private readonly quantize: BoundQuantizeX8 | null,
     private readonly label: string,
   ) {}
+
+  /** The scratch holding x quantized to 8 bits (after an encode at M = 1 that took the 8-bit path), or null. */
+  get quantizedX(): BoundQuantizeX8['out'] | null {
+    return this.quantize?.out ?? null;
+  }
 
   variantFor(M: number): QMatmulVariant {
     return this.mm.variantFor(M);
@@ -208,7 +247,7 @@ export class BoundQMatmul {
     const xk = K * xWidth(this.mm.prologue);
     if (M * xk * 4 > this.b.x.size) throw new InvalidArgumentError(`${this.label}: x holds ${this.b.x.size / (xk * 4)} rows of ${xk} values, fewer than M=${M}.`);
     if (M * N * 4 > this.b.y.size) throw new InvalidArgumentError(`${this.label}: y holds ${this.b.y.size / (N * 4)} rows of N=${N}, fewer than M=${M}.`);
-    const cfg = configFor(this.mm.type, K, variant, M);
+    const cfg = this.mm.configFor(variant, M);
     const kernels = this.kernels.get(cfg.name);
     if (!kernels) {
       throw new InvalidArgumentError(`${this.label}: variant ${variant} was not built (built: ${this.mm.variants.join(', ')}).`);
@@ -220,6 +259,7 @@ export class BoundQMatmul {
     const hasBias = this.mm.bias ? 1 : 0;
     const accumulate = this.mm.accumulate ? 1 : 0;
     const rowBytes = this.b.w.rowBytes;
+    if (cfg === DECODE_I8) this.quantize?.encode(pass, M);
     this.b.w.chunks.forEach((c, i) => {
       const params = { m: M, k: K, n: c.rows, ldy: N, nOffset: c.rowStart, hasBias, accumulate, rowBytes };
       kernels[i].encode(pass, params, [groupsFor(c.rows, cfg.nr * cfg.wg), gy]);
@@ -228,5 +268,6 @@ export class BoundQMatmul {
 
   destroy(): void {
     for (const ks of this.kernels.values()) for (const k of ks) k.destroy();
+    this.quantize?.destroy();
   }
 }

@@ -7,7 +7,7 @@ import type { StorageType } from '../weights/types.js';
 import { WGSL } from './wgsl.gen.js';
 import { prologueKey, xPrologueSource, PLAIN, type XPrologue } from './x_prologue.js';
 
-export type WeightOp = 'qmatmul' | 'qmatmul_decode' | 'qembedding';
+export type WeightOp = 'qmatmul' | 'qmatmul_decode' | 'qmatmul_idecode' | 'qembedding';
 
 /** The typed key of a weight-reading pipeline; its string form goes to the pipeline cache. */
 export interface WeightKernelKey {
@@ -36,14 +36,23 @@ export function hasDotStep(type: StorageType, K: number): boolean {
 }
 
 /**
+ * Whether the 8-bit-activation decode body (qmatmul_idecode.wgsl) reads `type`: the 4- and 5-bit types with an
+ * integer dot step (shaders/idot_<type>.wgsl), whose rows are whole 32-value activation blocks.
+ */
+export function hasIntDot(type: StorageType): boolean {
+  return WGSL[`idot_${type.toLowerCase()}`] !== undefined;
+}
+
+/**
  * The WGSL of `op` for weights of `type`: uniform struct, shared helpers, the type's snippet, the body, and for the
- * matmul bodies the x prologue (x as a vec4 view at binding 1, the norm weight at binding 6).
+ * matmul bodies that read x in f32 the x prologue (x as a vec4 view at binding 1, the norm weight at binding 6). The
+ * 8-bit decode body reads quantize_x8's words instead (it runs with the plain prologue only, kernels/qmatmul.ts).
  */
 export function weightShaderSource(op: WeightOp, type: StorageType, layout: UniformLayout<string>, prologue: XPrologue = PLAIN): string {
   const t = type.toLowerCase();
   // The decode body reads W through the type's dot step (wdot_<type>.wgsl) on top of its block layout (wload_<type>).
-  const dot = op === 'qmatmul_decode' ? [part(`wdot_${t}`)] : [];
-  const x = op === 'qembedding' ? [] : [xPrologueSource(prologue, { v4: { x: 'x', g: 6 } })];
+  const dot = op === 'qmatmul_decode' ? [part(`wdot_${t}`)] : op === 'qmatmul_idecode' ? [part(`idot_${t}`)] : [];
+  const x = op === 'qembedding' || op === 'qmatmul_idecode' ? [] : [xPrologueSource(prologue, { v4: { x: 'x', g: 6 } })];
   return [layout.wgsl, part('wload_common'), part(`wload_${t}`), ...dot, part(op), ...x].join('\n');
 }
 
