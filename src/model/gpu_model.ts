@@ -245,12 +245,21 @@ export class GpuModel {
     };
 
     const matmuls = new Map<string, Matmul | QMatmul>();
+    const kernelFor = (key: string, make: () => Matmul | QMatmul): Matmul | QMatmul => {
+      let m = matmuls.get(key);
+      if (!m) {
+        m = make();
+        matmuls.set(key, m);
+      }
+      return m;
+    };
     /**
      * y (+)= f(x) W^T (+ b), one matmul per part of W (its storage type; F32 parts on kernels/matmul.ts, whose vec4 loads
-     * read f32 fastest, every other type on the stored-type kernel). The parts write disjoint columns of y, each with
-     * its own bias entries, so splitting changes no value. f is the x prologue (kernels/x_prologue.ts): an RMS norm
-     * folded in (its weight as `norm`), the MLP activation, or nothing. One kernel per distinct (type, K, N, bias,
-     * accumulate, prologue).
+     * read f32 fastest for M > 1, and at M = 1 on the stored-type kernel's dot-step decode, which bench/RESULTS.md
+     * "Weights" measured faster; every other type on the stored-type kernel). The parts write disjoint columns of y,
+     * each with its own bias entries, so splitting changes no value. f is the x prologue (kernels/x_prologue.ts): an
+     * RMS norm folded in (its weight as `norm`), the MLP activation, or nothing. One kernel per distinct (type, K, N,
+     * bias, accumulate, prologue).
      */
     const mm = (
       name: string, K: number, N: number, W: GpuMatrix, bias: GPUBuffer | null, x: GPUBuffer, y: GPUBuffer, accumulate: boolean,
@@ -259,15 +268,18 @@ export class GpuModel {
       const { prologue, norm } = pro;
       const bound = W.parts.map((part, i) => {
         const key = `${part.type},${K},${N},${bias !== null},${accumulate},${prologueKey(prologue)}`;
-        let m = matmuls.get(key);
-        if (!m) {
-          const o = { K, N, bias: bias !== null, accumulate, prologue };
-          m = part.type === 'F32' ? new Matmul(gpu, o) : new QMatmul(gpu, { type: part.type, ...o });
-          matmuls.set(key, m);
-        }
+        const o = { K, N, bias: bias !== null, accumulate, prologue };
         const label = W.parts.length > 1 ? `${name}[${part.type} ${i}]` : name;
-        const b = { x, ...(bias ? { bias } : {}), y, ...(norm ? { norm } : {}) };
-        return m instanceof Matmul ? m.bind({ ...b, w: part }, label) : m.bind({ ...b, w: part }, label);
+        const b = { x, w: part, ...(bias ? { bias } : {}), y, ...(norm ? { norm } : {}) };
+        if (part.type !== 'F32') return (kernelFor(key, () => new QMatmul(gpu, { type: part.type, ...o })) as QMatmul).bind(b, label);
+        const dense = (kernelFor(key, () => new Matmul(gpu, o)) as Matmul).bind(b, label);
+        if (K % 4 !== 0) return dense;
+        const one = (kernelFor(`${key},decode`, () => new QMatmul(gpu, { type: 'F32', ...o, variants: ['decode'] })) as QMatmul).bind(b, `${label}:M=1`);
+        return {
+          encode: (pass: GPUComputePassEncoder, R: number) => (R === 1 ? one.encode(pass, 1) : dense.encode(pass, R)),
+          variantFor: (M: number) => dense.variantFor(M),
+          destroy: () => (dense.destroy(), one.destroy()),
+        };
       });
       return {
         name,
