@@ -270,9 +270,11 @@ export class GpuModel {
         const key = `${part.type},${K},${N},${bias !== null},${accumulate},${prologueKey(prologue)}`;
         const o = { K, N, bias: bias !== null, accumulate, prologue };
         const label = W.parts.length > 1 ? `${name}[${part.type} ${i}]` : name;
+        const b = { x, w: part, ...(bias ? { bias } : {}), y, ...(norm ? { norm } : {}) };
         // f32 activations at every M: 8-bit ones at M = 1 only would make a path's logits depend on its batch
         // (prefill and batched decode keep x in f32), which the engine promises they do not.
         if (part.type !== 'F32') return (kernelFor(key, () => new QMatmul(gpu, { type: part.type, ...o, activations: 'f32' })) as QMatmul).bind(b, label);
+        const dense = (kernelFor(key, () => new Matmul(gpu, o)) as Matmul).bind(b, label);
         if (K % 4 !== 0) return dense;
         const one = (kernelFor(`${key},decode`, () => new QMatmul(gpu, { type: 'F32', ...o, variants: ['decode'] })) as QMatmul).bind(b, `${label}:M=1`);
         return {
