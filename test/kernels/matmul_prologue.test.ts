@@ -182,7 +182,9 @@ describe.each(testAdapterChoices())('matmul x prologues on %s', (choice) => {
     const Kd = t.blocks * kernelBlock(t.type);
     const bytes = randomWeightsFor(t.type, t.N, Kd, rand);
     const { values: w, magnitude } = dequantizeWithMagnitude(t.type, bytes, t.N * Kd);
-    const mm = new QMatmul(gpu, { type: t.type, K: Kd, N: t.N, bias: t.bias, accumulate: t.accumulate, variants: [t.variant], prologue: t.prologue });
+    // f32 activations: the prologue's reads of x are what is tested (8-bit decode runs only with the plain prologue,
+    // tested in qmatmul.test.ts).
+    const mm = new QMatmul(gpu, { type: t.type, K: Kd, N: t.N, bias: t.bias, accumulate: t.accumulate, variants: [t.variant], prologue: t.prologue, activations: 'f32' });
     await run(
       gpu,
       { ...t, K: Kd },
