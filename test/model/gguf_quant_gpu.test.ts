@@ -92,9 +92,11 @@ describe.each(testAdapterChoices())('quantized GGUF files on the GPU (%s), as st
       if (!want) float64.set(file, (want = ref.cases.map((c) => specRefForward(m.modelWeights, [...c.prompt_ids, ...c.greedy_ids].slice(0, -1)))));
       let worst = 0;
       let worstRef = 0;
-      // Every case through the prefill kernels, and the first one again one row per step (the decode kernels, with
-      // 8-bit activations where llama.cpp has them too): both within llama.cpp's tolerance.
-      const runs = [...ref.cases.map((c, ci) => ({ c, ci, oneRow: false })), { c: ref.cases[0], ci: 0, oneRow: true }];
+      // Every case through the prefill kernels, and on llvmpipe the first one again one row per step (the decode
+      // kernels): both within llama.cpp's tolerance. (One row per step on SwiftShader took over 2 minutes for this
+      // file on a loaded machine; the decode kernels are tested on both adapters in test/kernels/qmatmul.test.ts.)
+      const oneRow = choice === 'llvmpipe' ? [{ c: ref.cases[0], ci: 0, oneRow: true }] : [];
+      const runs = [...ref.cases.map((c, ci) => ({ c, ci, oneRow: false })), ...oneRow];
       for (const { c, ci, oneRow } of runs) {
         const tokens = [...c.prompt_ids, ...c.greedy_ids].slice(0, -1);
         const logits = await teacherForced(model, tokens, V, oneRow ? 1 : model.maxRows);
