@@ -255,8 +255,9 @@ export class GpuModel {
     };
     /**
      * y (+)= f(x) W^T (+ b), one matmul per part of W (its storage type; F32 parts on kernels/matmul.ts, whose vec4 loads
-     * read f32 fastest for M > 1, and at M = 1 on the stored-type kernel's dot-step decode, which bench/RESULTS.md
-     * "Weights" measured faster; every other type on the stored-type kernel). The parts write disjoint columns of y,
+     * read f32 fastest for M > 1 and at M = 1 keep a path's bits independent of its batch (the stored-type dot step,
+     * faster at M = 1 in bench/RESULTS.md "Weights", rounds differently and broke test/model/seeds.test.ts); every
+     * other type on the stored-type kernel). The parts write disjoint columns of y,
      * each with its own bias entries, so splitting changes no value. f is the x prologue (kernels/x_prologue.ts): an
      * RMS norm folded in (its weight as `norm`), the MLP activation, or nothing. One kernel per distinct (type, K, N,
      * bias, accumulate, prologue).
@@ -274,14 +275,7 @@ export class GpuModel {
         // f32 activations at every M: 8-bit ones at M = 1 only would make a path's logits depend on its batch
         // (prefill and batched decode keep x in f32), which the engine promises they do not.
         if (part.type !== 'F32') return (kernelFor(key, () => new QMatmul(gpu, { type: part.type, ...o, activations: 'f32' })) as QMatmul).bind(b, label);
-        const dense = (kernelFor(key, () => new Matmul(gpu, o)) as Matmul).bind(b, label);
-        if (K % 4 !== 0) return dense;
-        const one = (kernelFor(`${key},decode`, () => new QMatmul(gpu, { type: 'F32', ...o, variants: ['decode'] })) as QMatmul).bind(b, `${label}:M=1`);
-        return {
-          encode: (pass: GPUComputePassEncoder, R: number) => (R === 1 ? one.encode(pass, 1) : dense.encode(pass, R)),
-          variantFor: (M: number) => dense.variantFor(M),
-          destroy: () => (dense.destroy(), one.destroy()),
-        };
+        return (kernelFor(key, () => new Matmul(gpu, o)) as Matmul).bind(b, label);
       });
       return {
         name,
