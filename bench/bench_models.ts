@@ -109,6 +109,7 @@ export async function runModelsAndAdapters(
   note: string,
   bench: (model: BenchModel, gpu: Gpu, adapter: AdapterChoice) => Promise<object | object[]>,
   applies: (model: ModelName, adapter: AdapterChoice) => boolean = () => true,
+  gpuOptions: { timestamps?: boolean } = {},
 ): Promise<object> {
   const load = await startLoadMeter();
   const cases: object[] = [];
@@ -120,7 +121,7 @@ export async function runModelsAndAdapters(
       if (!applies(name, adapter)) continue;
       let gpu: Gpu | null = null;
       try {
-        gpu = await createGpu({ adapter });
+        gpu = await createGpu({ adapter, ...gpuOptions });
         const got = await bench(model, gpu, adapter);
         cases.push(...(Array.isArray(got) ? got : [got]));
       } catch (e) {

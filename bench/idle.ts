@@ -3,11 +3,13 @@
 //   wall ms  = time between the ends of consecutive steps (the step period a user sees: plan, upload, submit, GPU
 //              work, stats readback, and the controller's host work before the next step); the first step (the
 //              prefill) is counted from its start;
-//   busy ms  = the GPU's own time for that step's forward. No CPU adapter here has `timestamp-query` inside the
-//              engine's pass (llvmpipe offers none), so it is measured separately: after the job, each distinct step
-//              shape (rows, sampling rows, page-table width) is re-uploaded from the step's own plan and its forward is
-//              timed alone with the kernel harness (many encodes per submit: no host round trip in it), median;
-//   idle ms  = wall - busy: the part of the step the GPU spent waiting for the host.
+//   busy ms  = the GPU's own time for that step's forward. Where the adapter has `timestamp-query` (SwiftShader; not
+//              llvmpipe), from timestamps the engine writes at the start and end of the step's forward pass, and
+//              idle ms = the GPU clock's gap from the end of the previous step's pass to the start of this one (what
+//              the GPU spent waiting; 0 when the step was queued). Otherwise measured separately: after the job, each
+//              distinct step shape (rows, sampling rows, page-table width) is re-uploaded from the step's own plan
+//              and its forward timed alone with the kernel harness (many encodes per submit), median, and
+//              idle ms = wall - busy.
 import type { AdapterChoice } from '../src/gpu/adapter_choice.js';
 import type { Gpu } from '../src/gpu/device.js';
 import type { Engine, StepTrace } from '../src/engine.js';
@@ -32,6 +34,7 @@ interface StepRow {
 /** Runs `job` on a fresh engine over `base`'s model, recording every step's plan and timestamps. */
 async function traced(base: Engine, pipeline: boolean, job: (e: Engine) => Promise<void>): Promise<{ traces: StepTrace[]; ms: number; pipe: Engine['pipelineStats'] }> {
   const e = freshEngine(base, { pipeline });
+  e.timestampSteps = base.gpu.timestamps;
   const traces: StepTrace[] = [];
   e.onStep = (t) => traces.push(t);
   const t0 = performance.now();
@@ -62,6 +65,13 @@ async function busyByShape(gpu: Gpu, base: Engine, traces: StepTrace[], memo: Ma
 function stepRows(traces: StepTrace[], busy: number[]): StepRow[] {
   return traces.map((t, i) => {
     const wall = t.endMs - (i === 0 ? t.startMs : traces[i - 1].endMs);
+    const prev = traces[i - 1]?.gpuNs;
+    // GPU timestamps: busy from the pass's own start and end, idle as the gap since the previous pass ended.
+    if (t.gpuNs) {
+      const gpuBusy = (t.gpuNs[1] - t.gpuNs[0]) / 1e6;
+      const gap = prev ? Math.max(0, (t.gpuNs[0] - prev[1]) / 1e6) : wall - gpuBusy;
+      return { rows: t.plan.rows, samples: t.plan.samples, wallMs: round4(wall), busyMs: round4(gpuBusy), idleMs: round4(gap) };
+    }
     return { rows: t.plan.rows, samples: t.plan.samples, wallMs: round4(wall), busyMs: round4(busy[i]), idleMs: round4(wall - busy[i]) };
   });
 }
@@ -88,7 +98,7 @@ function summary(steps: StepRow[], ms: number): Record<string, number> {
     wallMsPerStepMedian: round4(median(rest.map((s) => s.wallMs))),
     busyMsPerStepMedian: round4(median(rest.map((s) => s.busyMs))),
     idleMsPerStepMedian: round4(median(rest.map((s) => s.idleMs))),
-    idleShare: round4((wall - busy) / wall),
+    idleShare: round4(sum((s) => s.idleMs) / wall),
   };
 }
 
@@ -122,7 +132,7 @@ async function benchCase(model: BenchModel, gpu: Gpu, adapter: AdapterChoice): P
       for (const pipeline of [false, true]) {
         const all = runs[pipeline ? 'on' : 'off'];
         const { traces, ms, pipe } = [...all].sort((a, b) => a.ms - b.ms)[all.length >> 1];
-        const steps = stepRows(traces, await busyByShape(gpu, base, traces, memo));
+        const steps = stepRows(traces, gpu.timestamps ? [] : await busyByShape(gpu, base, traces, memo));
         const s = { ...summary(steps, ms), nextQueuedBeforeReadback: queuedAhead(traces) };
         log(`[${adapter}] ${name} pipeline ${pipeline ? 'on' : 'off'}: ${JSON.stringify(s)}`);
         for (const [i, r] of steps.entries())
@@ -142,7 +152,7 @@ async function benchCase(model: BenchModel, gpu: Gpu, adapter: AdapterChoice): P
           wallMsMedianOnOverOff: round4(on.wallMsPerStepMedian / off.wallMsPerStepMedian),
           idleMsMedianOnOverOff: round4(on.idleMsPerStepMedian / off.idleMsPerStepMedian),
         },
-        busyFrom: 'forward timed alone per step shape (no timestamp-query on this adapter path)',
+        busyFrom: gpu.timestamps ? 'timestamp-query around each step\'s forward pass' : 'forward timed alone per step shape (no timestamp-query)',
         ...modes,
       });
     }
@@ -158,5 +168,6 @@ export function run(): Promise<object> {
       'prompt 256, 64 steps) and EAB exact-N 16 samples of 64 tokens, engine option pipeline off and on (ratios from one run; shared machine).',
     benchCase,
     (m) => m === 'stories260K',
+    { timestamps: true },
   );
 }

@@ -77,6 +77,8 @@ export interface StepTrace {
   startMs: number;
   submitMs: number;
   endMs: number;
+  /** With engine.timestampSteps on a device with `timestamp-query`: the forward pass's GPU start and end (ns). */
+  gpuNs?: [number, number];
 }
 
 /** A submitted step whose stats have not been read yet. */
@@ -106,6 +108,8 @@ export class Engine implements SessionSource, ApiHost {
   private readonly hub: SessionHub;
   /** Called after every forward step with its plan and timestamps (instrumentation: bench/idle.ts). */
   onStep: ((trace: StepTrace) => void) | null = null;
+  /** Write GPU timestamps around each step's forward pass into its trace (needs Gpu.timestamps; instrumentation). */
+  timestampSteps = false;
   /** Pipelined steps (EngineOptions.pipeline). */
   readonly pipeline: boolean;
   /** The speculative next step, submitted before the last step's stats were read (pipeline). */
@@ -389,6 +393,7 @@ export class Engine implements SessionSource, ApiHost {
     this.sched.cancel();
     this.pipe.abandoned++;
     a.submitted.stats.catch(() => undefined);
+    a.submitted.gpuNs?.catch(() => undefined);
   }
 
   /** Whether the speculative step is exactly the step a synchronous engine would run now for `include`. */
@@ -429,7 +434,11 @@ export class Engine implements SessionSource, ApiHost {
     const t: InFlight = { plan: spec.plan, sampling, fresh, startMs: performance.now(), submitMs: 0, submitted: null as unknown as SubmittedStep };
     this.ahead = t;
     this.pipe.speculated++;
-    t.submitted = await submitStep(this.model, spec.plan, sampling, { feed: spec.feed, onSubmit: () => (t.submitMs = performance.now()) });
+    t.submitted = await submitStep(this.model, spec.plan, sampling, {
+      feed: spec.feed,
+      onSubmit: () => (t.submitMs = performance.now()),
+      timestamps: this.timestampSteps,
+    });
     return t;
   }
 
@@ -489,7 +498,10 @@ export class Engine implements SessionSource, ApiHost {
       const c: InFlight = { plan, sampling, startMs, submitMs: 0, fresh: null, submitted: null as unknown as SubmittedStep };
       cur = c;
       try {
-        c.submitted = await submitStep(this.model, plan, sampling, { onSubmit: () => (c.submitMs = performance.now()) });
+        c.submitted = await submitStep(this.model, plan, sampling, {
+          onSubmit: () => (c.submitMs = performance.now()),
+          timestamps: this.timestampSteps,
+        });
       } catch (err) {
         throw this.fail(c, err);
       }
@@ -505,7 +517,11 @@ export class Engine implements SessionSource, ApiHost {
       throw this.fail(cur, err);
     }
     const plan = cur.plan;
-    this.onStep?.({ plan, sampling: cur.sampling, startMs: cur.startMs, submitMs: cur.submitMs, endMs: performance.now() });
+    if (this.onStep) {
+      const endMs = performance.now();
+      const gpuNs = cur.submitted.gpuNs ? await cur.submitted.gpuNs : undefined;
+      this.onStep({ plan, sampling: cur.sampling, startMs: cur.startMs, submitMs: cur.submitMs, endMs, ...(gpuNs ? { gpuNs } : {}) });
+    }
     // Rows of paths finished or freed while a speculative step was in flight were undone: not counted, no result.
     const kept = (id: number) => this.sched.rowKept(id);
     let rowsRun = 0;

@@ -9,6 +9,11 @@ import { PipelineCache } from './pipelines.js';
 export interface GpuOptions {
   /** Which adapter to use; defaults to the FORKLM_ADAPTER environment variable, then `auto`. */
   adapter?: AdapterChoice;
+  /**
+   * Ask for `timestamp-query` when the adapter has it (instrumentation: bench/idle.ts reads each step's GPU start and
+   * end from it). Default false. `Gpu.timestamps` says whether the device got it.
+   */
+  timestamps?: boolean;
 }
 
 export interface Gpu {
@@ -21,6 +26,8 @@ export interface Gpu {
   readonly name: string;
   readonly limits: GPUSupportedLimits;
   readonly pipelines: PipelineCache;
+  /** The device has `timestamp-query` (GpuOptions.timestamps on an adapter that offers it). */
+  readonly timestamps: boolean;
   /** Set once the device is lost; every later GPU call through forklm throws it. */
   lostError: DeviceLostError | null;
   /** Throws the DeviceLostError if the device was lost. */
@@ -52,7 +59,11 @@ export async function createGpu(options: GpuOptions = {}): Promise<Gpu> {
     throw new NoAdapterError(isNode ? `${what} ${NO_ADAPTER_HELP} \`forklm doctor\` lists what it can see.` : NO_ADAPTER_BROWSER);
   }
   const { adapter, kind, isCpu } = found;
-  const device = await adapter.requestDevice({ requiredLimits: requiredLimits(adapter) });
+  const timestamps = options.timestamps === true && adapter.features.has('timestamp-query');
+  const device = await adapter.requestDevice({
+    requiredLimits: requiredLimits(adapter),
+    ...(timestamps ? { requiredFeatures: ['timestamp-query' as GPUFeatureName] } : {}),
+  });
   const gpu: Gpu = {
     device,
     adapter,
@@ -61,6 +72,7 @@ export async function createGpu(options: GpuOptions = {}): Promise<Gpu> {
     name: adapterName(kind, adapter),
     limits: device.limits,
     pipelines: new PipelineCache(device),
+    timestamps,
     lostError: null,
     checkLost() {
       if (gpu.lostError) throw gpu.lostError;

@@ -83,6 +83,34 @@ export function encodeForward(model: GpuModel, pass: GPUComputePassEncoder, plan
 export interface SubmittedStep {
   stats: Promise<TokenStatsRecord[]>;
   bytesCopied: number;
+  /** With `timestamps`: the forward pass's GPU start and end, in ns of the GPU's clock. */
+  gpuNs?: Promise<[number, number]>;
+}
+
+/** A timestamp query pair for one step's forward pass, resolved and read back after it (instrumentation). */
+function stepTimestamps(device: GPUDevice): { writes: GPUComputePassTimestampWrites; encode(e: GPUCommandEncoder): void; read(): Promise<[number, number]> } {
+  const querySet = device.createQuerySet({ type: 'timestamp', count: 2 });
+  const resolved = device.createBuffer({ size: 16, usage: 0x200 | 0x4 }); // QUERY_RESOLVE | COPY_SRC
+  const staging = device.createBuffer({ size: 16, usage: 0x1 | 0x8 }); // MAP_READ | COPY_DST
+  return {
+    writes: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
+    encode(e) {
+      e.resolveQuerySet(querySet, 0, 2, resolved, 0);
+      e.copyBufferToBuffer(resolved, 0, staging, 0, 16);
+    },
+    async read() {
+      try {
+        await staging.mapAsync(0x1);
+        const t = new BigUint64Array(staging.getMappedRange().slice(0));
+        staging.unmap();
+        return [Number(t[0]), Number(t[1])];
+      } finally {
+        staging.destroy();
+        resolved.destroy();
+        querySet.destroy();
+      }
+    },
+  };
 }
 
 /** Whether each of the model's two stats staging buffers has a map outstanding (a step read back later). */
@@ -99,7 +127,7 @@ export async function submitStep(
   model: GpuModel,
   plan: StepPlan,
   sampling: readonly StepSampling[],
-  options: { feed?: Uint32Array; onSubmit?: () => void } = {},
+  options: { feed?: Uint32Array; onSubmit?: () => void; timestamps?: boolean } = {},
 ): Promise<SubmittedStep> {
   model.gpu.checkLost();
   checkPlan(model, plan, sampling);
@@ -120,18 +148,23 @@ export async function submitStep(
     const stride = model.statsLayout.stride;
     options.feed.forEach((s, r) => encoder.copyBufferToBuffer(model.stats, (s * stride + o) * 4, model.tokenIds, r * 4, 4));
   }
+  const ts = options.timestamps && model.gpu.timestamps && plan.rows > 0 ? stepTimestamps(dev) : null;
   if (plan.rows > 0) {
-    const pass = encoder.beginComputePass({ label: 'forward' });
+    const pass = encoder.beginComputePass({ label: 'forward', ...(ts ? { timestampWrites: ts.writes } : {}) });
     encodeForward(model, pass, plan);
     pass.end();
   }
   const statsBytes = plan.samples * model.statsLayout.stride * 4;
   if (statsBytes > 0) readback.copyFrom(encoder, model.stats, statsBytes);
+  ts?.encode(encoder);
   dev.queue.submit([encoder.finish()]);
   options.onSubmit?.();
   const stats = statsBytes > 0 ? readback.read(statsBytes).then((buf) => decodeTokenStats(buf, plan.samples, model.statsLayout)) : Promise.resolve([]);
   reads[p] = stats.catch(() => undefined);
-  return { stats, bytesCopied };
+  if (!ts) return { stats, bytesCopied };
+  const gpuNs = ts.read();
+  gpuNs.catch(() => undefined); // a step nobody reads (an abandoned speculative one) must not leave a rejection
+  return { stats, bytesCopied, gpuNs };
 }
 
 /** Runs one step and waits for its stats. Pages of `plan.copies` are copied first, in the same command buffer. */

@@ -32,6 +32,34 @@ describe('engine step traces', () => {
   });
 });
 
+describe('GPU timestamps of steps (bench/idle.ts on adapters with timestamp-query)', () => {
+  it('each step carries its forward pass\'s GPU start and end, in queue order, pipelined too', async () => {
+    const { createGpu } = await import('../../src/gpu/device.js');
+    const gpu = await createGpu({ adapter: 'swiftshader', timestamps: true });
+    const loaded = await loadStories('hf');
+    const e = await Engine.fromWeights(loaded.weights, tokenizerFor(loaded), { gpu, kvPages: 64, maxSamples: 8, pipeline: true });
+    try {
+      // SwiftShader offers timestamp-query (CI installs it); the device has it exactly when the adapter does.
+      expect(gpu.timestamps).toBe(gpu.adapter.features.has('timestamp-query'));
+      expect(gpu.timestamps).toBe(true);
+      e.timestampSteps = true;
+      const traces: StepTrace[] = [];
+      e.onStep = (t) => traces.push(t);
+      e.createPath([1, 403, 407, 261], { temperature: 0.9, seed: 2 });
+      for (let i = 0; i < 5; i++) await e.step();
+      expect(traces.length).toBe(5);
+      for (const [i, t] of traces.entries()) {
+        expect(t.gpuNs![1]).toBeGreaterThan(t.gpuNs![0]);
+        if (i > 0) expect(t.gpuNs![0]).toBeGreaterThanOrEqual(traces[i - 1].gpuNs![1]);
+      }
+      e.freeAll();
+    } finally {
+      e.destroy();
+      gpu.destroy();
+    }
+  });
+});
+
 // Pipelined steps (EngineOptions.pipeline): step t+1 is submitted before step t's stats are read, fed on the GPU with
 // each path's first draw. Everything a controller sees must be what synchronous steps give: the same tokens and stats
 // bit for bit (same plans, same rows, same random words), the same counters and pages. Each case runs twice, off and
