@@ -33,8 +33,8 @@ type Field = (typeof PrefixAttentionParams.fields)[number][0];
 const WG = 8;
 /**
  * llvmpipe stops an invocation's loops after 65,535 iterations in total (gpu_model.ts): a task's pages are bounded so
- * that an invocation stays under this many, counting each key's dot product and value update as 2 * headDim / 4
- * iterations of the queries' loops plus a few for the softmax.
+ * that an invocation stays under this many, counting each key as 3 * headDim / 4 iterations per query of the item
+ * (the dot product, the value update, and the rescale when the running max grows) plus a few for the softmax.
  */
 const LOOP_BUDGET = 50_000;
 
@@ -91,7 +91,7 @@ export class PrefixAttention {
     const qb = (this.queriesPerItem = shape.queriesPerItem ?? 4);
     if (!Number.isInteger(qb) || qb < 1 || qb > 16) throw new InvalidArgumentError(`prefix_attention: queriesPerItem must be 1..16, got ${qb}`);
     const hd4 = headDim / 4;
-    this.maxTaskPages = Math.max(1, Math.floor(LOOP_BUDGET / ((2 * hd4 + 8) * pageSize)));
+    this.maxTaskPages = Math.max(1, Math.floor(LOOP_BUDGET / ((3 * hd4 * qb + 8) * pageSize)));
     const head = `const QB: u32 = ${qb}u;\nconst HD4: u32 = ${hd4}u;\n`;
     this.pipeline = gpu.pipelines.get({ op: 'prefix_attention', variant: `qb${qb}-hd4${hd4}`, constants: { WG } }, () =>
       head + shaderSource('prefix_attention', PrefixAttentionParams),

@@ -1,11 +1,14 @@
-// The model's attention ops: paged attention per layer, with its variant picked per step on CPU adapters, and
-// shared-prefix (cascade) attention when the model is built with `cascade`. Kept apart from gpu_model.ts so that the
-// per-step state (the variant, the cascade task lists) has one owner.
+// The model's attention ops: paged attention per layer, its variant chosen once per model, and shared-prefix
+// (cascade) attention when the model is built with `cascade`. Kept apart from gpu_model.ts so that the per-step state
+// (the cascade task lists) has one owner.
 //
-// Variant per step: llvmpipe silently stops an invocation's loops after 65,535 iterations in total, and the per-head
-// variant (no barriers, the fast one on CPU adapters) loops about headDim/2 + 2 times per key, so it runs whenever the
-// step's widest page table (or the layer's sliding window) keeps an invocation under that; longer contexts take the
-// split-keys variant, which spreads one head's keys over a workgroup. Real GPUs always take split-keys.
+// Variant per model: llvmpipe silently stops an invocation's loops after 65,535 iterations in total, and the per-head
+// variant (no barriers, the fast one on CPU adapters) loops about 3*headDim/4 + 2 times per key (headDim/2 for q.k and
+// the weighted V, headDim/4 more when the running max grows and the accumulator is rescaled), so it runs when the most
+// keys any layer can see (the context, or the widest sliding window) keep an invocation under that; otherwise every
+// step takes the split-keys variant, which spreads one head's keys over a workgroup. Real GPUs always take split-keys.
+// The choice is per model, not per step: the two variants round differently, and a path's bits must not depend on
+// how long the other paths of its batch are (README, "Batching is invisible").
 import { createStorage, writeBuffer } from '../gpu/buffers.js';
 import type { Gpu } from '../gpu/device.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -17,6 +20,15 @@ import type { NamedOp } from './gpu_model.js';
 
 /** Iterations of the per-head variant's loops an invocation may run (llvmpipe's limit is 65,535). */
 const PER_HEAD_ITERATIONS = 60_000;
+/**
+ * The most keys the per-head variant may see at `headDim` on a CPU adapter (llvmpipe's loop limit; the file header
+ * says how each key is counted). test/kernels/paged_attention_loop_limit.test.ts runs per-head at this many keys with
+ * scores rising at every key (the rescale loop runs each time) against float64.
+ */
+export function perHeadKeyLimit(headDim: number): number {
+  return Math.floor(PER_HEAD_ITERATIONS / ((3 * headDim) / 4 + 2));
+}
+
 /** Partial states per row at most: a row's shared runs beyond them are attended by paged attention as before. */
 const MAX_SLOTS_PER_ROW = 8;
 /** Pages per prefix-attention task: a 512-token prompt is 4 tasks, enough to keep two cores busy at one path. */
@@ -63,8 +75,8 @@ export class ModelAttention {
   ) {
     const s = shape;
     const base = { nHeads: s.nHeads, kvHeads: s.kvHeads, headDim: s.headDim, pageSize: s.pageSize, qStride: s.qStride };
-    this.perHead = gpu.isCpu ? new PagedAttention(gpu, { ...base, variant: 'per-head' }) : null;
-    const needSplit = !gpu.isCpu || options.longestKeys * this.perKey() > PER_HEAD_ITERATIONS;
+    const needSplit = !gpu.isCpu || options.longestKeys > perHeadKeyLimit(s.headDim);
+    this.perHead = needSplit ? null : new PagedAttention(gpu, { ...base, variant: 'per-head' });
     this.splitKeys = needSplit ? new PagedAttention(gpu, { ...base, variant: 'split-keys' }) : null;
     this.cascadeOn = options.cascade;
     if (options.cascade) {
@@ -105,10 +117,6 @@ export class ModelAttention {
     return this.lists !== null;
   }
 
-  private perKey(): number {
-    return this.shape.headDim / 2 + 2;
-  }
-
   /**
    * Builds and uploads this step's cascade task lists (before the step's forward is encoded). Without `cascade`, or
    * when no decode row has a whole page before its own, the step runs plain paged attention.
@@ -133,18 +141,14 @@ export class ModelAttention {
       this.prefix && this.meta && this.partials
         ? this.prefix.bind({ q: b.q, kv, positions: b.positions, pageTable: b.pageTable, meta: this.meta, partials: this.partials }, `${label}:prefix`, layer)
         : null;
-    const window = layer.window ?? 0;
-    const pick = (maxPages: number): BoundPagedAttention => {
-      const keys = Math.min(maxPages * this.shape.pageSize, window > 0 ? window + this.shape.pageSize : Infinity);
-      return perHead && (keys * this.perKey() <= PER_HEAD_ITERATIONS || !split) ? perHead : split!;
-    };
+    const variant: BoundPagedAttention = (perHead ?? split)!;
     return {
       name: label,
       kind: 'attention',
       run: (pass, rows, maxPages) => {
         const lists = this.lists;
         if (lists && prefix) prefix.encode(pass, { ...lists, maxPages });
-        pick(maxPages).encode(pass, { rows, maxPages, cascade: lists !== null && prefix !== null });
+        variant.encode(pass, { rows, maxPages, cascade: lists !== null && prefix !== null });
       },
       destroy: () => {
         perHead?.destroy();

@@ -47,7 +47,7 @@ const float64 = new Map<string, Float64Array[][]>();
 
 /**
  * Logits of every position of `tokens`: all rows in one step (prefill kernels, f32 activations), or with
- * rowsPerStep = 1 one row per step (the decode kernels: 8-bit activations for the 4- and 5-bit types).
+ * rowsPerStep = 1 one row per step (the decode kernels, f32 activations as the model runs them).
  */
 async function teacherForced(model: GpuModel, tokens: number[], V: number, rowsPerStep = model.maxRows): Promise<Float32Array> {
   const sched = new Scheduler(new KvCache({ numPages: model.kvPages, pageSize: model.pageSize }), { maxRowsPerStep: rowsPerStep });

@@ -1,0 +1,57 @@
+// llvmpipe silently stops an invocation's loops after 65,535 iterations in total, and paged attention's per-head
+// variant runs one head's every key in one invocation. The model takes per-head only up to perHeadKeyLimit(headDim)
+// keys (src/model/attention_ops.ts). This runs per-head at exactly that many keys in the worst case for its loop
+// count: scores that rise at every key, so the running max grows and the accumulator is rescaled at every key (the
+// loop an earlier estimate left out: at head dim 256 it returned zeros in the last dimensions).
+import { describe, expect, it } from 'vitest';
+import { createStorage, createStorageFrom } from '../../src/gpu/buffers.js';
+import { readF32 } from '../../src/gpu/readback.js';
+import { submitPass } from '../../src/kernels/kernel.js';
+import { PagedAttention } from '../../src/kernels/paged_attention.js';
+import { perHeadKeyLimit } from '../../src/model/attention_ops.js';
+import { gpuFor, testAdapterChoices } from './adapters.js';
+
+const PAGE = 16;
+const SLOPE = 0.002; // k = SLOPE * j in every dimension, q = 1: the score grows by sqrt(headDim) * SLOPE per key
+
+describe.each(testAdapterChoices())('paged attention per-head at the model\'s key limit on %s', (adapter) => {
+  it.each([64, 128, 256])('head dim %d, rising scores, equals float64', async (hd) => {
+    const gpu = await gpuFor(adapter);
+    const pages = Math.floor(perHeadKeyLimit(hd) / PAGE);
+    const n = pages * PAGE;
+    // kv: [pages][K | V][PAGE][hd] f32 (one KV head)
+    const kv = new Float32Array(pages * 2 * PAGE * hd);
+    const v = new Float64Array(n);
+    for (let j = 0; j < n; j++) {
+      const pg = Math.floor(j / PAGE);
+      const o = j % PAGE;
+      kv.fill(Math.fround(SLOPE * j), (pg * 2 * PAGE + o) * hd, (pg * 2 * PAGE + o + 1) * hd);
+      v[j] = Math.fround(Math.sin(j / 50 + hd));
+      kv.fill(v[j], ((pg * 2 + 1) * PAGE + o) * hd, ((pg * 2 + 1) * PAGE + o + 1) * hd);
+    }
+    // float64 softmax(q.k / sqrt(hd)) . v, the same in every output dimension
+    let num = 0;
+    let den = 0;
+    for (let j = 0; j < n; j++) {
+      const w = Math.exp((hd * Math.fround(SLOPE * j) - hd * Math.fround(SLOPE * (n - 1))) / Math.sqrt(hd));
+      num += w * v[j];
+      den += w;
+    }
+    const want = num / den;
+    const d = gpu.device;
+    const out = createStorage(d, hd * 4, 'out (1, hd) f32');
+    const att = new PagedAttention(gpu, { nHeads: 1, kvHeads: 1, headDim: hd, pageSize: PAGE, qStride: hd, variant: 'per-head' }).bind({
+      q: createStorageFrom(d, new Float32Array(hd).fill(1), 'q (1, hd) f32'),
+      kv: createStorageFrom(d, kv, 'kv'),
+      rowPath: createStorageFrom(d, Uint32Array.from([0]), 'rowPath'),
+      positions: createStorageFrom(d, Uint32Array.from([n - 1]), 'positions'),
+      pageTable: createStorageFrom(d, Uint32Array.from({ length: pages }, (_, i) => i), 'pageTable'),
+      out,
+    });
+    submitPass(gpu, (pass) => att.encode(pass, { rows: 1, maxPages: pages }));
+    const got = await readF32(gpu, out, hd);
+    // An f32 online softmax over <= 1,200 keys with |v| <= 1 and weights in (0, 1]: relative rounding ~n * 2^-24 ~ 1e-4
+    // at worst, far below the error of a cut-off loop (a missing rescale or missing keys moves the mean by > 1e-2).
+    for (let i = 0; i < hd; i++) expect(Math.abs(got[i] - want), `dim ${i} of ${hd}, ${n} keys`).toBeLessThan(2e-4);
+  });
+});
