@@ -57,4 +57,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       y[at] = v;
     }
   }
+
+  // The y epilogue (kernels/y_epilogue.ts: RoPE + KV write after a q|k|v projection; nothing otherwise) on the
+  // columns this invocation stored.
+  for (var i = 0u; i < MR; i++) {
+    if (m0 + i < params.m) { y_epi_block(m0 + i, n0, NR); }
+  }
 }

@@ -76,4 +76,10 @@ fn main(
       }
     }
   }
+  // The y epilogue (kernels/y_epilogue.ts) works on column pairs another thread of the tile may have stored: a
+  // storage barrier first, in uniform control flow (Y_EPI is a const, so other pipelines have neither).
+  if (Y_EPI) {
+    storageBarrier();
+    y_epi_tile(mBase, nBase, li);
+  }
 }

@@ -109,4 +109,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     store(m, n0 + 6u, a6);
     store(m, n0 + 7u, a7);
   }
+  y_epi_block(m, n0, NR); // the y epilogue (kernels/y_epilogue.ts), on the columns stored above
 }

@@ -9,11 +9,10 @@
 // the mean square before writing any of it, so groups never race.
 //
 // RoPE: angle = pos * invFreq[i] with invFreq from the host (the model's RoPE variant: default, linear, dynamic,
-// llama3, yarn...), times `ropeScale` on cos and sin (yarn's attention factor; 1 otherwise). As in the former rope
-// kernel, the angle is never formed in radians: freq[i] = invFreq[i] / (2 pi) turns per position, split on the host
-// as a + b + c + d with a, b, c of 7 significant bits, so pos * a, pos * b, pos * c are exact in f32 for pos < 2^17
-// and the reduced angle is within ~1e-6 rad of float64; sin and cos come from Cephes' polynomials on an exact octant
-// reduction (the built-ins are off by 2e-4 on SwiftShader).
+// llama3, yarn...), times `ropeScale` on cos and sin (yarn's attention factor; 1 otherwise), computed in turns by
+// shaders/rope_turns.wgsl (composed before this body; the precision argument is there). Without a q/k norm the model
+// runs RoPE and the KV write in the q|k|v matmul's epilogue instead (kernels/y_epilogue.ts); this kernel serves the
+// q/k-norm families, whose norm needs whole heads.
 override NORM: u32 = 0u; // 0: no q/k norm, 1: RMSNorm per head (weight (hd)), 2: RMSNorm over the projection (weight (H*hd))
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -25,34 +24,9 @@ override NORM: u32 = 0u; // 0: no q/k norm, 1: RMSNorm per head (weight (hd)), 2
 @group(0) @binding(6) var<storage, read> slots: array<u32>;     // (rows) u32 page * pageSize + offset
 @group(0) @binding(7) var<storage, read_write> kv: array<f32>;  // (pages, 2, Hkv, pageSize, hd) f32
 
-const TWO_PI: f32 = 6.283185307179586;
-
-// (sin, cos) of 2 pi t for t in [-0.5, 0.5] turns.
-fn sinCosTurns(t: f32) -> vec2<f32> {
-  // Quadrant q in {-2..2} and the remainder in [-1/8, 1/8] turn; both steps are exact in f32.
-  let q = round(t * 4.0);
-  let y = (t - q * 0.25) * TWO_PI; // [-pi/4, pi/4]
-  let z = y * y;
-  let sx = ((-1.9515295891e-4 * z + 8.3321608736e-3) * z - 1.6666654611e-1) * z * y + y;
-  let cx = ((2.443315711809948e-5 * z - 1.388731625493765e-3) * z + 4.166664568298827e-2) * z * z - 0.5 * z + 1.0;
-  // Rotate by q quarter turns: q mod 4 from the two's complement bits (-1 -> 3, -2 -> 2).
-  switch (bitcast<u32>(i32(q)) & 3u) {
-    case 1u: { return vec2<f32>(cx, -sx); }
-    case 2u: { return vec2<f32>(-sx, -cx); }
-    case 3u: { return vec2<f32>(-cx, sx); }
-    default: { return vec2<f32>(sx, cx); }
-  }
-}
-
-/** (sin, cos) * ropeScale of pos * invFreq[i]. */
+/** (sin, cos) * ropeScale of pos * invFreq[i] (rotationTurns: shaders/rope_turns.wgsl, composed before this body). */
 fn rotation(p: f32, i: u32) -> vec2<f32> {
-  let f = freq[i];
-  // Turns modulo 1, each partial product reduced before it is added so the sum never grows past 2.
-  var turns = fract(p * f.x);
-  turns = fract(turns + fract(p * f.y));
-  turns = fract(turns + fract(p * f.z));
-  turns = turns + p * f.w;
-  return sinCosTurns(turns - round(turns)) * params.ropeScale;
+  return rotationTurns(p, freq[i]) * params.ropeScale;
 }
 
 /** Where (row's slot, which: 0 = K / 1 = V, kv head) starts in the pool, or NO_SLOT when the slot is outside it. */

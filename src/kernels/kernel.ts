@@ -33,7 +33,8 @@ export class BoundKernel<F extends string> {
     private readonly gpu: Gpu,
     private readonly pipeline: GPUComputePipeline,
     private readonly layout: UniformLayout<F>,
-    buffers: readonly (GPUBuffer | GPUBufferBinding)[],
+    /** Binding i + 1 each; null leaves that binding number out (a shader section this pipeline does not have). */
+    buffers: readonly (GPUBuffer | GPUBufferBinding | null)[],
     label: string,
   ) {
     this.uniform = createUniform(gpu.device, layout.byteSize, `${label}:params`);
@@ -43,7 +44,7 @@ export class BoundKernel<F extends string> {
       layout: pipeline.getBindGroupLayout(0),
       entries: [
         { binding: 0, resource: { buffer: this.uniform } },
-        ...buffers.map((b, i) => ({ binding: i + 1, resource: 'buffer' in b ? b : { buffer: b } })),
+        ...buffers.flatMap((b, i) => (b === null ? [] : [{ binding: i + 1, resource: 'buffer' in b ? b : { buffer: b } }])),
       ],
     });
   }

@@ -35,6 +35,7 @@ import { defineUniform } from '../gpu/uniform.js';
 import { InvalidArgumentError } from '../errors.js';
 import { BoundKernel, groupsFor, shaderSource } from './kernel.js';
 import { checkPrologue, PLAIN, prologueKey, xPrologueSource, xWidth, type XPrologue, type XViews } from './x_prologue.js';
+import { checkEpilogue, checkRopeBinding, epilogueKey, NO_EPILOGUE, yEpilogueSource, type RopeBuffers, type YEpilogue } from './y_epilogue.js';
 
 export const MatmulParams = defineUniform('Params', [
   ['m', 'u32'], // rows of x and y this dispatch computes
@@ -82,6 +83,8 @@ const VIEWS: Record<string, XViews> = {
   matmul_prefill: { v4: { x: 'x', g: 5 } },
   matmul_tiled: { tile: { x: 'x', g: 5, rows: 64 } },
 };
+/** The first binding of each body's y epilogue (kernels/y_epilogue.ts), after the prologue's. */
+const EPILOGUE_BINDING: Record<string, number> = { matmul_decode: 9, matmul_prefill: 6, matmul_tiled: 6 };
 
 function configFor(variant: MatmulVariant, M: number): Config {
   if (variant === 'decode') return M <= 1 ? DECODE_1 : DECODE_4;
@@ -98,6 +101,8 @@ export interface MatmulOptions {
   variants?: readonly MatmulVariant[];
   /** What the kernel makes of x before the product (kernels/x_prologue.ts). Default plain. */
   prologue?: XPrologue;
+  /** What the kernel does with its finished outputs (kernels/y_epilogue.ts). Default nothing. */
+  epilogue?: YEpilogue;
 }
 
 export interface MatmulBuffers {
@@ -106,6 +111,7 @@ export interface MatmulBuffers {
   bias?: GPUBuffer; // (N) f32, exactly when the Matmul was made with bias: true
   y: GPUBuffer; // (M, N) f32; read as well when the Matmul accumulates
   norm?: GPUBuffer; // (K) f32 the norm weight, exactly when the prologue is rms
+  rope?: RopeBuffers; // exactly when the epilogue is rope_kv
 }
 
 function positiveInt(v: number, what: string): void {
@@ -119,6 +125,7 @@ export class Matmul {
   readonly accumulate: boolean;
   readonly variants: readonly MatmulVariant[];
   readonly prologue: XPrologue;
+  readonly epilogue: YEpilogue;
   private readonly vec4: boolean;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private dummy: GPUBuffer | null = null;
@@ -135,6 +142,7 @@ export class Matmul {
     this.accumulate = opts.accumulate ?? false;
     this.vec4 = opts.K % 4 === 0;
     this.prologue = checkPrologue('Matmul', opts.prologue ?? PLAIN, opts.K, false);
+    this.epilogue = checkEpilogue('Matmul', opts.epilogue ?? NO_EPILOGUE, opts.N);
     const wide: MatmulVariant = gpu.isCpu ? 'prefill' : 'tiled';
     this.variants = opts.variants ?? (wide === 'prefill' && !this.vec4 ? ['decode'] : ['decode', wide]);
     if (this.variants.length === 0) throw new InvalidArgumentError('Matmul: variants must name at least one variant.');
@@ -151,8 +159,10 @@ export class Matmul {
       if (!this.variants.includes(c.variant)) continue;
       const constants: Record<string, number> = c.variant === 'tiled' ? {} : { WG: c.wg, MR: c.mr, NR: c.nr };
       if (c.variant === 'decode') constants.VEC4 = this.vec4 ? 1 : 0;
-      const source = () => `${shaderSource(c.file, MatmulParams)}\n${xPrologueSource(this.prologue, VIEWS[c.file])}`;
-      this.pipelines.set(c.name, gpu.pipelines.get({ op: 'matmul', variant: `${c.name}:${prologueKey(this.prologue)}`, constants }, source));
+      const epilogue = yEpilogueSource(this.epilogue, EPILOGUE_BINDING[c.file], c.variant === 'tiled');
+      const source = () => `${shaderSource(c.file, MatmulParams)}\n${xPrologueSource(this.prologue, VIEWS[c.file])}\n${epilogue}`;
+      const variant = `${c.name}:${prologueKey(this.prologue)}${this.epilogue.kind === 'none' ? '' : `:${epilogueKey(this.epilogue)}`}`;
+      this.pipelines.set(c.name, gpu.pipelines.get({ op: 'matmul', variant, constants }, source));
     }
   }
 
@@ -189,6 +199,7 @@ export class Matmul {
       throw new InvalidArgumentError(`${label}: the ${prologueKey(this.prologue)} prologue ${rms ? 'needs the norm weight as norm' : 'takes no norm buffer'}.`);
     }
     if (b.norm && b.norm.size < K * 4) throw new InvalidArgumentError(`${label}: norm holds ${b.norm.size} bytes, needs K*4 = ${K * 4}.`);
+    checkRopeBinding(label, this.epilogue, b.rope, b.y, b.w.chunks);
     for (const c of b.w.chunks) {
       if (c.buffer.size < c.rows * K * 4) {
         throw new InvalidArgumentError(`${label}: W chunk at row ${c.rowStart} holds ${c.buffer.size} bytes, needs ${c.rows * K * 4}.`);
@@ -210,8 +221,9 @@ export class Matmul {
               ? [b.x, c.buffer, dummy, dummy, bias, b.y]
               : [dummy, dummy, b.x, c.buffer, bias, b.y];
           // The norm weight after the body's buffers; the decode body reads it through the view of its x.
-          if (b.norm) buffers.push(...(!decode ? [b.norm] : this.vec4 ? [b.norm, dummy] : [dummy, b.norm]));
-          return new BoundKernel(this.gpu, pipeline, MatmulParams, buffers, `${label}:${name}[${i}]`);
+          const norm = !b.norm ? (decode ? [null, null] : [null]) : !decode ? [b.norm] : this.vec4 ? [b.norm, dummy] : [dummy, b.norm];
+          const rope = b.rope ? [b.rope.positions, b.rope.slots, b.rope.freq, b.rope.kv] : [];
+          return new BoundKernel(this.gpu, pipeline, MatmulParams, [...buffers, ...norm, ...rope], `${label}:${name}[${i}]`);
         }),
       );
     }

@@ -29,6 +29,7 @@ import { BoundKernel, groupsFor } from './kernel.js';
 import { hasDotStep, hasIntDot, weightPipeline } from './weight_shader.js';
 import { checkPrologue, PLAIN, prologueKey, xWidth, type XPrologue } from './x_prologue.js';
 import { BoundQuantizeX8 } from './quantize_x8.js';
+import { checkEpilogue, checkRopeBinding, NO_EPILOGUE, type RopeBuffers, type YEpilogue } from './y_epilogue.js';
 
 export const QMatmulParams = defineUniform('Params', [
   ['m', 'u32'], // rows of x and y this dispatch computes
@@ -101,6 +102,8 @@ export interface QMatmulOptions {
    * have an integer dot step (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K; others ignore it); 'f32' keeps x in f32.
    */
   activations?: DecodeActivations;
+  /** What the kernel does with its finished outputs (kernels/y_epilogue.ts). Default nothing. */
+  epilogue?: YEpilogue;
 }
 
 export interface QMatmulBuffers {
@@ -109,6 +112,7 @@ export interface QMatmulBuffers {
   bias?: GPUBuffer; // (N) f32, exactly when made with bias: true
   y: GPUBuffer; // (M, N) f32; read as well when accumulating
   norm?: GPUBuffer; // (K) f32 the norm weight, exactly when the prologue is rms
+  rope?: RopeBuffers; // exactly when the epilogue is rope_kv
 }
 
 export class QMatmul {
@@ -120,6 +124,7 @@ export class QMatmul {
   readonly variants: readonly QMatmulVariant[];
   readonly prologue: XPrologue;
   readonly activations: DecodeActivations;
+  readonly epilogue: YEpilogue;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private dummy: GPUBuffer | null = null;
 
@@ -144,12 +149,14 @@ export class QMatmul {
     this.accumulate = opts.accumulate ?? false;
     this.variants = opts.variants ?? QMATMUL_VARIANTS;
     this.prologue = checkPrologue('QMatmul', opts.prologue ?? PLAIN, opts.K, true);
+    this.epilogue = checkEpilogue('QMatmul', opts.epilogue ?? NO_EPILOGUE, opts.N);
     const act = opts.activations ?? 'q8';
     if (act !== 'q8' && act !== 'f32') {
       throw new InvalidArgumentError(`QMatmul: activations must be 'q8' or 'f32', got ${String(act)}.`);
     }
-    // The quantizing pass reads x plainly: with a prologue (norm or activation folded in) x stays f32.
-    this.activations = this.prologue.kind === 'plain' ? act : 'f32';
+    // The quantizing pass reads x plainly and the 8-bit body has no epilogue: with a prologue (norm or activation
+    // folded in) or an epilogue (RoPE + KV write) x stays f32.
+    this.activations = this.prologue.kind === 'plain' && this.epilogue.kind === 'none' ? act : 'f32';
     if (this.variants.length === 0) throw new InvalidArgumentError('QMatmul: variants must name at least one variant.');
     for (const v of this.variants) {
       if (!QMATMUL_VARIANTS.includes(v)) throw new InvalidArgumentError(`QMatmul: unknown variant ${v}; use ${QMATMUL_VARIANTS.join(' or ')}.`);
@@ -158,7 +165,7 @@ export class QMatmul {
     for (const c of configsOf(this.type, this.K, this.activations)) {
       if (!this.variants.includes(c.variant)) continue;
       const constants: Record<string, number> = c.op === 'qmatmul' ? { WG: c.wg, MR: c.mr, NR: c.nr } : { WG: c.wg, NR: c.nr };
-      const key = { op: c.op, type: this.type, config: c.name, constants, prologue: this.prologue };
+      const key = { op: c.op, type: this.type, config: c.name, constants, prologue: this.prologue, epilogue: this.epilogue };
       this.pipelines.set(c.name, weightPipeline(gpu, key, QMatmulParams));
     }
   }
@@ -202,6 +209,7 @@ export class QMatmul {
       throw new InvalidArgumentError(`${label}: the ${prologueKey(this.prologue)} prologue ${rms ? 'needs the norm weight as norm' : 'takes no norm buffer'}.`);
     }
     if (b.norm && b.norm.size < K * 4) throw new InvalidArgumentError(`${label}: norm holds ${b.norm.size} bytes, needs K*4 = ${K * 4}.`);
+    checkRopeBinding(label, this.epilogue, b.rope, b.y, b.w.chunks);
     this.dummy ??= createStorage(this.gpu.device, 16, 'qmatmul:unused bias (4) f32');
     const bias = b.bias ?? this.dummy;
     // The 8-bit decode quantizes the one row of x into scratch of its own, then reads only that.
@@ -212,7 +220,7 @@ export class QMatmul {
       kernels.set(
         name,
         b.w.chunks.map((c, i) => {
-          const buffers = xq ? [xq.xq, c.buffer, c.buffer, bias, b.y, xq.xs] : [b.x, c.buffer, c.buffer, bias, b.y, ...(b.norm ? [b.norm] : [])];
+          const buffers = xq ? [xq.xq, c.buffer, c.buffer, bias, b.y, xq.xs] : [b.x, c.buffer, c.buffer, bias, b.y, b.norm ?? null, ...(b.rope ? [b.rope.positions, b.rope.slots, b.rope.freq, b.rope.kv] : [])];
           return new BoundKernel(this.gpu, pipeline, QMatmulParams, buffers, `${label}:${name}[${i}]`);
         }),
       );

@@ -5,7 +5,8 @@ import type { Gpu } from '../gpu/device.js';
 import { InvalidArgumentError, UnsupportedModelError } from '../errors.js';
 import { createStorage, createStorageFrom } from '../gpu/buffers.js';
 import { defineUniform } from '../gpu/uniform.js';
-import { BoundKernel, checkFloats, grid2d, groupsFor, pipelineFor } from './kernel.js';
+import { BoundKernel, checkFloats, grid2d, groupsFor, shaderSource } from './kernel.js';
+import { WGSL } from './wgsl.gen.js';
 
 export const RopeKvParams = defineUniform('Params', [
   ['rows', 'u32'],
@@ -114,7 +115,7 @@ export class RopeKv {
     const eps = shape.eps ?? 1e-6;
     if (!(Number.isFinite(eps) && eps >= 0)) throw new InvalidArgumentError(`rope_kv: eps must be a finite number >= 0, got ${eps}`);
     const constants = { NORM: NORM_CODE[shape.qkNorm] };
-    this.pipeline = pipelineFor(gpu, { op: 'rope_kv', variant: 'unit_per_invocation', constants }, 'rope_kv', RopeKvParams);
+    this.pipeline = gpu.pipelines.get({ op: 'rope_kv', variant: 'unit_per_invocation', constants }, () => `${WGSL.rope_turns}\n${shaderSource('rope_kv', RopeKvParams)}`);
   }
 
   /** Invocations per row: q norm groups, k norm groups, v heads. */

@@ -6,6 +6,7 @@ import type { UniformLayout } from '../gpu/uniform.js';
 import type { StorageType } from '../weights/types.js';
 import { WGSL } from './wgsl.gen.js';
 import { prologueKey, xPrologueSource, PLAIN, type XPrologue } from './x_prologue.js';
+import { epilogueKey, NO_EPILOGUE, yEpilogueSource, type YEpilogue } from './y_epilogue.js';
 
 export type WeightOp = 'qmatmul' | 'qmatmul_decode' | 'qmatmul_idecode' | 'qembedding';
 
@@ -18,6 +19,8 @@ export interface WeightKernelKey {
   constants: Record<string, number>;
   /** The matmul bodies' x prologue (kernels/x_prologue.ts); default plain. */
   prologue?: XPrologue;
+  /** The matmul bodies' y epilogue (kernels/y_epilogue.ts); default none. */
+  epilogue?: YEpilogue;
 }
 
 function part(name: string): string {
@@ -45,19 +48,21 @@ export function hasIntDot(type: StorageType): boolean {
 
 /**
  * The WGSL of `op` for weights of `type`: uniform struct, shared helpers, the type's snippet, the body, and for the
- * matmul bodies that read x in f32 the x prologue (x as a vec4 view at binding 1, the norm weight at binding 6). The
- * 8-bit decode body reads quantize_x8's words instead (it runs with the plain prologue only, kernels/qmatmul.ts).
+ * matmul bodies that read x in f32 the x prologue (x as a vec4 view at binding 1, the norm weight at binding 6) and the
+ * y epilogue (bindings 7-10). The 8-bit decode body reads quantize_x8's words instead and has no epilogue (it runs with
+ * the plain prologue and no epilogue only, kernels/qmatmul.ts).
  */
-export function weightShaderSource(op: WeightOp, type: StorageType, layout: UniformLayout<string>, prologue: XPrologue = PLAIN): string {
+export function weightShaderSource(op: WeightOp, type: StorageType, layout: UniformLayout<string>, prologue: XPrologue = PLAIN, epilogue: YEpilogue = NO_EPILOGUE): string {
   const t = type.toLowerCase();
   // The decode body reads W through the type's dot step (wdot_<type>.wgsl) on top of its block layout (wload_<type>).
   const dot = op === 'qmatmul_decode' ? [part(`wdot_${t}`)] : op === 'qmatmul_idecode' ? [part(`idot_${t}`)] : [];
-  const x = op === 'qembedding' || op === 'qmatmul_idecode' ? [] : [xPrologueSource(prologue, { v4: { x: 'x', g: 6 } })];
+  const x = op === 'qembedding' || op === 'qmatmul_idecode' ? [] : [xPrologueSource(prologue, { v4: { x: 'x', g: 6 } }), yEpilogueSource(epilogue, 7, false)];
   return [layout.wgsl, part('wload_common'), part(`wload_${t}`), ...dot, part(op), ...x].join('\n');
 }
 
 export function weightPipeline(gpu: Gpu, key: WeightKernelKey, layout: UniformLayout<string>): GPUComputePipeline {
   const p = key.prologue ?? PLAIN;
-  const variant = `${key.type}:${key.config}${p.kind === 'plain' ? '' : `:${prologueKey(p)}`}`;
-  return gpu.pipelines.get({ op: key.op, variant, constants: key.constants }, () => weightShaderSource(key.op, key.type, layout, p));
+  const e = key.epilogue ?? NO_EPILOGUE;
+  const variant = `${key.type}:${key.config}${p.kind === 'plain' ? '' : `:${prologueKey(p)}`}${e.kind === 'none' ? '' : `:${epilogueKey(e)}`}`;
+  return gpu.pipelines.get({ op: key.op, variant, constants: key.constants }, () => weightShaderSource(key.op, key.type, layout, p, e));
 }

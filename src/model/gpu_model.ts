@@ -16,6 +16,8 @@ import { ModelAttention } from './attention_ops.js';
 import { RopeKv } from '../kernels/rope_kv.js';
 import { TokenStats } from '../kernels/token_stats.js';
 import { PLAIN, prologueKey, type XPrologue } from '../kernels/x_prologue.js';
+import { epilogueKey, NO_EPILOGUE, type RopeBuffers, type YEpilogue } from '../kernels/y_epilogue.js';
+import { splitFrequencies } from '../kernels/rope_kv.js';
 import { tokenStatsLayout, type TokenStatsLayout } from '../sample/stats_record.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { LlamaWeights } from './weights.js';
@@ -84,6 +86,8 @@ export class GpuModel {
   readonly maxBranch: number;
   /** Bytes of one page in one layer: 2 * Hkv * pageSize * headDim * 4. */
   readonly pageBytes: number;
+  /** RoPE and the KV write run in the q|k|v matmul (no q/k norm); otherwise in their own rope_kv dispatch. */
+  readonly ropeInQkv: boolean;
 
   readonly weights: GpuWeights;
   // Step inputs, rewritten each step.
@@ -157,7 +161,10 @@ export class GpuModel {
           `maxStorageBufferBindingSize (${gpu.limits.maxStorageBufferBindingSize}); use at most ${perBinding} pages.`,
       );
 
-    this.weights = uploadWeights(gpu, w, { mode: options.weights, onProgress: options.onUpload });
+    // Without a q/k norm, RoPE and the KV write run in the q|k|v matmul's epilogue, which needs q and k rows uploaded
+    // pair-adjacent; a q/k norm needs whole heads, which the rope_kv dispatch has and a matmul invocation has not.
+    this.ropeInQkv = s.attention.qkNorm === null;
+    this.weights = uploadWeights(gpu, w, { mode: options.weights, onProgress: options.onUpload, ropePairs: this.ropeInQkv });
     const R = this.maxRows;
     const S = this.maxSamples;
     const D = s.dim;
@@ -264,14 +271,14 @@ export class GpuModel {
      */
     const mm = (
       name: string, K: number, N: number, W: GpuMatrix, bias: GPUBuffer | null, x: GPUBuffer, y: GPUBuffer, accumulate: boolean,
-      pro: { prologue: XPrologue; norm?: GPUBuffer } = { prologue: PLAIN },
+      pro: { prologue?: XPrologue; norm?: GPUBuffer; epilogue?: YEpilogue; rope?: RopeBuffers } = {},
     ): NamedOp => {
-      const { prologue, norm } = pro;
+      const { prologue = PLAIN, norm, epilogue = NO_EPILOGUE, rope } = pro;
       const bound = W.parts.map((part, i) => {
-        const key = `${part.type},${K},${N},${bias !== null},${accumulate},${prologueKey(prologue)}`;
-        const o = { K, N, bias: bias !== null, accumulate, prologue };
+        const key = `${part.type},${K},${N},${bias !== null},${accumulate},${prologueKey(prologue)},${epilogueKey(epilogue)}`;
+        const o = { K, N, bias: bias !== null, accumulate, prologue, epilogue };
         const label = W.parts.length > 1 ? `${name}[${part.type} ${i}]` : name;
-        const b = { x, w: part, ...(bias ? { bias } : {}), y, ...(norm ? { norm } : {}) };
+        const b = { x, w: part, ...(bias ? { bias } : {}), y, ...(norm ? { norm } : {}), ...(rope ? { rope } : {}) };
         // f32 activations at every M: 8-bit ones at M = 1 only would make a path's logits depend on its batch
         // (prefill and batched decode keep x in f32), which the engine promises they do not.
         if (part.type !== 'F32') return (kernelFor(key, () => new QMatmul(gpu, { type: part.type, ...o, activations: 'f32' })) as QMatmul).bind(b, label);
@@ -291,16 +298,18 @@ export class GpuModel {
     const rmsOf = (n: GpuNorm) => ({ prologue: { kind: 'rms', eps: s.norm.eps } as XPrologue, norm: n.weight });
     const actPrologue: XPrologue = { kind: 'act', act: s.mlp.activation, gated: s.mlp.gated };
 
-    const ropeKv = new RopeKv(gpu, {
-      nHeads: a.nHeads,
-      kvHeads: a.nKvHeads,
-      headDim: a.headDim,
-      pageSize: this.pageSize,
-      qkvStride: z.qkvDim,
-      qkNorm: a.qkNorm ?? 'none',
-      eps: s.norm.eps,
-    });
-    this.owners.push(ropeKv);
+    const ropeKv = this.ropeInQkv
+      ? null
+      : new RopeKv(gpu, {
+          nHeads: a.nHeads,
+          kvHeads: a.nKvHeads,
+          headDim: a.headDim,
+          pageSize: this.pageSize,
+          qkvStride: z.qkvDim,
+          qkNorm: a.qkNorm ?? 'none',
+          eps: s.norm.eps,
+        });
+    if (ropeKv) this.owners.push(ropeKv);
     const gateUpN = (s.mlp.gated ? 2 : 1) * F;
     const post = layout === 'sandwich' || layout === 'post-norm';
     type Input = { x: GPUBuffer; pro?: { prologue: XPrologue; norm: GPUBuffer } };
@@ -326,14 +335,29 @@ export class GpuModel {
         else mlpIn = attnIn;
       }
       const gateUp = (i: Input) => mm(`${p}gate_up`, D, gateUpN, lw.wGateUp, lw.bGateUp, i.x, this.gateUp, false, i.pro);
-      ops.push(mm(`${p}qkv`, D, z.qkvDim, lw.wqkv, lw.bqkv, attnIn.x, this.qkv, false, attnIn.pro));
-      if (layout === 'parallel' && fold) ops.push(gateUp(mlpIn!));
-      const rk = ropeKv.bind(
-        { qkv: this.qkv, positions: this.positions, slots: this.slots, kv: this.kv[l], ...(lw.qNorm && lw.kNorm ? { qNorm: lw.qNorm, kNorm: lw.kNorm } : {}) },
-        { invFreq: ls.rope ? ropeInvFreq(ls.rope) : [], scale: ls.rope?.attentionFactor ?? 1 },
-        `${p}rope_kv`,
-      );
-      ops.push(op(`${p}rope_kv`, rk, (pass, R) => rk.encode(pass, R)));
+      const invFreq = ls.rope ? ropeInvFreq(ls.rope) : [];
+      const ropeScale = ls.rope?.attentionFactor ?? 1;
+      if (ropeKv) {
+        ops.push(mm(`${p}qkv`, D, z.qkvDim, lw.wqkv, lw.bqkv, attnIn.x, this.qkv, false, attnIn.pro));
+        if (layout === 'parallel' && fold) ops.push(gateUp(mlpIn!));
+        const rk = ropeKv.bind(
+          { qkv: this.qkv, positions: this.positions, slots: this.slots, kv: this.kv[l], ...(lw.qNorm && lw.kNorm ? { qNorm: lw.qNorm, kNorm: lw.kNorm } : {}) },
+          { invFreq, scale: ropeScale },
+          `${p}rope_kv`,
+        );
+        ops.push(op(`${p}rope_kv`, rk, (pass, R) => rk.encode(pass, R)));
+      } else {
+        // RoPE and the KV write in the q|k|v epilogue (kernels/y_epilogue.ts), on the pair-ordered q and k rows.
+        const freq = createStorageFrom(gpu.device, splitFrequencies(invFreq), `${p}rope freq (pairs, 4) f32`);
+        this.owners.push(freq);
+        const epilogue: YEpilogue = {
+          kind: 'rope_kv', qDim: z.qDim, kvDim: (z.qkvDim - z.qDim) / 2, headDim: a.headDim, rotaryHalf: invFreq.length,
+          pageSize: this.pageSize, pages: this.kvPages, scale: ropeScale,
+        };
+        const rope = { positions: this.positions, slots: this.slots, freq, kv: this.kv[l] };
+        ops.push(mm(`${p}qkv`, D, z.qkvDim, lw.wqkv, lw.bqkv, attnIn.x, this.qkv, false, { ...attnIn.pro, epilogue, rope }));
+        if (layout === 'parallel' && fold) ops.push(gateUp(mlpIn!));
+      }
       ops.push(this.attention.bind(this.kv[l], { window: ls.window ?? 0, scale: a.queryScale, softcap: a.softCap ?? 0 }, `${p}attention`));
       // Out-projection: straight into the residual stream, or into `proj` for the post-norm to add.
       if (post && lw.attnPostNorm) {

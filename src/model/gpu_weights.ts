@@ -6,6 +6,9 @@
 //   gate|up (2F, D) (up alone for a plain MLP). A fused matrix is a list of parts over disjoint row ranges, one
 //   storage type each (a Q4_K_M file stores v in Q6_K and q, k in Q4_K): consecutive parts of one type share
 //   buffers, so a matrix of one type is one tensor; a bias absent on some of the fused parts is zero there;
+// - with `ropePairs`, the q and k rows (and biases) of each head are uploaded pair-adjacent (model/permute.ts
+//   ropePairIndex) for the q|k|v matmul's RoPE epilogue (kernels/y_epilogue.ts), and q|k|v is held in chunks of
+//   even rows;
 // - a norm's weight offset (Gemma's 1 + w) is added here, in f32 as transformers adds it, so the norm kernels only
 //   ever multiply by a weight; LayerNorm without a bias and RMSNorm carry none;
 // - Granite's residual multiplier s is folded into the last op of each branch (the post-norm's weight and bias when
@@ -18,7 +21,8 @@
 import type { Gpu } from '../gpu/device.js';
 import { createStorageFrom } from '../gpu/buffers.js';
 import { allocWeights, chunkBytes, destroyWeights as destroyTensor, weightGpuBytes, writeWeightRows, type WeightTensor } from '../weights/gpu_tensor.js';
-import { asStored, convertStored, gpuTypeFor, scaledStored, storedBytes, type StoredMatrix, type WeightMatrix, type WeightsMode } from '../weights/stored_matrix.js';
+import { ropePairIndex } from './permute.js';
+import { asStored, selectRows, convertStored, gpuTypeFor, scaledStored, storedBytes, type StoredMatrix, type WeightMatrix, type WeightsMode } from '../weights/stored_matrix.js';
 import { isQuantized, kernelBlock, rowBytes } from '../weights/types.js';
 import { specSizes, type ModelWeights, type NormWeights } from './spec.js';
 
@@ -88,6 +92,8 @@ export interface UploadOptions {
   /** Storage on the GPU: as the file stores each matrix (default), or every matrix F16, or F32. */
   mode?: WeightsMode;
   onProgress?: (p: UploadProgress) => void;
+  /** q and k rows in the RoPE epilogue's pair-adjacent order (see the file comment). Default false. */
+  ropePairs?: boolean;
 }
 
 /** A matrix as it will be uploaded: its parts (row ranges of one type each) in order. */
@@ -96,6 +102,8 @@ interface PlannedMatrix {
   rows: number;
   cols: number;
   parts: StoredMatrix[];
+  /** Chunks of an even number of rows (q|k|v: the RoPE epilogue's column pairs stay in one chunk). */
+  evenChunks?: boolean;
 }
 
 interface PlannedVec {
@@ -131,7 +139,7 @@ function onGpu(m: StoredMatrix, mode: WeightsMode): StoredMatrix {
   return !isQuantized(c.type) && c.type !== 'F32' && c.cols % kernelBlock(c.type) !== 0 ? convertStored(m, 'F32') : c;
 }
 
-function planWeights(w: ModelWeights, mode: WeightsMode): WeightPlan {
+function planWeights(w: ModelWeights, mode: WeightsMode, ropePairs = false): WeightPlan {
   const s = w.spec;
   const { qkvDim, qDim } = specSizes(s);
   const D = s.dim;
@@ -156,6 +164,20 @@ function planWeights(w: ModelWeights, mode: WeightsMode): WeightPlan {
   const projScale = post ? 1 : resScale; // where the residual multiplier goes
   const scaled = (a: Float32Array | null) => (a && projScale !== 1 ? a.map((v) => v * projScale) : a);
   const tied = w.lmHead === w.embed;
+  const a = s.attention;
+  /** Rows of a q or k projection in the pair-adjacent order of layer i's rotary dims (as is without ropePairs). */
+  const pairIndex = (heads: number, i: number): number[] | null => {
+    const half = ropePairs ? (s.layers[i].rope?.rotaryDim ?? 0) / 2 : 0;
+    return half > 0 ? ropePairIndex(heads, a.headDim, half) : null;
+  };
+  const pairs = (m: WeightMatrix, heads: number, i: number): WeightMatrix => {
+    const index = pairIndex(heads, i);
+    return index ? selectRows(asStored(m, heads * a.headDim, s.dim), index) : m;
+  };
+  const pairsVec = (v: Float32Array | null, heads: number, i: number): Float32Array | null => {
+    const index = pairIndex(heads, i);
+    return v && index ? Float32Array.from(index, (r) => v[r]) : v;
+  };
   return {
     embed: mat('embed', s.vocabSize, D, [w.embed]),
     posEmbed: w.posEmbed ? mat('pos_embed', s.maxSeqLen, D, [w.posEmbed]) : null,
@@ -170,8 +192,8 @@ function planWeights(w: ModelWeights, mode: WeightsMode): WeightPlan {
           norm(l.mlpNorm, `l${i}.mlp_norm`),
           norm(l.mlpPostNorm, `l${i}.mlp_post_norm`, resScale),
         ],
-        wqkv: mat(`l${i}.wqkv`, qkvDim, D, [l.wq, l.wk, l.wv]),
-        bqkv: fusedBias([l.bq, l.bk, l.bv], [qDim, kv / 2, kv / 2], `l${i}.bqkv (qkvDim)`),
+        wqkv: { ...mat(`l${i}.wqkv`, qkvDim, D, [pairs(l.wq, a.nHeads, i), pairs(l.wk, a.nKvHeads, i), l.wv]), evenChunks: true },
+        bqkv: fusedBias([pairsVec(l.bq, a.nHeads, i), pairsVec(l.bk, a.nKvHeads, i), l.bv], [qDim, kv / 2, kv / 2], `l${i}.bqkv (qkvDim)`),
         qNorm: vec(l.qNorm ? effective(l.qNorm, offset) : null, `l${i}.q_norm`),
         kNorm: vec(l.kNorm ? effective(l.kNorm, offset) : null, `l${i}.k_norm`),
         wo: mat(`l${i}.wo`, D, qDim, [l.wo], projScale),
@@ -221,7 +243,8 @@ export function plannedWeightBytes(w: ModelWeights, mode: WeightsMode = 'as-stor
     for (const g of groups(m)) {
       const rb = rowBytes(g.parts[0].type, m.cols);
       const rows = g.parts.reduce((n, p) => n + p.rows, 0);
-      const per = Math.floor((maxBindingBytes - 32) / rb);
+      const fit = Math.floor((maxBindingBytes - 32) / rb);
+      const per = m.evenChunks && fit > 1 ? fit - (fit % 2) : fit;
       for (let r = 0; r < rows; r += per) bytes += chunkBytes(Math.min(per, rows - r), rb);
     }
   }
@@ -236,7 +259,7 @@ export function weightBytesByType(w: ModelWeights, mode: WeightsMode = 'as-store
 }
 
 export function uploadWeights(gpu: Gpu, w: ModelWeights, opts: UploadOptions = {}): GpuWeights {
-  const plan = planWeights(w, opts.mode ?? 'as-stored');
+  const plan = planWeights(w, opts.mode ?? 'as-stored', opts.ropePairs);
   const dev = gpu.device;
   const total = everyMatrix(plan).reduce((n, m) => n + m.parts.reduce((k, p) => k + storedBytes(p), 0), 0) + everyVec(plan).reduce((n, v) => n + v.data.byteLength, 0);
   let loaded = 0;
@@ -250,7 +273,7 @@ export function uploadWeights(gpu: Gpu, w: ModelWeights, opts: UploadOptions = {
   const matrix = (m: PlannedMatrix): GpuMatrix => {
     const parts = groups(m).map((g) => {
       const rows = g.parts.reduce((n, p) => n + p.rows, 0);
-      const t = allocWeights(gpu, g.parts[0].type, rows, m.cols, m.label);
+      const t = allocWeights(gpu, g.parts[0].type, rows, m.cols, m.label, undefined, m.evenChunks);
       made.push(t);
       let at = 0;
       for (const p of g.parts) {

@@ -57,3 +57,16 @@ export function interleavedToHalfIndex(nHeads: number, headDim: number): number[
   for (let h = 0; h < nHeads; h++) for (let i = 0; i < half; i++) for (let j = 0; j < 2; j++) index[h * headDim + j * half + i] = h * headDim + 2 * i + j;
   return index;
 }
+
+/**
+ * The pair-adjacent row order of a q or k projection whose RoPE the q|k|v matmul applies in its epilogue
+ * (kernels/y_epilogue.ts), as source row indices in Hugging Face's rotate-half order: within each head, row 2i + j
+ * is HF row j * rotaryHalf + i for i < rotaryHalf (the pair RoPE rotates together), and rows from 2 rotaryHalf on
+ * stay in place (partial rotary). The same order on q and k leaves every q.k unchanged.
+ */
+export function ropePairIndex(nHeads: number, headDim: number, rotaryHalf: number): number[] {
+  if (headDim % 2 !== 0 || 2 * rotaryHalf > headDim) throw new InvalidArgumentError(`q/k pair order: head size ${headDim} with ${rotaryHalf} rotated pairs`);
+  const index = Array.from({ length: nHeads * headDim }, (_, r) => r);
+  for (let h = 0; h < nHeads; h++) for (let i = 0; i < rotaryHalf; i++) for (let j = 0; j < 2; j++) index[h * headDim + 2 * i + j] = h * headDim + j * rotaryHalf + i;
+  return index;
+}

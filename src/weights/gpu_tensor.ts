@@ -34,10 +34,12 @@ export function weightGpuBytes(t: WeightTensor): number {
  * `maxBytes` lets tests force splitting on small matrices. Throws UnsupportedModelError when cols is not a whole
  * number of blocks.
  */
-export function allocWeights(gpu: Gpu, type: StorageType, rows: number, cols: number, label: string, maxBytes?: number): WeightTensor {
+/** `evenChunks`: every chunk but the last holds an even number of rows (kernels/y_epilogue.ts pairs columns). */
+export function allocWeights(gpu: Gpu, type: StorageType, rows: number, cols: number, label: string, maxBytes?: number, evenChunks = false): WeightTensor {
   const rb = rowBytesOf(type, cols);
   const limit = Math.min(maxBytes ?? gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) - 32;
-  const per = Math.floor(limit / rb);
+  const fit = Math.floor(limit / rb);
+  const per = evenChunks && fit > 1 ? fit - (fit % 2) : fit;
   if (per < 1) throw new InvalidArgumentError(`${label}: a ${type} row of ${cols} values (${rb} bytes) does not fit one storage binding.`);
   const chunks: TensorChunk[] = [];
   for (let r = 0; r < rows; r += per) {
