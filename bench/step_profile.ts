@@ -6,8 +6,8 @@
 //
 // Only call this right after engine.step() with the paths still live and free them afterwards: the forward is
 // idempotent (embedding rewrites the residual stream), but the projections category adds into the residual stream
-// at every re-encode (o and down accumulate) and the "other" category re-runs rope_kv on stale data, which
-// overwrites the K/V of the last step's rows.
+// at every re-encode (o and down accumulate) and rewrites the K/V of the last step's rows (the q|k|v epilogue), as the
+// "other" category's rope_kv does for the q/k-norm families.
 import type { GpuModel, NamedOp } from '../src/model/gpu_model.js';
 import { round4, timeEncode, type TimingOptions } from './harness.js';
 
@@ -23,7 +23,7 @@ export interface StepProfile {
   attentionMs: number;
   /** token_stats over the sampling rows' logits. */
   tokenStatsMs: number;
-  /** Embedding, norms, rope + KV writes, the MLP activation, final gather and norm (residual adds are fused into o and down). */
+  /** Embedding, the final gather, and what is not folded into a matmul: LayerNorms, post-norms, rope_kv of q/k-norm families. */
   otherMs: number;
 }
 

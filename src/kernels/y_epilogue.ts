@@ -29,6 +29,13 @@ export type YEpilogue =
 
 export const NO_EPILOGUE: YEpilogue = { kind: 'none' };
 
+/**
+ * Storage buffers the widest matmul body binds with the RMS prologue and the rope_kv epilogue: matmul_decode's x, W and
+ * norm weight in two views each, bias, y, then positions, slots, frequencies and the pool. An adapter that allows fewer
+ * per shader stage (Chromium's SwiftShader allows 10; WebGPU guarantees 8) runs rope_kv as its own dispatch.
+ */
+export const ROPE_EPILOGUE_STORAGE_BUFFERS = 12;
+
 export function epilogueKey(e: YEpilogue): string {
   if (e.kind === 'none') return '';
   return `rope_kv${e.qDim},${e.kvDim},${e.headDim},${e.rotaryHalf},${e.pageSize},${e.pages},${e.scale}`;

@@ -16,7 +16,7 @@ import { ModelAttention } from './attention_ops.js';
 import { RopeKv } from '../kernels/rope_kv.js';
 import { TokenStats } from '../kernels/token_stats.js';
 import { PLAIN, prologueKey, type XPrologue } from '../kernels/x_prologue.js';
-import { epilogueKey, NO_EPILOGUE, type RopeBuffers, type YEpilogue } from '../kernels/y_epilogue.js';
+import { epilogueKey, NO_EPILOGUE, ROPE_EPILOGUE_STORAGE_BUFFERS, type RopeBuffers, type YEpilogue } from '../kernels/y_epilogue.js';
 import { splitFrequencies } from '../kernels/rope_kv.js';
 import { tokenStatsLayout, type TokenStatsLayout } from '../sample/stats_record.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -86,7 +86,10 @@ export class GpuModel {
   readonly maxBranch: number;
   /** Bytes of one page in one layer: 2 * Hkv * pageSize * headDim * 4. */
   readonly pageBytes: number;
-  /** RoPE and the KV write run in the q|k|v matmul (no q/k norm); otherwise in their own rope_kv dispatch. */
+  /**
+   * RoPE and the KV write run in the q|k|v matmul (no q/k norm, and an adapter allowing 12 storage buffers per shader
+   * stage); otherwise in their own rope_kv dispatch.
+   */
   readonly ropeInQkv: boolean;
 
   readonly weights: GpuWeights;
@@ -162,8 +165,9 @@ export class GpuModel {
       );
 
     // Without a q/k norm, RoPE and the KV write run in the q|k|v matmul's epilogue, which needs q and k rows uploaded
-    // pair-adjacent; a q/k norm needs whole heads, which the rope_kv dispatch has and a matmul invocation has not.
-    this.ropeInQkv = s.attention.qkNorm === null;
+    // pair-adjacent; a q/k norm needs whole heads, which the rope_kv dispatch has and a matmul invocation has not; and
+    // the fused kernel binds up to 12 storage buffers, more than some adapters allow per shader stage.
+    this.ropeInQkv = s.attention.qkNorm === null && gpu.limits.maxStorageBuffersPerShaderStage >= ROPE_EPILOGUE_STORAGE_BUFFERS;
     this.weights = uploadWeights(gpu, w, { mode: options.weights, onProgress: options.onUpload, ropePairs: this.ropeInQkv });
     const R = this.maxRows;
     const S = this.maxSamples;
