@@ -8,7 +8,7 @@
 // keys any layer can see (the context, or the widest sliding window) keep an invocation under that; otherwise every
 // step takes the split-keys variant, which spreads one head's keys over a workgroup. Real GPUs always take split-keys.
 // The choice is per model, not per step: the two variants round differently, and a path's bits must not depend on
-// how long the other paths of its batch are (README, "Batching is invisible").
+// how long the other paths of its batch are (the README promises the same tokens "batched with any others").
 import { createStorage, writeBuffer } from '../gpu/buffers.js';
 import type { Gpu } from '../gpu/device.js';
 import { InvalidArgumentError } from '../errors.js';
