@@ -1,9 +1,13 @@
+import { execFileSync } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 import { playwright } from '@vitest/browser-playwright';
 
 const root = dirname(fileURLToPath(import.meta.url));
+// Every vitest run (targeted ones too, not only `npm test`) bundles the current shaders/*.wgsl first: a stale
+// src/kernels/wgsl.gen.ts once made every fused pipeline invalid. The generator writes only when the bundle changed.
+execFileSync(process.execPath, [resolve(root, 'scripts/gen-shaders.mjs')], { stdio: 'inherit' });
 // The test models live beside the checkout (never in it); the browser tests fetch them from the Vite server.
 const sharedModels = resolve(process.env.FORKLM_MODELS ?? resolve(root, '../shared/models'));
 
