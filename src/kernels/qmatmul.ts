@@ -24,6 +24,7 @@ import { createStorage } from '../gpu/buffers.js';
 import { defineUniform } from '../gpu/uniform.js';
 import { InvalidArgumentError } from '../errors.js';
 import { chunkBytes, type WeightTensor } from '../weights/gpu_tensor.js';
+import { tileRows } from '../weights/tiles.js';
 import { kernelBlock, type StorageType } from '../weights/types.js';
 import { BoundKernel, groupsFor } from './kernel.js';
 import { hasDotStep, hasIntDot, weightPipeline } from './weight_shader.js';
@@ -200,9 +201,8 @@ export class QMatmul {
     }
     if (b.bias && b.bias.size < N * 4) throw new InvalidArgumentError(`${label}: bias holds ${b.bias.size} bytes, needs N*4 = ${N * 4}.`);
     for (const c of b.w.chunks) {
-      if (c.buffer.size < chunkBytes(c.rows, b.w.rowBytes)) {
-        throw new InvalidArgumentError(`${label}: W chunk at row ${c.rowStart} holds ${c.buffer.size} bytes, needs ${chunkBytes(c.rows, b.w.rowBytes)}.`);
-      }
+      const need = chunkBytes(c.rows, b.w.rowBytes, tileRows(b.w.type));
+      if (c.buffer.size < need) throw new InvalidArgumentError(`${label}: W chunk at row ${c.rowStart} holds ${c.buffer.size} bytes, needs ${need}.`);
     }
     const rms = this.prologue.kind === 'rms';
     if (rms !== (b.norm !== undefined)) {

@@ -4,6 +4,7 @@
 import type { Gpu } from '../gpu/device.js';
 import type { UniformLayout } from '../gpu/uniform.js';
 import type { StorageType } from '../weights/types.js';
+import { tileRows } from '../weights/tiles.js';
 import { WGSL } from './wgsl.gen.js';
 import { prologueKey, xPrologueSource, PLAIN, type XPrologue } from './x_prologue.js';
 import { epilogueKey, NO_EPILOGUE, yEpilogueSource, type YEpilogue } from './y_epilogue.js';
@@ -39,11 +40,11 @@ export function hasDotStep(type: StorageType, K: number): boolean {
 }
 
 /**
- * Whether the 8-bit-activation decode body (qmatmul_idecode.wgsl) reads `type`: the 4- and 5-bit types with an
- * integer dot step (shaders/idot_<type>.wgsl), whose rows are whole 32-value activation blocks.
+ * Whether an 8-bit-activation decode body reads `type`: qmatmul_idecode.wgsl for the 4- and 5-bit types with an
+ * integer dot step (shaders/idot_<type>.wgsl), qmatmul_idecode_t8.wgsl for Q5_0 in 8-row tiles (src/weights/tiles.ts).
  */
 export function hasIntDot(type: StorageType): boolean {
-  return WGSL[`idot_${type.toLowerCase()}`] !== undefined;
+  return tileRows(type) > 1 || WGSL[`idot_${type.toLowerCase()}`] !== undefined;
 }
 
 /**
@@ -55,9 +56,12 @@ export function hasIntDot(type: StorageType): boolean {
 export function weightShaderSource(op: WeightOp, type: StorageType, layout: UniformLayout<string>, prologue: XPrologue = PLAIN, epilogue: YEpilogue = NO_EPILOGUE): string {
   const t = type.toLowerCase();
   // The decode body reads W through the type's dot step (wdot_<type>.wgsl) on top of its block layout (wload_<type>).
-  const dot = op === 'qmatmul_decode' ? [part(`wdot_${t}`)] : op === 'qmatmul_idecode' ? [part(`idot_${t}`)] : [];
+  // A type held in 8-row tiles has an 8-bit body of its own, which does its own steps.
+  const tiled = op === 'qmatmul_idecode' && tileRows(type) > 1;
+  const dot = op === 'qmatmul_decode' ? [part(`wdot_${t}`)] : op === 'qmatmul_idecode' && !tiled ? [part(`idot_${t}`)] : [];
+  const body = tiled ? part('qmatmul_idecode_t8') : part(op);
   const x = op === 'qembedding' || op === 'qmatmul_idecode' ? [] : [xPrologueSource(prologue, { v4: { x: 'x', g: 6 } }), yEpilogueSource(epilogue, 7, false)];
-  return [layout.wgsl, part('wload_common'), part(`wload_${t}`), ...dot, part(op), ...x].join('\n');
+  return [layout.wgsl, part('wload_common'), part(`wload_${t}`), ...dot, body, ...x].join('\n');
 }
 
 export function weightPipeline(gpu: Gpu, key: WeightKernelKey, layout: UniformLayout<string>): GPUComputePipeline {

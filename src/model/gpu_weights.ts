@@ -20,7 +20,8 @@
 // - the embedding table doubles as the LM head when tied.
 import type { Gpu } from '../gpu/device.js';
 import { createStorageFrom } from '../gpu/buffers.js';
-import { allocWeights, chunkBytes, destroyWeights as destroyTensor, weightGpuBytes, writeWeightRows, type WeightTensor } from '../weights/gpu_tensor.js';
+import { tileRows } from '../weights/tiles.js';
+import { allocWeights, chunkBytes, rowsPerChunk, destroyWeights as destroyTensor, weightGpuBytes, writeWeightRows, type WeightTensor } from '../weights/gpu_tensor.js';
 import { ropePairIndex } from './permute.js';
 import { asStored, selectRows, convertStored, gpuTypeFor, scaledStored, storedBytes, type StoredMatrix, type WeightMatrix, type WeightsMode } from '../weights/stored_matrix.js';
 import { isQuantized, kernelBlock, rowBytes } from '../weights/types.js';
@@ -243,9 +244,9 @@ export function plannedWeightBytes(w: ModelWeights, mode: WeightsMode = 'as-stor
     for (const g of groups(m)) {
       const rb = rowBytes(g.parts[0].type, m.cols);
       const rows = g.parts.reduce((n, p) => n + p.rows, 0);
-      const fit = Math.floor((maxBindingBytes - 32) / rb);
-      const per = m.evenChunks && fit > 1 ? fit - (fit % 2) : fit;
-      for (let r = 0; r < rows; r += per) bytes += chunkBytes(Math.min(per, rows - r), rb);
+      const type = g.parts[0].type;
+      const per = rowsPerChunk(type, rb, maxBindingBytes, m.evenChunks);
+      for (let r = 0; r < rows; r += per) bytes += chunkBytes(Math.min(per, rows - r), rb, tileRows(type));
     }
   }
   return bytes;

@@ -2,12 +2,14 @@
 // f16/bf16 halves, f32), in one or more buffers of whole rows each within maxStorageBufferBindingSize (128 MiB on
 // llvmpipe). Each chunk is rounded up to 16 bytes (the kernels also read it as vec4<u32>) with 16 spare bytes, so
 // their reads of a word past an unaligned field (ld4, ld8 in shaders/wload_common.wgsl) never leave the buffer.
-// Nothing here converts values: the kernels dequantize in registers.
+// Nothing here converts values: the kernels dequantize in registers. One type is repacked (same bytes, another order):
+// Q5_0, in tiles of 8 rows (src/weights/tiles.ts); its chunks hold whole tiles, the last one padded with zero rows.
 import type { Gpu } from '../gpu/device.js';
 import { createStorage } from '../gpu/buffers.js';
 import type { TensorChunk } from '../gpu/split_tensor.js';
 import { InvalidArgumentError } from '../errors.js';
 import { rowBytes as rowBytesOf, type StorageType } from './types.js';
+import { tileRows, writeTiledRows } from './tiles.js';
 
 export interface WeightTensor {
   type: StorageType;
@@ -19,9 +21,20 @@ export interface WeightTensor {
   chunks: TensorChunk[];
 }
 
-/** Bytes of a chunk buffer of `rows` rows: rounded up to 16, plus 16 spare. */
-export function chunkBytes(rows: number, rowBytes: number): number {
-  return Math.ceil((rows * rowBytes) / 16) * 16 + 16;
+/** Bytes of a chunk buffer of `rows` rows (padded to whole tiles of `tile` rows): rounded up to 16, plus 16 spare. */
+export function chunkBytes(rows: number, rowBytes: number, tile = 1): number {
+  return Math.ceil((Math.ceil(rows / tile) * tile * rowBytes) / 16) * 16 + 16;
+}
+
+/**
+ * Rows per chunk of `type` within `limitBytes` (less the 32 bytes of rounding and spare): whole tiles of the type, and
+ * an even count when `even` (kernels/y_epilogue.ts pairs columns); 0 when not one row (tile) fits.
+ */
+export function rowsPerChunk(type: StorageType, rowBytes: number, limitBytes: number, even = false): number {
+  const fit = Math.floor((limitBytes - 32) / rowBytes);
+  const t = tileRows(type);
+  if (t > 1) return fit - (fit % t);
+  return even && fit > 1 ? fit - (fit % 2) : fit;
 }
 
 /** Bytes the GPU holds for a weight tensor (rows plus each chunk's rounding and spare word). */
@@ -37,14 +50,14 @@ export function weightGpuBytes(t: WeightTensor): number {
 /** `evenChunks`: every chunk but the last holds an even number of rows (kernels/y_epilogue.ts pairs columns). */
 export function allocWeights(gpu: Gpu, type: StorageType, rows: number, cols: number, label: string, maxBytes?: number, evenChunks = false): WeightTensor {
   const rb = rowBytesOf(type, cols);
-  const limit = Math.min(maxBytes ?? gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) - 32;
-  const fit = Math.floor(limit / rb);
-  const per = evenChunks && fit > 1 ? fit - (fit % 2) : fit;
-  if (per < 1) throw new InvalidArgumentError(`${label}: a ${type} row of ${cols} values (${rb} bytes) does not fit one storage binding.`);
+  const per = rowsPerChunk(type, rb, Math.min(maxBytes ?? gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize), evenChunks);
+  const tile = tileRows(type);
+  if (per < 1) throw new InvalidArgumentError(`${label}: ${tile} ${type} row(s) of ${cols} values (${rb} bytes each) do not fit one storage binding.`);
   const chunks: TensorChunk[] = [];
   for (let r = 0; r < rows; r += per) {
     const n = Math.min(per, rows - r);
-    const buffer = createStorage(gpu.device, chunkBytes(n, rb), `${label}[${r}:${r + n}] (${n}, ${cols}) ${type}`);
+    const tiled = tile > 1 ? `, ${tile}-row tiles` : '';
+    const buffer = createStorage(gpu.device, chunkBytes(n, rb, tile), `${label}[${r}:${r + n}] (${n}, ${cols}) ${type}${tiled}`);
     chunks.push({ buffer, rowStart: r, rows: n });
   }
   return { type, rows, cols, rowBytes: rb, chunks };
@@ -60,6 +73,10 @@ export function writeWeightRows(gpu: Gpu, t: WeightTensor, rowStart: number, byt
   }
   const rowEnd = rowStart + bytes.length / t.rowBytes;
   if (rowStart < 0 || rowEnd > t.rows) throw new InvalidArgumentError(`writeWeightRows: rows [${rowStart}, ${rowEnd}) outside the tensor's ${t.rows}.`);
+  if (tileRows(t.type) > 1) {
+    writeTiledRows(gpu, t, rowStart, bytes);
+    return;
+  }
   for (const c of t.chunks) {
     const a = Math.max(rowStart, c.rowStart);
     const b = Math.min(rowEnd, c.rowStart + c.rows);
