@@ -2,17 +2,19 @@
 // (cascade) attention when the model is built with `cascade`. Kept apart from gpu_model.ts so that the per-step state
 // (the cascade task lists) has one owner.
 //
-// Variant per model: llvmpipe silently stops an invocation's loops after 65,535 iterations in total, and the per-head
-// variant (no barriers, the fast one on CPU adapters) loops about 3*headDim/4 + 2 times per key (headDim/2 for q.k and
-// the weighted V, headDim/4 more when the running max grows and the accumulator is rescaled), so it runs when the most
-// keys any layer can see (the context, or the widest sliding window) keep an invocation under that; otherwise every
-// step takes the split-keys variant, which spreads one head's keys over a workgroup. Real GPUs always take split-keys.
+// Variant per model: llvmpipe silently stops an invocation's loops after 65,535 iterations in total (one counter over
+// every loop back edge), and the per-head variant (no barriers, the fast one on CPU adapters) loops over every key of
+// its head in one invocation. Mesa unrolls a loop with a constant trip count of at most 32 (HD4, an override
+// constant, is one), so up to head dim 128 a key costs one iteration (plus one per page); above, its q.k, weighted-V
+// and rescale loops run as loops, about 3*headDim/4 + 2 iterations per key. Per-head runs when the most keys any layer
+// can see (the context, or the widest sliding window) keep an invocation under that; otherwise every step takes the
+// split-keys variant, which spreads one head's keys over a workgroup. Real GPUs always take split-keys.
 // The choice is per model, not per step: the two variants round differently, and a path's bits must not depend on
 // how long the other paths of its batch are (the README promises the same tokens "batched with any others").
 import { createStorage, writeBuffer } from '../gpu/buffers.js';
 import type { Gpu } from '../gpu/device.js';
 import { InvalidArgumentError } from '../errors.js';
-import { type AttentionLayerOptions, type BoundPagedAttention, PagedAttention } from '../kernels/paged_attention.js';
+import { type AttentionLayerOptions, type BoundPagedAttention, PagedAttention, type PagedAttentionVariant } from '../kernels/paged_attention.js';
 import { type BoundPrefixAttention, PrefixAttention } from '../kernels/prefix_attention.js';
 import { type CascadeLists, type CascadeShape, cascadeMetaWords, packCascade, prefixTree } from '../sched/cascade.js';
 import type { StepPlan } from '../sched/step_plan.js';
@@ -20,13 +22,16 @@ import type { NamedOp } from './gpu_model.js';
 
 /** Iterations of the per-head variant's loops an invocation may run (llvmpipe's limit is 65,535). */
 const PER_HEAD_ITERATIONS = 60_000;
+/** The largest headDim / 4 whose per-key loops Mesa unrolls (its NIR unroll limit of 32 iterations). */
+const UNROLLED_HD4 = 32;
 /**
- * The most keys the per-head variant may see at `headDim` on a CPU adapter (llvmpipe's loop limit; the file header
- * says how each key is counted). test/kernels/paged_attention_loop_limit.test.ts runs per-head at this many keys with
- * scores rising at every key (the rescale loop runs each time) against float64.
+ * The most keys the per-head variant may see at `headDim` on a CPU adapter with pages of `pageSize` keys (llvmpipe's
+ * loop limit; the file header says how each key is counted). test/kernels/paged_attention_loop_limit.test.ts runs
+ * per-head at this many keys with scores rising at every key (the rescale loop runs each time) against float64.
  */
-export function perHeadKeyLimit(headDim: number): number {
-  return Math.floor(PER_HEAD_ITERATIONS / ((3 * headDim) / 4 + 2));
+export function perHeadKeyLimit(headDim: number, pageSize: number): number {
+  const perKey = headDim / 4 <= UNROLLED_HD4 ? 1 : (3 * headDim) / 4 + 2;
+  return Math.floor(PER_HEAD_ITERATIONS / (perKey + 1 / pageSize));
 }
 
 /** Partial states per row at most: a row's shared runs beyond them are attended by paged attention as before. */
@@ -52,6 +57,8 @@ export interface ModelAttentionBuffers {
 }
 
 export class ModelAttention {
+  /** The paged-attention variant every step of this model runs. */
+  readonly variant: PagedAttentionVariant;
   private readonly perHead: PagedAttention | null;
   private readonly splitKeys: PagedAttention | null;
   private readonly prefix: PrefixAttention | null;
@@ -75,7 +82,8 @@ export class ModelAttention {
   ) {
     const s = shape;
     const base = { nHeads: s.nHeads, kvHeads: s.kvHeads, headDim: s.headDim, pageSize: s.pageSize, qStride: s.qStride };
-    const needSplit = !gpu.isCpu || options.longestKeys > perHeadKeyLimit(s.headDim);
+    const needSplit = !gpu.isCpu || options.longestKeys > perHeadKeyLimit(s.headDim, s.pageSize);
+    this.variant = needSplit ? 'split-keys' : 'per-head';
     this.perHead = needSplit ? null : new PagedAttention(gpu, { ...base, variant: 'per-head' });
     this.splitKeys = needSplit ? new PagedAttention(gpu, { ...base, variant: 'split-keys' }) : null;
     this.cascadeOn = options.cascade;

@@ -1,14 +1,14 @@
 // llvmpipe silently stops an invocation's loops after 65,535 iterations in total, and paged attention's per-head
 // variant runs one head's every key in one invocation. The model takes per-head only up to perHeadKeyLimit(headDim)
-// keys (src/model/attention_ops.ts). This runs per-head at exactly that many keys in the worst case for its loop
-// count: scores that rise at every key, so the running max grows and the accumulator is rescaled at every key (the
+// keys (src/model/attention_ops.ts; up to head dim 128 Mesa unrolls the per-key loops, so ~56k keys). This runs
+// per-head at exactly that many keys in the worst case for its loop count: scores that rise at every key, so the running max grows and the accumulator is rescaled at every key (the
 // loop an earlier estimate left out: at head dim 256 it returned zeros in the last dimensions).
 import { describe, expect, it } from 'vitest';
 import { createStorage, createStorageFrom } from '../../src/gpu/buffers.js';
 import { readF32 } from '../../src/gpu/readback.js';
 import { submitPass } from '../../src/kernels/kernel.js';
 import { PagedAttention } from '../../src/kernels/paged_attention.js';
-import { perHeadKeyLimit } from '../../src/model/attention_ops.js';
+import { ModelAttention, perHeadKeyLimit } from '../../src/model/attention_ops.js';
 import { gpuFor, testAdapterChoices } from './adapters.js';
 
 const PAGE = 16;
@@ -17,7 +17,7 @@ const SLOPE = 0.002; // k = SLOPE * j in every dimension, q = 1: the score grows
 describe.each(testAdapterChoices())('paged attention per-head at the model\'s key limit on %s', (adapter) => {
   it.each([64, 128, 256])('head dim %d, rising scores, equals float64', async (hd) => {
     const gpu = await gpuFor(adapter);
-    const pages = Math.floor(perHeadKeyLimit(hd) / PAGE);
+    const pages = Math.floor(perHeadKeyLimit(hd, PAGE) / PAGE);
     const n = pages * PAGE;
     // kv: [pages][K | V][PAGE][hd] f32 (one KV head)
     const kv = new Float32Array(pages * 2 * PAGE * hd);
@@ -50,8 +50,32 @@ describe.each(testAdapterChoices())('paged attention per-head at the model\'s ke
     });
     submitPass(gpu, (pass) => att.encode(pass, { rows: 1, maxPages: pages }));
     const got = await readF32(gpu, out, hd);
-    // An f32 online softmax over <= 1,200 keys with |v| <= 1 and weights in (0, 1]: relative rounding ~n * 2^-24 ~ 1e-4
-    // at worst, far below the error of a cut-off loop (a missing rescale or missing keys moves the mean by > 1e-2).
+    // The weights fall by e^-(sqrt(hd) * SLOPE) per key from the last, so the last ~1 / (sqrt(hd) * SLOPE) <= 80 keys
+    // carry the mean. Each score is an f32 dot product of size up to hd * SLOPE * n (~1.4e4 at head dim 128, 56k keys),
+    // off by ~1e-3 absolute, which moves a weight by ~1e-4 relative, smoothly from key to key; v moves < 2 over those
+    // keys. Measured: 1.3e-5 at most (head dim 128), so 2e-4 leaves 15x room, while a cut-off loop (a missing rescale or
+    // missing keys) moves the mean by > 1e-2 (head dim 256 at 56k keys, past its limit: off by 1.4).
     for (let i = 0; i < hd; i++) expect(Math.abs(got[i] - want), `dim ${i} of ${hd}, ${n} keys`).toBeLessThan(2e-4);
+  });
+});
+
+describe.each(testAdapterChoices())('the model\'s attention variant on %s', (adapter) => {
+  // SmolLM2-135M's attention (9 query heads, 3 kv heads, head dim 64, 8,192-token context) takes per-head on CPU
+  // adapters; at head dim 256 (Gemma's) the same context needs split-keys; real GPUs always take split-keys.
+  it.each([
+    [64, 8192],
+    [256, 8192],
+    [256, 256],
+  ])('head dim %d, %d keys', async (hd, keys) => {
+    const gpu = await gpuFor(adapter);
+    const d = gpu.device;
+    const buf = (label: string) => createStorage(d, 64, label);
+    const shape = { nHeads: 9, kvHeads: 3, headDim: hd, pageSize: PAGE, qStride: 15 * hd, maxRows: 4 };
+    const buffers = { q: buf('q'), positions: buf('positions'), rowPath: buf('rowPath'), pageTable: buf('pageTable'), out: buf('out') };
+    const att = new ModelAttention(gpu, shape, buffers, { cascade: false, longestKeys: keys });
+    const perHead = gpu.isCpu && keys <= perHeadKeyLimit(hd, PAGE);
+    expect(att.variant).toBe(perHead ? 'per-head' : 'split-keys');
+    if (gpu.isCpu) expect(att.variant).toBe(hd === 64 || keys === 256 ? 'per-head' : 'split-keys');
+    att.destroy();
   });
 });
