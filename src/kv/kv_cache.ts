@@ -111,6 +111,15 @@ export class KvCache {
     return this.prefix !== null && this.prefix.has(page);
   }
 
+  /**
+   * Whether one of the next `n` pages the pool hands out still holds a prefix-cache entry (which taking it would
+   * evict). Pipelined steps do not speculate onto such a page: an undone row would give it back without its entry.
+   */
+  nextAllocEvicts(n: number): boolean {
+    const prefix = this.prefix;
+    return prefix !== null && this.pool.peekFree(n).some((page) => prefix.has(page));
+  }
+
   has(path: number): boolean {
     return this.paths.has(path);
   }

@@ -102,6 +102,13 @@ export class PagePool {
     this.pushHead(id);
   }
 
+  /** The next `n` pages `alloc` would hand out, in that order (fewer when fewer are free). O(n). */
+  peekFree(n: number): number[] {
+    const ids: number[] = [];
+    for (let id = this.head; id !== NONE && ids.length < n; id = this.next[id]) ids.push(id);
+    return ids;
+  }
+
   /** The free list from head (next to be allocated) to tail. O(free); for tests and debugging. */
   freeList(): number[] {
     const ids: number[] = [];

@@ -330,7 +330,7 @@ export class Scheduler {
    * (the order plan() would give them), at the position of the token `prev` samples. Its tokenIds are placeholders
    * (0): the row of plan slot r feeds the first token drawn for prev's sampling row feed[r], which the GPU copies
    * there. Null, with nothing changed, when prev has a path that does not sample (a prompt chunk continues), a path
-   * would pass `maxLength` tokens, or the pool cannot hold the new pages.
+   * would pass `maxLength` tokens, the pool cannot hold the new pages, or one of them holds a prefix-cache entry.
    */
   planAhead(prev: StepPlan, maxLength: number): { plan: StepPlan; feed: Uint32Array } | null {
     if (prev !== this.flight || this.aheadSpec) throw new InvalidArgumentError('planAhead: give the plan in flight, once.');
@@ -347,7 +347,9 @@ export class Scheduler {
     order.sort((a, b) => a.rec.id - b.rec.id);
     let needed = 0;
     for (const { rec } of order) needed += this.kv.pagesNeeded(rec.kvPath, 1);
-    if (needed > this.kv.freeCount) return null;
+    // A page holding a cached prefix is not taken on speculation: undoing the row would lose that prefix-cache entry
+    // (a later prompt with that prefix would be prefilled again), which a synchronous step never does.
+    if (needed > this.kv.freeCount || this.kv.nextAllocEvicts(needed)) return null;
     const P = order.length;
     const tokenIds = new Uint32Array(P); // (R = P) placeholders: the GPU writes each row's token
     const positions = new Uint32Array(P); // (R)

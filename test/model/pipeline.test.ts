@@ -133,6 +133,39 @@ describe('pipelined steps equal synchronous ones', () => {
     expect(on.pipe.confirmed).toBeGreaterThan(10);
   });
 
+  it('a speculative row never takes a page holding a cached prompt prefix (a later prompt reuses it as without)', async () => {
+    // 3 pages of 16 tokens. Prompt A (17 tokens) fills page 0 (cached) and part of page 1, then is freed: the free list
+    // is [2, 0, 1]. Prompt B (16 tokens) fills page 2; its first decode row needs a new page, and the next free one is
+    // page 0 with A's prefix. B finishes after its first token, so a row speculated onto page 0 would be undone and
+    // the page would come back without its cache entry: A again would be prefilled in 17 rows instead of 1.
+    const A = [1, 403, 407, 261, 378, 300, 301, 302, 303, 304, 305, 306, 307, 308, 309, 310, 311];
+    const B = [1, 500, 501, 502, 503, 504, 505, 506, 507, 508, 509, 510, 511, 400, 401, 402];
+    const run = async (pipeline: boolean) => {
+      const e = await engineWith(pipeline, 3);
+      const a = e.createPath(A, { temperature: 0 });
+      await e.step();
+      e.free(a);
+      const b = e.createPath(B, { temperature: 0 });
+      await e.step();
+      e.finish(b);
+      const a2 = e.createPath(A, { temperature: 0 });
+      const reused = e.path(a2).reusedTokens;
+      const r = await e.step();
+      const out = { reused, rows: e.stats.rows, token: r?.results[0].token, stats: counters(e), pipe: e.pipelineStats };
+      e.freeAll();
+      return out;
+    };
+    const off = await run(false);
+    const on = await run(true);
+    expect(off.reused).toBe(16);
+    expect(off.rows).toBe(17 + 16 + 1);
+    expect(on.reused).toBe(off.reused);
+    expect(on.rows).toBe(off.rows);
+    expect(on.token).toBe(off.token);
+    expect(on.stats).toEqual(off.stats);
+    expect(on.pipe.speculated).toBeGreaterThan(0); // A's first step was speculated on (its next row stays in page 1)
+  });
+
   it('sessions and the OpenAI API (n, stop strings, logprobs) give the same choices', async () => {
     const run = async (pipeline: boolean) => {
       const e = await engineWith(pipeline);

@@ -108,3 +108,42 @@ describe('Scheduler.planAhead', () => {
     );
   });
 });
+
+describe('Scheduler.planAhead and the prefix cache', () => {
+  // Pool of 3 pages of 4 tokens. A prompt of 5 tokens takes pages 0 (full, cached) and 1, then is freed: the free list
+  // is [2, 0, 1]. A second prompt of 4 tokens fills page 2; its first decode row needs a new page, and the next one
+  // free is page 0, which still holds the first prompt's cached prefix.
+  const setup = () => {
+    const kv = new KvCache({ numPages: 3, pageSize: 4 });
+    const sched = new Scheduler(kv, { maxRowsPerStep: 16 });
+    const a = sched.addRequest([1, 2, 3, 4, 5]);
+    sched.commit(sched.plan()!, [6]);
+    sched.free(a.id);
+    const b = sched.addRequest([1, 7, 7, 7]);
+    return { kv, sched, b };
+  };
+
+  it('does not speculate onto a free page that holds a cached prefix, so no undo can lose it', () => {
+    const { kv, sched } = setup();
+    const plan = sched.plan()!;
+    expect(kv.freeList()).toEqual([0, 1]);
+    expect(kv.isCached(0)).toBe(true);
+    expect(sched.planAhead(plan, 100)).toBeNull();
+    expect(kv.isCached(0)).toBe(true);
+    sched.commit(plan, [8]);
+    const b2 = sched.paths()[0];
+    sched.finish(b2.id);
+    // The first prompt again: its cached page is reused, one row is computed (as without pipelining).
+    const again = sched.addRequest([1, 2, 3, 4, 5]);
+    expect(again.reusedTokens).toBe(4);
+  });
+
+  it('speculates onto an uncached free page', () => {
+    const kv = new KvCache({ numPages: 4, pageSize: 4 });
+    const sched = new Scheduler(kv, { maxRowsPerStep: 16 });
+    sched.addRequest([1, 7, 7, 7]);
+    const plan = sched.plan()!;
+    expect(kv.isCached(kv.freeList()[0])).toBe(false);
+    expect(sched.planAhead(plan, 100)).not.toBeNull();
+  });
+});
