@@ -13,7 +13,21 @@ export interface FoundAdapter {
   isCpu: boolean;
   /** Keeps Dawn's instance alive as long as the adapter (Node only). */
   instance?: unknown;
+  /** llvmpipe in Node: LP_NUM_THREADS as the process's first llvmpipe device read it (null: Mesa's default). */
+  cpuThreads?: number | null;
 }
+
+/** Options that reach the driver before the adapter is made (GpuOptions). */
+export interface AdapterOptions {
+  cpuThreads?: number;
+}
+
+/**
+ * LP_NUM_THREADS when this process made its first llvmpipe instance (Mesa reads it then, once; null: unset, Mesa's
+ * default). Kept on globalThis: the driver outlives a module instance (test runners reload modules in one process).
+ */
+const THREADS_KEY = Symbol.for('forklm.llvmpipeThreads');
+const seen = globalThis as { [THREADS_KEY]?: number | null };
 
 export const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof window === 'undefined';
 
@@ -47,17 +61,22 @@ function looksSoftware(adapter: GPUAdapter): boolean {
   return fallback || /swiftshader|llvmpipe|lavapipe|softpipe|software|mesa 2\d\.\d+\.\d+$|^\s*opengl version/.test(d);
 }
 
-async function nodeAdapter(kind: Exclude<AdapterKind, 'browser'>): Promise<FoundAdapter | null> {
+async function nodeAdapter(kind: Exclude<AdapterKind, 'browser'>, options: AdapterOptions = {}): Promise<FoundAdapter | null> {
   const { create } = await loadDawn();
   const env = process.env;
   env.NODEVICE_SELECT ??= '1';
   try {
     if (kind === 'llvmpipe') {
       env.EGL_PLATFORM ??= 'surfaceless';
+      if (!(THREADS_KEY in seen)) {
+        if (options.cpuThreads !== undefined) env.LP_NUM_THREADS ??= String(options.cpuThreads);
+        const n = env.LP_NUM_THREADS === undefined ? NaN : Number(env.LP_NUM_THREADS);
+        seen[THREADS_KEY] = Number.isInteger(n) && n >= 0 ? n : null;
+      }
       const instance = create(['backend=opengles']);
       const adapter = await instance.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions);
       // On a machine with a GPU the GL backend may be hardware; it is still the "llvmpipe" route by configuration.
-      return adapter ? { kind, adapter, isCpu: looksSoftware(adapter), instance } : null;
+      return adapter ? { kind, adapter, isCpu: looksSoftware(adapter), instance, cpuThreads: seen[THREADS_KEY] ?? null } : null;
     }
     if (kind === 'swiftshader') {
       // The Vulkan loader rescans driver files at each instance creation, so adding SwiftShader here works even
@@ -94,11 +113,11 @@ async function browserAdapter(choice: AdapterChoice): Promise<FoundAdapter | nul
 }
 
 /** The adapter forklm would use for `choice`, or null. Order for `auto`: hardware, llvmpipe, SwiftShader. */
-export async function findAdapter(choice: AdapterChoice): Promise<FoundAdapter | null> {
+export async function findAdapter(choice: AdapterChoice, options: AdapterOptions = {}): Promise<FoundAdapter | null> {
   if (!isNode) return browserAdapter(choice);
   const order: Exclude<AdapterKind, 'browser'>[] = choice === 'auto' ? ['hardware', 'llvmpipe', 'swiftshader'] : [choice];
   for (const kind of order) {
-    const found = await nodeAdapter(kind);
+    const found = await nodeAdapter(kind, options);
     if (found) return found;
   }
   return null;

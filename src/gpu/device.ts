@@ -1,6 +1,6 @@
 // One way to get a GPU device, in the browser and in Node, with the limits forklm needs and device loss turned
 // into a typed error.
-import { DeviceLostError, NoAdapterError } from '../errors.js';
+import { DeviceLostError, InvalidArgumentError, NoAdapterError } from '../errors.js';
 import { parseAdapterChoice, type AdapterChoice, type AdapterKind } from './adapter_choice.js';
 import { findAdapter, isNode } from './adapters.js';
 import { requiredLimits } from './limits.js';
@@ -14,6 +14,14 @@ export interface GpuOptions {
    * end from it). Default false. `Gpu.timestamps` says whether the device got it.
    */
   timestamps?: boolean;
+  /**
+   * Node on llvmpipe only: the worker threads llvmpipe runs kernels on (Mesa's LP_NUM_THREADS). 0 runs every kernel
+   * on the thread that submits it, with no hand-off to workers, which halves a small model's dispatches (each hand-off
+   * costs ~25 us; a stories260K kernel's whole work is less: bench/RESULTS.md, "Single-stream decode"). Mesa reads
+   * it once per process, when the first llvmpipe device is created: later values change nothing, and LP_NUM_THREADS
+   * set in the environment wins. Default: Mesa's (one thread per core).
+   */
+  cpuThreads?: number;
 }
 
 export interface Gpu {
@@ -28,6 +36,8 @@ export interface Gpu {
   readonly pipelines: PipelineCache;
   /** The device has `timestamp-query` (GpuOptions.timestamps on an adapter that offers it). */
   readonly timestamps: boolean;
+  /** llvmpipe in Node: the LP_NUM_THREADS its process runs with (GpuOptions.cpuThreads); null: Mesa's default or another adapter. */
+  readonly cpuThreads: number | null;
   /** Set once the device is lost; every later GPU call through forklm throws it. */
   lostError: DeviceLostError | null;
   /** Throws the DeviceLostError if the device was lost. */
@@ -53,12 +63,15 @@ function adapterName(kind: AdapterKind, adapter: GPUAdapter): string {
 export async function createGpu(options: GpuOptions = {}): Promise<Gpu> {
   const choice =
     options.adapter ?? (isNode ? parseAdapterChoice(process.env.FORKLM_ADAPTER) : ('auto' as AdapterChoice));
-  const found = await findAdapter(choice);
+  const threads = options.cpuThreads;
+  if (threads !== undefined && (!Number.isSafeInteger(threads) || threads < 0))
+    throw new InvalidArgumentError(`cpuThreads=${threads}: give an integer >= 0 (0 runs llvmpipe's kernels on the submitting thread).`);
+  const found = await findAdapter(choice, { cpuThreads: threads });
   if (!found) {
     const what = choice === 'auto' ? 'No WebGPU adapter found.' : `The ${choice} adapter is not available.`;
     throw new NoAdapterError(isNode ? `${what} ${NO_ADAPTER_HELP} \`forklm doctor\` lists what it can see.` : NO_ADAPTER_BROWSER);
   }
-  const { adapter, kind, isCpu } = found;
+  const { adapter, kind, isCpu, cpuThreads } = found;
   const timestamps = options.timestamps === true && adapter.features.has('timestamp-query');
   const device = await adapter.requestDevice({
     requiredLimits: requiredLimits(adapter),
@@ -73,6 +86,7 @@ export async function createGpu(options: GpuOptions = {}): Promise<Gpu> {
     limits: device.limits,
     pipelines: new PipelineCache(device),
     timestamps,
+    cpuThreads: cpuThreads ?? null,
     lostError: null,
     checkLost() {
       if (gpu.lostError) throw gpu.lostError;

@@ -53,13 +53,15 @@ function capsLoops(gpu: Gpu): boolean {
 
 /**
  * Threads per row. A software adapter runs a workgroup's threads as loops on one core and pays for every barrier
- * (the top-k merge costs log2(WG) + 2 barriers per round): 64 there, raised on llvmpipe until a thread's loop
- * iterations fit LOOP_BUDGET. A GPU hides the V-long loop best with a full 256-thread workgroup.
+ * (the top-k merge costs log2(WG) + 2 barriers per round, each a switch through all of the workgroup's SIMD
+ * batches): 64 there; on llvmpipe 8 (one batch of its 8 lanes: at V = 512 a row then costs ~40 us instead of
+ * ~120 us, bench/RESULTS.md "Single-stream decode"), raised until a thread's loop iterations fit LOOP_BUDGET. A GPU
+ * hides the V-long loop best with a full 256-thread workgroup.
  */
 export function tokenStatsWorkgroupSize(gpu: Gpu, vocab: number, topK: number, maxSamples: number): number {
   const max = Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX);
   let wg = 1;
-  while (wg * 2 <= Math.min(gpu.isCpu ? 64 : 256, max)) wg *= 2;
+  while (wg * 2 <= Math.min(capsLoops(gpu) ? 8 : gpu.isCpu ? 64 : 256, max)) wg *= 2;
   if (capsLoops(gpu)) {
     while (loopIterationsPerThread(vocab, wg, topK, maxSamples) > LOOP_BUDGET && wg * 2 <= max) wg *= 2;
   }

@@ -1,0 +1,54 @@
+// GpuOptions.cpuThreads (Node, llvmpipe): LP_NUM_THREADS reaches Mesa before the first llvmpipe device of a process,
+// so 0 really leaves out llvmpipe's worker threads (counted in /proc/self/task), and the Gpu reports what its process
+// runs with, also when a later device asks for another value (Mesa reads it once). Each case runs in a fresh process.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+const SCRIPT = `
+import { readdirSync } from 'node:fs';
+import { createGpu } from './src/gpu/device.ts';
+const threads = () => readdirSync('/proc/self/task').length;
+const before = threads();
+const arg = process.argv[process.argv.length - 1];
+const gpu = await createGpu({ adapter: 'llvmpipe', ...(arg === 'default' ? {} : { cpuThreads: Number(arg) }) });
+// Mesa starts its workers with the screen; a dispatch makes sure the compute pool exists too.
+const enc = gpu.device.createCommandEncoder();
+gpu.device.queue.submit([enc.finish()]);
+await gpu.device.queue.onSubmittedWorkDone();
+const added = threads() - before;
+const second = await createGpu({ adapter: 'llvmpipe', cpuThreads: 3 });
+console.log(JSON.stringify({ cpuThreads: gpu.cpuThreads, second: second.cpuThreads, added }));
+second.destroy();
+gpu.destroy();
+process.exit(0);
+`;
+
+function run(arg: string): { cpuThreads: number | null; second: number | null; added: number } {
+  const env = { ...process.env };
+  delete env.LP_NUM_THREADS;
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', SCRIPT, arg], { cwd: root, env, encoding: 'utf8', timeout: 90_000 });
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+
+describe.runIf(existsSync('/proc/self/task'))('GpuOptions.cpuThreads on llvmpipe', () => {
+  it('0 runs without llvmpipe worker threads; the first device of a process decides', () => {
+    const zero = run('0');
+    const dflt = run('default');
+    expect(zero.cpuThreads).toBe(0);
+    expect(zero.second).toBe(0); // asked for 3 later: Mesa has read LP_NUM_THREADS already
+    expect(dflt.cpuThreads).toBeNull();
+    expect(dflt.second).toBeNull();
+    // Mesa's default starts worker threads per core (rasteriser and compute pools); with 0 it starts none of them.
+    expect(zero.added).toBeLessThan(dflt.added);
+  });
+
+  it('rejects a thread count that is not an integer >= 0', async () => {
+    const { createGpu } = await import('../../src/gpu/device.js');
+    await expect(createGpu({ adapter: 'llvmpipe', cpuThreads: -1 })).rejects.toThrow(/cpuThreads=-1/);
+  });
+});
