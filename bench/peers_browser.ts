@@ -1,7 +1,9 @@
 // The page half of the peers benchmark: a Vite dev server (free localhost port) serves bench/peers_page/ with
 // cross-origin isolation headers (COOP same-origin, COEP require-corp: wllama's threads need SharedArrayBuffer), and
 // headless Chromium on llvmpipe's GL route (browser.ts LAUNCH_ARGS) runs the job with forklm and with wllama in the
-// same page, so both use the page's default WebGPU adapter and the same CPU.
+// same page and on the same CPU. forklm runs on the page's llvmpipe adapter; wllama computes in WebAssembly on the CPU,
+// because ggml's WebGPU backend needs shader-f16, which neither of Chromium's CPU adapters offers (it then registers
+// no device; its "CPU model buffer" log line, kept in the JSON, says so).
 import { join, resolve } from 'node:path';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +17,7 @@ import { peersDir } from './peers_install.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const TIMEOUT_MS = 300_000;
+const WLLAMA_BUDGET_MS = 1000 * Number(process.env.FORKLM_BENCH_WLLAMA_BUDGET_S ?? 90);
 
 async function startServer(): Promise<{ close: () => Promise<void>; origin: string }> {
   const server = await createServer({
@@ -48,8 +51,17 @@ function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
-/** forklm and wllama in one Chromium page; each part's failure is recorded and the other still runs. */
-export async function inPage(job: Job & { threshold: number }, promptText: string, wllamaThreads: number[]): Promise<object> {
+export interface WllamaRun {
+  threads: number;
+  /** One request after another (prompt reused), or all samples at once in as many server slots. */
+  mode: 'sequential' | 'concurrent';
+}
+
+/**
+ * forklm and wllama in one Chromium page; each part's failure is recorded and the other still runs. Each wllama run
+ * has WLLAMA_BUDGET_MS for its timed job repeats (FORKLM_BENCH_WLLAMA_BUDGET_S overrides).
+ */
+export async function inPage(job: Job & { threshold: number }, promptText: string, wllamaRuns: WllamaRun[]): Promise<object> {
   const { close, origin } = await startServer();
   const adapter: AdapterChoice = 'llvmpipe';
   const args = LAUNCH_ARGS.llvmpipe;
@@ -75,14 +87,14 @@ export async function inPage(job: Job & { threshold: number }, promptText: strin
     }
     const wl = join(peersDir(), 'node_modules/@wllama/wllama/esm');
     out.wllama = [];
-    for (const threads of wllamaThreads) {
-      // n_gpu_layers 999: every layer on the page's WebGPU adapter (wllama's default since 3.1), as issue 15 ran it.
-      const o = { esmUrl: fs(join(wl, 'index.js')), wasmUrl: fs(join(wl, 'wasm/wllama.wasm')), ggufUrl: fs(join(modelsDir(), 'stories260K/gguf/stories260K.gguf')), promptText, threads, gpuLayers: 999, job };
+    for (const { threads, mode } of wllamaRuns) {
+      const parallel = mode === 'concurrent' ? job.samples : 1;
+      const o = { esmUrl: fs(join(wl, 'index.js')), wasmUrl: fs(join(wl, 'wasm/wllama.wasm')), ggufUrl: fs(join(modelsDir(), 'stories260K/gguf/stories260K.gguf')), promptText, threads, parallel, mode, budgetMs: WLLAMA_BUDGET_MS, job };
       try {
-        log(`peers page: wllama, ${threads} threads`);
+        log(`peers page: wllama, ${mode}, ${threads} threads`);
         (out.wllama as object[]).push(await withTimeout(page.evaluate((x) => window.forklmPeers!.wllama(x), o), 'wllama in the page'));
       } catch (e) {
-        (out.wllama as object[]).push({ threads, error: errorText(e) });
+        (out.wllama as object[]).push({ threads, mode, error: errorText(e) });
       }
     }
   } catch (e) {
