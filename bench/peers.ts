@@ -72,29 +72,14 @@ async function forklmNode(prompt: number[]): Promise<object> {
 
 type Rec = Record<string, unknown> & { error?: string };
 
-export async function run(): Promise<object> {
-  const load = await startLoadMeter();
-  const loadBefore = round4(os.loadavg()[0]);
-  const model = await benchModel('stories260K');
-  const prompt = promptTokens(model, JOB.prompt);
-  const promptText = model.tokenizer!.decode(prompt.slice(1));
-  let installed: object;
-  try {
-    installed = installPeers();
-  } catch (e) {
-    installed = { error: errorText(e) };
-  }
-  const node = (await part('node', () => forklmNode(prompt))) as Rec;
-  const server1 = (await part('server', () => llamaServer(prompt, 1, JOB))) as Rec;
-  const server2 = (await part('server', () => llamaServer(prompt, 2, JOB))) as Rec;
-  const nlc = (await part('node-llama-cpp', () => nodeLlamaCpp(prompt, JOB))) as Rec;
-  const page = (await part('page', () => inPage(JOB, promptText, [1, 2].flatMap((threads) => [{ threads, mode: 'sequential' as const }, { threads, mode: 'concurrent' as const }])))) as Rec;
-
+/** The figures a run's JSON leads with (best and median wall clocks, decode rates, ratios, issue 15's targets). */
+export function derive(node: Rec, server1: Rec, server2: Rec, nlc: Rec, page: Rec): object {
   const ms = (r: Rec | undefined, k: string) => best(r?.[k] as number[] | undefined);
   const pf = page.forklm as Rec | undefined;
-  const wl = ((page.wllama as Rec[] | undefined) ?? []).filter((w) => !w.error);
+  // A wllama run counts when it finished every repeat (no error, within its time budget).
+  const wl = ((page.wllama as Rec[] | undefined) ?? []).filter((w) => !w.error && !w.over_budget_s && (w.job_ms as number[] | undefined)?.length);
   const wlBest = wl.length ? Math.min(...wl.map((w) => best(w.job_ms as number[])!)) : null;
-  const wlRates = wl.map((w) => w.decode_tok_s as number | null).filter((x): x is number => x !== null);
+  const wlRates = wl.map((w) => w.decode_tok_s).filter((x): x is number => typeof x === 'number');
   const wlDecode = wlRates.length ? Math.max(...wlRates) : null;
   const best_ms = {
     forklm_node_eab: ms(node, 'eab_ms'),
@@ -136,11 +121,6 @@ export async function run(): Promise<object> {
     'single-stream decode >= 35% of llama.cpp 1 thread': target(ratios.decode_forklm_node_share_of_llama_1_thread, 0.35, 'higher'),
   };
   return {
-    date: new Date().toISOString(),
-    machine: machine(),
-    quick: QUICK,
-    job: `${JOB.samples} samples of ${JOB.maxNew} tokens after a ${JOB.prompt}-token prompt, stories260K, temperature 1; best of ${JOB.repeats}`,
-    peers_installed: installed,
     best_ms,
     median_ms: {
       forklm_node_eab: median(node.eab_ms as number[]),
@@ -152,6 +132,35 @@ export async function run(): Promise<object> {
     decode_tok_s,
     ratios,
     targets,
+  };
+}
+
+export async function run(): Promise<object> {
+  const load = await startLoadMeter();
+  const loadBefore = round4(os.loadavg()[0]);
+  const model = await benchModel('stories260K');
+  const prompt = promptTokens(model, JOB.prompt);
+  const promptText = model.tokenizer!.decode(prompt.slice(1));
+  let installed: object;
+  try {
+    installed = installPeers();
+  } catch (e) {
+    installed = { error: errorText(e) };
+  }
+  const node = (await part('node', () => forklmNode(prompt))) as Rec;
+  const server1 = (await part('server', () => llamaServer(prompt, 1, JOB))) as Rec;
+  const server2 = (await part('server', () => llamaServer(prompt, 2, JOB))) as Rec;
+  const nlc = (await part('node-llama-cpp', () => nodeLlamaCpp(prompt, JOB))) as Rec;
+  const page = (await part('page', () => inPage(JOB, promptText, [1, 2].flatMap((threads) => [{ threads, mode: 'sequential' as const }, { threads, mode: 'concurrent' as const }])))) as Rec;
+
+  const derived = derive(node, server1, server2, nlc, page);
+  return {
+    date: new Date().toISOString(),
+    machine: machine(),
+    quick: QUICK,
+    job: `${JOB.samples} samples of ${JOB.maxNew} tokens after a ${JOB.prompt}-token prompt, stories260K, temperature 1; best of ${JOB.repeats}`,
+    peers_installed: installed,
+    ...derived,
     forklm_node: node,
     llama_server: [server1, server2],
     node_llama_cpp: nlc,
