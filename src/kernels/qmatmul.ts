@@ -7,11 +7,13 @@
 // - decode, M = 1: shaders/qmatmul_decode.wgsl with the type's dot step (wdot_<type>.wgsl): each invocation loads a
 //   chunk of x once and dots it with 8 rows of W (4 for the dense types), reading W in the widest words its layout
 //   allows. On llvmpipe a storage load costs per load instruction and lane, so loads, not arithmetic, set the speed.
-//   2-byte-aligned blocks (Q4_0, Q5_0, Q8_0, Q6_K) are read as the 16-byte words that cover them and realigned in
-//   registers. F16/BF16 with K % 8 != 0 (no 16-byte step) take the 1 x 2 blocking of qmatmul.wgsl;
+//   2-byte-aligned blocks (Q4_0, Q8_0, Q6_K) are read as the 16-byte words that cover them and realigned in
+//   registers; Q5_0 is held in 8-row tiles of aligned words (src/weights/tiles.ts). F16/BF16 with K % 8 != 0 (no
+//   16-byte step) take the 1 x 2 blocking of qmatmul.wgsl;
 // - decode, M = 1, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K with activations 'q8' (the default): x is first quantized to 8 bits
 //   per 32-value block (kernels/quantize_x8.ts, as llama.cpp does for its quantized dot products) and
-//   shaders/qmatmul_idecode.wgsl multiplies integers, two weights per u32 multiply (idot_<type>.wgsl);
+//   shaders/qmatmul_idecode.wgsl multiplies integers, two weights per u32 multiply (idot_<type>.wgsl); Q5_0 through
+//   shaders/qmatmul_idecode_t8.wgsl, one tile (8 columns) per invocation;
 // - decode, 2 <= M < QMATMUL_PREFILL_MIN_M: shaders/qmatmul.wgsl, 4 x 2 outputs per thread (a small batch reads W
 //   about once);
 // - prefill: shaders/qmatmul.wgsl, 8 x 2 for larger M (each dequantized sub-block serves 8 rows).
