@@ -6,152 +6,40 @@
 // stay Q4_K); "Q5_0" is every matrix in Q5_0. The 4- and 5-bit types run on 8-bit activations (qmatmul.ts,
 // activations 'q8'); "Q4_K (f32 x)" keeps x in f32 for comparison. Reports ms per step (wall and this process's CPU
 // time, median and fastest), the projections-only tokens/s bound, GB/s of weights read, and every case's speed over
-// the best F32 of the run.
-// FORKLM_BENCH_ADAPTERS=llvmpipe (comma list) narrows the adapters; FORKLM_BENCH_QUICK=1 times briefly.
+// the best F32 of the run. The same cases then run in headless Chromium on each adapter (bench/weights_browser.ts,
+// wall clock only), recorded under `chromium`.
+// FORKLM_BENCH_ADAPTERS=llvmpipe (comma list) narrows the adapters (Node and Chromium); FORKLM_BENCH_WEIGHTS_CHROMIUM=0
+// leaves Chromium out; FORKLM_BENCH_QUICK=1 times briefly.
 import type { AdapterChoice } from '../src/gpu/adapter_choice.js';
-import { createStorage, createStorageFrom } from '../src/gpu/buffers.js';
-import { createGpu, type Gpu } from '../src/gpu/device.js';
-import { destroySplit, uploadSplit } from '../src/gpu/split_tensor.js';
-import { Matmul } from '../src/kernels/matmul.js';
-import { QMatmul, type DecodeActivations } from '../src/kernels/qmatmul.js';
-import { destroyWeights, uploadWeights } from '../src/weights/gpu_tensor.js';
-import { kernelBlock, type StorageType } from '../src/weights/types.js';
-import { randomWeights } from '../test/ref/quant_random.js';
-import { mulberry32 } from '../test/ref/random.js';
+import { createGpu } from '../src/gpu/device.js';
+import type { BrowserAdapter } from './browser_page/api.js';
 import { benchAdapters, hostRecord, QUICK } from './bench_models.js';
-import { median, round4, runBatch, startLoadMeter } from './harness.js';
+import { buildCase, CASES, HEAD, LAYER_SHAPES, LAYERS, SLOW, summarize, timeCases } from './common/weights_cases.js';
+import { startLoadMeter } from './harness.js';
+import { weightsInChromium } from './weights_browser.js';
 
-const LAYERS = 30;
-/** Adapters where a step takes seconds: fewer rounds, so the whole benchmark stays within a few minutes. */
-const SLOW = new Set<string>(['swiftshader']);
-/** (K, N) of one layer's projections, then the LM head. */
-const LAYER_SHAPES: [string, number, number][] = [
-  ['qkv', 576, 960],
-  ['o', 576, 576],
-  ['gate|up', 576, 3072],
-  ['down', 1536, 576],
-];
-const HEAD: [string, number, number] = ['lm_head', 576, 49152];
+const rounds = (adapter: string): number => (QUICK ? 2 : SLOW.has(adapter) ? 3 : 7);
 
-/** llama-quantize's per-tensor fallback when a row is not whole blocks of the type (llama-quant.cpp). */
-function fallback(type: StorageType, K: number): StorageType {
-  if (K % kernelBlock(type) === 0) return type;
-  return ({ Q4_K: 'Q5_0', Q5_K: 'Q5_1', Q6_K: 'Q8_0' } as Record<string, StorageType>)[type] ?? 'F16';
-}
-
-interface Case {
-  /** 'F32 (matmul.ts)' is the f32 baseline through the dense kernel the model uses today. */
-  label: string;
-  type: StorageType | 'baseline';
-  /** Decode activations for the QMatmul cases (default 'q8': 8-bit x where the type has an integer dot step). */
-  activations?: DecodeActivations;
-}
-const CASES: Case[] = [
-  { label: 'F32 (kernels/matmul.ts, today)', type: 'baseline' },
-  { label: 'F32', type: 'F32' },
-  { label: 'F16', type: 'F16' },
-  { label: 'Q8_0', type: 'Q8_0' },
-  { label: 'Q5_0', type: 'Q5_0' },
-  { label: 'Q4_K', type: 'Q4_K' },
-  { label: 'Q4_K (f32 x)', type: 'Q4_K', activations: 'f32' },
-];
-
-interface Built {
-  label: string;
-  types: Record<string, string>;
-  bytesPerStep: number;
-  encode: (pass: GPUComputePassEncoder) => void;
-  cleanup: () => void;
-}
-
-function buildCase(gpu: Gpu, c: Case): Built {
-  const rand = mulberry32(7);
-  const shapes = [...LAYER_SHAPES, HEAD];
-  const x = createStorageFrom(gpu.device, new Float32Array(1536).map(() => rand() - 0.5), 'x (1, 1536) f32');
-  const y = createStorage(gpu.device, 49152 * 4, 'y (1, 49152) f32');
-  const encoders: ((pass: GPUComputePassEncoder) => void)[] = [];
-  const cleanup: (() => void)[] = [() => (x.destroy(), y.destroy())];
-  let bytesPerStep = 0;
-  const types: Record<string, string> = {};
-  for (const [name, K, N] of shapes) {
-    const reps = name === 'lm_head' ? 1 : LAYERS;
-    if (c.type === 'baseline') {
-      const w = uploadSplit(gpu, new Float32Array(N * K).map(() => (rand() - 0.5) * 0.1), N, K, name);
-      const b = new Matmul(gpu, { K, N, bias: false }).bind({ x, w, y });
-      encoders.push((p) => { for (let i = 0; i < reps; i++) b.encode(p, 1); });
-      bytesPerStep += reps * N * K * 4;
-      types[name] = 'F32';
-      cleanup.push(() => (b.destroy(), destroySplit(w)));
-    } else {
-      const type = fallback(c.type, K);
-      const bytes = randomWeights(type, N, K, rand);
-      const w = uploadWeights(gpu, type, bytes, N, K, name);
-      const b = new QMatmul(gpu, { type, K, N, bias: false, variants: ['decode'], activations: c.activations }).bind({ x, w, y });
-      encoders.push((p) => { for (let i = 0; i < reps; i++) b.encode(p, 1); });
-      bytesPerStep += reps * bytes.length;
-      types[name] = type;
-      cleanup.push(() => (b.destroy(), destroyWeights(w)));
-    }
-  }
-  // One layer's weights serve all 30 encodes (same bytes read 30 times: what matters is the bytes each step reads).
-  return { label: c.label, types, bytesPerStep, encode: (p) => encoders.forEach((e) => e(p)), cleanup: () => cleanup.forEach((f) => f()) };
-}
-
-/**
- * Times every case in interleaved rounds (one step of each case per round), so that all cases see the same load
- * from other processes; per step also the CPU time of this process (the adapter's worker threads run in it), which
- * other processes' load disturbs much less than wall time on this shared machine.
- */
-async function timeCases(gpu: Gpu, built: Built[], rounds: number): Promise<object[]> {
-  const wall: number[][] = built.map(() => []);
-  const cpu: number[][] = built.map(() => []);
-  for (const b of built) await runBatch(gpu, b.encode, 1); // warmup: first use of every pipeline
-  for (let r = 0; r < rounds; r++) {
-    for (let i = 0; i < built.length; i++) {
-      const c0 = process.cpuUsage();
-      wall[i].push(await runBatch(gpu, built[i].encode, 1));
-      const c = process.cpuUsage(c0);
-      cpu[i].push((c.user + c.system) / 1000);
-    }
-  }
-  return built.map((b, i) => {
-    const ms = median(wall[i]);
-    return {
-      label: b.label,
-      types: b.types,
-      msPerStep: round4(ms),
-      minMsPerStep: round4(Math.min(...wall[i])),
-      cpuMsPerStep: round4(median(cpu[i])),
-      minCpuMsPerStep: round4(Math.min(...cpu[i])),
-      projectionTokensPerSecond: round4(1000 / ms),
-      weightBytesPerStep: b.bytesPerStep,
-      gbPerSecond: round4(b.bytesPerStep / ms / 1e6),
-      samples: wall[i].length,
-    };
-  });
-}
+/** This process's CPU time in ms (the adapters' worker threads run in it). */
+const cpuMs = (): number => {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+};
 
 export async function run(): Promise<object> {
   const stopMeter = await startLoadMeter();
   const adapters: Record<string, object> = {};
-  for (const choice of benchAdapters() as AdapterChoice[]) {
+  const choices = benchAdapters() as AdapterChoice[];
+  for (const choice of choices) {
     const gpu = await createGpu({ adapter: choice });
     console.error(`bench weights: ${choice}`);
     const built = CASES.map((c) => buildCase(gpu, c));
-    const results = (await timeCases(gpu, built, QUICK ? 2 : SLOW.has(choice) ? 3 : 7)) as { label: string; msPerStep: number; cpuMsPerStep: number }[];
+    const results = await timeCases(gpu, built, rounds(choice), cpuMs);
     for (const b of built) b.cleanup();
-    // Goal (issue 12): Q4_K decode >= 3x F32 decode. Each case against the best F32 forklm has (the faster of
-    // kernels/matmul.ts and the stored-type kernel, in this run), in wall clock and in CPU time.
-    const f32s = results.slice(0, 2);
-    const bestWall = Math.min(...f32s.map((r) => r.msPerStep));
-    const bestCpu = Math.min(...f32s.map((r) => r.cpuMsPerStep));
-    adapters[choice] = {
-      results,
-      speedupOverBestF32: Object.fromEntries(results.map((r) => [r.label, round4(bestWall / r.msPerStep)])),
-      speedupOverBestF32Cpu: Object.fromEntries(results.map((r) => [r.label, round4(bestCpu / r.cpuMsPerStep)])),
-      goal: 3,
-    };
+    adapters[choice] = summarize(results);
     gpu.destroy();
   }
-  return { host: hostRecord(), otherProcessesLoad: await stopMeter(), shape: { layers: LAYERS, layer: LAYER_SHAPES, head: HEAD }, adapters };
+  const inPage = choices.filter((c): c is BrowserAdapter => c === 'llvmpipe' || c === 'swiftshader');
+  const chromium = process.env.FORKLM_BENCH_WEIGHTS_CHROMIUM === '0' ? { skipped: 'FORKLM_BENCH_WEIGHTS_CHROMIUM=0' } : await weightsInChromium(inPage, rounds);
+  return { host: hostRecord(), otherProcessesLoad: await stopMeter(), shape: { layers: LAYERS, layer: LAYER_SHAPES, head: HEAD }, adapters, chromium };
 }

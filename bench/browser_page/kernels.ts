@@ -23,7 +23,7 @@ export const DOC_CHROMIUM_GFLOPS: Record<BrowserAdapter, Record<number, number>>
  */
 const PAGE_TIMING: TimingOptions = { untimedFirst: true, minBatchMs: 0.01 };
 
-function timingFor(adapter: BrowserAdapter, quick: boolean): TimingOptions {
+export function timingFor(adapter: BrowserAdapter, quick: boolean): TimingOptions {
   if (quick) return { ...PAGE_TIMING, warmupMs: 0, sampleMs: 20, samples: 2, minSamples: 1, budgetMs: 200 };
   // SwiftShader and llvmpipe's 128-row calls take 0.1-2 s each: a per-case budget, at least 3 samples.
   return adapter === 'swiftshader'
@@ -32,7 +32,7 @@ function timingFor(adapter: BrowserAdapter, quick: boolean): TimingOptions {
 }
 
 /** One shape: the variant forklm picks, then each of `forced` (its other variants), one record each. */
-async function benchMatmul(gpu: Gpu, M: number, K: number, N: number, o: TimingOptions, forced: MatmulVariant[] = []): Promise<object[]> {
+export async function benchMatmul(gpu: Gpu, M: number, K: number, N: number, o: TimingOptions, forced: MatmulVariant[] = []): Promise<object[]> {
   const x = createStorageFrom(gpu.device, randomF32(M * K), `x (${M}, ${K}) f32`);
   const w = uploadSplit(gpu, randomF32(N * K, 0.05), N, K, `w (${N}, ${K}) f32`);
   const y = createStorage(gpu.device, M * N * 4, `y (${M}, ${N}) f32`);

@@ -20,6 +20,11 @@ export interface FoundAdapter {
 /** Options that reach the driver before the adapter is made (GpuOptions). */
 export interface AdapterOptions {
   cpuThreads?: number;
+  /**
+   * Node only: extra flags for Dawn's instance (the `webgpu` package's create() flags), e.g.
+   * `enable-dawn-features=disable_robustness`; a page's Dawn takes them from Chromium's command line instead.
+   */
+  dawnFlags?: string[];
 }
 
 /**
@@ -63,6 +68,7 @@ function looksSoftware(adapter: GPUAdapter): boolean {
 
 async function nodeAdapter(kind: Exclude<AdapterKind, 'browser'>, options: AdapterOptions = {}): Promise<FoundAdapter | null> {
   const { create } = await loadDawn();
+  const dawnFlags = options.dawnFlags ?? [];
   const env = process.env;
   env.NODEVICE_SELECT ??= '1';
   try {
@@ -73,7 +79,7 @@ async function nodeAdapter(kind: Exclude<AdapterKind, 'browser'>, options: Adapt
         const n = env.LP_NUM_THREADS === undefined ? NaN : Number(env.LP_NUM_THREADS);
         seen[THREADS_KEY] = Number.isInteger(n) && n >= 0 ? n : null;
       }
-      const instance = create(['backend=opengles']);
+      const instance = create(['backend=opengles', ...dawnFlags]);
       const adapter = await instance.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions);
       // On a machine with a GPU the GL backend may be hardware; it is still the "llvmpipe" route by configuration.
       return adapter ? { kind, adapter, isCpu: looksSoftware(adapter), instance, cpuThreads: seen[THREADS_KEY] ?? null } : null;
@@ -83,13 +89,13 @@ async function nodeAdapter(kind: Exclude<AdapterKind, 'browser'>, options: Adapt
       // after an earlier hardware probe.
       const fs = await import(/* @vite-ignore */ 'node:fs');
       if (fs.existsSync(SWIFTSHADER_ICD) && !env.VK_ICD_FILENAMES) env.VK_ADD_DRIVER_FILES = SWIFTSHADER_ICD;
-      const instance = create([]);
+      const instance = create([...dawnFlags]);
       const adapter =
         (await instance.requestAdapter({ forceFallbackAdapter: true })) ?? (await instance.requestAdapter());
       if (!adapter || !/swiftshader/.test(describe(adapter))) return null;
       return { kind, adapter, isCpu: true, instance };
     }
-    const instance = create([]);
+    const instance = create([...dawnFlags]);
     const adapter = await instance.requestAdapter({ powerPreference: 'high-performance' });
     if (!adapter || looksSoftware(adapter)) return null;
     return { kind: 'hardware', adapter, isCpu: false, instance };

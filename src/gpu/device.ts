@@ -22,6 +22,12 @@ export interface GpuOptions {
    * set in the environment wins. Default: Mesa's (one thread per core).
    */
   cpuThreads?: number;
+  /**
+   * Node only, instrumentation: extra flags for Dawn's instance (the `webgpu` package's create() flags), e.g.
+   * `['enable-dawn-features=disable_robustness']` (bench/gap.ts measures Dawn toggles with it). Ignored in a page,
+   * where Chromium's command line sets Dawn's toggles.
+   */
+  dawnFlags?: string[];
 }
 
 export interface Gpu {
@@ -66,7 +72,7 @@ export async function createGpu(options: GpuOptions = {}): Promise<Gpu> {
   const threads = options.cpuThreads;
   if (threads !== undefined && (!Number.isSafeInteger(threads) || threads < 0))
     throw new InvalidArgumentError(`cpuThreads=${threads}: give an integer >= 0 (0 runs llvmpipe's kernels on the submitting thread).`);
-  const found = await findAdapter(choice, { cpuThreads: threads });
+  const found = await findAdapter(choice, { cpuThreads: threads, dawnFlags: options.dawnFlags });
   if (!found) {
     const what = choice === 'auto' ? 'No WebGPU adapter found.' : `The ${choice} adapter is not available.`;
     throw new NoAdapterError(isNode ? `${what} ${NO_ADAPTER_HELP} \`forklm doctor\` lists what it can see.` : NO_ADAPTER_BROWSER);
