@@ -72,17 +72,23 @@ export class ModelAttention {
   /**
    * `cascade`: allocate shared-prefix attention (meta and partial-state buffers, the prefix kernel) and use it;
    * `longestKeys`: the most keys any layer sees (maxSeqLen, or the widest window), which decides whether split-keys
-   * is ever needed.
+   * is ever needed; `variant`: force one (per-head only within its key limit).
    */
   constructor(
     private readonly gpu: Gpu,
     readonly shape: ModelAttentionShape,
     private readonly b: ModelAttentionBuffers,
-    options: { cascade: boolean; longestKeys: number },
+    options: { cascade: boolean; longestKeys: number; variant?: PagedAttentionVariant },
   ) {
     const s = shape;
     const base = { nHeads: s.nHeads, kvHeads: s.kvHeads, headDim: s.headDim, pageSize: s.pageSize, qStride: s.qStride };
-    const needSplit = !gpu.isCpu || options.longestKeys > perHeadKeyLimit(s.headDim, s.pageSize);
+    const limit = perHeadKeyLimit(s.headDim, s.pageSize);
+    if (options.variant === 'per-head' && options.longestKeys > limit) {
+      throw new InvalidArgumentError(
+        `attention: the per-head variant handles at most ${limit} keys at head dim ${s.headDim} (llvmpipe's loop limit) but this model sees ${options.longestKeys}; leave attentionVariant unset`,
+      );
+    }
+    const needSplit = options.variant ? options.variant === 'split-keys' : !gpu.isCpu || options.longestKeys > limit;
     this.variant = needSplit ? 'split-keys' : 'per-head';
     this.perHead = needSplit ? null : new PagedAttention(gpu, { ...base, variant: 'per-head' });
     this.splitKeys = needSplit ? new PagedAttention(gpu, { ...base, variant: 'split-keys' }) : null;

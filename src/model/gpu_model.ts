@@ -13,6 +13,7 @@ import { LogitCap } from '../kernels/logit_cap.js';
 import { Matmul } from '../kernels/matmul.js';
 import { RmsNorm, type BoundRowNorm } from '../kernels/rmsnorm.js';
 import { ModelAttention } from './attention_ops.js';
+import type { PagedAttentionVariant } from '../kernels/paged_attention.js';
 import { RopeKv } from '../kernels/rope_kv.js';
 import { TokenStats } from '../kernels/token_stats.js';
 import { PLAIN, prologueKey, type XPrologue } from '../kernels/x_prologue.js';
@@ -56,6 +57,12 @@ export interface ModelOptions {
    * attention (bench/RESULTS.md, Shared prefix); it allocates a few MB of task lists and partial states.
    */
   cascade?: boolean;
+  /**
+   * Paged attention's variant for every step (benchmarks compare them): default per-head on CPU adapters where
+   * llvmpipe's loop limit allows the model's context (model/attention_ops.ts), split-keys otherwise. Forcing per-head
+   * beyond that limit throws InvalidArgumentError.
+   */
+  attentionVariant?: PagedAttentionVariant;
 }
 
 /** One dispatch (or one bound op's dispatches) of a step: rows this step, and the page-table width. */
@@ -124,7 +131,7 @@ export class GpuModel {
   private readonly zeros: GPUBuffer;
   private readonly owners: { destroy(): void }[] = [];
 
-  /** The attention of every layer: variant per step, shared-prefix attention (`cascade`). */
+  /** The attention of every layer: its variant (one per model), shared-prefix attention (`cascade`). */
   readonly attention: ModelAttention;
 
   /** Every op of one step in order: embedding, per layer the spec's ops, then the sampling rows' head. */
@@ -207,7 +214,7 @@ export class GpuModel {
       gpu,
       { nHeads: a.nHeads, kvHeads: a.nKvHeads, headDim: a.headDim, pageSize: this.pageSize, qStride: z.qkvDim, maxRows: R },
       { q: this.qkv, positions: this.positions, rowPath: this.rowPath, pageTable: this.pageTable, out: this.attnOut },
-      { cascade: options.cascade ?? false, longestKeys: Math.max(...s.layers.map((l) => Math.min(s.maxSeqLen, l.window ?? s.maxSeqLen))) },
+      { cascade: options.cascade ?? false, variant: options.attentionVariant, longestKeys: Math.max(...s.layers.map((l) => Math.min(s.maxSeqLen, l.window ?? s.maxSeqLen))) },
     );
     this.owners.push(this.attention);
     this.kernels = this.bindKernels(topK);

@@ -4,6 +4,7 @@
 // per-head at exactly that many keys in the worst case for its loop count: scores that rise at every key, so the running max grows and the accumulator is rescaled at every key (the
 // loop an earlier estimate left out: at head dim 256 it returned zeros in the last dimensions).
 import { describe, expect, it } from 'vitest';
+import { InvalidArgumentError } from '../../src/errors.js';
 import { createStorage, createStorageFrom } from '../../src/gpu/buffers.js';
 import { readF32 } from '../../src/gpu/readback.js';
 import { submitPass } from '../../src/kernels/kernel.js';
@@ -77,5 +78,16 @@ describe.each(testAdapterChoices())('the model\'s attention variant on %s', (ada
     expect(att.variant).toBe(perHead ? 'per-head' : 'split-keys');
     if (gpu.isCpu) expect(att.variant).toBe(hd === 64 || keys === 256 ? 'per-head' : 'split-keys');
     att.destroy();
+    // Forced variants (benchmarks): split-keys anywhere; per-head only within its key limit, else a typed error.
+    const forced = new ModelAttention(gpu, shape, buffers, { cascade: false, longestKeys: keys, variant: 'split-keys' });
+    expect(forced.variant).toBe('split-keys');
+    forced.destroy();
+    const perHeadForced = () => new ModelAttention(gpu, shape, buffers, { cascade: false, longestKeys: keys, variant: 'per-head' });
+    if (keys > perHeadKeyLimit(hd, PAGE)) expect(perHeadForced).toThrow(InvalidArgumentError);
+    else {
+      const ok = perHeadForced();
+      expect(ok.variant).toBe('per-head');
+      ok.destroy();
+    }
   });
 });
