@@ -15,6 +15,7 @@ import { readF32 } from './gpu/readback.js';
 import { KvCache } from './kv/kv_cache.js';
 import { GpuModel, type ModelOptions } from './model/gpu_model.js';
 import { submitStep, type StepSampling, type SubmittedStep } from './model/forward.js';
+import { StepPipeline, type InFlight, type PathState, type PipelineStats } from './engine_pipeline.js';
 import type { ModelSpec } from './model/spec.js';
 import type { LlamaWeights } from './model/weights.js';
 import type { ModelWeights } from './model/spec.js';
@@ -81,25 +82,6 @@ export interface StepTrace {
   gpuNs?: [number, number];
 }
 
-/** A submitted step whose stats have not been read yet. */
-interface InFlight {
-  plan: StepPlan;
-  sampling: StepSampling[];
-  submitted: SubmittedStep;
-  startMs: number;
-  submitMs: number;
-  /** A speculative step: pages its row took per path (not in use until the step is the one that runs). */
-  fresh: Map<number, number> | null;
-}
-
-interface PathState {
-  sampling: SamplingParams;
-  rng: PathRng;
-  /** Tokens to draw without replacement next step (1, or a branch factor). */
-  draws: number;
-}
-
-
 export class Engine implements SessionSource, ApiHost {
   readonly kv: KvCache;
   readonly sched: Scheduler;
@@ -112,8 +94,8 @@ export class Engine implements SessionSource, ApiHost {
   timestampSteps = false;
   /** Pipelined steps (EngineOptions.pipeline). */
   readonly pipeline: boolean;
-  /** The speculative next step, submitted before the last step's stats were read (pipeline). */
-  private ahead: InFlight | null = null;
+  /** The speculative next step and its undoing (engine_pipeline.ts). */
+  private readonly pipe: StepPipeline;
   /** The step running now (hub or direct): steps run one at a time, in order. */
   private stepChain: Promise<unknown> = Promise.resolve();
 
@@ -126,6 +108,19 @@ export class Engine implements SessionSource, ApiHost {
     this.pipeline = options.pipeline ?? false;
     this.kv = new KvCache({ numPages: model.kvPages, pageSize: model.pageSize });
     this.sched = new Scheduler(this.kv, { maxRowsPerStep: model.maxRows });
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const engine = this;
+    this.pipe = new StepPipeline({
+      sched: this.sched,
+      kv: this.kv,
+      model,
+      maxSeqLen: model.config.maxSeqLen,
+      get timestamps() {
+        return engine.timestampSteps;
+      },
+      state: (id) => this.state(id),
+      has: (id) => this.states.has(id),
+    });
     this.hub = new SessionHub(this.sessionHost(), options.batchWaitMs);
     this.modelName = options.modelName ?? 'forklm';
     this.chatTemplate = options.chatTemplate ?? { template: null, bosToken: null, eosToken: null };
@@ -198,11 +193,9 @@ export class Engine implements SessionSource, ApiHost {
    * Pipelined steps so far: speculative steps submitted, those that ran as the next step (confirmed), those undone
    * whole (abandoned: the next step ran synchronously) and rows undone one by one (a finish or free of their path).
    */
-  get pipelineStats(): { speculated: number; confirmed: number; abandoned: number; undoneRows: number } {
-    return { ...this.pipe };
+  get pipelineStats(): PipelineStats {
+    return this.pipe.stats;
   }
-
-  private readonly pipe = { speculated: 0, confirmed: 0, abandoned: 0, undoneRows: 0 };
 
   /** Starts a new peak measurement of pages in use (a run's pages_peak). */
   resetPeak(): void {
@@ -215,14 +208,7 @@ export class Engine implements SessionSource, ApiHost {
 
   /** Pages in use now (a speculative step's new pages are not, until that step is the one that runs). */
   get pagesInUse(): number {
-    return this.kv.usedCount - this.aheadPages();
-  }
-
-  /** New pages the speculative step took for the included paths whose rows it still holds. */
-  private aheadPages(include: (id: number) => boolean = () => true): number {
-    let n = 0;
-    if (this.ahead?.fresh) for (const [id, pages] of this.ahead.fresh) if (this.sched.specHas(id) && include(id)) n += pages;
-    return n;
+    return this.kv.usedCount - this.pipe.pagesHeld();
   }
 
   /**
@@ -283,13 +269,13 @@ export class Engine implements SessionSource, ApiHost {
 
   private forkCore(id: number, options: ForkOptions): number {
     // A fork applies at the position the controller saw: the parent's speculative row is undone first.
-    if (this.ahead && this.sched.specInFlight && this.sched.specHas(id)) this.abandonAhead();
+    if (this.pipe.holdsRow(id)) this.pipe.abandon();
     try {
       return this.forkAt(id, options);
     } catch (err) {
       // The speculative step's pages may be what the pool lacks: a synchronous step would not hold them.
-      if (!(err instanceof PagePoolExhaustedError) || !this.ahead || !this.sched.specInFlight) throw err;
-      this.abandonAhead();
+      if (!(err instanceof PagePoolExhaustedError) || !this.pipe.inFlight) throw err;
+      this.pipe.abandon();
       return this.forkAt(id, options);
     }
   }
@@ -339,7 +325,7 @@ export class Engine implements SessionSource, ApiHost {
   /** Stops a path; its pages stay (for later prefix branches) until free(). */
   finish(id: number): void {
     this.sched.finish(id);
-    this.undoFinished();
+    this.pipe.undoFinished();
   }
 
   /** Releases a path and its pages. */
@@ -369,79 +355,6 @@ export class Engine implements SessionSource, ApiHost {
     return out.logits ? { results: out.results, logits: out.logits } : { results: out.results };
   }
 
-  /**
-   * Undoes the speculative rows of paths finished since it was planned (their tokens stay as a synchronous step
-   * leaves them: the last one sampled, not computed). Only once the speculative step is the one in flight.
-   */
-  private undoFinished(): void {
-    const a = this.ahead;
-    if (!a || !this.sched.specInFlight) return;
-    for (const id of [...a.plan.pathIds].reverse()) {
-      if (!this.sched.specHas(id) || this.sched.path(id).state !== 'finished') continue;
-      this.sched.unplan(id);
-      this.state(id).rng.unread();
-      this.pipe.undoneRows++;
-    }
-  }
-
-  /** Undoes every row of the speculative step; its GPU work still runs, its stats are dropped. */
-  private abandonAhead(): void {
-    const a = this.ahead;
-    if (!a) return;
-    this.ahead = null;
-    for (const id of a.plan.pathIds) if (this.sched.specHas(id)) this.state(id).rng.unread();
-    this.sched.cancel();
-    this.pipe.abandoned++;
-    a.submitted.stats.catch(() => undefined);
-    a.submitted.gpuNs?.catch(() => undefined);
-  }
-
-  /** Whether the speculative step is exactly the step a synchronous engine would run now for `include`. */
-  private aheadFits(include: (id: number) => boolean, options: { logits?: boolean }): boolean {
-    const a = this.ahead;
-    if (!a || options.logits) return false;
-    for (const [i, id] of a.plan.pathIds.entries()) {
-      // A row undone (its path finished or freed): the step ran more rows than a synchronous one would, and kernels
-      // pick their variant by row count, which may round differently. Bit-for-bit replay needs the synchronous step.
-      if (!this.sched.specHas(id)) return false;
-      if (!include(id) || this.state(id).draws !== a.sampling[i].nSamples) return false;
-    }
-    return this.sched.paths().every((p) => !include(p.id) || p.state === 'finished' || this.sched.specHas(p.id));
-  }
-
-  /**
-   * Plans and submits the step after `cur` while `cur` runs, assuming each of its sampling paths continues with its
-   * first draw (fed on the GPU) and draws as many tokens as in `cur`. Null when that step would not be exactly the
-   * next synchronous one (another included path waits, a prompt chunk continues, the context or the pool is full).
-   */
-  private async speculate(cur: InFlight, include: (id: number) => boolean): Promise<InFlight | null> {
-    const ids = new Set(
-      Array.from(cur.plan.samplePath, (s) => cur.plan.pathIds[s]).filter(
-        (id) => this.states.has(id) && this.sched.path(id).state !== 'finished' && this.sched.rowKept(id),
-      ),
-    );
-    if (this.sched.paths().some((p) => include(p.id) && p.state !== 'finished' && !ids.has(p.id))) return null;
-    const fresh = new Map<number, number>();
-    for (const id of ids) fresh.set(id, this.kv.pagesNeeded(this.sched.path(id).kvPath, 1));
-    const spec = this.sched.planAhead(cur.plan, this.config.maxSeqLen);
-    if (!spec) return null;
-    const draws = new Map<number, number>();
-    cur.sampling.forEach((s, i) => draws.set(cur.plan.pathIds[cur.plan.samplePath[i]], s.nSamples));
-    const sampling = spec.plan.pathIds.map((id): StepSampling => {
-      const st = this.state(id);
-      return { temperature: st.sampling.temperature, topP: st.sampling.topP, randomBits: st.rng.nextU32(), nSamples: draws.get(id)! };
-    });
-    const t: InFlight = { plan: spec.plan, sampling, fresh, startMs: performance.now(), submitMs: 0, submitted: null as unknown as SubmittedStep };
-    this.ahead = t;
-    this.pipe.speculated++;
-    t.submitted = await submitStep(this.model, spec.plan, sampling, {
-      feed: spec.feed,
-      onSubmit: () => (t.submitMs = performance.now()),
-      timestamps: this.timestampSteps,
-    });
-    return t;
-  }
-
   /** One forward pass over the included paths, after any step already running. */
   private stepIncluded(
     include: (id: number) => boolean,
@@ -469,15 +382,8 @@ export class Engine implements SessionSource, ApiHost {
   ): Promise<{ results: StepResult[]; logits?: Float32Array; rows: Map<number, number> } | null> {
     this.checkUsable();
     const startMs = performance.now();
-    let cur: InFlight | null = null;
-    if (this.ahead) {
-      if (this.aheadFits(include, options)) {
-        cur = this.ahead;
-        cur.fresh = null; // its pages are in use now
-        this.ahead = null;
-        this.pipe.confirmed++;
-      } else this.abandonAhead();
-    }
+    // The speculative step when it is exactly this step (its pages are in use from here on); else it is undone.
+    let cur: InFlight | null = this.pipe.take(include, options);
     if (!cur) {
       // A path that would grow past the context is refused here, before any state changes (controllers reserve their
       // lengths at createPath, so this guards direct users of the engine).
@@ -510,7 +416,7 @@ export class Engine implements SessionSource, ApiHost {
     let stats;
     let logits: Float32Array | undefined;
     try {
-      if (this.pipeline && !options.logits) await this.speculate(cur, include);
+      if (this.pipeline && !options.logits) await this.pipe.speculate(cur, include);
       stats = await cur.submitted.stats;
       if (options.logits && cur.plan.samples > 0) logits = await readF32(this.gpu, this.model.logits, cur.plan.samples * this.config.vocabSize);
     } catch (err) {
@@ -539,7 +445,7 @@ export class Engine implements SessionSource, ApiHost {
     const tokens = stats.map((r) => r.sampledIds[0]);
     this.sched.commit(plan, tokens);
     // A path finished while this step was in flight must not keep the speculative row planned after it.
-    this.undoFinished();
+    this.pipe.undoFinished();
     const results: StepResult[] = [];
     stats.forEach((st, s) => {
       const pathId = plan.pathIds[plan.samplePath[s]];
@@ -559,7 +465,7 @@ export class Engine implements SessionSource, ApiHost {
   private fail(cur: InFlight, err: unknown): ForkLMError {
     if (this.sched.inFlight) this.sched.commit(cur.plan, cur.sampling.map(() => 0));
     if (this.sched.specInFlight) this.sched.cancel();
-    this.ahead = null;
+    this.pipe.reset();
     this.freeAll();
     this.hub.forgetAll();
     this.failure = err instanceof ForkLMError ? err : new ForkLMError('STEP_FAILED', `A step failed: ${String(err)}. Create a new engine.`, { cause: err });
@@ -613,7 +519,7 @@ export class Engine implements SessionSource, ApiHost {
       },
       // A speculative step's new pages count as free and as needed by its paths, as a synchronous engine sees them.
       get pagesFree() {
-        return engine.kv.freeCount + engine.aheadPages();
+        return engine.kv.freeCount + engine.pipe.pagesHeld();
       },
       get copiesMade() {
         return engine.kv.copiesMade;
@@ -625,7 +531,7 @@ export class Engine implements SessionSource, ApiHost {
       free: (id) => this.free(id),
       hasPath: (id) => this.states.has(id),
       path: (id) => this.sched.path(id),
-      pagesNeeded: (include) => this.sched.pagesNeeded({ include }) + this.aheadPages(include),
+      pagesNeeded: (include) => this.sched.pagesNeeded({ include }) + this.pipe.pagesHeld(include),
       contextError: (ids) => this.contextError(ids),
       stepIncluded: (include, o) => this.stepIncluded(include, o),
     };
