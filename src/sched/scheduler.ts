@@ -44,6 +44,7 @@
 import { InvalidArgumentError, PagePoolExhaustedError } from '../errors.js';
 import { type KvCache, assertTokenIds } from '../kv/kv_cache.js';
 import { type Path, PathRecord } from './path.js';
+import { aheadPlan } from './plan_ahead.js';
 import type { StepPlan } from './step_plan.js';
 
 export interface SchedulerOptions {
@@ -350,49 +351,7 @@ export class Scheduler {
     // A page holding a cached prefix is not taken on speculation: undoing the row would lose that prefix-cache entry
     // (a later prompt with that prefix would be prefilled again), which a synchronous step never does.
     if (needed > this.kv.freeCount || this.kv.nextAllocEvicts(needed)) return null;
-    const P = order.length;
-    const tokenIds = new Uint32Array(P); // (R = P) placeholders: the GPU writes each row's token
-    const positions = new Uint32Array(P); // (R)
-    const rowPath = new Uint32Array(P); // (R)
-    const slots = new Uint32Array(P); // (R)
-    const seqLen = new Uint32Array(P); // (P)
-    const sampleRow = new Uint32Array(P); // (S = P)
-    const samplePath = new Uint32Array(P); // (S)
-    const feed = new Uint32Array(P); // (R) prev's sampling row whose first draw row r feeds
-    const rows = new Map<number, number>();
-    let maxPages = 0;
-    order.forEach(({ rec, s }, p) => {
-      const pos = rec.tokens.length;
-      const { slots: got } = this.kv.append(rec.kvPath, [0], { register: false });
-      positions[p] = pos;
-      rowPath[p] = p;
-      slots[p] = got[0];
-      rec.computed = pos + 1;
-      seqLen[p] = pos + 1;
-      sampleRow[p] = p;
-      samplePath[p] = p;
-      feed[p] = s;
-      rows.set(rec.id, pos);
-      maxPages = Math.max(maxPages, this.kv.pages(rec.kvPath).length);
-    });
-    const pageTable = new Uint32Array(P * maxPages); // (P, maxPages), unused entries 0
-    order.forEach(({ rec }, p) => pageTable.set(this.kv.pages(rec.kvPath), p * maxPages));
-    const plan: StepPlan = {
-      rows: P,
-      paths: P,
-      samples: P,
-      maxPages,
-      tokenIds,
-      positions,
-      rowPath,
-      slots,
-      pageTable,
-      seqLen,
-      sampleRow,
-      samplePath,
-      pathIds: order.map((o) => o.rec.id),
-      copies: this.kv.drainCopies(),
-    };
+    const { plan, feed, rows } = aheadPlan(this.kv, order);
     this.aheadSpec = { plan, rows, undone: new Set() };
     return { plan, feed };
   }
