@@ -45,6 +45,8 @@ export const CASES: Case[] = [
   { label: 'Q5_0', type: 'Q5_0' },
   { label: 'Q4_K', type: 'Q4_K' },
   { label: 'Q4_K (f32 x)', type: 'Q4_K', activations: 'f32' },
+  // What the model runs: f32 x through the register-blocked body at every M, so a row's bits do not depend on M.
+  { label: 'Q4_K (f32 x, blocked: the model)', type: 'Q4_K', activations: 'f32-blocked' },
 ];
 
 export interface Built {

@@ -16,16 +16,18 @@ export interface GpuOptions {
   timestamps?: boolean;
   /**
    * Node on llvmpipe only: the worker threads llvmpipe runs kernels on (Mesa's LP_NUM_THREADS). 0 runs every kernel
-   * on the thread that submits it, with no hand-off to workers, which halves a small model's dispatches (each hand-off
-   * costs ~25 us; a stories260K kernel's whole work is less: bench/RESULTS.md, "Single-stream decode"). Mesa reads
-   * it once per process, when the first llvmpipe device is created: later values change nothing, and LP_NUM_THREADS
-   * set in the environment wins. Default: Mesa's (one thread per core).
+   * on the thread that submits it, with no hand-off to workers: a stories260K forward's CPU time falls to ~0.6x (each
+   * hand-off costs ~20 us, more than such a kernel's work), but wall clock was slower in every loaded run so far
+   * (bench/RESULTS.md, "Single-stream decode"). Mesa reads it once per process, when the first llvmpipe device is
+   * created: later values change nothing, and LP_NUM_THREADS set in the environment wins. It is set in
+   * process.env, so child processes started later inherit it. Default: Mesa's (one thread per core).
    */
   cpuThreads?: number;
   /**
-   * Node only, instrumentation: extra flags for Dawn's instance (the `webgpu` package's create() flags), e.g.
-   * `['enable-dawn-features=disable_robustness']` (bench/gap.ts measures Dawn toggles with it). Ignored in a page,
-   * where Chromium's command line sets Dawn's toggles.
+   * Node only, instrumentation, unsafe: extra flags for Dawn's instance (the `webgpu` package's create() flags), e.g.
+   * `['enable-dawn-features=disable_robustness']`, which turns off bounds checks on every buffer access (bench/gap.ts
+   * measures Dawn toggles with it). Not for running models. Ignored in a page, where Chromium's command line sets
+   * Dawn's toggles.
    */
   dawnFlags?: string[];
 }

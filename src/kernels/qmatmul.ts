@@ -14,6 +14,9 @@
 //   per 32-value block (kernels/quantize_x8.ts, as llama.cpp does for its quantized dot products) and
 //   shaders/qmatmul_idecode.wgsl multiplies integers, two weights per u32 multiply (idot_<type>.wgsl); Q5_0 through
 //   shaders/qmatmul_idecode_t8.wgsl, one tile (8 columns) per invocation;
+// - decode, M = 1 with activations 'f32-blocked' (what the model runs): shaders/qmatmul.wgsl, 1 x 2 outputs per
+//   thread, the register-blocked body of the two below. Each row then sums over k in the same order at every M, so a
+//   row's bits do not depend on how many rows share the dispatch (the dot-step kernels round differently);
 // - decode, 2 <= M < QMATMUL_PREFILL_MIN_M: shaders/qmatmul.wgsl, 4 x 2 outputs per thread (a small batch reads W
 //   about once);
 // - prefill: shaders/qmatmul.wgsl, 8 x 2 for larger M (each dequantized sub-block serves 8 rows).
@@ -70,10 +73,16 @@ const DECODE_1: Config = { name: 'decode1x2', op: 'qmatmul', variant: 'decode', 
 const DECODE_4: Config = { name: 'decode4x2', op: 'qmatmul', variant: 'decode', mr: 4, nr: 2, wg: 64 };
 const PREFILL: Config = { name: 'prefill8x2', op: 'qmatmul', variant: 'prefill', mr: 8, nr: 2, wg: 64 };
 
-/** How decode at M = 1 takes x: as f32, or quantized to 8 bits per 32 values where the type has an integer dot step. */
-export type DecodeActivations = 'f32' | 'q8';
+/**
+ * How decode at M = 1 takes x: 'q8' quantized to 8 bits per 32 values where the type has an integer dot step; 'f32'
+ * as f32 through the faster dot-step kernel; 'f32-blocked' as f32 through the register-blocked body that M > 1 uses,
+ * so a row's result is bit for bit the same at every M (batched == single).
+ */
+export type DecodeActivations = 'f32' | 'q8' | 'f32-blocked';
+const ACTIVATIONS: readonly DecodeActivations[] = ['q8', 'f32', 'f32-blocked'];
 
 function decodeOne(type: StorageType, K: number, act: DecodeActivations): Config {
+  if (act === 'f32-blocked') return DECODE_1;
   if (act === 'q8' && hasIntDot(type)) return DECODE_I8;
   if (!hasDotStep(type, K)) return DECODE_1;
   return kernelBlock(type) > 4 ? DECODE_DOT_Q : DECODE_DOT_D;
@@ -154,12 +163,12 @@ export class QMatmul {
     this.prologue = checkPrologue('QMatmul', opts.prologue ?? PLAIN, opts.K, true);
     this.epilogue = checkEpilogue('QMatmul', opts.epilogue ?? NO_EPILOGUE, opts.N);
     const act = opts.activations ?? 'q8';
-    if (act !== 'q8' && act !== 'f32') {
-      throw new InvalidArgumentError(`QMatmul: activations must be 'q8' or 'f32', got ${String(act)}.`);
+    if (!ACTIVATIONS.includes(act)) {
+      throw new InvalidArgumentError(`QMatmul: activations must be one of ${ACTIVATIONS.join(', ')}, got ${String(act)}.`);
     }
     // The quantizing pass reads x plainly and the 8-bit body has no epilogue: with a prologue (norm or activation
     // folded in) or an epilogue (RoPE + KV write) x stays f32.
-    this.activations = this.prologue.kind === 'plain' && this.epilogue.kind === 'none' ? act : 'f32';
+    this.activations = act === 'q8' && (this.prologue.kind !== 'plain' || this.epilogue.kind !== 'none') ? 'f32' : act;
     if (this.variants.length === 0) throw new InvalidArgumentError('QMatmul: variants must name at least one variant.');
     for (const v of this.variants) {
       if (!QMATMUL_VARIANTS.includes(v)) throw new InvalidArgumentError(`QMatmul: unknown variant ${v}; use ${QMATMUL_VARIANTS.join(' or ')}.`);

@@ -290,9 +290,9 @@ export class GpuModel {
         const o = { K, N, bias: bias !== null, accumulate, prologue, epilogue };
         const label = W.parts.length > 1 ? `${name}[${part.type} ${i}]` : name;
         const b = { x, w: part, ...(bias ? { bias } : {}), y, ...(norm ? { norm } : {}), ...(rope ? { rope } : {}) };
-        // f32 activations at every M: 8-bit ones at M = 1 only would make a path's logits depend on its batch
-        // (prefill and batched decode keep x in f32), which the engine promises they do not.
-        if (part.type !== 'F32') return (kernelFor(key, () => new QMatmul(gpu, { type: part.type, ...o, activations: 'f32' })) as QMatmul).bind(b, label);
+        // f32 activations through one register-blocked body at every M: 8-bit ones or the dot-step kernel at M = 1
+        // only would make a path's logits depend on its batch, which the engine promises they do not.
+        if (part.type !== 'F32') return (kernelFor(key, () => new QMatmul(gpu, { type: part.type, ...o, activations: 'f32-blocked' })) as QMatmul).bind(b, label);
         return (kernelFor(key, () => new Matmul(gpu, o)) as Matmul).bind(b, label);
       });
       return {

@@ -116,6 +116,12 @@ const TILES_PER_WRITE = 1024;
 export function writeTiledRows(gpu: Gpu, t: WeightTensor, rowStart: number, bytes: Uint8Array): void {
   const rb = t.rowBytes;
   const held = pending.get(t);
+  // Rows left pending by the previous piece are written only when their tile completes: a piece that does not
+  // continue them would drop them silently.
+  if (held && rowStart !== held.row + held.bytes.length / rb) {
+    const next = held.row + held.bytes.length / rb;
+    throw new InvalidArgumentError(`writeWeightRows: ${t.type} rows are stored in tiles of 8; write the rows of a tensor in order (rows ${held.row}..${next - 1} wait for row ${next}, got row ${rowStart}).`);
+  }
   const rowEnd = rowStart + bytes.length / rb;
   for (const c of t.chunks) {
     const a = Math.max(rowStart, c.rowStart);

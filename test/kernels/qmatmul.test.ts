@@ -33,11 +33,13 @@ interface Case {
 // block); N uneven (not a multiple of the columns per invocation or per workgroup), K of 2-3 blocks (odd block counts
 // put Q8_0, Q4_0, Q5_0 and Q6_K rows at 2-byte offsets), with and without bias, W in 3+ chunks, accumulating into y.
 // Decode at M = 1 runs on 8-bit activations for the types with an integer dot step (qmatmul_idecode.wgsl) and once
-// more with activations: 'f32' (qmatmul_decode.wgsl).
+// more with activations: 'f32' (qmatmul_decode.wgsl) and 'f32-blocked' (qmatmul.wgsl, 1 x 2).
 const CASES: Case[] = [
   { variant: 'decode', M: 1, blocks: 3, N: 129, bias: true, split: false, accumulate: false },
   { variant: 'decode', M: 1, blocks: 2, N: 70, bias: false, split: true, accumulate: true },
   { variant: 'decode', M: 1, blocks: 3, N: 129, bias: true, split: false, accumulate: false, activations: 'f32' },
+  // What the model runs at one row: the register-blocked body of qmatmul.wgsl (1 x 2).
+  { variant: 'decode', M: 1, blocks: 2, N: 37, bias: false, split: true, accumulate: true, activations: 'f32-blocked' },
   { variant: 'decode', M: 3, blocks: 2, N: 70, bias: false, split: true, accumulate: true },
   { variant: 'prefill', M: 17, blocks: 3, N: 37, bias: true, split: true, accumulate: false },
   { variant: 'prefill', M: 3, blocks: 1, N: 5, bias: false, split: false, accumulate: true },

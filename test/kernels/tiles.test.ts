@@ -72,5 +72,10 @@ describe('Q5_0 tiles', () => {
     const u = allocWeights(gpu, 'Q5_0', N, K, 'tiles');
     expect(() => writeWeightRows(gpu, u, 5, bytes.subarray(5 * rb, 9 * rb))).toThrow(InvalidArgumentError);
     destroyWeights(u);
+    // Rows 0..2 wait for their tile's rest: a piece that skips ahead must not drop them.
+    const v = allocWeights(gpu, 'Q5_0', N, K, 'tiles');
+    writeWeightRows(gpu, v, 0, bytes.subarray(0, 3 * rb));
+    expect(() => writeWeightRows(gpu, v, 8, bytes.subarray(8 * rb, 16 * rb))).toThrow(/rows 0\.\.2 wait for row 3/);
+    destroyWeights(v);
   });
 });
