@@ -67,9 +67,13 @@ describe.each(testAdapterChoices())('mlp_act on %s', (choice) => {
     const gpu = await gpuFor(choice);
     const seed = testSeed();
     const input = randomNormal(mulberry32(seed), rows * (gated ? 2 : 1) * hidden, 3);
+    // One gate value where the two GELU forms differ most against the bound below (4.7e-4 at x = -2.7, where the output
+    // is small): random N(0, 3) values alone missed that narrow band for some seeds. Its up value (gated) is 1.
+    input[0] = -2.7;
+    if (gated) input[hidden] = 1;
     const got = await runAct(gpu, input, rows, hidden, act, gated);
     expectClose(got, mlpActRef(input, rows, hidden, act, gated), { rel: TOL[act], floor: 1e-6 }, `seed ${seed}`);
-    // The two GELU forms differ by up to ~2e-4 near |x| = 2: each test tells them apart.
+    // The two GELU forms differ by up to 4.7e-4 near |x| = 2.7: each test tells them apart.
     if (act !== 'silu') {
       const other = mlpActRef(input, rows, hidden, act === 'gelu_erf' ? 'gelu_tanh' : 'gelu_erf', gated);
       expect(got.some((v, i) => Math.abs(v - other[i]) > 20 * TOL[act] * Math.max(1, Math.abs(other[i]))), `seed ${seed}`).toBe(true);
