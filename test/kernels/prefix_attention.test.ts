@@ -48,11 +48,14 @@ function randomTree(rand: () => number, pageSize: number, paths: number): Tree {
   grow(root, 0, lens[0]);
   tables.push(root);
   for (let p = 1; p < paths; p++) {
-    const parent = Math.floor(rand() * p);
-    const at = 1 + Math.floor(rand() * lens[parent]);
+    // Path 1 forks from the root within its last page and grows by under half a page, so the tree shares whole pages
+    // that both paths' rows see (even through a 2.5-page window) whatever the other draws give.
+    const first = p === 1;
+    const parent = first ? 0 : Math.floor(rand() * p);
+    const at = first ? lens[0] - Math.floor(rand() * (lens[0] % pageSize)) : 1 + Math.floor(rand() * lens[parent]);
     const shared = Math.floor(at / pageSize);
     const table = tables[parent].slice(0, shared);
-    const len = at + 1 + Math.floor(rand() * 3 * pageSize);
+    const len = at + 1 + Math.floor(rand() * (first ? pageSize / 2 : 3 * pageSize));
     grow(table, shared * pageSize, len);
     tables.push(table);
     lens.push(len);
