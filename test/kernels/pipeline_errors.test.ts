@@ -12,7 +12,9 @@ describe.each(testAdapterChoices())('pipeline errors on %s', (choice) => {
       gpu.checkLost(); // nothing failed yet
       gpu.pipelines.get({ op: 'broken', variant: 'test', constants: {} }, () => '@compute @workgroup_size(1) fn main() { let x: u32 = undefined_name; }');
       await gpu.device.queue.onSubmittedWorkDone();
-      await new Promise((r) => setTimeout(r, 50));
+      // The device reports the error asynchronously (its error scope's promise): wait for that report, up to 5 s, not a
+      // fixed 50 ms that a loaded machine may outlast. A shader error never reported still fails below.
+      for (let t = 0; t < 250 && gpu.pipelines.failures.length === 0; t++) await new Promise((r) => setTimeout(r, 20));
       expect(() => gpu.checkLost()).toThrow(ShaderError);
       expect(() => gpu.checkLost()).toThrow(/broken\/test/);
     } finally {
