@@ -14,7 +14,7 @@ import { specSizes } from '../../src/model/spec.js';
 import { gpuFor, testAdapterChoices } from '../kernels/adapters.js';
 import { sharedModelsDir } from '../ref/shared_models.js';
 import { mulberry32, testSeed } from '../ref/random.js';
-import { row, rowError } from './step_helpers.js';
+import { row, rowError, sameGreedyToken } from './step_helpers.js';
 
 const archDir = join(sharedModelsDir(), '../fixtures/arch');
 const QUANTIZED = 'gguf/llama256-Q4_K_M.gguf';
@@ -52,16 +52,16 @@ describe.each(testAdapterChoices())('engine on every family (%s)', (choice) => {
       engines.push(e);
       return e;
     }
-    /** Logits of each path at its first `samples` sampling steps, greedy. */
-    async function greedyLogits(e: Engine, prompts: number[][], samples: number): Promise<Float32Array[][]> {
+    /** Logits and greedy tokens of each path at its first `samples` sampling steps. */
+    async function greedyLogits(e: Engine, prompts: number[][], samples: number): Promise<{ logits: Float32Array; token: number }[][]> {
       const V = e.config.vocabSize;
       const ids = prompts.map((p) => e.createPath(p, { temperature: 0 }));
-      const out: Float32Array[][] = prompts.map(() => []);
+      const out: { logits: Float32Array; token: number }[][] = prompts.map(() => []);
       while (out.some((o) => o.length < samples)) {
         const r = (await e.step({ logits: true }))!;
         r.results.forEach((res, i) => {
           const o = out[ids.indexOf(res.pathId)];
-          if (o.length < samples) o.push(row(r.logits!, i, V).slice());
+          if (o.length < samples) o.push({ logits: row(r.logits!, i, V).slice(), token: res.token });
         });
       }
       for (const id of ids) e.free(id);
@@ -75,7 +75,11 @@ describe.each(testAdapterChoices())('engine on every family (%s)', (choice) => {
       const prompts = Array.from({ length: 16 }, (_, i) => randomPrompt(rand, i === 0 ? 30 : 2 + Math.floor(rand() * 45), V));
       const together = await greedyLogits(await engine(), prompts, 4);
       const alone = await greedyLogits(await engine(), [prompts[0]], 4);
-      for (let s = 0; s < 4; s++) expect(rowError(together[0][s], alone[0][s]), `step ${s} seed ${seed}`).toBeLessThanOrEqual(TOL);
+      for (let s = 0; s < 4; s++) {
+        const [t, a] = [together[0][s], alone[0][s]];
+        expect(rowError(t.logits, a.logits), `step ${s} seed ${seed}`).toBeLessThanOrEqual(TOL);
+        if (!sameGreedyToken(t.logits, t.token, a.logits, a.token, TOL, `step ${s} seed ${seed}`)) break;
+      }
     });
 
     it('a fork equals recomputing from scratch inside the window, at its edge and beyond', async () => {
@@ -98,7 +102,7 @@ describe.each(testAdapterChoices())('engine on every family (%s)', (choice) => {
           const a = (await e.step({ logits: true }))!;
           const b = (await scratch.step({ logits: true }))!;
           expect(rowError(row(a.logits!, 0, V), row(b.logits!, 0, V)), `keep=${keep} step ${s} seed ${seed}`).toBeLessThanOrEqual(TOL);
-          expect(a.results[0].token).toBe(b.results[0].token);
+          if (!sameGreedyToken(row(a.logits!, 0, V), a.results[0].token, row(b.logits!, 0, V), b.results[0].token, TOL, `keep=${keep} step ${s} seed ${seed}`)) break;
         }
         e.free(child);
         scratch.free(fresh);
@@ -132,8 +136,11 @@ describe.each(testAdapterChoices())('engine on every family (%s)', (choice) => {
       expect(eab.stats.forks).toBeGreaterThan(0);
       expect(eab.samples.length).toBeGreaterThan(1);
       expect(e.pagesInUse).toBe(0);
+      // Any local maximum of the smoothed confidence is a peak (threshold 0): a trace has none only if it ends within its
+      // first few tokens (EOS has p ~ 0.25% a token on these random weights), about 1 trace in 100. Two traces both did
+      // in ~1e-4 of draws per family and adapter (~3e-3 of suite runs); four all do in ~1e-8.
       const peaks = await runPeaks(e, prompt, {
-        initial_traces: 2, max_traces: 4, max_new_tokens: 16, temperature: 0.9, confidence_threshold: 0, peak_window: 3, seed: 5,
+        initial_traces: 4, max_traces: 6, max_new_tokens: 16, temperature: 0.9, confidence_threshold: 0, peak_window: 3, seed: 5,
       });
       expect(peaks.traces.some((t) => t.depth > 0)).toBe(true);
       expect(e.pagesInUse).toBe(0);
