@@ -43,15 +43,16 @@ export function rowError(got: ArrayLike<number>, want: ArrayLike<number>): numbe
 }
 
 /**
- * Whether two computations of the same position that may round differently (another matmul variant, rows in another
- * order; their logits already held within `tol` of the row scale by rowError) sampled the same greedy token. They can
- * differ only at a near-tie: the two largest logits closer than the computations' rounding difference (~1e-6 of the
- * row scale). On the random-weight fixtures 6% of positions have a top-2 gap under 1e-2 of the row's largest logit,
- * so about 1 comparison in 10^5 meets one, and a suite that compares hundreds of greedy steps on fresh random prompts
- * would fail now and then on correct code. So different tokens are accepted only as such a near-tie: each token's
- * logit within 2 tol (row scale) of the other's, in both rows; a wrong token (a stale page, a key too many) misses by
- * far more and fails here. Returns false then: the paths now hold different tokens, so their later steps cannot be
- * compared.
+ * Whether two computations of the same position (their logits already held within `tol` of the row scale by rowError)
+ * sampled the same greedy token. Where they round differently (another kernel variant or summation order) they can
+ * differ at a near-tie: the two largest logits closer than the rounding difference (~1e-6 of the row scale). On the
+ * random-weight fixtures 6% of positions have a top-2 gap under 1e-2 of the row's largest logit, so about 1 such
+ * comparison in 10^5 meets one, and hundreds of greedy steps on fresh random prompts would fail now and then on correct
+ * code. (Today batched, alone, forked and recomputed stories260K logits are bit-identical on llvmpipe and SwiftShader,
+ * so there tokens always agree; the tests' tolerances allow rounding differences, and so does this.) Different tokens
+ * are accepted only as such a near-tie: each token's logit within 2 tol (row scale) of the other's, in both rows; a
+ * wrong token (a stale page, a key too many) misses by far more and fails here. Returns false then: the paths now hold
+ * different tokens, so their later steps cannot be compared.
  */
 export function sameGreedyToken(a: ArrayLike<number>, tokenA: number, b: ArrayLike<number>, tokenB: number, tol: number, what: string): boolean {
   if (tokenA === tokenB) return true;
