@@ -23,6 +23,10 @@ export const CHROMIUM_ARGS = [
   '--disable-dev-shm-usage',
 ];
 
+// Chromium's GL route: llvmpipe through ANGLE in compatibility mode; the developer-features flag only exposes the
+// adapter's identity (without it the page cannot tell llvmpipe from a GPU).
+export const CHROMIUM_GL_ARGS = [...CHROMIUM_ARGS, '--use-angle=gl-egl', '--use-webgpu-adapter=opengles', '--enable-webgpu-developer-features'];
+
 export default defineConfig({
   test: {
     projects: [
@@ -50,6 +54,22 @@ export default defineConfig({
             enabled: true,
             headless: true,
             provider: playwright({ launchOptions: { executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS } }),
+            instances: [{ browser: 'chromium' }],
+          },
+        },
+      },
+      {
+        // Chromium's GL route (llvmpipe through ANGLE, bench/browser.ts LAUNCH_ARGS.llvmpipe), where the register-blocked
+        // matmul runs written out (src/gpu/register_blocks.ts): the matmul tests on the page's llvmpipe adapter.
+        define: { __FORKLM_TEST_ADAPTER__: JSON.stringify('llvmpipe') },
+        test: {
+          name: 'browser-gl',
+          include: ['test/kernels/matmul*.test.ts'],
+          testTimeout: 180_000,
+          browser: {
+            enabled: true,
+            headless: true,
+            provider: playwright({ launchOptions: { executablePath: '/usr/bin/chromium', args: CHROMIUM_GL_ARGS } }),
             instances: [{ browser: 'chromium' }],
           },
         },

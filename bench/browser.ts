@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { createServer, type ViteDevServer } from 'vite';
-import { CHROMIUM_ARGS } from '../vitest.config.js';
+import { CHROMIUM_ARGS, CHROMIUM_GL_ARGS } from '../vitest.config.js';
 import { errorText, hostRecord, log, modelsDir as benchModelsDir, QUICK } from './bench_models.js';
 import { SECTIONS, type AdapterRecord, type BrowserAdapter, type Section } from './browser_page/api.js';
 
@@ -29,7 +29,7 @@ const SECTION_TIMEOUT_MS = 180_000;
  */
 export const LAUNCH_ARGS: Record<BrowserAdapter, string[]> = {
   swiftshader: [...CHROMIUM_ARGS],
-  llvmpipe: [...CHROMIUM_ARGS, '--use-angle=gl-egl', '--use-webgpu-adapter=opengles', '--enable-webgpu-developer-features'],
+  llvmpipe: [...CHROMIUM_GL_ARGS],
 };
 
 function launches(): BrowserAdapter[] {

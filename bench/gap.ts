@@ -43,7 +43,7 @@ const CONFIGS: Config[] = [
 type Row = { M: number; variant: string; gflops?: number; error?: string };
 
 async function nodeRun(c: Config): Promise<{ adapter: string; results: object[] }> {
-  const gpu = await createGpu({ adapter: 'llvmpipe', dawnFlags: c.flags });
+  const gpu = await createGpu({ adapter: 'llvmpipe', dawnFlags: c.flags, registerBlocks: 'loops' });
   rewriteShaders(gpu.device, prefillRewrite(c.prefill ?? 'arrays'));
   try {
     const results: object[] = [];

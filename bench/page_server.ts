@@ -6,8 +6,8 @@ import { createServer } from 'vite';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Serves the repository with `entry` (a path from its root) scanned for dependencies up front. */
-export async function startPageServer(entry: string, cacheName: string): Promise<{ origin: string; close: () => Promise<void> }> {
+/** Serves the repository (and the folders in `allow`, e.g. the models) with `entry` (a path from its root) scanned for dependencies up front. */
+export async function startPageServer(entry: string, cacheName: string, allow: string[] = []): Promise<{ origin: string; close: () => Promise<void> }> {
   const server = await createServer({
     configFile: false,
     root: repoRoot,
@@ -15,7 +15,7 @@ export async function startPageServer(entry: string, cacheName: string): Promise
     logLevel: 'warn',
     clearScreen: false,
     cacheDir: join(repoRoot, 'node_modules', '.vite', cacheName),
-    server: { host: '127.0.0.1', port: 0, hmr: false, watch: null, fs: { allow: [repoRoot] } },
+    server: { host: '127.0.0.1', port: 0, hmr: false, watch: null, fs: { allow: [repoRoot, ...allow] } },
     // Scanned up front, so dependency optimisation never reloads the page mid-run.
     optimizeDeps: { entries: [entry] },
   });

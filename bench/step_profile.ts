@@ -9,7 +9,7 @@
 // at every re-encode (o and down accumulate) and rewrites the K/V of the last step's rows (the q|k|v epilogue), as the
 // "other" category's rope_kv does for the q/k-norm families.
 import type { GpuModel, NamedOp } from '../src/model/gpu_model.js';
-import { round4, timeEncode, type TimingOptions } from './harness.js';
+import { round4, timeEncode, type TimingOptions } from './common/timing.js';
 
 /** Milliseconds per step, fastest sample of each category. */
 export interface StepProfile {

@@ -38,6 +38,7 @@ export { RemoteEngine, RemoteSession, type RemoteEngineOptions, type RemoteCount
 export { createGpu, type Gpu, type GpuOptions } from './gpu/device.js';
 export { listAdapters, findAdapter } from './gpu/adapters.js';
 export { parseAdapterChoice, type AdapterChoice, type AdapterKind } from './gpu/adapter_choice.js';
+export type { RegisterBlocks, RegisterBlocksChoice } from './gpu/register_blocks.js';
 
 export { loadModel, type LoadedModel, type ModelInput } from './model/load.js';
 export { resolveModel, knownModelNames } from './model/resolve.js';

@@ -4,6 +4,7 @@ import { DeviceLostError, InvalidArgumentError, NoAdapterError } from '../errors
 import { parseAdapterChoice, type AdapterChoice, type AdapterKind } from './adapter_choice.js';
 import { findAdapter, isNode } from './adapters.js';
 import { requiredLimits } from './limits.js';
+import { checkRegisterBlocks, resolveRegisterBlocks, type RegisterBlocks, type RegisterBlocksChoice } from './register_blocks.js';
 import { PipelineCache } from './pipelines.js';
 
 export interface GpuOptions {
@@ -30,6 +31,13 @@ export interface GpuOptions {
    * Dawn's toggles.
    */
   dawnFlags?: string[];
+  /**
+   * How the register-blocked kernels of CPU adapters hold their blocks (gpu/register_blocks.ts): `loops`, `unrolled`
+   * (written out, for Chromium's GL route, where ANGLE's index clamps make the loop form 8x slower) or `auto` (the
+   * default: `unrolled` on a compatibility-only CPU adapter in a browser, `loops` elsewhere). `Gpu.registerBlocks`
+   * says what the device got.
+   */
+  registerBlocks?: RegisterBlocksChoice;
 }
 
 export interface Gpu {
@@ -44,6 +52,8 @@ export interface Gpu {
   readonly pipelines: PipelineCache;
   /** The device has `timestamp-query` (GpuOptions.timestamps on an adapter that offers it). */
   readonly timestamps: boolean;
+  /** The form of the register-blocked kernels on this device (GpuOptions.registerBlocks, resolved). */
+  readonly registerBlocks: RegisterBlocks;
   /** llvmpipe in Node: the LP_NUM_THREADS its process runs with (GpuOptions.cpuThreads); null: Mesa's default or another adapter. */
   readonly cpuThreads: number | null;
   /** Set once the device is lost; every later GPU call through forklm throws it. */
@@ -74,6 +84,7 @@ export async function createGpu(options: GpuOptions = {}): Promise<Gpu> {
   const threads = options.cpuThreads;
   if (threads !== undefined && (!Number.isSafeInteger(threads) || threads < 0))
     throw new InvalidArgumentError(`cpuThreads=${threads}: give an integer >= 0 (0 runs llvmpipe's kernels on the submitting thread).`);
+  const blocks = checkRegisterBlocks(options.registerBlocks);
   const found = await findAdapter(choice, { cpuThreads: threads, dawnFlags: options.dawnFlags });
   if (!found) {
     const what = choice === 'auto' ? 'No WebGPU adapter found.' : `The ${choice} adapter is not available.`;
@@ -94,6 +105,11 @@ export async function createGpu(options: GpuOptions = {}): Promise<Gpu> {
     limits: device.limits,
     pipelines: new PipelineCache(device),
     timestamps,
+    registerBlocks: resolveRegisterBlocks(blocks, {
+      browser: !isNode,
+      isCpu,
+      core: adapter.features.has('core-features-and-limits' as GPUFeatureName),
+    }),
     cpuThreads: cpuThreads ?? null,
     lostError: null,
     checkLost() {

@@ -8,7 +8,8 @@
 // - decode  (shaders/matmul_decode.wgsl): each thread NR output columns x MR rows; MR=1, NR=2 for M=1 and 4 x 4 for
 //   2 <= M < PREFILL_MIN_M, so a small batch reads W about once. Any K (vec4 loads when K % 4 == 0, scalar otherwise).
 // - prefill (shaders/matmul_prefill.wgsl): 8 x 8 register blocks per thread, no shared memory; CPU adapters, M large.
-//   Needs K % 4 == 0; for other K the decode shader covers every M.
+//   Needs K % 4 == 0; for other K the decode shader covers every M. Written out (matmul_prefill_unrolled.wgsl) when
+//   the device's registerBlocks is `unrolled` (Chromium's GL route: gpu/register_blocks.ts).
 // - tiled   (shaders/matmul_tiled.wgsl): 64 x 64 shared-memory tiles; hardware adapters, M large. Any K.
 //
 // Bias: a uniform flag (hasBias) instead of an override constant, so one pipeline serves biased and unbiased
@@ -29,6 +30,7 @@
 // time, and chunks differ in n and nOffset); encode only writes uniforms that changed and dispatches.
 // As with every BoundKernel, encode one bound matmul at most once per submit.
 import type { Gpu } from '../gpu/device.js';
+import type { RegisterBlocks } from '../gpu/register_blocks.js';
 import { createStorage } from '../gpu/buffers.js';
 import type { SplitTensor } from '../gpu/split_tensor.js';
 import { defineUniform } from '../gpu/uniform.js';
@@ -75,20 +77,27 @@ interface Config {
 const DECODE_1: Config = { name: 'decode1x2', variant: 'decode', file: 'matmul_decode', mr: 1, nr: 2, wg: 64 };
 const DECODE_4: Config = { name: 'decode4x4', variant: 'decode', file: 'matmul_decode', mr: 4, nr: 4, wg: 64 };
 const PREFILL: Config = { name: 'prefill8x8', variant: 'prefill', file: 'matmul_prefill', mr: 8, nr: 8, wg: 64 };
+/** The same blocking written out (gpu/register_blocks.ts); a Matmul builds one of the two prefill configs. */
+const PREFILL_UNROLLED: Config = { ...PREFILL, name: 'prefill8x8u', file: 'matmul_prefill_unrolled' };
 const TILED: Config = { name: 'tiled64', variant: 'tiled', file: 'matmul_tiled', mr: 64, nr: 64, wg: 1 };
-const CONFIGS: readonly Config[] = [DECODE_1, DECODE_4, PREFILL, TILED];
 /** How each body shader declares x, and the bindings its prologue's norm weight takes (after the body's own). */
 const VIEWS: Record<string, XViews> = {
   matmul_decode: { v4: { x: 'x4', g: 7 }, v1: { x: 'x1', g: 8 } },
   matmul_prefill: { v4: { x: 'x', g: 5 } },
+  matmul_prefill_unrolled: { v4: { x: 'x', g: 5 } },
   matmul_tiled: { tile: { x: 'x', g: 5, rows: 64 } },
 };
 /** The first binding of each body's y epilogue (kernels/y_epilogue.ts), after the prologue's. */
-const EPILOGUE_BINDING: Record<string, number> = { matmul_decode: 9, matmul_prefill: 6, matmul_tiled: 6 };
+const EPILOGUE_BINDING: Record<string, number> = { matmul_decode: 9, matmul_prefill: 6, matmul_prefill_unrolled: 6, matmul_tiled: 6 };
 
-function configFor(variant: MatmulVariant, M: number): Config {
+/** The pipelines a Matmul builds for its register-block form. */
+function configsFor(blocks: RegisterBlocks): readonly Config[] {
+  return [DECODE_1, DECODE_4, blocks === 'unrolled' ? PREFILL_UNROLLED : PREFILL, TILED];
+}
+
+function configFor(variant: MatmulVariant, M: number, blocks: RegisterBlocks): Config {
   if (variant === 'decode') return M <= 1 ? DECODE_1 : DECODE_4;
-  return variant === 'prefill' ? PREFILL : TILED;
+  return variant === 'tiled' ? TILED : blocks === 'unrolled' ? PREFILL_UNROLLED : PREFILL;
 }
 
 export interface MatmulOptions {
@@ -103,6 +112,8 @@ export interface MatmulOptions {
   prologue?: XPrologue;
   /** What the kernel does with its finished outputs (kernels/y_epilogue.ts). Default nothing. */
   epilogue?: YEpilogue;
+  /** The prefill variant's form (gpu/register_blocks.ts); default the device's (Gpu.registerBlocks). Tests force both. */
+  registerBlocks?: RegisterBlocks;
 }
 
 export interface MatmulBuffers {
@@ -126,6 +137,7 @@ export class Matmul {
   readonly variants: readonly MatmulVariant[];
   readonly prologue: XPrologue;
   readonly epilogue: YEpilogue;
+  readonly registerBlocks: RegisterBlocks;
   private readonly vec4: boolean;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private dummy: GPUBuffer | null = null;
@@ -143,6 +155,10 @@ export class Matmul {
     this.vec4 = opts.K % 4 === 0;
     this.prologue = checkPrologue('Matmul', opts.prologue ?? PLAIN, opts.K, false);
     this.epilogue = checkEpilogue('Matmul', opts.epilogue ?? NO_EPILOGUE, opts.N);
+    if (opts.registerBlocks !== undefined && opts.registerBlocks !== 'loops' && opts.registerBlocks !== 'unrolled') {
+      throw new InvalidArgumentError(`Matmul: registerBlocks must be loops or unrolled, got ${String(opts.registerBlocks)}.`);
+    }
+    this.registerBlocks = opts.registerBlocks ?? gpu.registerBlocks;
     const wide: MatmulVariant = gpu.isCpu ? 'prefill' : 'tiled';
     this.variants = opts.variants ?? (wide === 'prefill' && !this.vec4 ? ['decode'] : ['decode', wide]);
     if (this.variants.length === 0) throw new InvalidArgumentError('Matmul: variants must name at least one variant.');
@@ -155,7 +171,7 @@ export class Matmul {
       }
     }
     // Compile every pipeline now: nothing in the per-token loop may compile (0.5-1 s each on SwiftShader).
-    for (const c of CONFIGS) {
+    for (const c of configsFor(this.registerBlocks)) {
       if (!this.variants.includes(c.variant)) continue;
       const constants: Record<string, number> = c.variant === 'tiled' ? {} : { WG: c.wg, MR: c.mr, NR: c.nr };
       if (c.variant === 'decode') constants.VEC4 = this.vec4 ? 1 : 0;
@@ -258,7 +274,7 @@ export class BoundMatmul {
     if (M * N * 4 > this.b.y.size) {
       throw new InvalidArgumentError(`${this.label}: y holds ${this.b.y.size / (N * 4)} rows of N=${N}, fewer than M=${M}.`);
     }
-    const cfg = configFor(variant, M);
+    const cfg = configFor(variant, M, this.mm.registerBlocks);
     const kernels = this.kernels.get(cfg.name);
     if (!kernels) {
       throw new InvalidArgumentError(

@@ -8,7 +8,9 @@ import { InvalidArgumentError } from '../../src/errors.js';
 import { gammaF32, matmulRef, maxMatmulError } from '../ref/matmul.js';
 import { mulberry32, randomF32, testSeed } from '../ref/random.js';
 import { gpuFor, testAdapterChoices } from './adapters.js';
+import { isNode } from '../../src/gpu/adapters.js';
 import type { Gpu } from '../../src/gpu/device.js';
+import type { RegisterBlocks } from '../../src/gpu/register_blocks.js';
 
 interface Case {
   variant: MatmulVariant;
@@ -18,6 +20,8 @@ interface Case {
   bias: boolean;
   split: boolean;
   accumulate?: boolean;
+  /** The prefill variant's form (gpu/register_blocks.ts); default the device's. */
+  registerBlocks?: RegisterBlocks;
 }
 const c = (variant: MatmulVariant, M: number, K: number, N: number, bias: boolean, split: boolean): Case =>
   ({ variant, M, K, N, bias, split });
@@ -57,15 +61,20 @@ const ACCUMULATE_CASES: Case[] = [
   acc('tiled', 3, 200, 1000, false, false),
 ];
 
+// The prefill variant written out (shaders/matmul_prefill_unrolled.wgsl, what Chromium's GL route runs) on the same
+// prefill cases, plain and accumulating: M beyond one 8-row block, M below it, N below one 8-column block, W split.
+const UNROLLED_CASES: Case[] = [...CASES, ...ACCUMULATE_CASES]
+  .filter((t) => t.variant === 'prefill')
+  .map((t) => ({ ...t, registerBlocks: 'unrolled' as const }));
+
 const SENTINEL = 7.5;
 
 /**
  * Runs y = x W^T (+ bias), or y += x W^T (+ bias) from random initial y when `accumulate`, for one case on `gpu` and
  * checks it against float64; `variant` undefined = default pick.
  */
-async function checkMatmul(gpu: Gpu, t: Omit<Case, 'variant'> & { variant?: MatmulVariant }): Promise<void> {
+async function checkMatmul(gpu: Gpu, t: Omit<Case, 'variant'> & { variant?: MatmulVariant }, seed = testSeed()): Promise<Float32Array> {
   const { M, K, N } = t;
-  const seed = testSeed();
   const rand = mulberry32(seed);
   const x = randomF32(rand, M * K);
   const w = randomF32(rand, N * K);
@@ -91,6 +100,7 @@ async function checkMatmul(gpu: Gpu, t: Omit<Case, 'variant'> & { variant?: Matm
     bias: t.bias,
     accumulate: t.accumulate ?? false,
     ...(t.variant ? { variants: [t.variant] } : {}),
+    ...(t.registerBlocks ? { registerBlocks: t.registerBlocks } : {}),
   });
   const bound = mm.bind({ x: xb, w: wt, ...(bb ? { bias: bb } : {}), y: yb }, 'test');
   if (t.variant) expect(bound.variantFor(M)).toBe(t.variant);
@@ -118,6 +128,7 @@ async function checkMatmul(gpu: Gpu, t: Omit<Case, 'variant'> & { variant?: Matm
   for (const b of [xb, yb, bb]) b?.destroy();
   bound.destroy();
   mm.destroy();
+  return got;
 }
 
 describe.each(testAdapterChoices())('matmul on %s', (choice) => {
@@ -127,6 +138,28 @@ describe.each(testAdapterChoices())('matmul on %s', (choice) => {
 
   it.each(ACCUMULATE_CASES)('$variant M=$M K=$K N=$N bias=$bias split=$split accumulates into y', async (t) => {
     await checkMatmul(await gpuFor(choice), t);
+  });
+
+  it.each(UNROLLED_CASES)('prefill written out M=$M K=$K N=$N bias=$bias split=$split accumulate=$accumulate matches float64', async (t) => {
+    await checkMatmul(await gpuFor(choice), t);
+  });
+
+  it('the device\'s default form is written out exactly on Chromium\'s GL route, and a Matmul takes it', async () => {
+    const gpu = await gpuFor(choice);
+    // Node (either adapter) and Chromium's SwiftShader keep the loops; the browser-gl project's llvmpipe writes them out.
+    expect(gpu.registerBlocks).toBe(!isNode && choice === 'llvmpipe' ? 'unrolled' : 'loops');
+    expect(new Matmul(gpu, { K: 64, N: 8, bias: false }).registerBlocks).toBe(gpu.registerBlocks);
+    expect(() => new Matmul(gpu, { K: 64, N: 8, bias: false, registerBlocks: 'unroll' as 'unrolled' })).toThrow(InvalidArgumentError);
+  });
+
+  it('the written-out prefill gives the loop form\'s bits (the same fma\'s in the same order)', async () => {
+    const gpu = await gpuFor(choice);
+    // Fresh inputs each run, the same for both forms (one seed).
+    const t = { variant: 'prefill' as const, M: 21, K: 132, N: 75, bias: true, split: true, accumulate: true };
+    const seed = testSeed();
+    const loops = await checkMatmul(gpu, { ...t, registerBlocks: 'loops' }, seed);
+    const unrolled = await checkMatmul(gpu, { ...t, registerBlocks: 'unrolled' }, seed);
+    expect(Array.from(unrolled), `seed ${seed}`).toEqual(Array.from(loops));
   });
 
   it('picks decode for small M and the wide variant from the threshold on, by default', async () => {

@@ -24,6 +24,7 @@ import { randomWeights } from '../ref/quant_random.js';
 import { mulberry32, randomF32, testSeed } from '../ref/random.js';
 import { gpuFor, testAdapterChoices } from './adapters.js';
 import type { Gpu } from '../../src/gpu/device.js';
+import type { RegisterBlocks } from '../../src/gpu/register_blocks.js';
 
 const PAGE = 5;
 const PAGES = 4;
@@ -127,7 +128,7 @@ async function check(
   expect(Array.from(gotKv), `seed ${seed}: kv pool`).toEqual(Array.from(wantKv));
 }
 
-const F32_CASES: { variant: MatmulVariant; M: number; K: number; heads: Heads }[] = [
+const F32_BASE: { variant: MatmulVariant; M: number; K: number; heads: Heads; registerBlocks?: RegisterBlocks }[] = [
   { variant: 'decode', M: 1, K: 100, heads: HEADS[0] }, // 1x2
   { variant: 'decode', M: 2, K: 100, heads: HEADS[2] }, // 4x4
   { variant: 'decode', M: 3, K: 63, heads: HEADS[1] }, // scalar path
@@ -136,6 +137,8 @@ const F32_CASES: { variant: MatmulVariant; M: number; K: number; heads: Heads }[
   { variant: 'tiled', M: 17, K: 63, heads: HEADS[0] },
   { variant: 'tiled', M: 5, K: 100, heads: HEADS[2] },
 ];
+// The prefill cases again with the prefill written out (shaders/matmul_prefill_unrolled.wgsl, Chromium's GL route).
+const F32_CASES = [...F32_BASE, ...F32_BASE.filter((c) => c.variant === 'prefill').map((c) => ({ ...c, registerBlocks: 'unrolled' as const }))];
 const Q_CASES: { type: StorageType; blocks: number; variant: QMatmulVariant; M: number; heads: Heads }[] = [
   { type: 'F16', blocks: 26, variant: 'decode', M: 1, heads: HEADS[1] }, // dot step, 4 columns
   { type: 'Q8_0', blocks: 3, variant: 'decode', M: 1, heads: HEADS[0] }, // dot step, 8 columns
@@ -144,7 +147,7 @@ const Q_CASES: { type: StorageType; blocks: number; variant: QMatmulVariant; M: 
 ];
 
 describe.each(testAdapterChoices())('matmul rope_kv epilogue on %s', (choice) => {
-  it.each(F32_CASES.map((c) => ({ ...c, h: c.heads.name })))('F32 $variant M=$M K=$K $h matches projection, RoPE and KV write in float64', async (t) => {
+  it.each(F32_CASES.map((c) => ({ ...c, h: c.heads.name, v: `${c.variant}${c.registerBlocks === 'unrolled' ? ' written out' : ''}` })))('F32 $v M=$M K=$K $h matches projection, RoPE and KV write in float64', async (t) => {
     const gpu = await gpuFor(choice);
     const seed = testSeed();
     const rand = mulberry32(seed);
@@ -154,7 +157,7 @@ describe.each(testAdapterChoices())('matmul rope_kv epilogue on %s', (choice) =>
     const wHf = new Float32Array(N * t.K);
     map.forEach((from, c) => wHf.set(w.subarray(c * t.K, (c + 1) * t.K), from * t.K));
     await check(gpu, t.heads, t.M, t.K, wHf, Float64Array.from(wHf, Math.abs), gammaF32(t.K + 2), rand, seed, (x, bias, y, rope, e) => {
-      const mm = new Matmul(gpu, { K: t.K, N, bias: true, variants: [t.variant], epilogue: e });
+      const mm = new Matmul(gpu, { K: t.K, N, bias: true, variants: [t.variant], epilogue: e, registerBlocks: t.registerBlocks });
       // Chunks of an even number of rows (the model uploads q|k|v so): the pairs of one invocation stay in one chunk.
       const wt = uploadSplit(gpu, w, N, t.K, 'w', 2 * Math.ceil(N / 6) * t.K * 4 + 32);
       expect(wt.chunks.length).toBeGreaterThanOrEqual(2);

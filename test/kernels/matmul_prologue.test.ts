@@ -22,6 +22,7 @@ import { gammaF32, matmulRef, maxMatmulError } from '../ref/matmul.js';
 import { mulberry32, randomF32, testSeed } from '../ref/random.js';
 import { gpuFor, testAdapterChoices } from './adapters.js';
 import type { Gpu } from '../../src/gpu/device.js';
+import type { RegisterBlocks } from '../../src/gpu/register_blocks.js';
 
 const SENTINEL = 7.5;
 const EPS = 1e-5;
@@ -114,7 +115,7 @@ const name = (p: XPrologue) => (p.kind === 'act' ? `act ${p.act}${p.gated ? ' ga
 
 // F32 kernel: decode 1x2 (M = 1) and 4x4 (M = 3, 17) on the vec4 path and the scalar one (K % 4 != 0), prefill, tiled
 // (a partial K stage at K = 63, rows beyond one tile at M = 70), each with both prologues.
-const F32_CASES: (Case & { variant: MatmulVariant })[] = (
+const F32_BASE: (Case & { variant: MatmulVariant })[] = (
   [
     ['decode', 1, 200, 67, true, false],
     ['decode', 3, 63, 130, false, true],
@@ -127,6 +128,11 @@ const F32_CASES: (Case & { variant: MatmulVariant })[] = (
 ).flatMap(([variant, M, K, N, bias, accumulate], i) =>
   [RMS, [act('silu', true), act('gelu_tanh', false), act('gelu_erf', true)][i % 3]].map((prologue) => ({ variant, M, K, N, bias, accumulate, prologue })),
 );
+// The prefill cases again with the prefill written out (shaders/matmul_prefill_unrolled.wgsl, Chromium's GL route).
+const F32_CASES: (Case & { variant: MatmulVariant; registerBlocks?: RegisterBlocks })[] = [
+  ...F32_BASE,
+  ...F32_BASE.filter((c) => c.variant === 'prefill').map((c) => ({ ...c, registerBlocks: 'unrolled' as const })),
+];
 
 // Stored types: F16 with K % 8 == 0 (dot step) and K % 8 == 4 (1x2 fallback), block types on the 8-column dot step
 // (Q4_K; Q8_0, whose rows lie at 2-byte offsets with an odd block count), M = 3 (4x2) and M = 17 (prefill 8x2). The
@@ -143,12 +149,12 @@ const Q_CASES: { type: StorageType; blocks: number; variant: QMatmulVariant; M: 
 const Q_RUNS = Q_CASES.flatMap((c, i) => [RMS, [act('silu', true), act('gelu_erf', false), act('gelu_tanh', true)][i % 3]].map((prologue) => ({ ...c, prologue })));
 
 describe.each(testAdapterChoices())('matmul x prologues on %s', (choice) => {
-  it.each(F32_CASES.map((c) => ({ ...c, p: name(c.prologue) })))('F32 $variant M=$M K=$K N=$N $p matches the unfused float64 chain', async (t) => {
+  it.each(F32_CASES.map((c) => ({ ...c, p: name(c.prologue), v: `${c.variant}${c.registerBlocks === 'unrolled' ? ' written out' : ''}` })))('F32 $v M=$M K=$K N=$N $p matches the unfused float64 chain', async (t) => {
     const gpu = await gpuFor(choice);
     const seed = testSeed();
     const rand = mulberry32(seed);
     const w = randomF32(rand, t.N * t.K);
-    const mm = new Matmul(gpu, { K: t.K, N: t.N, bias: t.bias, accumulate: t.accumulate, variants: [t.variant], prologue: t.prologue });
+    const mm = new Matmul(gpu, { K: t.K, N: t.N, bias: t.bias, accumulate: t.accumulate, variants: [t.variant], prologue: t.prologue, registerBlocks: t.registerBlocks });
     await run(
       gpu,
       t,

@@ -1,0 +1,93 @@
+// The whole-job half of bench/gap.ts, run the same way in Node and in the page (no Node API): the peers job (EAB
+// exact-N on stories260K after a 256-token prompt, bench/peers.ts) and where a step's time goes at 1 and 16 paths
+// (bench/step_profile.ts), so the page-against-Node gap is measured on what users run, not only on one matmul.
+import type { Engine } from '../src/engine.js';
+import { encodeForward, uploadPlan } from '../src/model/forward.js';
+import { eab } from './common/eab.js';
+import { freshEngine, timedStep, withForks } from './common/engine.js';
+import { median, round4, type TimingOptions } from './common/timing.js';
+import { profileStep, type StepProfile } from './step_profile.js';
+
+export interface GapJob {
+  samples: number;
+  maxNew: number;
+  prompt: number;
+  repeats: number;
+  threshold: number;
+}
+
+export const GAP_JOB = (quick: boolean): GapJob =>
+  quick ? { samples: 4, maxNew: 8, prompt: 32, repeats: 1, threshold: 0.4 } : { samples: 16, maxNew: 64, prompt: 256, repeats: 3, threshold: 0.4 };
+
+const PROFILE: TimingOptions = { warmupMs: 30, sampleMs: 40, samples: 5, minSamples: 3, budgetMs: 600 };
+
+export interface GapJobResult {
+  eab_ms: number[];
+  prefill_ms: number;
+  prefill_profile: StepProfile;
+  /** Median step ms (engine.step: plan, upload, submit, readback) at B paths, and the kernels' profile there. */
+  steps: { B: number; step_ms: number; phases: Record<string, number>; profile: StepProfile }[];
+}
+
+/**
+ * A step of the live paths taken apart (medians of `n` steps, ms): plan, upload (queue writes), encode (recording the
+ * dispatches), submit (on llvmpipe's GL route in Node the forward runs inside queue.submit; in a page it is handed to
+ * the GPU process), map (from submit until the stats are on the host).
+ */
+async function stepPhases(e: Engine, n: number): Promise<Record<string, number>> {
+  const m = e.model;
+  const dev = m.gpu.device;
+  const acc: Record<string, number[]> = { plan: [], upload: [], encode: [], submit: [], map: [] };
+  const bytes = m.statsLayout.stride * 4;
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const plan = e.sched.plan()!;
+    const sampling = Array.from({ length: plan.samples }, () => ({ temperature: 0, topP: 1, randomBits: 1, nSamples: 1 }));
+    const t1 = performance.now();
+    uploadPlan(m, plan, sampling);
+    const t2 = performance.now();
+    const enc = dev.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    encodeForward(m, pass, plan);
+    pass.end();
+    m.statsReadback.copyFrom(enc, m.stats, bytes * plan.samples);
+    const cb = enc.finish();
+    const t3 = performance.now();
+    dev.queue.submit([cb]);
+    const t4 = performance.now();
+    const buf = new Uint32Array(await m.statsReadback.read(bytes * plan.samples));
+    const t5 = performance.now();
+    const ids = Array.from({ length: plan.samples }, (_, s) => buf[s * m.statsLayout.stride + m.statsLayout.offsets.sampledIds]);
+    e.sched.commit(plan, ids);
+    for (const [k, v] of [['plan', t1 - t0], ['upload', t2 - t1], ['encode', t3 - t2], ['submit', t4 - t3], ['map', t5 - t4]] as const) acc[k].push(v);
+  }
+  return Object.fromEntries(Object.entries(acc).map(([k, v]) => [`${k}_ms`, round4(median(v))]));
+}
+
+/** The job on `base` (stories260K, its prompt), then B = 1 and 16 forked paths after the prompt. */
+export async function gapJob(base: Engine, prompt: number[], job: GapJob): Promise<GapJobResult> {
+  await eab(base, prompt, job.samples, 8, job.threshold);
+  const eabMs: number[] = [];
+  for (let i = 0; i < job.repeats; i++) eabMs.push(round4((await eab(base, prompt, job.samples, job.maxNew, job.threshold)).mode.ms));
+  const e = freshEngine(base);
+  const root = e.createPath(prompt, { temperature: 1, topP: 1, seed: 7 });
+  const prefill = await timedStep(e);
+  // Right after the prefill step its buffers hold the prompt's rows (bench/step_profile.ts).
+  const prefillProfile = await profileStep(e.model, prompt.length, 1, e.pages(root).length, PROFILE);
+  e.finish(root);
+  const steps: GapJobResult['steps'] = [];
+  for (const B of [1, job.samples]) {
+    steps.push(
+      await withForks(e, root, B, async (kids) => {
+        await timedStep(e);
+        const ms: number[] = [];
+        for (let i = 0; i < 5; i++) ms.push(await timedStep(e));
+        const phases = await stepPhases(e, 5);
+        const profile = await profileStep(e.model, B, B, e.pages(kids[0]).length, PROFILE);
+        return { B, step_ms: round4(median(ms)), phases, profile };
+      }),
+    );
+  }
+  e.freeAll();
+  return { eab_ms: eabMs, prefill_ms: round4(prefill), prefill_profile: prefillProfile, steps };
+}
