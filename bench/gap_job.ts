@@ -37,7 +37,7 @@ export interface GapJobResult {
 async function stepPhases(e: Engine, n: number): Promise<Record<string, number>> {
   const m = e.model;
   const dev = m.gpu.device;
-  const acc: Record<string, number[]> = { plan: [], upload: [], encode: [], submit: [], map: [] };
+  const acc: Record<string, number[]> = { plan: [], upload: [], encode: [], submit: [], map: [], again_done: [], again_map: [], again5_done: [] };
   const bytes = m.statsLayout.stride * 4;
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
@@ -57,6 +57,23 @@ async function stepPhases(e: Engine, n: number): Promise<Record<string, number>>
     const t4 = performance.now();
     const buf = new Uint32Array(await m.statsReadback.read(bytes * plan.samples));
     const t5 = performance.now();
+    // The same forward again (its buffers still hold this plan), waited for by onSubmittedWorkDone, by a map, and
+    // five in one submit: per-submit and per-map costs apart from the forward's.
+    const again = async (n: number, map: boolean) => {
+      const t = performance.now();
+      const en = dev.createCommandEncoder();
+      const p = en.beginComputePass();
+      for (let r = 0; r < n; r++) encodeForward(m, p, plan);
+      p.end();
+      if (map) m.statsReadback.copyFrom(en, m.stats, bytes * plan.samples);
+      dev.queue.submit([en.finish()]);
+      if (map) await m.statsReadback.read(bytes * plan.samples);
+      else await dev.queue.onSubmittedWorkDone();
+      return (performance.now() - t) / n;
+    };
+    acc.again_done.push(await again(1, false));
+    acc.again_map.push(await again(1, true));
+    acc.again5_done.push(await again(5, false));
     const ids = Array.from({ length: plan.samples }, (_, s) => buf[s * m.statsLayout.stride + m.statsLayout.offsets.sampledIds]);
     e.sched.commit(plan, ids);
     for (const [k, v] of [['plan', t1 - t0], ['upload', t2 - t1], ['encode', t3 - t2], ['submit', t4 - t3], ['map', t5 - t4]] as const) acc[k].push(v);
