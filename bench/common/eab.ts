@@ -71,9 +71,16 @@ export async function forkAtZero(base: Engine, prompt: number[], N: number, maxN
   return out;
 }
 
-/** Exact-N entropy-adaptive branching (branch factor 3, temperature 1: runEab's defaults). */
-export async function eab(base: Engine, prompt: number[], N: number, maxNew: number, threshold: number): Promise<{ mode: ModeResult; r: EabResult }> {
-  const e = freshEngine(base);
+/** Exact-N entropy-adaptive branching (branch factor 3, temperature 1: runEab's defaults); `options.pipeline`: EngineOptions.pipeline. */
+export async function eab(
+  base: Engine,
+  prompt: number[],
+  N: number,
+  maxNew: number,
+  threshold: number,
+  options: { pipeline?: boolean } = {},
+): Promise<{ mode: ModeResult; r: EabResult }> {
+  const e = freshEngine(base, options);
   const t0 = performance.now();
   const r = await runEab(e, prompt, { num_samples: N, max_new_tokens: maxNew, entropy_threshold: threshold, seed: EAB_SEED });
   const ms = performance.now() - t0;
