@@ -14,13 +14,15 @@
 // kernel attends over the rest and merges those states with its own by log-sum-exp before normalising.
 //
 // Two variants, chosen by SPLIT_KEYS:
-// - false (CPU adapters): one invocation per (row, head) loops over the keys with q and the output accumulator in
-//   private vec4 arrays. No barriers, which software adapters pay dearly for.
+// - false (CPU adapters): one invocation per (row, GQ query heads of one kv head) loops over the keys with q and the
+//   output accumulators in private vec4 arrays, each K/V load feeding the GQ heads. No barriers, which software
+//   adapters pay dearly for.
 // - true (real GPUs): one workgroup per (row, head); each block of WG keys is scored one key per thread, its max and
 //   sum are reduced in workgroup memory, and the weighted V sum is split over (dimension, key subset) threads.
 override HD4: u32 = 16u;           // headDim / 4 (the host guards headDim % 4 == 0 and headDim <= 4 * MAX_HD4)
 override WG: u32 = 64u;            // invocations per workgroup; a power of two >= HD4 when SPLIT_KEYS
 override SPLIT_KEYS: bool = false;
+override GQ: u32 = 1u;             // per-head: query heads per invocation (1..3), a divisor of the GQA group; 1 when SPLIT_KEYS
 const MAX_HD4: u32 = 64u;          // head dim up to 256
 const NEG_BIG: f32 = -3.0e38;      // "no key yet": finite, so differences with it never make a NaN
 const NO_ROW: u32 = 0xffffffffu;
@@ -81,22 +83,68 @@ fn headBase(page: u32, which: u32, kvh: u32) -> u32 {
   return ((page * 2u + which) * params.kvHeads + kvh) * params.pageSize * HD4;
 }
 
+// The running state of one query head in perHead: the softmax's max m and sum l are kept beside the arrays.
+struct HeadState { m: f32, l: f32 }
+
+/** One score into a head's state: the new max (rescaling factor c for what was summed) and the key's weight p. */
+fn online(st: ptr<function, HeadState>, s: f32) -> vec2<f32> {
+  var c = 1.0;
+  if (s > (*st).m) {
+    // The running max grows: rescale what was summed under the old max (exp2(NEG_BIG - s) = 0 the first time).
+    c = exp2((*st).m - s);
+    (*st).l = (*st).l * c;
+    (*st).m = s;
+  }
+  let p = exp2(s - (*st).m);
+  (*st).l = (*st).l + p;
+  return vec2<f32>(c, p);
+}
+
+/** Merges the row's shared-prefix partials of head h into (st, acc) and writes the head's normalised output. */
+fn finishHead(r: u32, h: u32, st: ptr<function, HeadState>, acc: ptr<function, array<vec4<f32>, MAX_HD4>>) {
+  let slots = partialSlots(r);
+  // (m, l, acc) <- the log-sum-exp combination with each partial (m', l', acc').
+  for (var e = 0u; e < slots.y; e++) {
+    let base = partialBase(slots.x + e, h);
+    let ml = partials[base + HD4];
+    let mNew = max((*st).m, ml.x);
+    let c = exp2((*st).m - mNew);
+    let c2 = exp2(ml.x - mNew);
+    (*st).l = (*st).l * c + ml.y * c2;
+    for (var d = 0u; d < HD4; d++) { (*acc)[d] = (*acc)[d] * c + partials[base + d] * c2; }
+    (*st).m = mNew;
+  }
+  let inv = select(0.0, 1.0 / (*st).l, (*st).l > 0.0);
+  let oBase = (r * params.nHeads + h) * HD4;
+  for (var d = 0u; d < HD4; d++) { out[oBase + d] = (*acc)[d] * inv; }
+}
+
 fn perHead(id: u32) {
-  if (id >= params.rows * params.nHeads) { return; }
-  let r = id / params.nHeads;
-  let h = id % params.nHeads;
-  let kvh = h / params.group;
+  if (id >= params.rows * (params.nHeads / GQ)) { return; }
+  let heads = params.nHeads / GQ;
+  let r = id / heads;
+  let h0 = (id % heads) * GQ; // the first of this invocation's GQ query heads; GQ divides the group: one kv head
+  let kvh = h0 / params.group;
   let n = keyCount(r);
   let table = rowPath[r] * params.maxPages;
-  var qv: array<vec4<f32>, MAX_HD4>;
-  var acc: array<vec4<f32>, MAX_HD4>;
-  let qBase = r * params.qStride4 + h * HD4;
+  // Heads 1 and 2 are separate arrays, not a second array dimension: Mesa's GLSL path compiled a [GQ][HD4] array
+  // ~10x slower to code ~3x slower (it indexes such arrays at run time), and with GQ a constant the unused heads'
+  // code folds away.
+  var q0: array<vec4<f32>, MAX_HD4>;
+  var q1: array<vec4<f32>, MAX_HD4>;
+  var q2: array<vec4<f32>, MAX_HD4>;
+  var a0: array<vec4<f32>, MAX_HD4>;
+  var a1: array<vec4<f32>, MAX_HD4>;
+  var a2: array<vec4<f32>, MAX_HD4>;
+  var s0 = HeadState(NEG_BIG, 0.0);
+  var s1 = HeadState(NEG_BIG, 0.0);
+  var s2 = HeadState(NEG_BIG, 0.0);
+  let qBase = r * params.qStride4 + h0 * HD4;
   for (var d = 0u; d < HD4; d++) {
-    qv[d] = q[qBase + d] * params.scaleLog2;
-    acc[d] = vec4<f32>(0.0);
+    q0[d] = q[qBase + d] * params.scaleLog2;
+    if (GQ > 1u) { q1[d] = q[qBase + HD4 + d] * params.scaleLog2; }
+    if (GQ > 2u) { q2[d] = q[qBase + 2u * HD4 + d] * params.scaleLog2; }
   }
-  var m = NEG_BIG;
-  var l = 0.0;
   let first = firstKey(r);
   // Pages wholly before the window are never read.
   for (var start = first - first % params.pageSize; start < n; start += params.pageSize) {
@@ -107,38 +155,35 @@ fn perHead(id: u32) {
     let vBase = headBase(page, 1u, kvh);
     let count = min(params.pageSize, n - start);
     for (var o = select(0u, first - start, first > start); o < count; o++) {
+      // Each K and V vec4 is loaded once for the GQ heads: on llvmpipe a load instruction costs far more than the
+      // multiply-adds it feeds, and about as much with one lane active as with eight.
       let kRow = kBase + o * HD4;
-      var dot = vec4<f32>(0.0);
-      for (var d = 0u; d < HD4; d++) { dot = fma(qv[d], kv[kRow + d], dot); }
-      let s = softcap(dot.x + dot.y + dot.z + dot.w);
-      if (s > m) {
-        // The running max grows: rescale what was summed under the old max (exp2(NEG_BIG - s) = 0 the first time).
-        let c = exp2(m - s);
-        l = l * c;
-        for (var d = 0u; d < HD4; d++) { acc[d] = acc[d] * c; }
-        m = s;
+      var d0 = vec4<f32>(0.0);
+      var d1 = vec4<f32>(0.0);
+      var d2 = vec4<f32>(0.0);
+      for (var d = 0u; d < HD4; d++) {
+        let k = kv[kRow + d];
+        d0 = fma(q0[d], k, d0);
+        if (GQ > 1u) { d1 = fma(q1[d], k, d1); }
+        if (GQ > 2u) { d2 = fma(q2[d], k, d2); }
       }
-      let p = exp2(s - m);
-      l = l + p;
+      let w0 = online(&s0, softcap(d0.x + d0.y + d0.z + d0.w));
+      var w1 = vec2<f32>(1.0, 0.0);
+      var w2 = vec2<f32>(1.0, 0.0);
+      if (GQ > 1u) { w1 = online(&s1, softcap(d1.x + d1.y + d1.z + d1.w)); }
+      if (GQ > 2u) { w2 = online(&s2, softcap(d2.x + d2.y + d2.z + d2.w)); }
       let vRow = vBase + o * HD4;
-      for (var d = 0u; d < HD4; d++) { acc[d] = fma(vec4<f32>(p), kv[vRow + d], acc[d]); }
+      for (var d = 0u; d < HD4; d++) {
+        let v = kv[vRow + d];
+        a0[d] = fma(vec4<f32>(w0.y), v, a0[d] * w0.x);
+        if (GQ > 1u) { a1[d] = fma(vec4<f32>(w1.y), v, a1[d] * w1.x); }
+        if (GQ > 2u) { a2[d] = fma(vec4<f32>(w2.y), v, a2[d] * w2.x); }
+      }
     }
   }
-  // Merge the shared-prefix partials: (m, l, acc) <- the log-sum-exp combination with each (m', l', acc').
-  let slots = partialSlots(r);
-  for (var e = 0u; e < slots.y; e++) {
-    let base = partialBase(slots.x + e, h);
-    let ml = partials[base + HD4];
-    let mNew = max(m, ml.x);
-    let c = exp2(m - mNew);
-    let c2 = exp2(ml.x - mNew);
-    l = l * c + ml.y * c2;
-    for (var d = 0u; d < HD4; d++) { acc[d] = acc[d] * c + partials[base + d] * c2; }
-    m = mNew;
-  }
-  let inv = select(0.0, 1.0 / l, l > 0.0);
-  let oBase = (r * params.nHeads + h) * HD4;
-  for (var d = 0u; d < HD4; d++) { out[oBase + d] = acc[d] * inv; }
+  finishHead(r, h0, &s0, &a0);
+  if (GQ > 1u) { finishHead(r, h0 + 1u, &s1, &a1); }
+  if (GQ > 2u) { finishHead(r, h0 + 2u, &s2, &a2); }
 }
 
 // Two scratch arrays, so that a reduction's result (slot 0) is read long before the array is written again: reusing

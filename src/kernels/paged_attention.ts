@@ -34,8 +34,20 @@ export const MAX_HEAD_DIM = 256;
  */
 export type PagedAttentionVariant = 'per-head' | 'split-keys';
 
-/** Per-head invocations per workgroup: small, so that a decode step's few (row, head) pairs still fill both cores. */
-const WG_PER_HEAD = 16;
+/**
+ * Per-head invocations per workgroup: one SIMD batch of llvmpipe's 8 lanes, so that a decode step's few invocations
+ * still spread over the cores.
+ */
+const WG_PER_HEAD = 8;
+/**
+ * Per-head: the most query heads of one GQA group an invocation attends for (each K/V vec4 it loads feeds them all;
+ * on llvmpipe a load instruction costs ~70 cycles with one lane active, ~160 with eight, while a vec4 FMA costs a few),
+ * and the largest head dim where it does: q and the accumulators of every head stay in private arrays indexed only by
+ * constants once Mesa unrolls the head-dim loops (an array indexed at run time would live in memory read one lane at a
+ * time), and more of them cost compile time on SwiftShader.
+ */
+const MAX_HEADS_PER_INVOCATION = 3;
+const MAX_GROUPED_HEAD_DIM = 64;
 /** Split-keys threads per workgroup: a power of two >= headDim / 4. */
 const WG_SPLIT = 64;
 
@@ -47,6 +59,20 @@ export interface PagedAttentionShape {
   qStride: number; // f32 between the q of consecutive rows (the fused qkv row width), a multiple of 4
   /** Defaults from the adapter: per-head on software adapters, split-keys on real GPUs. */
   variant?: PagedAttentionVariant;
+  /** Per-head only: query heads per invocation, a divisor of nHeads / kvHeads; default headsPerInvocation(). */
+  headsPerInvocation?: number;
+}
+
+/**
+ * Query heads one per-head invocation attends for by default: the largest divisor of the GQA group up to
+ * MAX_HEADS_PER_INVOCATION at head dims up to MAX_GROUPED_HEAD_DIM, else 1. The heads' arithmetic is the same as one
+ * head per invocation, in the same order, so the output bits do not depend on it.
+ */
+export function headsPerInvocation(nHeads: number, kvHeads: number, headDim: number): number {
+  const group = nHeads / kvHeads;
+  if (headDim > MAX_GROUPED_HEAD_DIM) return 1;
+  for (let g = Math.min(group, MAX_HEADS_PER_INVOCATION); g > 1; g--) if (group % g === 0) return g;
+  return 1;
 }
 
 /** What differs between layers of one model: each bound kernel carries its own. */
@@ -80,6 +106,8 @@ function positiveInt(name: string, v: number): void {
 
 export class PagedAttention {
   readonly variant: PagedAttentionVariant;
+  /** Query heads per per-head invocation (1 for split-keys). */
+  readonly headsPerInvocation: number;
   private readonly pipeline: GPUComputePipeline;
   private readonly wg: number;
   /** Bound in place of meta and partials for kernels that never cascade. */
@@ -109,7 +137,17 @@ export class PagedAttention {
     this.variant = shape.variant ?? (gpu.isCpu ? 'per-head' : 'split-keys');
     const split = this.variant === 'split-keys';
     this.wg = split ? WG_SPLIT : WG_PER_HEAD;
-    const constants = { HD4: headDim / 4, WG: this.wg, SPLIT_KEYS: split ? 1 : 0 };
+    const gq = split ? 1 : (shape.headsPerInvocation ?? headsPerInvocation(nHeads, kvHeads, headDim));
+    if (!Number.isInteger(gq) || gq < 1 || (nHeads / kvHeads) % gq !== 0 || gq > MAX_HEADS_PER_INVOCATION) {
+      throw new InvalidArgumentError(
+        `paged_attention: headsPerInvocation ${gq} must divide the GQA group of ${nHeads / kvHeads} heads and be at most ${MAX_HEADS_PER_INVOCATION}`,
+      );
+    }
+    if (split && shape.headsPerInvocation !== undefined && shape.headsPerInvocation !== 1) {
+      throw new InvalidArgumentError('paged_attention: headsPerInvocation applies to the per-head variant only; leave it unset for split-keys');
+    }
+    this.headsPerInvocation = gq;
+    const constants = { HD4: headDim / 4, WG: this.wg, SPLIT_KEYS: split ? 1 : 0, GQ: gq };
     this.pipeline = pipelineFor(gpu, { op: 'paged_attention', variant: this.variant, constants }, 'paged_attention', PagedAttentionParams);
   }
 
@@ -145,7 +183,7 @@ export class PagedAttention {
   /** Workgroups for `rows` rows, before the 2-D split. */
   groups(rows: number): number {
     const tasks = rows * this.shape.nHeads;
-    return this.variant === 'split-keys' ? tasks : groupsFor(tasks, this.wg);
+    return this.variant === 'split-keys' ? tasks : groupsFor(tasks / this.headsPerInvocation, this.wg);
   }
 }
 

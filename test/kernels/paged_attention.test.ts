@@ -248,6 +248,36 @@ describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
     });
   });
 
+  it('gives the same bits whatever the number of query heads per per-head invocation', async () => {
+    // The per-head variant attends for up to three heads of a GQA group per invocation (one K/V load for all);
+    // each head's arithmetic is the same in the same order, so a model's outputs do not depend on the grouping.
+    const gpu = await gpuFor(choice);
+    const seed = testSeed();
+    const s = { nHeads: 12, kvHeads: 2, headDim: 64, pageSize: 7 }; // group 6: 1, 2 and 3 heads per invocation
+    const sc = buildScenario(mulberry32(seed), s, 1);
+    const b = upload(gpu, sc);
+    const qDim = s.nHeads * s.headDim;
+    const outs: Float32Array[] = [];
+    for (const headsPerInvocation of [1, 2, 3]) {
+      const out = createStorage(gpu.device, sc.rows * qDim * 4, 'out');
+      const op = new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant: 'per-head', headsPerInvocation });
+      expect(op.headsPerInvocation).toBe(headsPerInvocation);
+      const att = op.bind({ ...b, q: b.qkv, out });
+      submitPass(gpu, (pass) => att.encode(pass, { rows: sc.rows, maxPages: sc.maxPages }));
+      outs.push(await readF32(gpu, out, sc.rows * qDim));
+      att.destroy();
+    }
+    const args = { ...sc, q: sc.qkv, qStride: sc.qkvStride, kv: sc.kv };
+    expectClose(outs[0], pagedAttentionRef(s, args), { rel: tolerance(s, args), floor: 1 }, `seed ${seed}`);
+    expect(Array.from(outs[1]), `seed ${seed}`).toEqual(Array.from(outs[0]));
+    expect(Array.from(outs[2]), `seed ${seed}`).toEqual(Array.from(outs[0]));
+    const dflt = new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant: 'per-head' });
+    expect(dflt.headsPerInvocation).toBe(3);
+    expect(() => new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant: 'per-head', headsPerInvocation: 4 })).toThrow(InvalidArgumentError);
+    expect(() => new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant: 'per-head', headsPerInvocation: 5 })).toThrow(InvalidArgumentError);
+    expect(() => new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant: 'split-keys', headsPerInvocation: 2 })).toThrow(InvalidArgumentError);
+  });
+
   it('picks its variant from the adapter unless told', async () => {
     const gpu = await gpuFor(choice);
     const op = new PagedAttention(gpu, { nHeads: 2, kvHeads: 1, headDim: 8, pageSize: 4, qStride: 32 });

@@ -16,7 +16,14 @@ const PAGE = 16;
 const SLOPE = 0.002; // k = SLOPE * j in every dimension, q = 1: the score grows by sqrt(headDim) * SLOPE per key
 
 describe.each(testAdapterChoices())('paged attention per-head at the model\'s key limit on %s', (adapter) => {
-  it.each([64, 128, 256])('head dim %d, rising scores, equals float64', async (hd) => {
+  // [head dim, query heads sharing the kv head]: three heads take one per-head invocation at head dim 64 (their
+  // per-key loops must stay unrolled for the limit to hold).
+  it.each([
+    [64, 1],
+    [128, 1],
+    [256, 1],
+    [64, 3],
+  ])('head dim %d, %d query heads, rising scores, equals float64', async (hd, heads) => {
     const gpu = await gpuFor(adapter);
     const pages = Math.floor(perHeadKeyLimit(hd, PAGE) / PAGE);
     const n = pages * PAGE;
@@ -40,9 +47,11 @@ describe.each(testAdapterChoices())('paged attention per-head at the model\'s ke
     }
     const want = num / den;
     const d = gpu.device;
-    const out = createStorage(d, hd * 4, 'out (1, hd) f32');
-    const att = new PagedAttention(gpu, { nHeads: 1, kvHeads: 1, headDim: hd, pageSize: PAGE, qStride: hd, variant: 'per-head' }).bind({
-      q: createStorageFrom(d, new Float32Array(hd).fill(1), 'q (1, hd) f32'),
+    const out = createStorage(d, heads * hd * 4, 'out (1, heads * hd) f32');
+    const op = new PagedAttention(gpu, { nHeads: heads, kvHeads: 1, headDim: hd, pageSize: PAGE, qStride: heads * hd, variant: 'per-head' });
+    expect(op.headsPerInvocation).toBe(heads);
+    const att = op.bind({
+      q: createStorageFrom(d, new Float32Array(heads * hd).fill(1), 'q (1, heads * hd) f32'),
       kv: createStorageFrom(d, kv, 'kv'),
       rowPath: createStorageFrom(d, Uint32Array.from([0]), 'rowPath'),
       positions: createStorageFrom(d, Uint32Array.from([n - 1]), 'positions'),
@@ -50,13 +59,13 @@ describe.each(testAdapterChoices())('paged attention per-head at the model\'s ke
       out,
     });
     submitPass(gpu, (pass) => att.encode(pass, { rows: 1, maxPages: pages }));
-    const got = await readF32(gpu, out, hd);
+    const got = await readF32(gpu, out, heads * hd);
     // The weights fall by e^-(sqrt(hd) * SLOPE) per key from the last, so the last ~1 / (sqrt(hd) * SLOPE) <= 80 keys
     // carry the mean. Each score is an f32 dot product of size up to hd * SLOPE * n (~1.4e4 at head dim 128, 56k keys),
     // off by ~1e-3 absolute, which moves a weight by ~1e-4 relative, smoothly from key to key; v moves < 2 over those
     // keys. Measured: 1.3e-5 at most (head dim 128), so 2e-4 leaves 15x room, while a cut-off loop (a missing rescale or
     // missing keys) moves the mean by > 1e-2 (head dim 256 at 56k keys, past its limit: off by 1.4).
-    for (let i = 0; i < hd; i++) expect(Math.abs(got[i] - want), `dim ${i} of ${hd}, ${n} keys`).toBeLessThan(2e-4);
+    for (let i = 0; i < heads * hd; i++) expect(Math.abs(got[i] - want), `dim ${i} of ${heads} x ${hd}, ${n} keys`).toBeLessThan(2e-4);
   });
 });
 
