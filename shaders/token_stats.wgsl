@@ -85,13 +85,21 @@ fn better(va: f32, ia: u32, vb: f32, ib: u32) -> bool {
 
 fn list_reset() {
   for (var j = 0u; j < CAP; j++) { lv[j] = LOWEST; li[j] = NONE; }
+  lt_v = LOWEST;
+  lt_i = NONE;
 }
 
-// Insertion by a fixed-length compare-and-swap sweep: the displaced entry moves down the sorted list. The constant trip
-// count lets compilers unroll it (registers instead of indexed private memory) and keeps data-dependent loop
-// iterations out of llvmpipe's per-invocation loop budget (see token_stats.ts).
+// Insertion by a fixed-length compare-and-swap sweep: the displaced entry moves down the sorted list. Every access to
+// the lists uses a constant index (after unrolling), so the compiler keeps them in registers: one dynamic index
+// anywhere (the list's last entry at a run-time length, the merge's head) puts both arrays in indexed scratch memory,
+// which llvmpipe reads and writes one lane at a time and which made the two passes over V ~3x slower there. The
+// entry at n - 1, the bar a value must beat, is kept apart in (lt_v, lt_i) for the same reason. The constant trip
+// count also keeps data-dependent loop iterations out of llvmpipe's per-invocation loop budget (see token_stats.ts).
+var<private> lt_v: f32;
+var<private> lt_i: u32;
+
 fn list_insert(v: f32, id: u32, n: u32) {
-  if (!better(v, id, lv[n - 1u], li[n - 1u])) { return; }
+  if (!better(v, id, lt_v, lt_i)) { return; }
   var cv = v;
   var ci = id;
   for (var j = 0u; j < CAP; j++) {
@@ -103,6 +111,10 @@ fn list_insert(v: f32, id: u32, n: u32) {
       cv = tv;
       ci = ti;
     }
+    if (j + 1u == n) {
+      lt_v = lv[j];
+      lt_i = li[j];
+    }
   }
 }
 
@@ -112,7 +124,10 @@ fn merge_lists(tid: u32, n: u32) {
   for (var r = 0u; r < n; r++) {
     var v = LOWEST;
     var id = NONE;
-    if (head < n) { v = lv[head]; id = li[head]; }
+    // lv[head] by a constant-index sweep (see list_insert); head < n <= CAP.
+    for (var j = 0u; j < CAP; j++) {
+      if (j == head && j < n) { v = lv[j]; id = li[j]; }
+    }
     red_a[tid] = v;
     red_i[tid] = id;
     workgroupBarrier();
@@ -256,7 +271,9 @@ var<private> q_z: f32;  // this thread's sum over the nucleus of exp(a), a = (x 
 var<private> q_w: f32;  // ... of exp(a) a
 
 // Logit i into this thread's draw list and q sums if it is in the nucleus; returns 1 if it is (to count the nucleus).
-fn visit_c(base: u32, i: u32, V: u32, tau: f32, m: f32, seed: u32, ns: u32) -> u32 {
+// The list keeps MAX_SAMPLES + 1 keys whatever the row's nSamples: a constant length shortens the insertion sweep at
+// compile time (llvmpipe runs every step of it for every logit), and the merge takes only the first ns + 1.
+fn visit_c(base: u32, i: u32, V: u32, tau: f32, m: f32, seed: u32) -> u32 {
   if (i >= V) { return 0u; }
   let x = logits[base + i];
   if (x < MASKED || x < tau) { return 0u; }
@@ -264,7 +281,7 @@ fn visit_c(base: u32, i: u32, V: u32, tau: f32, m: f32, seed: u32, ns: u32) -> u
   let e = exp(a);
   q_z += e;
   q_w += e * a;
-  list_insert(a + gumbel(seed, i), i, ns);
+  list_insert(a + gumbel(seed, i), i, MAX_SAMPLES + 1u);
   return 1u;
 }
 
@@ -459,7 +476,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
     q_w = 0.0;
     var n = 0u;
     for (var i = tid; i < V; i += WG) {
-      n += visit_c(base, i, V, tau, m, seed, ns_keep);
+      n += visit_c(base, i, V, tau, m, seed);
     }
     count = sum_u32(tid, n);
     red_a[tid] = q_z;
