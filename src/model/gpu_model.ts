@@ -10,7 +10,8 @@ import { QEmbedding } from '../kernels/qembedding.js';
 import { QMatmul } from '../kernels/qmatmul.js';
 import { LayerNorm } from '../kernels/layernorm.js';
 import { LogitCap } from '../kernels/logit_cap.js';
-import { Matmul } from '../kernels/matmul.js';
+import { Matmul, type MatmulVariant } from '../kernels/matmul.js';
+import { MlpAct } from '../kernels/mlp_act.js';
 import { RmsNorm, type BoundRowNorm } from '../kernels/rmsnorm.js';
 import { ModelAttention } from './attention_ops.js';
 import type { PagedAttentionVariant } from '../kernels/paged_attention.js';
@@ -116,6 +117,8 @@ export class GpuModel {
   readonly qkv: GPUBuffer; // (maxRows, qkvDim) f32
   readonly attnOut: GPUBuffer; // (maxRows, qDim) f32
   readonly gateUp: GPUBuffer; // (maxRows, 2F) f32 (F for a plain MLP); the down projection applies the activation
+  /** (maxRows, F) f32 act(gate) * up for the register-blocked down projection of wide steps (CPU adapters); else null. */
+  readonly mlpOut: GPUBuffer | null;
   readonly sampleHidden: GPUBuffer; // (maxSamples, D) f32 rows gathered by sampleRow
   readonly sampleNormed: GPUBuffer; // (maxSamples, D) f32 the final LayerNorm's output (an RMS final norm is folded into lm_head)
   readonly logits: GPUBuffer; // (maxSamples, V) f32
@@ -197,6 +200,7 @@ export class GpuModel {
     this.qkv = u32(R * z.qkvDim, 'qkv (R, qkvDim) f32');
     this.attnOut = u32(R * z.qDim, 'attnOut (R, qDim) f32');
     this.gateUp = u32(R * (s.mlp.gated ? 2 : 1) * F, 'gateUp (R, 2F) f32');
+    this.mlpOut = gpu.isCpu ? u32(R * F, 'mlpOut (R, F) f32') : null;
     this.sampleHidden = u32(S * D, 'sampleHidden (S, D) f32');
     this.sampleNormed = u32(S * D, 'sampleNormed (S, D) f32');
     this.logits = u32(S * s.vocabSize, 'logits (S, V) f32');
@@ -282,12 +286,12 @@ export class GpuModel {
      */
     const mm = (
       name: string, K: number, N: number, W: GpuMatrix, bias: GPUBuffer | null, x: GPUBuffer, y: GPUBuffer, accumulate: boolean,
-      pro: { prologue?: XPrologue; norm?: GPUBuffer; epilogue?: YEpilogue; rope?: RopeBuffers } = {},
+      pro: { prologue?: XPrologue; norm?: GPUBuffer; epilogue?: YEpilogue; rope?: RopeBuffers; prefillOnly?: boolean } = {},
     ): NamedOp => {
-      const { prologue = PLAIN, norm, epilogue = NO_EPILOGUE, rope } = pro;
+      const { prologue = PLAIN, norm, epilogue = NO_EPILOGUE, rope, prefillOnly = false } = pro;
       const bound = W.parts.map((part, i) => {
-        const key = `${part.type},${K},${N},${bias !== null},${accumulate},${prologueKey(prologue)},${epilogueKey(epilogue)}`;
-        const o = { K, N, bias: bias !== null, accumulate, prologue, epilogue };
+        const key = `${part.type},${K},${N},${bias !== null},${accumulate},${prologueKey(prologue)},${epilogueKey(epilogue)}${prefillOnly ? ',prefill' : ''}`;
+        const o = { K, N, bias: bias !== null, accumulate, prologue, epilogue, ...(prefillOnly ? { variants: ['prefill' as const] } : {}) };
         const label = W.parts.length > 1 ? `${name}[${part.type} ${i}]` : name;
         const b = { x, w: part, ...(bias ? { bias } : {}), y, ...(norm ? { norm } : {}), ...(rope ? { rope } : {}) };
         // f32 activations through one register-blocked body at every M: 8-bit ones or the dot-step kernel at M = 1
@@ -308,6 +312,36 @@ export class GpuModel {
     const fold = s.norm.kind === 'rms';
     const rmsOf = (n: GpuNorm) => ({ prologue: { kind: 'rms', eps: s.norm.eps } as XPrologue, norm: n.weight });
     const actPrologue: XPrologue = { kind: 'act', act: s.mlp.activation, gated: s.mlp.gated };
+
+    // The down projection applies the activation to gate|up as it reads it (one dispatch fewer per layer), except in
+    // the register-blocked variant of CPU adapters (wide steps: prompt chunks, many paths), where each invocation
+    // would load gate and up for each of its 8 rows, twice the x loads of a plain x: there one mlp_act dispatch
+    // writes act(gate) * up to mlpOut first and the down projection reads it plainly (at 16 rows on llvmpipe,
+    // SmolLM2-135M's down projection 5.0-5.6 -> 3.6-3.8 ms of CPU per layer). Both compute act with the same WGSL
+    // (shaders/activation.wgsl), so a path's bits do not depend on which one its step took.
+    const mlpAct = this.mlpOut ? new MlpAct(gpu, { hidden: F, act: s.mlp.activation, gated: s.mlp.gated }) : null;
+    const downOp = (name: string, W: GpuMatrix, bias: GPUBuffer | null, y: GPUBuffer, accumulate: boolean): NamedOp => {
+      const fused = mm(name, F, D, W, bias, this.gateUp, y, accumulate, { prologue: actPrologue });
+      if (!mlpAct || !this.mlpOut) return fused;
+      const act = mlpAct.bind({ input: this.gateUp, out: this.mlpOut }, `${name}:act`);
+      const plain = mm(name, F, D, W, bias, this.mlpOut, y, accumulate, { prefillOnly: true });
+      const split = (M: number) => fused.variantFor?.(M) === ('prefill' satisfies MatmulVariant);
+      return {
+        name,
+        kind: 'matmul',
+        run: (pass, R, maxPages) => {
+          if (!split(R)) return fused.run(pass, R, maxPages);
+          act.encode(pass, R);
+          plain.run(pass, R, maxPages);
+        },
+        destroy: () => {
+          fused.destroy();
+          act.destroy();
+          plain.destroy();
+        },
+        variantFor: fused.variantFor,
+      };
+    };
 
     const ropeKv = this.ropeInQkv
       ? null
@@ -379,13 +413,12 @@ export class GpuModel {
       }
       if (layout !== 'parallel') ops.push(gateUp(normed(lw.mlpNorm, this.normed, `${p}mlp_norm`)));
       else if (!fold) ops.push(gateUp(mlpIn!));
-      // The down projection applies the activation to gate|up as it reads it.
-      const act = { prologue: actPrologue };
+      const down = (y: GPUBuffer, accumulate: boolean) => downOp(`${p}down`, lw.wDown, lw.bDown, y, accumulate);
       if (post && lw.mlpPostNorm) {
-        ops.push(mm(`${p}down`, F, D, lw.wDown, lw.bDown, this.gateUp, this.proj, false, act));
+        ops.push(down(this.proj, false));
         ops.push(normOp(lw.mlpPostNorm, this.proj, this.hidden, true, `${p}mlp_post_norm`));
       } else {
-        ops.push(mm(`${p}down`, F, D, lw.wDown, lw.bDown, this.gateUp, this.hidden, true, act));
+        ops.push(down(this.hidden, true));
       }
       return ops;
     });
@@ -430,7 +463,7 @@ export class GpuModel {
     for (const b of [
       this.tokenIds, this.positions, this.rowPath, this.slots, this.pageTable, this.sampleRow, this.sampling,
       this.hidden, this.normed, this.normed2, this.proj, this.qkv, this.attnOut, this.gateUp, this.sampleHidden,
-      this.sampleNormed, this.logits, this.stats, this.pageScratch, this.zeros, ...this.kv,
+      this.sampleNormed, this.logits, this.stats, this.pageScratch, this.zeros, ...this.kv, ...(this.mlpOut ? [this.mlpOut] : []),
     ]) {
       if (b === this.normed && !shared.delete(b)) continue; // normed2 / proj alias it when unused
       b.destroy();

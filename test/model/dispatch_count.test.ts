@@ -4,6 +4,7 @@
 // would add some) is seen, at a decode step (1 row) and a prefill chunk (17 rows: other matmul variants).
 import { describe, expect, it } from 'vitest';
 import { GpuModel } from '../../src/model/gpu_model.js';
+import { PREFILL_MIN_M } from '../../src/kernels/matmul.js';
 import { GEMMA3_270M, GPT2_124M, QWEN3_06B, SMOLLM2_360M, randomModelWeights, withSpec } from '../../src/model/random_weights.js';
 import { validateSpec, type ModelSpec, type ResidualSpec } from '../../src/model/spec.js';
 import { gpuFor, testAdapterChoices } from '../kernels/adapters.js';
@@ -49,17 +50,20 @@ const CASES: { name: string; spec: ModelSpec; perLayer: number; head: number }[]
   ['parallel, RMSNorm', withResidual(SMOLLM2_360M, { layout: 'parallel', sharedNorm: false, scale: 1 }, 'llama'), 5, 3],
 ] as const).map(([name, spec, perLayer, head]) => ({ name, spec, perLayer, head }));
 
-// The count does not depend on the adapter (no op picks a dispatch count by adapter), so one adapter is enough.
+// The count depends on the adapter only through the down projection of wide steps (see below), so one adapter is enough.
 describe(`dispatches per layer on ${testAdapterChoices()[0]}`, () => {
   it.each(CASES)('$name: $perLayer per layer, $head in the head', async ({ spec, perLayer, head }) => {
     const gpu = await gpuFor(testAdapterChoices()[0]);
     const model = new GpuModel(gpu, randomModelWeights(spec, 1), { maxRows: 17, maxSamples: 4, kvPages: 4 });
     try {
       for (const rows of [1, 17]) {
+        // One more in wide steps on CPU adapters: the register-blocked down projection reads act(gate) * up from an
+        // mlp_act dispatch instead of loading gate and up for each of its rows (model/gpu_model.ts, downOp).
+        const want = perLayer + (rows >= PREFILL_MIN_M && gpu.isCpu ? 1 : 0);
         for (const layer of model.kernels.layers) {
           const c = countingPass();
           for (const op of layer) op.run(c.pass, rows, 1);
-          expect(c.count(), `${rows} rows: ${layer.map((o) => o.name).join(', ')}`).toBe(perLayer);
+          expect(c.count(), `${rows} rows: ${layer.map((o) => o.name).join(', ')}`).toBe(want);
         }
       }
       const c = countingPass();
