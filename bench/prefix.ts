@@ -19,11 +19,21 @@ const STEPS_PER_ROUND = QUICK ? 1 : 2;
 const PROFILE_TIMING: TimingOptions = { warmupMs: 30, sampleMs: 40, samples: 3, minSamples: 2, budgetMs: 2_000 };
 
 type Mode = 'per-path' | 'split-keys' | 'cascade';
-const MODES: Mode[] = ['per-path', 'split-keys', 'cascade'];
+const ALL_MODES: Mode[] = ['per-path', 'split-keys', 'cascade'];
+/**
+ * FORKLM_PREFIX_MODES=per-path (a comma list): only these modes, per-path always among them (the goal is its ratio);
+ * split-keys and cascade steps at B=16 take most of a full run's time on llvmpipe.
+ */
+const MODES: Mode[] = ((): Mode[] => {
+  const want = (process.env.FORKLM_PREFIX_MODES ?? ALL_MODES.join(',')).split(',').map((m) => m.trim());
+  const bad = want.filter((m) => !ALL_MODES.includes(m as Mode));
+  if (bad.length > 0) throw new Error(`FORKLM_PREFIX_MODES: unknown mode(s) ${bad.join(', ')}; use ${ALL_MODES.join(', ')}`);
+  return ALL_MODES.filter((m) => m === 'per-path' || want.includes(m));
+})();
 
 /** The engine a mode runs on (split-keys has its own), with cascade set as the mode wants. */
-function setMode(engines: { main: Engine; split: Engine }, mode: Mode): Engine {
-  const e = mode === 'split-keys' ? engines.split : engines.main;
+function setMode(engines: { main: Engine; split: Engine | null }, mode: Mode): Engine {
+  const e = mode === 'split-keys' ? engines.split! : engines.main;
   e.model.attention.cascade = mode === 'cascade';
   return e;
 }
@@ -50,16 +60,16 @@ async function benchCase(model: BenchModel, gpu: Gpu, adapter: AdapterChoice): P
   const kvPages = CONTEXT / 16 + maxB * 2 + 4;
   const opts = { maxRows: 128, maxSamples: maxB, kvPages };
   const main = await engineFor(model, gpu, { ...opts, cascade: true });
-  const split = await engineFor(model, gpu, { ...opts, attentionVariant: 'split-keys' }).catch((err: unknown) => {
-    main.destroy();
-    throw err;
-  });
+  const split = !MODES.includes('split-keys')
+    ? null
+    : await engineFor(model, gpu, { ...opts, attentionVariant: 'split-keys' }).catch((err: unknown) => {
+        main.destroy();
+        throw err;
+      });
   const engines = { main, split };
   try {
-    const roots = new Map([
-      [main, await promptRoot(main, model)],
-      [split, await promptRoot(split, model)],
-    ]);
+    const roots = new Map([[main, await promptRoot(main, model)]]);
+    if (split) roots.set(split, await promptRoot(split, model));
     const modes = MODES;
     for (const mode of modes) for (const B of BATCHES) { const e = setMode(engines, mode); await stepsAt(e, roots.get(e)!, B, 1, false); }
     const ms = new Map<string, number[]>();
@@ -77,7 +87,7 @@ async function benchCase(model: BenchModel, gpu: Gpu, adapter: AdapterChoice): P
       log(`[${adapter}] ${model.name}: round ${r + 1}/${ROUNDS}: ` + [...ms].map(([k, v]) => `${k} ${median(v).toFixed(1)}`).join(', ') + ' ms/step');
     }
     const results = modes.map((mode) => {
-      const attentionVariant = (mode === 'split-keys' ? split : main).model.attention.variant;
+      const attentionVariant = (mode === 'split-keys' ? split! : main).model.attention.variant;
       const t1 = median(ms.get(`${mode} B=1`)!);
       const t1Min = Math.min(...ms.get(`${mode} B=1`)!);
       return {
@@ -97,9 +107,9 @@ async function benchCase(model: BenchModel, gpu: Gpu, adapter: AdapterChoice): P
         }),
       };
     });
-    const cascade = results.find((r) => r.mode === 'cascade')!.rows;
+    const cascade = results.find((r) => r.mode === 'cascade')?.rows ?? null;
     const plain = results.find((r) => r.mode === 'per-path')!.rows;
-    const splitRows = results.find((r) => r.mode === 'split-keys')!.rows;
+    const splitRows = results.find((r) => r.mode === 'split-keys')?.rows ?? null;
     return {
       model: model.name,
       adapter,
@@ -113,14 +123,14 @@ async function benchCase(model: BenchModel, gpu: Gpu, adapter: AdapterChoice): P
         maxRatio: 2.5,
         perPath: plain[1].ratioToB1,
         met: plain[1].ratioToB1 <= 2.5,
-        splitKeys: splitRows[1].ratioToB1,
-        splitKeysOverPerPath: BATCHES.map((B, i) => ({ B, ratio: round4(splitRows[i].stepMsMedian / plain[i].stepMsMedian) })),
-        cascadeOverPerPath16: round4(cascade[1].stepMsMedian / plain[1].stepMsMedian),
+        splitKeys: splitRows ? splitRows[1].ratioToB1 : null,
+        splitKeysOverPerPath: splitRows ? BATCHES.map((B, i) => ({ B, ratio: round4(splitRows[i].stepMsMedian / plain[i].stepMsMedian) })) : null,
+        cascadeOverPerPath16: cascade ? round4(cascade[1].stepMsMedian / plain[1].stepMsMedian) : null,
       },
     };
   } finally {
     main.destroy();
-    split.destroy();
+    split?.destroy();
   }
 }
 
