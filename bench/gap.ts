@@ -7,7 +7,8 @@
 // load: Node and Chromium (browser.ts LAUNCH_ARGS.llvmpipe) with the shipped prefill shader (loops over arrays) and
 // with a written-out candidate (gap_cases.ts PREFILL_WRITTEN_OUT), in Node also with ANGLE's clamps emulated in the
 // shipped WGSL, and each side with Dawn's robustness off (GpuOptions.dawnFlags; --enable-dawn-features). GFLOP/s per case and configuration (best of the
-// rounds' medians) and the ratio to Node's in the JSON (bench/results/gap.json). FORKLM_BENCH_QUICK=1 runs tiny counts.
+// rounds' medians) and the ratio to Node's in the JSON (bench/results/gap.json). FORKLM_BENCH_QUICK=1 runs tiny counts;
+// FORKLM_BENCH_GAP_JOB=1 adds the whole peers job in the page (shipped and loop register blocks) and in Node (`jobs`).
 import os from 'node:os';
 import { chromium, type Browser } from 'playwright-core';
 import { createGpu } from '../src/gpu/device.js';
@@ -18,6 +19,10 @@ import { round4 } from './common/timing.js';
 import { GAP_CASES, gapTiming, prefillRewrite, rewriteShaders, type PrefillSource } from './gap_cases.js';
 import { startLoadMeter } from './harness.js';
 import { startPageServer } from './page_server.js';
+import { benchModel, engineFor, modelsDir, promptTokens } from './bench_models.js';
+import { GAP_JOB, gapJob } from './gap_job.js';
+import { join } from 'node:path';
+import type { RegisterBlocksChoice } from '../src/gpu/register_blocks.js';
 
 const ROUNDS = QUICK ? 1 : 2;
 
@@ -70,9 +75,47 @@ async function chromiumRun(c: Config, origin: string): Promise<{ adapter: string
   }
 }
 
+/**
+ * FORKLM_BENCH_GAP_JOB=1: the peers job and its steps taken apart (gap_job.ts) in the page with the shipped
+ * register-block form and with the loop form, and in Node, interleaved in that order.
+ */
+const JOB_SIDES: { side: 'node' | 'chromium'; registerBlocks: RegisterBlocksChoice }[] = [
+  { side: 'chromium', registerBlocks: 'auto' },
+  { side: 'chromium', registerBlocks: 'loops' },
+  { side: 'node', registerBlocks: 'auto' },
+];
+
+async function jobRun(c: (typeof JOB_SIDES)[number], origin: string): Promise<object> {
+  const job = GAP_JOB(QUICK);
+  if (c.side === 'node') {
+    const model = await benchModel('stories260K');
+    const gpu = await createGpu({ adapter: 'llvmpipe', registerBlocks: c.registerBlocks });
+    try {
+      const base = await engineFor(model, gpu, { kvPages: 512, maxSamples: 64 });
+      const r = await gapJob(base, promptTokens(model, job.prompt), job);
+      base.destroy();
+      return { adapter: gpu.name, registerBlocks: gpu.registerBlocks, ...r };
+    } finally {
+      gpu.destroy();
+    }
+  }
+  let browser: Browser | null = null;
+  try {
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: [...LAUNCH_ARGS.llvmpipe] });
+    const page = await browser.newPage();
+    await page.goto(`${origin}/bench/gap_page/index.html`);
+    await page.waitForFunction(() => window.forklmGap !== undefined, undefined, { timeout: 120_000 });
+    const modelUrl = `${origin}/@fs${join(modelsDir(), 'stories260K', 'hf')}/`;
+    return await page.evaluate((o) => window.forklmGap!.job(o), { modelUrl, registerBlocks: c.registerBlocks, job });
+  } finally {
+    await browser?.close();
+  }
+}
+
 export async function run(): Promise<object> {
   const load = await startLoadMeter();
-  const { origin, close } = await startPageServer('bench/gap_page/index.html', 'bench-gap');
+  const { origin, close } = await startPageServer('bench/gap_page/index.html', 'bench-gap', [modelsDir()]);
+  const jobs: object[] = [];
   const runs: { round: number; config: string; loadavg1m: number; adapter?: string; results?: object[]; error?: string }[] = [];
   try {
     for (let round = 0; round < ROUNDS; round++) {
@@ -85,6 +128,16 @@ export async function run(): Promise<object> {
         } catch (e) {
           runs.push({ round, config: c.name, loadavg1m, error: errorText(e) });
           log(`gap: ${c.name} failed: ${errorText(e)}`);
+        }
+      }
+    }
+    if (process.env.FORKLM_BENCH_GAP_JOB === '1') {
+      for (const c of JOB_SIDES) {
+        log(`gap: job, ${c.side}, registerBlocks ${c.registerBlocks} (load average ${round4(os.loadavg()[0])})`);
+        try {
+          jobs.push({ ...c, loadavg1m: round4(os.loadavg()[0]), ...(await jobRun(c, origin)) });
+        } catch (e) {
+          jobs.push({ ...c, error: errorText(e) });
         }
       }
     }
@@ -118,6 +171,7 @@ export async function run(): Promise<object> {
     gflops,
     vs_node: vsNodeDefault,
     runs,
+    jobs,
     other_load: await load(),
   };
 }
