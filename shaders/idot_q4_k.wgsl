@@ -1,4 +1,4 @@
-// Q4_K decode step on 8-bit x (qmatmul_idecode.wgsl): one 64-value chunk c = s of a block (two 16-byte loads of qs;
+// Q4_K step on 8-bit x (qmatmul_q8.wgsl): one 64-value chunk c = s of a block (two 16-byte loads of qs;
 // the head was loaded once per block). qs word i holds values 4i..4i+3 of sub-block 2c (low nibbles, x block 0 of
 // the step, group i) and of sub-block 2c + 1 (high nibbles, x block 1). x = d sc q - dmin m per sub-block:
 // d sc dx sum q qx - dmin m sx per sub-block, the x blocks being the sub-blocks.
@@ -10,7 +10,8 @@ const DQK: u32 = QK;
 const DBYTES: u32 = BLOCK_BYTES;
 const DOT: u32 = 64u;
 const XB: bool = false;
-fn idot_step(o: u32, h: vec4<u32>, s: u32) -> f32 {
+struct IW { dm: vec2<f32>, sc: u32, mn: u32, p: vec4<u32>, q: vec4<u32> }
+fn idot_load(o: u32, h: vec4<u32>, s: u32) -> IW {
   let dm = unpack2x16float(h.x);
   let sh = 16u * (s & 1u); // bytes 2c, 2c + 1 of a word: bits sh .. sh + 15
   let lowHalf = s < 2u;
@@ -23,6 +24,14 @@ fn idot_step(o: u32, h: vec4<u32>, s: u32) -> f32 {
   let mn = select(mHi, m6, lowHalf);
   let p = w4[(o + 16u + 32u * s) >> 4u];
   let q = w4[(o + 32u + 32u * s) >> 4u];
+  return IW(dm, sc, mn, p, q);
+}
+fn idot_dot(w: IW) -> f32 {
+  let p = w.p;
+  let q = w.q;
+  let sc = w.sc;
+  let mn = w.mn;
+  let dm = w.dm;
   let l0 = lo_nib(p.x, xw[0].x, xw[0].y) + lo_nib(p.y, xw[0].z, xw[0].w) + lo_nib(p.z, xw[1].x, xw[1].y) + lo_nib(p.w, xw[1].z, xw[1].w);
   let l1 = lo_nib(q.x, xw[2].x, xw[2].y) + lo_nib(q.y, xw[2].z, xw[2].w) + lo_nib(q.z, xw[3].x, xw[3].y) + lo_nib(q.w, xw[3].z, xw[3].w);
   let h0 = hi_nib(p.x, xw[8].x, xw[8].y) + hi_nib(p.y, xw[8].z, xw[8].w) + hi_nib(p.z, xw[9].x, xw[9].y) + hi_nib(p.w, xw[9].z, xw[9].w);

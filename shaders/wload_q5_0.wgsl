@@ -1,7 +1,7 @@
 // Q5_0: 32 values of 5 bits q and an f16 d per block, x = d (q - 16), held in tiles of 8 rows (src/weights/tiles.ts
 // gives the layout: per tile block, 5 words of packed 5-bit pairs per row, plane by plane, then the 8 rows' d). The
 // byte offset o = row * rowBytes + block * BLOCK_BYTES that the bodies pass, as for the row-major types, is mapped to
-// the tile (q5_at); the 8-bit decode body reads the tiles directly (qmatmul_idecode_t8.wgsl).
+// the tile (q5_at); the 8-bit body reads the tiles directly (qmatmul_q8_t8.wgsl).
 const QK: u32 = 32u;
 const BLOCK_BYTES: u32 = 22u;
 const SUB: u32 = 32u;

@@ -43,10 +43,11 @@ export const CASES: Case[] = [
   { label: 'F16', type: 'F16' },
   { label: 'Q8_0', type: 'Q8_0' },
   { label: 'Q5_0', type: 'Q5_0' },
-  { label: 'Q4_K', type: 'Q4_K' },
-  { label: 'Q4_K (f32 x)', type: 'Q4_K', activations: 'f32' },
-  // What the model runs: f32 x through the register-blocked body at every M, so a row's bits do not depend on M.
-  { label: 'Q4_K (f32 x, blocked: the model)', type: 'Q4_K', activations: 'f32-blocked' },
+  // What the model runs (its default, activations 'q8'): 8-bit x at every M (quantize_x8 + qmatmul_q8).
+  { label: 'Q4_K (8-bit x: the model)', type: 'Q4_K' },
+  { label: 'Q4_K (f32 x, dot step)', type: 'Q4_K', activations: 'f32' },
+  // What the model runs with activations: 'f32': f32 x through the register-blocked body at every M.
+  { label: 'Q4_K (f32 x, blocked: activations f32)', type: 'Q4_K', activations: 'f32-blocked' },
 ];
 
 export interface Built {

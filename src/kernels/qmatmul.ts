@@ -4,24 +4,26 @@
 //
 // Body shaders composed with the type's weight-loading snippet (shaders/wload_<type>.wgsl), picked per encode from M
 // (bench/RESULTS.md, "Weights"):
-// - decode, M = 1: shaders/qmatmul_decode.wgsl with the type's dot step (wdot_<type>.wgsl): each invocation loads a
-//   chunk of x once and dots it with 8 rows of W (4 for the dense types), reading W in the widest words its layout
-//   allows. On llvmpipe a storage load costs per load instruction and lane, so loads, not arithmetic, set the speed.
-//   2-byte-aligned blocks (Q4_0, Q8_0, Q6_K) are read as the 16-byte words that cover them and realigned in
-//   registers; Q5_0 is held in 8-row tiles of aligned words (src/weights/tiles.ts). F16/BF16 with K % 8 != 0 (no
-//   16-byte step) take the 1 x 2 blocking of qmatmul.wgsl;
-// - decode, M = 1, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K with activations 'q8' (the default): x is first quantized to 8 bits
-//   per 32-value block (kernels/quantize_x8.ts, as llama.cpp does for its quantized dot products) and
-//   shaders/qmatmul_idecode.wgsl multiplies integers, two weights per u32 multiply (idot_<type>.wgsl); Q5_0 through
-//   shaders/qmatmul_idecode_t8.wgsl, one tile (8 columns) per invocation;
-// - decode, M = 1 with activations 'f32-blocked' (what the model runs): shaders/qmatmul.wgsl, 1 x 2 outputs per
-//   thread, the register-blocked body of the two below. Each row then sums over k in the same order at every M, so a
-//   row's bits do not depend on how many rows share the dispatch (the dot-step kernels round differently);
+// - activations 'q8' (the default) on Q4_0, Q4_1, Q5_0, Q5_1 and Q4_K, at every M: kernels/quantize_x8.ts quantizes
+//   x to 8 bits per 32-value block after the x prologue, as llama.cpp does for its quantized dot products (one
+//   dispatch more), then shaders/qmatmul_q8.wgsl (Q5_0: qmatmul_q8_t8.wgsl, one 8-row tile per invocation) multiplies
+//   integers, two weights per u32 multiply (idot_<type>.wgsl); 8 columns and 1 (M = 1), 4 (M < QMATMUL_PREFILL_MIN_M)
+//   or 8 rows per invocation. A row's per-column arithmetic is the same at every M, so its bits do not depend on how
+//   many rows share the dispatch (batched == single);
+// - decode, M = 1, other types (or activations 'f32'): shaders/qmatmul_decode.wgsl with the type's dot step
+//   (wdot_<type>.wgsl): each invocation loads a chunk of x once and dots it with 8 rows of W (4 for the dense types),
+//   reading W in the widest words its layout allows. On llvmpipe a storage load costs per load instruction and lane,
+//   so loads, not arithmetic, set the speed. 2-byte-aligned blocks (Q4_0, Q8_0, Q6_K) are read as the 16-byte words
+//   that cover them and realigned in registers; Q5_0 is held in 8-row tiles of aligned words (src/weights/tiles.ts).
+//   F16/BF16 with K % 8 != 0 (no 16-byte step) take the 1 x 2 blocking of qmatmul.wgsl;
+// - decode, M = 1 with activations 'f32-blocked' (what the model runs for the types without an integer step):
+//   shaders/qmatmul.wgsl, 1 x 2 outputs per thread, the register-blocked body of the two below. Each row then sums
+//   over k in the same order at every M (the dot-step kernels round differently);
 // - decode, 2 <= M < QMATMUL_PREFILL_MIN_M: shaders/qmatmul.wgsl, 4 x 2 outputs per thread (a small batch reads W
 //   about once);
 // - prefill: shaders/qmatmul.wgsl, 8 x 2 for larger M (each dequantized sub-block serves 8 rows).
 // Bias and accumulate are uniform flags as in kernels/matmul.ts (one pipeline serves every projection of a type); x goes
-// through the x prologue (kernels/x_prologue.ts) chosen at construction, as in kernels/matmul.ts.
+// through the x prologue (kernels/x_prologue.ts) and y through the y epilogue chosen at construction.
 // W is split in chunks of whole rows like a SplitTensor (one dispatch per chunk). Encode one bound matmul at most
 // once per submit (its uniforms are written at encode time).
 import type { Gpu } from '../gpu/device.js';
@@ -34,7 +36,7 @@ import { kernelBlock, type StorageType } from '../weights/types.js';
 import { BoundKernel, groupsFor } from './kernel.js';
 import { hasDotStep, hasIntDot, weightPipeline } from './weight_shader.js';
 import { checkPrologue, PLAIN, prologueKey, xWidth, type XPrologue } from './x_prologue.js';
-import { BoundQuantizeX8 } from './quantize_x8.js';
+import { BoundQuantizeX8, createQuantizedX, type QuantizedX } from './quantize_x8.js';
 import { checkEpilogue, checkRopeBinding, NO_EPILOGUE, type RopeBuffers, type YEpilogue } from './y_epilogue.js';
 
 export const QMatmulParams = defineUniform('Params', [
@@ -57,8 +59,8 @@ export const QMATMUL_PREFILL_MIN_M = 5;
 interface Config {
   name: string;
   /** The body shader: qmatmul (register-blocked rows and columns), qmatmul_decode (dot steps, 4 or 8 columns, one
-   * row) or qmatmul_idecode (the same on 8-bit activations). */
-  op: 'qmatmul' | 'qmatmul_decode' | 'qmatmul_idecode';
+   * row) or qmatmul_q8 (8-bit activations, 8 columns and mr rows). */
+  op: 'qmatmul' | 'qmatmul_decode' | 'qmatmul_q8';
   variant: QMatmulVariant;
   mr: number;
   nr: number;
@@ -68,34 +70,43 @@ interface Config {
 // loads serves 8 rows of W), 4 for the dense ones (measured faster on llvmpipe; their steps are only 4-8 values).
 const DECODE_DOT_Q: Config = { name: 'decodeDot8', op: 'qmatmul_decode', variant: 'decode', mr: 1, nr: 8, wg: 16 };
 const DECODE_DOT_D: Config = { name: 'decodeDot4', op: 'qmatmul_decode', variant: 'decode', mr: 1, nr: 4, wg: 16 };
-const DECODE_I8: Config = { name: 'decodeI8x8', op: 'qmatmul_idecode', variant: 'decode', mr: 1, nr: 8, wg: 16 };
+// 8-bit activations: one body whose rows per invocation change nothing in a row's arithmetic.
+const Q8_1: Config = { name: 'q8x1', op: 'qmatmul_q8', variant: 'decode', mr: 1, nr: 8, wg: 16 };
+const Q8_4: Config = { name: 'q8x4', op: 'qmatmul_q8', variant: 'decode', mr: 4, nr: 8, wg: 16 };
+const Q8_8: Config = { name: 'q8x8', op: 'qmatmul_q8', variant: 'prefill', mr: 8, nr: 8, wg: 16 };
 const DECODE_1: Config = { name: 'decode1x2', op: 'qmatmul', variant: 'decode', mr: 1, nr: 2, wg: 64 };
 const DECODE_4: Config = { name: 'decode4x2', op: 'qmatmul', variant: 'decode', mr: 4, nr: 2, wg: 64 };
 const PREFILL: Config = { name: 'prefill8x2', op: 'qmatmul', variant: 'prefill', mr: 8, nr: 2, wg: 64 };
 
 /**
- * How decode at M = 1 takes x: 'q8' quantized to 8 bits per 32 values where the type has an integer dot step; 'f32'
- * as f32 through the faster dot-step kernel; 'f32-blocked' as f32 through the register-blocked body that M > 1 uses,
- * so a row's result is bit for bit the same at every M (batched == single).
+ * How the matmul takes x: 'q8' quantized to 8 bits per 32 values at every M where the type has an integer dot step
+ * (batched == single bit for bit), other types as 'f32'; 'f32' as f32, at M = 1 through the faster dot-step kernel;
+ * 'f32-blocked' as f32 through the register-blocked body that M > 1 uses, so a row's result is bit for bit the same
+ * at every M (batched == single).
  */
 export type DecodeActivations = 'f32' | 'q8' | 'f32-blocked';
 const ACTIVATIONS: readonly DecodeActivations[] = ['q8', 'f32', 'f32-blocked'];
 
 function decodeOne(type: StorageType, K: number, act: DecodeActivations): Config {
   if (act === 'f32-blocked') return DECODE_1;
-  if (act === 'q8' && hasIntDot(type)) return DECODE_I8;
   if (!hasDotStep(type, K)) return DECODE_1;
   return kernelBlock(type) > 4 ? DECODE_DOT_Q : DECODE_DOT_D;
 }
 
+/** Whether `act` runs `type` on 8-bit activations. */
+function int8(type: StorageType, act: DecodeActivations): boolean {
+  return act === 'q8' && hasIntDot(type);
+}
+
 function configsOf(type: StorageType, K: number, act: DecodeActivations): readonly Config[] {
-  return [decodeOne(type, K, act), DECODE_4, PREFILL];
+  return int8(type, act) ? [Q8_1, Q8_4, Q8_8] : [decodeOne(type, K, act), DECODE_4, PREFILL];
 }
 
 function configFor(type: StorageType, K: number, act: DecodeActivations, variant: QMatmulVariant, M: number): Config {
-  if (variant === 'prefill') return PREFILL;
-  if (M <= 1) return decodeOne(type, K, act);
-  return DECODE_4;
+  const q8 = int8(type, act);
+  if (variant === 'prefill') return q8 ? Q8_8 : PREFILL;
+  if (M <= 1) return q8 ? Q8_1 : decodeOne(type, K, act);
+  return q8 ? Q8_4 : DECODE_4;
 }
 
 export interface QMatmulOptions {
@@ -110,8 +121,9 @@ export interface QMatmulOptions {
   /** What the kernel makes of x before the product (kernels/x_prologue.ts). Default plain. */
   prologue?: XPrologue;
   /**
-   * Decode at M = 1: 'q8' (default) quantizes x to 8 bits per 32 values and multiplies integers for the types that
-   * have an integer dot step (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K; others ignore it); 'f32' keeps x in f32.
+   * 'q8' (default) quantizes x to 8 bits per 32 values and multiplies integers at every M for the types that have an
+   * integer dot step (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K; others take 'f32'); 'f32' keeps x in f32 ('f32-blocked': through
+   * one body at every M). See DecodeActivations.
    */
   activations?: DecodeActivations;
   /** What the kernel does with its finished outputs (kernels/y_epilogue.ts). Default nothing. */
@@ -125,6 +137,11 @@ export interface QMatmulBuffers {
   y: GPUBuffer; // (M, N) f32; read as well when accumulating
   norm?: GPUBuffer; // (K) f32 the norm weight, exactly when the prologue is rms
   rope?: RopeBuffers; // exactly when the epilogue is rope_kv
+  /**
+   * On 8-bit activations: scratch for x quantized (rows >= M, K values each), which matmuls encoded one after another
+   * may share; default: its own, for as many rows as x holds.
+   */
+  xq?: QuantizedX;
 }
 
 export class QMatmul {
@@ -166,9 +183,7 @@ export class QMatmul {
     if (!ACTIVATIONS.includes(act)) {
       throw new InvalidArgumentError(`QMatmul: activations must be one of ${ACTIVATIONS.join(', ')}, got ${String(act)}.`);
     }
-    // The quantizing pass reads x plainly and the 8-bit body has no epilogue: with a prologue (norm or activation
-    // folded in) or an epilogue (RoPE + KV write) x stays f32.
-    this.activations = act === 'q8' && (this.prologue.kind !== 'plain' || this.epilogue.kind !== 'none') ? 'f32' : act;
+    this.activations = act;
     if (this.variants.length === 0) throw new InvalidArgumentError('QMatmul: variants must name at least one variant.');
     for (const v of this.variants) {
       if (!QMATMUL_VARIANTS.includes(v)) throw new InvalidArgumentError(`QMatmul: unknown variant ${v}; use ${QMATMUL_VARIANTS.join(' or ')}.`);
@@ -176,7 +191,8 @@ export class QMatmul {
     // Compile every pipeline now: nothing in the per-token loop may compile.
     for (const c of configsOf(this.type, this.K, this.activations)) {
       if (!this.variants.includes(c.variant)) continue;
-      const constants: Record<string, number> = c.op === 'qmatmul' ? { WG: c.wg, MR: c.mr, NR: c.nr } : { WG: c.wg, NR: c.nr };
+      const constants: Record<string, number> =
+        c.op === 'qmatmul' ? { WG: c.wg, MR: c.mr, NR: c.nr } : c.op === 'qmatmul_q8' ? { WG: c.wg, MR: c.mr } : { WG: c.wg, NR: c.nr };
       const key = { op: c.op, type: this.type, config: c.name, constants, prologue: this.prologue, epilogue: this.epilogue };
       this.pipelines.set(c.name, weightPipeline(gpu, key, QMatmulParams));
     }
@@ -190,6 +206,11 @@ export class QMatmul {
   variantFor(M: number): QMatmulVariant {
     if (M >= QMATMUL_PREFILL_MIN_M && this.variants.includes('prefill')) return 'prefill';
     return this.variants.includes('decode') ? 'decode' : this.variants[0];
+  }
+
+  /** Whether this matmul runs on 8-bit activations (at every M). */
+  get int8(): boolean {
+    return int8(this.type, this.activations);
   }
 
   /** The configuration `encode` runs for M rows in `variant`. */
@@ -223,20 +244,28 @@ export class QMatmul {
     checkRopeBinding(label, this.epilogue, b.rope, b.y, b.w.chunks);
     this.dummy ??= createStorage(this.gpu.device, 16, 'qmatmul:unused bias (4) f32');
     const bias = b.bias ?? this.dummy;
-    // The 8-bit decode quantizes the one row of x into scratch of its own, then reads only that.
-    const quantize = this.pipelines.has(DECODE_I8.name) ? new BoundQuantizeX8(this.gpu, b.x, 1, K, label) : null;
+    // On 8-bit activations a pass quantizes x (through the prologue) into scratch, which the matmul then reads.
+    let quantize: BoundQuantizeX8 | null = null;
+    let own: QuantizedX | null = null;
+    if (this.int8) {
+      const rows = Math.floor(b.x.size / (K * xWidth(this.prologue) * 4));
+      const xq = b.xq ?? (own = createQuantizedX(this.gpu, Math.max(rows, 1), K, label));
+      quantize = new BoundQuantizeX8(this.gpu, b.x, xq, K, this.prologue, b.norm ?? null, label);
+    }
+    const rope = b.rope ? [b.rope.positions, b.rope.slots, b.rope.freq, b.rope.kv] : [];
     const kernels = new Map<string, BoundKernel<QMatmulField>[]>();
     for (const [name, pipeline] of this.pipelines) {
-      const xq = name === DECODE_I8.name && quantize ? quantize.out : null;
       kernels.set(
         name,
         b.w.chunks.map((c, i) => {
-          const buffers = xq ? [xq.xq, c.buffer, c.buffer, bias, b.y, xq.xs] : [b.x, c.buffer, c.buffer, bias, b.y, b.norm ?? null, ...(b.rope ? [b.rope.positions, b.rope.slots, b.rope.freq, b.rope.kv] : [])];
+          const buffers = quantize
+            ? [quantize.out.xq, c.buffer, c.buffer, bias, b.y, quantize.out.xs, ...rope]
+            : [b.x, c.buffer, c.buffer, bias, b.y, b.norm ?? null, ...rope];
           return new BoundKernel(this.gpu, pipeline, QMatmulParams, buffers, `${label}:${name}[${i}]`);
         }),
       );
     }
-    return new BoundQMatmul(this, this.gpu, b, kernels, quantize, label);
+    return new BoundQMatmul(this, this.gpu, b, kernels, quantize, own, label);
   }
 }
 
@@ -247,11 +276,12 @@ export class BoundQMatmul {
     private readonly b: QMatmulBuffers,
     private readonly kernels: ReadonlyMap<string, readonly BoundKernel<QMatmulField>[]>,
     private readonly quantize: BoundQuantizeX8 | null,
+    private readonly ownScratch: QuantizedX | null,
     private readonly label: string,
   ) {}
 
-  /** The scratch holding x quantized to 8 bits (after an encode at M = 1 that took the 8-bit path), or null. */
-  get quantizedX(): BoundQuantizeX8['out'] | null {
+  /** The scratch holding x on 8 bits after an encode (null when this matmul takes x in f32). */
+  get quantizedX(): QuantizedX | null {
     return this.quantize?.out ?? null;
   }
 
@@ -259,7 +289,10 @@ export class BoundQMatmul {
     return this.mm.variantFor(M);
   }
 
-  /** Encodes y[0:M] (+)= x[0:M] W^T (+ bias): one dispatch per chunk of W. `variant` forces one (tests, benchmarks). */
+  /**
+   * Encodes y[0:M] (+)= x[0:M] W^T (+ bias): one dispatch per chunk of W, after the quantizing one on 8-bit
+   * activations. `variant` forces one (tests, benchmarks).
+   */
   encode(pass: GPUComputePassEncoder, M: number, variant: QMatmulVariant = this.variantFor(M)): void {
     const { K, N } = this.mm;
     if (!Number.isInteger(M) || M < 0) throw new InvalidArgumentError(`${this.label}: M must be a non-negative integer, got ${M}.`);
@@ -278,7 +311,7 @@ export class BoundQMatmul {
     const hasBias = this.mm.bias ? 1 : 0;
     const accumulate = this.mm.accumulate ? 1 : 0;
     const rowBytes = this.b.w.rowBytes;
-    if (cfg === DECODE_I8) this.quantize?.encode(pass, M);
+    this.quantize?.encode(pass, M);
     this.b.w.chunks.forEach((c, i) => {
       const params = { m: M, k: K, n: c.rows, ldy: N, nOffset: c.rowStart, hasBias, accumulate, rowBytes };
       kernels[i].encode(pass, params, [groupsFor(c.rows, cfg.nr * cfg.wg), gy]);
@@ -288,5 +321,7 @@ export class BoundQMatmul {
   destroy(): void {
     for (const ks of this.kernels.values()) for (const k of ks) k.destroy();
     this.quantize?.destroy();
+    this.ownScratch?.xq.destroy();
+    this.ownScratch?.xs.destroy();
   }
 }

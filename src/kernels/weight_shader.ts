@@ -9,7 +9,7 @@ import { WGSL } from './wgsl.gen.js';
 import { prologueKey, xPrologueSource, PLAIN, type XPrologue } from './x_prologue.js';
 import { epilogueKey, NO_EPILOGUE, yEpilogueSource, type YEpilogue } from './y_epilogue.js';
 
-export type WeightOp = 'qmatmul' | 'qmatmul_decode' | 'qmatmul_idecode' | 'qembedding';
+export type WeightOp = 'qmatmul' | 'qmatmul_decode' | 'qmatmul_q8' | 'qembedding';
 
 /** The typed key of a weight-reading pipeline; its string form goes to the pipeline cache. */
 export interface WeightKernelKey {
@@ -40,8 +40,8 @@ export function hasDotStep(type: StorageType, K: number): boolean {
 }
 
 /**
- * Whether an 8-bit-activation decode body reads `type`: qmatmul_idecode.wgsl for the 4- and 5-bit types with an
- * integer dot step (shaders/idot_<type>.wgsl), qmatmul_idecode_t8.wgsl for Q5_0 in 8-row tiles (src/weights/tiles.ts).
+ * Whether the 8-bit-activation bodies read `type`: qmatmul_q8.wgsl for the 4- and 5-bit types with an integer dot
+ * step (shaders/idot_<type>.wgsl), qmatmul_q8_t8.wgsl for Q5_0 in 8-row tiles (src/weights/tiles.ts).
  */
 export function hasIntDot(type: StorageType): boolean {
   return tileRows(type) > 1 || WGSL[`idot_${type.toLowerCase()}`] !== undefined;
@@ -50,22 +50,25 @@ export function hasIntDot(type: StorageType): boolean {
 /**
  * The WGSL of `op` for weights of `type`: uniform struct, shared helpers, the type's snippet, the body, and for the
  * matmul bodies that read x in f32 the x prologue (x as a vec4 view at binding 1, the norm weight at binding 6) and the
- * y epilogue (bindings 7-10). The 8-bit decode body reads quantize_x8's words instead and has no epilogue (it runs with
- * the plain prologue and no epilogue only, kernels/qmatmul.ts).
+ * y epilogue (bindings 7-10); the 8-bit body reads quantize_x8's words (1) and scales (6) and has the y epilogue.
  */
 export function weightShaderSource(op: WeightOp, type: StorageType, layout: UniformLayout<string>, prologue: XPrologue = PLAIN, epilogue: YEpilogue = NO_EPILOGUE): string {
   const t = type.toLowerCase();
-  // The decode body reads W through the type's dot step (wdot_<type>.wgsl) on top of its block layout (wload_<type>).
-  // A type held in 8-row tiles has an 8-bit body of its own, which does its own steps.
-  const tiled = op === 'qmatmul_idecode' && tileRows(type) > 1;
-  const dot = op === 'qmatmul_decode' ? [part(`wdot_${t}`)] : op === 'qmatmul_idecode' && !tiled ? [part(`idot_${t}`)] : [];
-  const body = tiled ? part('qmatmul_idecode_t8') : part(op);
-  const x = op === 'qembedding' || op === 'qmatmul_idecode' ? [] : [xPrologueSource(prologue, { v4: { x: 'x', g: 6 } }), yEpilogueSource(epilogue, 7, false)];
+  // The decode body reads W through the type's dot step (wdot_<type>.wgsl) on top of its block layout (wload_<type>),
+  // the 8-bit body through its integer step (idot_<type>.wgsl) and the in-register quantization of x (xq8.wgsl). A
+  // type held in 8-row tiles has an 8-bit body of its own, which does its own steps.
+  const int8 = op === 'qmatmul_q8';
+  const tiled = int8 && tileRows(type) > 1;
+  const dot = op === 'qmatmul_decode' ? [part(`wdot_${t}`)] : int8 && !tiled ? [part(`idot_${t}`), part('xq8')] : int8 ? [part('xq8')] : [];
+  const body = tiled ? part('qmatmul_q8_t8') : part(op);
+  // The 8-bit body reads x as quantize_x8.wgsl left it (its prologue ran there): the y epilogue only.
+  const x = op === 'qembedding' ? [] : int8 ? [yEpilogueSource(epilogue, 7, false)] : [xPrologueSource(prologue, { v4: { x: 'x', g: 6 } }), yEpilogueSource(epilogue, 7, false)];
   return [layout.wgsl, part('wload_common'), part(`wload_${t}`), ...dot, body, ...x].join('\n');
 }
 
 export function weightPipeline(gpu: Gpu, key: WeightKernelKey, layout: UniformLayout<string>): GPUComputePipeline {
-  const p = key.prologue ?? PLAIN;
+  // The 8-bit body never sees the prologue (quantize_x8 applies it): one pipeline for all of them.
+  const p = key.op === 'qmatmul_q8' ? PLAIN : (key.prologue ?? PLAIN);
   const e = key.epilogue ?? NO_EPILOGUE;
   const variant = `${key.type}:${key.config}${p.kind === 'plain' ? '' : `:${prologueKey(p)}`}${e.kind === 'none' ? '' : `:${epilogueKey(e)}`}`;
   return gpu.pipelines.get({ op: key.op, variant, constants: key.constants }, () => weightShaderSource(key.op, key.type, layout, p, e));

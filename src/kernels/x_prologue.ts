@@ -16,7 +16,7 @@
 //   vec4 view (x as array<vec4<f32>>, K % 4 == 0): x_row4(m) -> base, x_at4(i, base, k4) -> x[m, 4 k4 .. 4 k4 + 3]
 //   scalar view (x as array<f32>):                x_row1(m) -> base, x_at1(i, base, k)  -> x[m, k]
 //   both: x_scale(i) -> the factor of row slot i's finished sums (r[m] for rms, 1 otherwise). i < X_SLOTS is the
-//   invocation's row slot (its rows are 0..MR-1), whose sum of squares x_at* accumulates.
+//   invocation's row slot (its rows are 0..MR-1), whose sum of squares x_at* accumulates; X_RMS: whether it is rms.
 //   tile view (matmul_tiled.wgsl): x_tile_prep(mBase, li) before a barrier, x_tile(r, m, k) for tile row r = m - mBase.
 import { InvalidArgumentError } from '../errors.js';
 import { ACT_CODE, type Activation } from './mlp_act.js';
@@ -82,6 +82,7 @@ export function xPrologueSource(p: XPrologue, views: XViews): string {
   if (act) out.push(`const ACT: u32 = ${ACT_CODE[p.act]}u;`, WGSL.activation);
   if (rms) out.push(`const X_EPS: f32 = ${lit(p.eps)};`);
   if (views.v4 || views.v1) {
+    out.push(`const X_RMS: bool = ${rms};`);
     if (rms) {
       out.push(
         `var<private> x_ss: array<f32, ${X_SLOTS}>; // sum of x^2 of each row slot's loads so far`,

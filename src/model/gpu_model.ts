@@ -8,6 +8,8 @@ import { wholeTensor } from '../gpu/split_tensor.js';
 import { Embedding } from '../kernels/embedding.js';
 import { QEmbedding } from '../kernels/qembedding.js';
 import { QMatmul } from '../kernels/qmatmul.js';
+import { createQuantizedX, type QuantizedX } from '../kernels/quantize_x8.js';
+import { hasIntDot } from '../kernels/weight_shader.js';
 import { LayerNorm } from '../kernels/layernorm.js';
 import { LogitCap } from '../kernels/logit_cap.js';
 import { Matmul, type MatmulVariant } from '../kernels/matmul.js';
@@ -49,6 +51,13 @@ export interface ModelOptions {
    * dequantized inside the kernels), 'f16' (every matrix F16) or 'f32' (every matrix F32: most precise, most memory).
    */
   weights?: WeightsMode;
+  /**
+   * How projections on Q4_0, Q4_1, Q5_0, Q5_1 and Q4_K weights take their input: 'q8' (default) quantized to 8 bits
+   * per 32 values, as llama.cpp does for its quantized dot products, with integer products (faster on CPU adapters:
+   * bench/RESULTS.md "Weights"); 'f32' in f32 (closer to the float64 forward over the same weights). Either way a
+   * path's logits do not depend on its batch. Other weight types always take f32.
+   */
+  activations?: ModelActivations;
   /** Called after each tensor is written to the GPU. */
   onUpload?: (p: UploadProgress) => void;
   /**
@@ -65,6 +74,9 @@ export interface ModelOptions {
    */
   attentionVariant?: PagedAttentionVariant;
 }
+
+/** How quantized projections take their input (ModelOptions.activations). */
+export type ModelActivations = 'q8' | 'f32';
 
 /** One dispatch (or one bound op's dispatches) of a step: rows this step, and the page-table width. */
 export type StepOp = (pass: GPUComputePassEncoder, rows: number, maxPages: number) => void;
@@ -99,6 +111,8 @@ export class GpuModel {
    * stage); otherwise in their own rope_kv dispatch.
    */
   readonly ropeInQkv: boolean;
+  /** How quantized projections take their input (ModelOptions.activations). */
+  readonly activations: ModelActivations;
 
   readonly weights: GpuWeights;
   // Step inputs, rewritten each step.
@@ -161,6 +175,10 @@ export class GpuModel {
     this.maxBranch = options.maxBranch ?? 8;
     if (this.maxRows < 1 || this.pageSize < 1 || this.maxSamples < 1)
       throw new InvalidArgumentError('maxRows, maxSamples and pageSize must be positive integers.');
+    this.activations = options.activations ?? 'q8';
+    if (this.activations !== 'q8' && this.activations !== 'f32') {
+      throw new InvalidArgumentError(`activations must be 'q8' or 'f32', got ${String(options.activations)}.`);
+    }
     const hd = s.attention.headDim;
     const Hkv = s.attention.nKvHeads;
     this.maxPagesPerPath = Math.ceil(s.maxSeqLen / this.pageSize);
@@ -267,6 +285,16 @@ export class GpuModel {
     };
 
     const matmuls = new Map<string, Matmul | QMatmul>();
+    // x on 8 bits for every 8-bit projection: they run one after another, each quantizing its own x first.
+    let xq: QuantizedX | null = null;
+    const scratch = (): QuantizedX => {
+      if (!xq) {
+        xq = createQuantizedX(gpu, this.maxRows, Math.max(D, z.qDim, F), 'x on 8 bits');
+        const own = xq;
+        this.owners.push({ destroy: () => (own.xq.destroy(), own.xs.destroy()) });
+      }
+      return xq;
+    };
     const kernelFor = (key: string, make: () => Matmul | QMatmul): Matmul | QMatmul => {
       let m = matmuls.get(key);
       if (!m) {
@@ -294,9 +322,14 @@ export class GpuModel {
         const o = { K, N, bias: bias !== null, accumulate, prologue, epilogue, ...(prefillOnly ? { variants: ['prefill' as const] } : {}) };
         const label = W.parts.length > 1 ? `${name}[${part.type} ${i}]` : name;
         const b = { x, w: part, ...(bias ? { bias } : {}), y, ...(norm ? { norm } : {}), ...(rope ? { rope } : {}) };
-        // f32 activations through one register-blocked body at every M: 8-bit ones or the dot-step kernel at M = 1
-        // only would make a path's logits depend on its batch, which the engine promises they do not.
-        if (part.type !== 'F32') return (kernelFor(key, () => new QMatmul(gpu, { type: part.type, ...o, activations: 'f32-blocked' })) as QMatmul).bind(b, label);
+        // One body at every M, so a path's logits do not depend on its batch, as the engine promises: 8-bit x for the
+        // types with an integer step (kernels/qmatmul.ts), else f32 x through the register-blocked body (the
+        // dot-step kernel at M = 1 only rounds differently).
+        if (part.type !== 'F32') {
+          const q8 = this.activations === 'q8' && hasIntDot(part.type);
+          const k = kernelFor(`${key},${q8}`, () => new QMatmul(gpu, { type: part.type, ...o, activations: q8 ? 'q8' : 'f32-blocked' })) as QMatmul;
+          return k.bind(q8 ? { ...b, xq: scratch() } : b, label);
+        }
         return (kernelFor(key, () => new Matmul(gpu, o)) as Matmul).bind(b, label);
       });
       return {

@@ -6,7 +6,7 @@
 // realign per block and column, and llvmpipe runs a load whose address differs between SIMD lanes lane by lane. And
 // the 5th bits cost as much arithmetic as the nibbles. Here the rows of a tile are read in aligned words, and each
 // value's 5 bits sit together, so one shift and mask cut two whole 5-bit values into the 16-bit lanes that the
-// 8-bit-activation kernel (qmatmul_idecode_t8.wgsl) multiplies, two weights per u32 multiply.
+// 8-bit-activation kernel (qmatmul_q8_t8.wgsl) multiplies, two weights per u32 multiply.
 //
 // Layout. Tile (T, b) of a chunk, rows 8T..8T+7 of the chunk and their block b, lies at byte (T * blocksPerRow + b) *
 // 176: word k (k < 5) of row r at byte 4 (8 k + r) (so 16-byte word 2k + r / 4 holds word k of rows 4 (r / 4) ..+3),

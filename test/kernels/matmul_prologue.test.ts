@@ -2,7 +2,8 @@
 // rms:  y (+)= RMSNorm(x) * g W^T (+ bias)   vs rmsNormRef then matmulRef,
 // act:  y (+)= act(gate) * up W^T (+ bias)   vs mlpActRef then matmulRef,
 // on every body shader: F32 decode (vec4 and scalar paths, 1x2 and 4x4), prefill, tiled; the stored-type kernel's dot
-// step decode, its 1x2 fallback, 4x2 decode and 8x2 prefill. Fresh random inputs, uneven shapes, W split in chunks.
+// step decode, its 1x2 fallback, 4x2 decode and 8x2 prefill, and its 8-bit-activation path (quantize_x8 with the
+// prologue, then qmatmul_q8 at 1, 4 and 8 rows per invocation). Fresh random inputs, uneven shapes, W split in chunks.
 import { describe, expect, it } from 'vitest';
 import { createStorage, createStorageFrom, writeBuffer } from '../../src/gpu/buffers.js';
 import { readF32 } from '../../src/gpu/readback.js';
@@ -20,6 +21,7 @@ import { mlpActRef, rmsNormRef } from '../ref/elementwise.js';
 import { randomWeights as randomWeightsFor } from '../ref/quant_random.js';
 import { gammaF32, matmulRef, maxMatmulError } from '../ref/matmul.js';
 import { mulberry32, randomF32, testSeed } from '../ref/random.js';
+import { x8Bound } from '../ref/x8.js';
 import { gpuFor, testAdapterChoices } from './adapters.js';
 import type { Gpu } from '../../src/gpu/device.js';
 import type { RegisterBlocks } from '../../src/gpu/register_blocks.js';
@@ -82,6 +84,7 @@ async function run(
   what: string,
   seed: number,
   rand: () => number,
+  q8 = false,
 ): Promise<void> {
   const { M, K, N } = t;
   const inp = inputs(t.prologue, M, K, rand);
@@ -101,9 +104,21 @@ async function run(
   const k = make(inp, xb, gb, yb, bb);
   submitPass(gpu, (pass) => k.encode(pass));
   const got = await readF32(gpu, yb, (M + 1) * N);
-  const { err, at } = maxMatmulError(got, { y: ref.y, absSum: scale.y });
   const tol = baseTol + extraTol(t.prologue, K);
-  expect(err, `seed ${seed} ${what}: worst error ${err.toExponential(2)} at [${Math.floor(at / N)}, ${at % N}] (got ${got[at]}, want ${ref.y[at]}), bound ${tol.toExponential(2)}`).toBeLessThanOrEqual(tol);
+  if (q8) {
+    // On 8-bit activations the kernel quantizes the prologue's output (x g, whose row factor r joins each block's
+    // step, or act(gate) up) per 32 values: on top of the f32 bound, y moves by at most sum_k |w_k| dx_b(k) / 2 with
+    // dx_b = max |xRef| / 127 over the block (test/ref/x8.ts). A skipped norm or a wrong activation errs by O(1)
+    // relative, far beyond it.
+    const q = x8Bound(inp.xRef, magnitude, M, K, N);
+    for (let i = 0; i < M * N; i++) {
+      const bound = tol * scale.y[i] + q[i];
+      expect(Math.abs(got[i] - ref.y[i]), `seed ${seed} ${what}: [${Math.floor(i / N)}, ${i % N}] (got ${got[i]}, want ${ref.y[i]}), bound ${bound.toExponential(2)}`).toBeLessThanOrEqual(bound);
+    }
+  } else {
+    const { err, at } = maxMatmulError(got, { y: ref.y, absSum: scale.y });
+    expect(err, `seed ${seed} ${what}: worst error ${err.toExponential(2)} at [${Math.floor(at / N)}, ${at % N}] (got ${got[at]}, want ${ref.y[at]}), bound ${tol.toExponential(2)}`).toBeLessThanOrEqual(tol);
+  }
   expect(Array.from(got.subarray(M * N)), `seed ${seed}: row M written`).toEqual(new Array(N).fill(SENTINEL));
   k.destroy();
   for (const b of [xb, gb, bb, yb]) b?.destroy();
@@ -146,7 +161,16 @@ const Q_CASES: { type: StorageType; blocks: number; variant: QMatmulVariant; M: 
   { type: 'Q8_0', blocks: 3, variant: 'decode', M: 1, N: 70, bias: true, accumulate: false },
   { type: 'Q8_0', blocks: 3, variant: 'prefill', M: 17, N: 19, bias: false, accumulate: true },
 ];
-const Q_RUNS = Q_CASES.flatMap((c, i) => [RMS, [act('silu', true), act('gelu_erf', false), act('gelu_tanh', true)][i % 3]].map((prologue) => ({ ...c, prologue })));
+const Q_RUNS = Q_CASES.flatMap((c, i) => [RMS, [act('silu', true), act('gelu_erf', false), act('gelu_tanh', true)][i % 3]].map((prologue) => ({ ...c, prologue, activations: 'f32' as const })));
+// 8-bit activations: Q4_K (qmatmul_q8.wgsl) and Q5_0 (its 8-row tiles, qmatmul_q8_t8.wgsl) at 1, 4 and 8 rows per
+// invocation (M = 1, 3, 17), N uneven.
+const Q8_CASES: typeof Q_CASES = [
+  { type: 'Q4_K', blocks: 2, variant: 'decode', M: 1, N: 19, bias: true, accumulate: false },
+  { type: 'Q5_0', blocks: 5, variant: 'decode', M: 3, N: 21, bias: false, accumulate: true },
+  { type: 'Q4_K', blocks: 1, variant: 'prefill', M: 17, N: 13, bias: false, accumulate: true },
+  { type: 'Q5_0', blocks: 3, variant: 'prefill', M: 17, N: 10, bias: true, accumulate: false },
+];
+const Q8_RUNS = Q8_CASES.flatMap((c, i) => [RMS, [act('silu', true), act('gelu_tanh', false)][i % 2]].map((prologue) => ({ ...c, prologue, activations: 'q8' as const })));
 
 describe.each(testAdapterChoices())('matmul x prologues on %s', (choice) => {
   it.each(F32_CASES.map((c) => ({ ...c, p: name(c.prologue), v: `${c.variant}${c.registerBlocks === 'unrolled' ? ' written out' : ''}` })))('F32 $v M=$M K=$K N=$N $p matches the unfused float64 chain', async (t) => {
@@ -181,21 +205,21 @@ describe.each(testAdapterChoices())('matmul x prologues on %s', (choice) => {
     );
   });
 
-  it.each(Q_RUNS.map((c) => ({ ...c, p: name(c.prologue) })))('$type $variant M=$M blocks=$blocks $p matches the unfused float64 chain', async (t) => {
+  it.each([...Q_RUNS, ...Q8_RUNS].map((c) => ({ ...c, p: name(c.prologue) })))('$type $variant M=$M blocks=$blocks $p $activations matches the unfused float64 chain', async (t) => {
     const gpu = await gpuFor(choice);
     const seed = testSeed();
     const rand = mulberry32(seed);
     const Kd = t.blocks * kernelBlock(t.type);
     const bytes = randomWeightsFor(t.type, t.N, Kd, rand);
     const { values: w, magnitude } = dequantizeWithMagnitude(t.type, bytes, t.N * Kd);
-    // f32 activations: the prologue's reads of x are what is tested (8-bit decode runs only with the plain prologue,
-    // tested in qmatmul.test.ts).
-    const mm = new QMatmul(gpu, { type: t.type, K: Kd, N: t.N, bias: t.bias, accumulate: t.accumulate, variants: [t.variant], prologue: t.prologue, activations: 'f32' });
+    const mm = new QMatmul(gpu, { type: t.type, K: Kd, N: t.N, bias: t.bias, accumulate: t.accumulate, variants: [t.variant], prologue: t.prologue, activations: t.activations });
+    expect(mm.int8).toBe(t.activations === 'q8');
     await run(
       gpu,
       { ...t, K: Kd },
       (_, x, norm, y, bias) => {
-        const wt = uploadWeights(gpu, t.type, bytes, t.N, Kd, 'w', Math.ceil(t.N / 3) * (bytes.length / t.N) + 32);
+        // Chunks of a third of the rows (at least one 8-row tile of Q5_0).
+        const wt = uploadWeights(gpu, t.type, bytes, t.N, Kd, 'w', Math.max(8, Math.ceil(t.N / 3)) * (bytes.length / t.N) + 32);
         const b = mm.bind({ x, w: wt, y, ...(bias ? { bias } : {}), ...(norm ? { norm } : {}) }, 'test');
         return {
           encode: (pass) => b.encode(pass, t.M),
@@ -210,9 +234,10 @@ describe.each(testAdapterChoices())('matmul x prologues on %s', (choice) => {
       magnitude,
       // The stored-type kernel's own bound (test/kernels/qmatmul.test.ts), with magnitude-weighted sums.
       gammaF32(2 * Kd + 5),
-      `${t.type} ${t.variant} ${name(t.prologue)}`,
+      `${t.type} ${t.variant} ${name(t.prologue)} ${t.activations}`,
       seed,
       rand,
+      t.activations === 'q8',
     );
   });
 

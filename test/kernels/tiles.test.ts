@@ -1,6 +1,6 @@
 // Q5_0's 8-row tiles on the GPU (src/weights/tiles.ts): the repacking keeps every byte (read back and unpacked, each
 // row equals its GGUF bytes), rows written in pieces that end inside a tile and across chunks, the last tile of each
-// chunk padded; and the 5-bit values the kernels cut from the words (pairs as qmatmul_idecode_t8.wgsl multiplies them)
+// chunk padded; and the 5-bit values the kernels cut from the words (pairs as qmatmul_q8_t8.wgsl multiplies them)
 // are the values dequant.ts reads from the GGUF block.
 import { describe, expect, it } from 'vitest';
 import { readBuffer } from '../../src/gpu/readback.js';

@@ -1,10 +1,13 @@
 // Batch invariance on quantized GGUF models: a path's logits and tokens are the same bits alone as batched with seven
-// other paths (README: batched == single). The quantized matmul must take one register-blocked body at every M; its
-// dot-step decode kernel at M = 1 rounds differently (up to ~6e-6 here), which arch_engine's 4e-5 tolerance would miss.
+// other paths (README: batched == single). The quantized matmul must take one body at every M whose per-row arithmetic
+// does not depend on M: on 8-bit activations (the default for Q4_0..Q5_1 and Q4_K) qmatmul_q8.wgsl with 1, 4 or 8
+// rows per invocation, for the other types the register-blocked f32 body. Its dot-step decode kernel at M = 1 rounds
+// differently (up to ~6e-6 here), which arch_engine's 4e-5 tolerance would miss.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine.js';
 import { loadModel } from '../../src/model/load.js';
+import { hasIntDot } from '../../src/kernels/weight_shader.js';
 import { gpuFor } from '../kernels/adapters.js';
 import { sharedModelsDir } from '../ref/shared_models.js';
 import { mulberry32 } from '../ref/random.js';
@@ -22,6 +25,9 @@ describe.each(['llama256-Q5_0.gguf', 'llama256-Q4_K_M.gguf'])('batch invariance 
     const prompts = Array.from({ length: 8 }, (_, i) => [1, ...Array.from({ length: 5 + 3 * i }, () => 3 + Math.floor(rand() * (V - 3)))]);
     async function run(which: number[]): Promise<Map<number, { tokens: number[]; logits: Float32Array[] }>> {
       const e = await Engine.fromWeights(m.modelWeights, null, { gpu, kvPages: 200, maxRows: 200, maxSamples: 32 });
+      // The 8-bit path is what runs: 8-bit activations (the default) on some 4- or 5-bit matrix of the file.
+      const types = e.model.weights.layers.flatMap((l) => [l.wqkv, l.wo, l.wGateUp, l.wDown].flatMap((w) => w.parts.map((p) => p.type)));
+      expect(e.model.activations === 'q8' && types.some(hasIntDot)).toBe(true);
       const ids = which.map((i) => e.createPath(prompts[i], { temperature: 1, seed: 100 + i }));
       const out = new Map(which.map((i) => [i, { tokens: [] as number[], logits: [] as Float32Array[] }]));
       for (let s = 0; s < STEPS; s++) {
@@ -35,7 +41,7 @@ describe.each(['llama256-Q5_0.gguf', 'llama256-Q4_K_M.gguf'])('batch invariance 
       e.destroy();
       return out;
     }
-    // 8 rows take the prefill blocking (8 x 2), 4 rows the small-batch one (4 x 2), 1 row the 1 x 2 body.
+    // 8 rows take the prefill blocking (8 rows per invocation), 4 rows the small-batch one (4), 1 row 1.
     const batches = [await run([0, 1, 2, 3, 4, 5, 6, 7]), await run([0, 2, 5, 7])];
     for (const i of [0, 5]) {
       const alone = (await run([i])).get(i)!;

@@ -1,0 +1,118 @@
+// A whole-model decode step (ms per token) of the SmolLM2-135M shape with its matrices in F32 or in a quantized type,
+// as users run it (Engine.step: embedding, 30 layers, LM head, token_stats, readback): the model-level half of the
+// weight-read benchmark (bench/weights.ts). Random weights: F32 from src/model/random_weights.ts, quantized ones as
+// random blocks of the type (test/ref/quant_random.ts), with llama-quantize's per-tensor fallback where a row is not
+// whole blocks (Q4_K -> Q5_0 for the 576-wide rows, as in bench/common/weights_cases.ts).
+import type { Gpu } from '../../src/gpu/device.js';
+import { Engine } from '../../src/engine.js';
+import { asModelWeights } from '../../src/model/from_llama.js';
+import type { ModelActivations } from '../../src/model/gpu_model.js';
+import { randomWeights as randomModel, SMOLLM2_135M } from '../../src/model/random_weights.js';
+import type { LayerWeights, ModelWeights } from '../../src/model/spec.js';
+import type { StoredMatrix, WeightMatrix } from '../../src/weights/stored_matrix.js';
+import { kernelBlock, type StorageType } from '../../src/weights/types.js';
+import { randomWeights } from '../../test/ref/quant_random.js';
+import { mulberry32 } from '../../test/ref/random.js';
+import { median, round4 } from './timing.js';
+
+export interface ModelCase {
+  label: string;
+  type: StorageType;
+  activations?: ModelActivations;
+}
+export const MODEL_CASES: ModelCase[] = [
+  { label: 'F32', type: 'F32' },
+  { label: 'Q4_K (8-bit x: the model)', type: 'Q4_K' },
+  { label: 'Q4_K (activations: f32)', type: 'Q4_K', activations: 'f32' },
+];
+
+/** llama-quantize's per-tensor fallback when a row is not whole blocks of the type (llama-quant.cpp). */
+function fallback(type: StorageType, K: number): StorageType {
+  if (K % kernelBlock(type) === 0) return type;
+  return ({ Q4_K: 'Q5_0', Q5_K: 'Q5_1', Q6_K: 'Q8_0' } as Record<string, StorageType>)[type] ?? 'F16';
+}
+
+/** `w` with every matrix replaced by random blocks of `type` (per-tensor fallback), the same shapes. */
+function quantized(w: ModelWeights, type: StorageType): ModelWeights {
+  let seed = 1;
+  const q = (m: WeightMatrix | null, rows: number, cols: number): StoredMatrix | null => {
+    if (!m) return null;
+    const t = fallback(type, cols);
+    const bytes = randomWeights(t, rows, cols, mulberry32(seed++));
+    return { type: t, rows, cols, bytes: () => bytes };
+  };
+  const s = w.spec;
+  const D = s.dim;
+  const F = s.mlp.hiddenDim;
+  const qDim = s.attention.nHeads * s.attention.headDim;
+  const kvDim = s.attention.nKvHeads * s.attention.headDim;
+  const embed = q(w.embed, s.vocabSize, D)!;
+  const layers = w.layers.map((l): LayerWeights => ({
+    ...l,
+    wq: q(l.wq, qDim, D)!,
+    wk: q(l.wk, kvDim, D)!,
+    wv: q(l.wv, kvDim, D)!,
+    wo: q(l.wo, D, qDim)!,
+    wGate: q(l.wGate, F, D),
+    wUp: q(l.wUp, F, D)!,
+    wDown: q(l.wDown, D, F)!,
+  }));
+  return { ...w, embed, layers, lmHead: w.lmHead === w.embed ? embed : q(w.lmHead, s.vocabSize, D)! };
+}
+
+export interface ModelStepResult {
+  label: string;
+  types: string[];
+  msPerToken: number;
+  minMsPerToken: number;
+  cpuMsPerToken?: number;
+  minCpuMsPerToken?: number;
+  samples: number;
+}
+
+/**
+ * Decode steps of one path per case, interleaved: per round, `steps` steps of each case, so every case sees the same
+ * load. `cpuMs` (Node) adds this process's CPU time per step. Each engine prefills an 8-token prompt first (and
+ * one warm-up step).
+ */
+export async function timeModelDecode(gpu: Gpu, rounds: number, steps: number, cpuMs?: () => number): Promise<ModelStepResult[]> {
+  const f32 = asModelWeights(randomModel(SMOLLM2_135M, 135));
+  const engines: Engine[] = [];
+  try {
+    for (const c of MODEL_CASES) {
+      const w = c.type === 'F32' ? f32 : quantized(f32, c.type);
+      const e = await Engine.fromWeights(w, null, { gpu, maxRows: 16, maxSamples: 4, kvPages: 64, activations: c.activations });
+      e.createPath([1, 2, 3, 4, 5, 6, 7, 8], { temperature: 1, seed: 1 });
+      await e.step();
+      await e.step();
+      engines.push(e);
+    }
+    const wall: number[][] = engines.map(() => []);
+    const cpu: number[][] = engines.map(() => []);
+    for (let r = 0; r < rounds; r++) {
+      for (const [i, e] of engines.entries()) {
+        for (let s = 0; s < steps; s++) {
+          const c0 = cpuMs?.() ?? 0;
+          const t0 = performance.now();
+          await e.step();
+          wall[i].push(performance.now() - t0);
+          if (cpuMs) cpu[i].push(cpuMs() - c0);
+        }
+      }
+    }
+    return MODEL_CASES.map((c, i) => {
+      const types = new Set(engines[i].model.weights.layers.flatMap((l) => [l.wqkv, l.wo, l.wGateUp, l.wDown].flatMap((m) => m.parts.map((p) => p.type))));
+      types.add(engines[i].model.weights.lmHead.parts[0].type);
+      return {
+        label: c.label,
+        types: [...types],
+        msPerToken: round4(median(wall[i])),
+        minMsPerToken: round4(Math.min(...wall[i])),
+        ...(cpuMs ? { cpuMsPerToken: round4(median(cpu[i])), minCpuMsPerToken: round4(Math.min(...cpu[i])) } : {}),
+        samples: wall[i].length,
+      };
+    });
+  } finally {
+    for (const e of engines) e.destroy();
+  }
+}
