@@ -12,7 +12,7 @@
 // order whatever MR is. Why the integers (bench/RESULTS.md "Weights"): on llvmpipe every vec4 op is 4 SIMD ops, and
 // the f32 body spends about four per 4-bit weight (shift, mask, convert, fma); here one u32 multiply serves two
 // weights (xq8.wgsl), and x is read as 16 bytes per 8 activations. Why x is quantized by a pass of its own: each
-// invocation quantizing the blocks it reads cost 1.6-1.7x the matmul time on llvmpipe (bench/RESULTS.md "Weights").
+// invocation quantizing the blocks it reads cost 1.5-2.2x the matmul time on llvmpipe (bench/RESULTS.md "Weights").
 // No shared memory and no barriers (both lose on CPU adapters, webgpu-on-cpu.md).
 override WG: u32 = 16;
 override MR: u32 = 1u;     // rows of x per invocation, <= MAX_R

@@ -351,11 +351,14 @@ export class GpuModel {
     // would load gate and up for each of its 8 rows, twice the x loads of a plain x: there one mlp_act dispatch
     // writes act(gate) * up to mlpOut first and the down projection reads it plainly (at 16 rows on llvmpipe,
     // SmolLM2-135M's down projection 5.0-5.6 -> 3.6-3.8 ms of CPU per layer). Both compute act with the same WGSL
-    // (shaders/activation.wgsl), so a path's bits do not depend on which one its step took.
+    // (shaders/activation.wgsl), so a path's bits do not depend on which one its step took. A down projection on
+    // 8-bit activations keeps the fused form at every M (its quantize_x8 pass reads each gate and up once).
     const mlpAct = this.mlpOut ? new MlpAct(gpu, { hidden: F, act: s.mlp.activation, gated: s.mlp.gated }) : null;
     const downOp = (name: string, W: GpuMatrix, bias: GPUBuffer | null, y: GPUBuffer, accumulate: boolean): NamedOp => {
       const fused = mm(name, F, D, W, bias, this.gateUp, y, accumulate, { prologue: actPrologue });
-      if (!mlpAct || !this.mlpOut) return fused;
+      // On 8-bit activations quantize_x8 computes act(gate) * up once per value already: nothing to split.
+      const int8 = this.activations === 'q8' && W.parts.every((p) => hasIntDot(p.type));
+      if (!mlpAct || !this.mlpOut || int8) return fused;
       const act = mlpAct.bind({ input: this.gateUp, out: this.mlpOut }, `${name}:act`);
       const plain = mm(name, F, D, W, bias, this.mlpOut, y, accumulate, { prefillOnly: true });
       const split = (M: number) => fused.variantFor?.(M) === ('prefill' satisfies MatmulVariant);

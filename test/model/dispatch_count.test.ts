@@ -7,7 +7,11 @@ import { GpuModel } from '../../src/model/gpu_model.js';
 import { PREFILL_MIN_M } from '../../src/kernels/matmul.js';
 import { GEMMA3_270M, GPT2_124M, QWEN3_06B, SMOLLM2_360M, randomModelWeights, withSpec } from '../../src/model/random_weights.js';
 import { validateSpec, type ModelSpec, type ResidualSpec } from '../../src/model/spec.js';
+import type { ModelWeights } from '../../src/model/spec.js';
+import type { WeightMatrix } from '../../src/weights/stored_matrix.js';
 import { gpuFor, testAdapterChoices } from '../kernels/adapters.js';
+import { randomWeights } from '../ref/quant_random.js';
+import { mulberry32 } from '../ref/random.js';
 
 const small = (s: ModelSpec) => withSpec(s, { nLayers: 2, vocabSize: 300, maxSeqLen: 64 });
 const withResidual = (s: ModelSpec, residual: ResidualSpec, family: ModelSpec['family']): ModelSpec =>
@@ -50,6 +54,21 @@ const CASES: { name: string; spec: ModelSpec; perLayer: number; head: number }[]
   ['parallel, RMSNorm', withResidual(SMOLLM2_360M, { layout: 'parallel', sharedNorm: false, scale: 1 }, 'llama'), 5, 3],
 ] as const).map(([name, spec, perLayer, head]) => ({ name, spec, perLayer, head }));
 
+/** `w` with every matrix (rows, cols) in Q4_0: random blocks, the same shapes. */
+function inQ4_0(w: ModelWeights): ModelWeights {
+  const rand = mulberry32(5);
+  const q = (_: WeightMatrix, rows: number, cols: number): WeightMatrix => {
+    const bytes = randomWeights('Q4_0', rows, cols, rand);
+    return { type: 'Q4_0', rows, cols, bytes: () => bytes };
+  };
+  const s = w.spec;
+  const [D, F] = [s.dim, s.mlp.hiddenDim];
+  const [qDim, kvDim] = [s.attention.nHeads * s.attention.headDim, s.attention.nKvHeads * s.attention.headDim];
+  const embed = q(w.embed, s.vocabSize, D);
+  const layers = w.layers.map((l) => ({ ...l, wq: q(l.wq, qDim, D), wk: q(l.wk, kvDim, D), wv: q(l.wv, kvDim, D), wo: q(l.wo, D, qDim), wGate: q(l.wGate!, F, D), wUp: q(l.wUp, F, D), wDown: q(l.wDown, D, F) }));
+  return { ...w, embed, layers, lmHead: embed };
+}
+
 // The count depends on the adapter only through the down projection of wide steps (see below), so one adapter is enough.
 describe(`dispatches per layer on ${testAdapterChoices()[0]}`, () => {
   it.each(CASES)('$name: $perLayer per layer, $head in the head', async ({ spec, perLayer, head }) => {
@@ -69,6 +88,31 @@ describe(`dispatches per layer on ${testAdapterChoices()[0]}`, () => {
       const c = countingPass();
       for (const op of model.kernels.head) op.run(c.pass, 1, 1);
       expect(c.count(), model.kernels.head.map((o) => o.name).join(', ')).toBe(head);
+    } finally {
+      model.destroy();
+    }
+  });
+
+  // A Llama layer on Q4_0 weights: on 8-bit activations (the default) each of the four projections quantizes its
+  // input in a dispatch of its own (kernels/quantize_x8.ts; quantizing inside each matmul invocation cost 1.5-2.2x the
+  // matmul time on llvmpipe, bench/RESULTS.md "Weights"), so 5 + 4 per layer and the LM head's one more; with
+  // activations 'f32' the counts of the F32 model.
+  it.each([
+    ['q8', 9, 4],
+    ['f32', 5, 3],
+  ] as const)('llama on Q4_0 weights, activations %s: %i per layer, %i in the head', async (activations, perLayer, head) => {
+    const gpu = await gpuFor(testAdapterChoices()[0]);
+    const model = new GpuModel(gpu, inQ4_0(randomModelWeights(small(SMOLLM2_360M), 1)), { maxRows: 17, maxSamples: 4, kvPages: 4, activations });
+    try {
+      expect(model.weights.layers[0].wDown.parts[0].type).toBe('Q4_0');
+      for (const rows of [1, 17]) {
+        const c = countingPass();
+        for (const op of model.kernels.layers[0]) op.run(c.pass, rows, 1);
+        expect(c.count(), `${rows} rows`).toBe(perLayer);
+      }
+      const c = countingPass();
+      for (const op of model.kernels.head) op.run(c.pass, 1, 1);
+      expect(c.count()).toBe(head);
     } finally {
       model.destroy();
     }
