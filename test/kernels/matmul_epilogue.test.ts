@@ -20,6 +20,8 @@ import { kernelBlock, type StorageType } from '../../src/weights/types.js';
 import { kvWriteRef } from '../ref/attention.js';
 import { ropeKvRef } from '../ref/elementwise.js';
 import { gammaF32, matmulRef } from '../ref/matmul.js';
+import { x8Bound } from '../ref/x8.js';
+import { hasIntDot } from '../../src/kernels/weight_shader.js';
 import { randomWeights } from '../ref/quant_random.js';
 import { mulberry32, randomF32, testSeed } from '../ref/random.js';
 import { gpuFor, testAdapterChoices } from './adapters.js';
@@ -67,6 +69,7 @@ async function check(
   rand: () => number,
   seed: number,
   run: (x: GPUBuffer, bias: GPUBuffer, y: GPUBuffer, rope: { positions: GPUBuffer; slots: GPUBuffer; freq: GPUBuffer; kv: GPUBuffer }, e: YEpilogue) => () => void,
+  q8 = false,
 ): Promise<void> {
   const hd = h.headDim;
   const qDim = h.nHeads * hd;
@@ -113,13 +116,17 @@ async function check(
   // sum |terms| covers it. A wrong pair, angle, position or unrotated head errs by O(1) relative.
   const half = h.rotary / 2;
   const tol = baseTol + 2e-6;
+  // On 8-bit activations x is rounded to its 8-bit grid first: each output moves by at most x8Bound (test/ref/x8.ts),
+  // a rotated pair by the sum of its two outputs' bounds times the rotation's scale.
+  const q8b = q8 ? x8Bound(x, magnitude, M, K, N) : new Float64Array(M * N);
   for (let m = 0; m < M; m++) {
     for (let c = 0; c < N; c++) {
       const dd = c < qDim + kvDim ? c % hd : hd;
       const partner = dd < half ? c + half : dd < 2 * half ? c - half : -1;
       const s = (scale.y[m * N + c] + (partner >= 0 ? scale.y[m * N + partner] : 0)) * Math.max(1, h.scale);
+      const b = tol * s + (q8b[m * N + c] + (partner >= 0 ? q8b[m * N + partner] : 0)) * Math.max(1, h.scale);
       const err = Math.abs(gotHf[m * N + c] - want[m * N + c]);
-      if (!(err <= tol * s)) expect.fail(`seed ${seed}: y[${m}, ${c}] = ${gotHf[m * N + c]}, want ${want[m * N + c]} (bound ${(tol * s).toExponential(2)})`);
+      if (!(err <= b)) expect.fail(`seed ${seed}: y[${m}, ${c}] = ${gotHf[m * N + c]}, want ${want[m * N + c]} (bound ${b.toExponential(2)})`);
     }
   }
   // The pool holds exactly the y values the kernel stored (k after RoPE, in the kernel's pair order like q, and v as
@@ -143,7 +150,8 @@ const Q_CASES: { type: StorageType; blocks: number; variant: QMatmulVariant; M: 
   { type: 'F16', blocks: 26, variant: 'decode', M: 1, heads: HEADS[1] }, // dot step, 4 columns
   { type: 'Q8_0', blocks: 3, variant: 'decode', M: 1, heads: HEADS[0] }, // dot step, 8 columns
   { type: 'Q8_0', blocks: 3, variant: 'decode', M: 3, heads: HEADS[1] }, // 4x2
-  { type: 'Q4_K', blocks: 1, variant: 'prefill', M: 17, heads: HEADS[2] },
+  { type: 'Q4_K', blocks: 1, variant: 'prefill', M: 17, heads: HEADS[2] }, // 8-bit x, 8 rows per invocation
+  { type: 'Q5_0', blocks: 3, variant: 'decode', M: 3, heads: HEADS[0] }, // 8-bit x on 8-row tiles, 4 rows per invocation
 ];
 
 describe.each(testAdapterChoices())('matmul rope_kv epilogue on %s', (choice) => {
@@ -190,6 +198,7 @@ describe.each(testAdapterChoices())('matmul rope_kv epilogue on %s', (choice) =>
       });
       await check(gpu, t.heads, t.M, K, wHf, magHf, gammaF32(2 * K + 5), rand, seed, (x, bias, y, rope, e) => {
         const mm = new QMatmul(gpu, { type: t.type, K, N, bias: true, variants: [t.variant], epilogue: e });
+        expect(mm.int8).toBe(hasIntDot(t.type));
         const wt = uploadWeights(gpu, t.type, bytes, N, K, 'w');
         const b = mm.bind({ x, w: wt, bias, y, rope });
         submitPass(gpu, (pass) => b.encode(pass, t.M));
@@ -198,7 +207,7 @@ describe.each(testAdapterChoices())('matmul rope_kv epilogue on %s', (choice) =>
           mm.destroy();
           destroyWeights(wt);
         };
-      });
+      }, hasIntDot(t.type));
     },
   );
 
