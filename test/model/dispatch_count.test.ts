@@ -108,7 +108,10 @@ describe(`dispatches per layer on ${testAdapterChoices()[0]}`, () => {
       for (const rows of [1, 17]) {
         const c = countingPass();
         for (const op of model.kernels.layers[0]) op.run(c.pass, rows, 1);
-        expect(c.count(), `${rows} rows`).toBe(perLayer);
+        // On f32 activations wide steps on CPU adapters split the down projection as above; on 8-bit ones never (its
+        // quantize_x8 pass computes act(gate) * up once per value).
+        const split = activations === 'f32' && rows >= PREFILL_MIN_M && gpu.isCpu ? 1 : 0;
+        expect(c.count(), `${rows} rows`).toBe(perLayer + split);
       }
       const c = countingPass();
       for (const op of model.kernels.head) op.run(c.pass, 1, 1);
