@@ -31,7 +31,9 @@ export function logSoftmax(z: ArrayLike<number>): Float64Array {
  * differs by 3.1e-3 (its float32 and f16 K/V rounding, as for the arch GGUF files); every quantized llama256 file by
  * 4.6e-2 to 7.2e-2, Q8_0 as much as Q4_0, so the difference is the activations', not the weights' (whose
  * dequantization matches gguf-py within one ulp). stories260K is a trained model with logits about 10x larger than
- * the random llama256's, and its differences scale with them: 1.4e-1 (Q8_0) and 2.1e-1 (Q4_0). Bounds: 1.4x the
+ * the random llama256's, and its differences scale with them: 1.4e-1 (Q8_0) and 2.1e-1 (Q4_0); forklm's own 8-bit
+ * activations (the model's default for 4/5-bit types) round from inputs that already differ, so they do not line up
+ * with llama.cpp's and give up to 0.228 (stories260K Q4_0, bench/RESULTS.md "Weights"). Bounds: 1.3x-1.4x the
  * largest measured per group (test/unit/gguf_quant_reference.test.ts). forklm's f32 GPU forward is within 1e-4 of the
  * float64 one on these files (test/model/gguf_quant_gpu.test.ts), far inside the slack. A wrong block format is
  * caught well before: Q4_0 with its nibbles swapped picks another greedy token at the first step.
@@ -39,6 +41,6 @@ export function logSoftmax(z: ArrayLike<number>): Float64Array {
  */
 export function ggufTolerance(file: string): { measured: number; bound: number } {
   if (file.includes('-f32')) return { measured: 3.2e-3, bound: 5e-3 };
-  if (file.startsWith('stories260K')) return { measured: 0.22, bound: 0.3 };
+  if (file.startsWith('stories260K')) return { measured: 0.23, bound: 0.3 };
   return { measured: 0.075, bound: 0.1 };
 }
