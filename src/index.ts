@@ -43,6 +43,7 @@ export type { RegisterBlocks, RegisterBlocksChoice } from './gpu/register_blocks
 export { loadModel, type LoadedModel, type ModelInput } from './model/load.js';
 export { resolveModel, knownModelNames } from './model/resolve.js';
 export type { ModelConfig } from './model/config.js';
+export type { ModelActivations, ModelOptions } from './model/gpu_model.js';
 export type { LlamaWeights } from './model/weights.js';
 export type * from './model/spec.js';
 export { FAMILIES, specSizes, layerKinds, parameterCount, validateSpec } from './model/spec.js';
