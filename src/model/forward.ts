@@ -6,6 +6,7 @@ import { InvalidArgumentError } from '../errors.js';
 import type { StepPlan } from '../sched/step_plan.js';
 import { decodeTokenStats, SAMPLING_ROW_WORDS, writeSamplingRow, type TokenStatsRecord } from '../sample/stats_record.js';
 import type { GpuModel } from './gpu_model.js';
+import { DECODE_FUSED_MAX_ROWS } from './decode_fused.js';
 
 /** Sampling inputs of one sampling path for one step. */
 export interface StepSampling {
@@ -68,15 +69,33 @@ function encodeCopies(model: GpuModel, encoder: GPUCommandEncoder, copies: StepP
   return copies.length * model.kv.length * pb;
 }
 
+/**
+ * Whether a step runs its layers fused (kernels/decode_fused.ts): every row is the only row of its path (a path owns
+ * at least one row of its step), so no row attends over K/V another row writes in the same step; and few rows, since
+ * each row's workgroup runs on one core (model/decode_fused.ts DECODE_FUSED_MAX_ROWS). Same bits either way.
+ */
+export function fusedStep(plan: StepPlan): boolean {
+  return plan.rows > 0 && plan.rows === plan.paths && plan.rows <= DECODE_FUSED_MAX_ROWS;
+}
+
+/** Whether the sampling rows are rows 0..S-1 in order (decode steps): the head then reads them without a gather. */
+export function samplesInPlace(plan: StepPlan): boolean {
+  for (let i = 0; i < plan.samples; i++) if (plan.sampleRow[i] !== i) return false;
+  return true;
+}
+
 /** Encodes every dispatch of one forward over the uploaded plan: embedding, every layer, then the head for S rows. */
 export function encodeForward(model: GpuModel, pass: GPUComputePassEncoder, plan: StepPlan): void {
   const k = model.kernels;
   const R = plan.rows;
-  for (const op of k.embed) op.run(pass, R, plan.maxPages);
-  // Each layer's ops in the order its residual layout runs them (GpuModel.bindKernels).
-  for (const layer of k.layers) for (const op of layer) op.run(pass, R, plan.maxPages);
+  if (model.decodeFused && fusedStep(plan)) model.decodeFused.encode(pass, R, plan.maxPages);
+  else {
+    for (const op of k.embed) op.run(pass, R, plan.maxPages);
+    // Each layer's ops in the order its residual layout runs them (GpuModel.bindKernels).
+    for (const layer of k.layers) for (const op of layer) op.run(pass, R, plan.maxPages);
+  }
   const S = plan.samples;
-  if (S > 0) for (const op of k.head) op.run(pass, S, plan.maxPages);
+  if (S > 0) for (const op of samplesInPlace(plan) ? k.headInPlace : k.head) op.run(pass, S, plan.maxPages);
 }
 
 /** A submitted step: its stats arrive when the GPU has run it (the map is requested at submit). */

@@ -16,6 +16,8 @@ import { Matmul, type MatmulVariant } from '../kernels/matmul.js';
 import { MlpAct } from '../kernels/mlp_act.js';
 import { RmsNorm, type BoundRowNorm } from '../kernels/rmsnorm.js';
 import { ModelAttention } from './attention_ops.js';
+import type { BoundDecodeFused } from '../kernels/decode_fused.js';
+import { buildDecodeFused, decodeFusedPlan } from './decode_fused.js';
 import type { PagedAttentionVariant } from '../kernels/paged_attention.js';
 import { RopeKv } from '../kernels/rope_kv.js';
 import { TokenStats } from '../kernels/token_stats.js';
@@ -73,6 +75,12 @@ export interface ModelOptions {
    * beyond that limit throws InvalidArgumentError.
    */
   attentionVariant?: PagedAttentionVariant;
+  /**
+   * Decode steps in one dispatch (kernels/decode_fused.ts) where the model and adapter allow it (small F32 Llama-shaped
+   * models on CPU adapters: `decodeFusedRefusal` says why not otherwise). Same bits as the layered forward. Default
+   * true; false always runs the layered forward (tests compare the two).
+   */
+  decodeFused?: boolean;
 }
 
 /** How quantized projections take their input (ModelOptions.activations). */
@@ -148,6 +156,11 @@ export class GpuModel {
   private readonly zeros: GPUBuffer;
   private readonly owners: { destroy(): void }[] = [];
 
+  /** Every layer of a decode step in one dispatch, when this model may (decodeFused option), else null. */
+  readonly decodeFused: BoundDecodeFused | null;
+  /** Why decodeFused is null (a sentence), or null when it is not. */
+  readonly decodeFusedRefusal: string | null;
+
   /** The attention of every layer: its variant (one per model), shared-prefix attention (`cascade`). */
   readonly attention: ModelAttention;
 
@@ -157,6 +170,8 @@ export class GpuModel {
     layers: NamedOp[][];
     /** Encoded with the number of sampling rows. */
     head: NamedOp[];
+    /** The same head reading rows 0..S-1 of the residual stream in place: for steps whose sampling rows are those. */
+    headInPlace: NamedOp[];
   };
 
   constructor(
@@ -240,6 +255,22 @@ export class GpuModel {
     );
     this.owners.push(this.attention);
     this.kernels = this.bindKernels(topK);
+    const fusedContext = {
+      spec: s, weights: this.weights, pageSize: this.pageSize, kvPages: this.kvPages, ropeInQkv: this.ropeInQkv,
+      attentionVariant: this.attention.variant, cascade: options.cascade ?? false,
+    };
+    const plan = options.decodeFused === false ? { refusal: 'turned off (decodeFused: false)' } : decodeFusedPlan(gpu, fusedContext);
+    if ('shape' in plan) {
+      const f = buildDecodeFused(gpu, fusedContext, plan.shape, {
+        tokenIds: this.tokenIds, positions: this.positions, slots: this.slots, rowPath: this.rowPath, pageTable: this.pageTable, hidden: this.hidden, kv: this.kv,
+      });
+      this.owners.push(f.op, f.weights);
+      this.decodeFused = f.op;
+      this.decodeFusedRefusal = null;
+    } else {
+      this.decodeFused = null;
+      this.decodeFusedRefusal = plan.refusal;
+    }
   }
 
   /** The spec, under the name the engine and controllers read (maxSeqLen, vocabSize, eosTokenIds, nLayers). */
@@ -470,26 +501,30 @@ export class GpuModel {
       embed.push(op('pos_embed', pk, (pass, R) => pk.encode(pass, R)));
     }
 
-    const head: NamedOp[] = [];
+    // The head over the sampling rows gathered into sampleHidden, or (headInPlace) read where they are when they are
+    // the step's first rows in order (decode steps): the same rows and kernels, one dispatch fewer.
     const gk = embedding.bind({ table: wholeTensor(this.hidden, this.maxRows, D), ids: this.sampleRow, out: this.sampleHidden }, 'gather');
-    head.push(op('gather', gk, (pass, S) => gk.encode(pass, S)));
-    if (fold) head.push(mm('lm_head', D, s.vocabSize, w.lmHead, null, this.sampleHidden, this.logits, false, rmsOf(w.finalNorm)));
-    else {
-      head.push(normOp(w.finalNorm, this.sampleHidden, this.sampleNormed, false, 'final_norm'));
-      head.push(mm('lm_head', D, s.vocabSize, w.lmHead, null, this.sampleNormed, this.logits, false));
-    }
+    const logitsOf = (x: GPUBuffer, suffix: string): NamedOp[] =>
+      fold
+        ? [mm(`lm_head${suffix}`, D, s.vocabSize, w.lmHead, null, x, this.logits, false, rmsOf(w.finalNorm))]
+        : [normOp(w.finalNorm, x, this.sampleNormed, false, `final_norm${suffix}`), mm(`lm_head${suffix}`, D, s.vocabSize, w.lmHead, null, this.sampleNormed, this.logits, false)];
+    const after: NamedOp[] = [];
     if (s.logitScale !== 1 || s.finalSoftCap !== null) {
       const ck = new LogitCap(gpu, { scale: s.logitScale, cap: s.finalSoftCap }).bind(this.logits, 'logit_cap');
-      head.push(op('logit_cap', ck, (pass, S) => ck.encode(pass, S * s.vocabSize)));
+      after.push(op('logit_cap', ck, (pass, S) => ck.encode(pass, S * s.vocabSize)));
     }
     const tk = new TokenStats(gpu, { vocab: s.vocabSize, topK, maxSamples: this.maxBranch }).bind({
       logits: this.logits,
       sampling: this.sampling,
       stats: this.stats,
     });
-    head.push(op('token_stats', tk, (pass, S) => tk.encode(pass, S), 'token_stats'));
+    after.push(op('token_stats', tk, (pass, S) => tk.encode(pass, S), 'token_stats'));
+    const head = [op('gather', gk, (pass, S) => gk.encode(pass, S)), ...logitsOf(this.sampleHidden, ''), ...after];
+    const inPlace = logitsOf(this.hidden, ':in_place');
+    this.owners.push(...inPlace);
+    const headInPlace = [...inPlace, ...after];
     for (const m of matmuls.values()) this.owners.push(m);
-    return { embed, layers, head };
+    return { embed, layers, head, headInPlace };
   }
 
   destroy(): void {

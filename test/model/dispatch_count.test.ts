@@ -9,6 +9,8 @@ import { GEMMA3_270M, GPT2_124M, QWEN3_06B, SMOLLM2_360M, randomModelWeights, wi
 import { validateSpec, type ModelSpec, type ResidualSpec } from '../../src/model/spec.js';
 import type { ModelWeights } from '../../src/model/spec.js';
 import type { WeightMatrix } from '../../src/weights/stored_matrix.js';
+import { encodeForward } from '../../src/model/forward.js';
+import type { StepPlan } from '../../src/sched/step_plan.js';
 import { gpuFor, testAdapterChoices } from '../kernels/adapters.js';
 import { randomWeights } from '../ref/quant_random.js';
 import { mulberry32 } from '../ref/random.js';
@@ -116,6 +118,41 @@ describe(`dispatches per layer on ${testAdapterChoices()[0]}`, () => {
       const c = countingPass();
       for (const op of model.kernels.head) op.run(c.pass, 1, 1);
       expect(c.count()).toBe(head);
+    } finally {
+      model.destroy();
+    }
+  });
+});
+
+// A whole decode step (model/forward.ts encodeForward) of a small F32 Llama (stories260K's shape) on a CPU adapter:
+// its layers in one fused dispatch (kernels/decode_fused.ts) and the head reading the decode rows in place (no gather):
+// 1 + 2 dispatches for 1 or 2 decode rows; 3 rows take the layered forward (1 + 5 L) and a prefill step the gather.
+describe(`dispatches per step on ${testAdapterChoices()[0]}`, () => {
+  it('a decode step of a small F32 Llama: 3; more rows or a prefill: the layered count', async () => {
+    const gpu = await gpuFor(testAdapterChoices()[0]);
+    const base = small(SMOLLM2_360M);
+    const spec = validateSpec(
+      {
+        ...base, dim: 64, nLayers: 5, vocabSize: 512,
+        attention: { ...base.attention, nHeads: 8, nKvHeads: 4, headDim: 8, queryScale: 8 ** -0.5 },
+        mlp: { ...base.mlp, hiddenDim: 172 },
+        layers: Array.from({ length: 5 }, () => ({ ...base.layers[0], rope: { ...base.layers[0].rope!, rotaryDim: 8 } })),
+      },
+      'stories260K shape',
+    );
+    const model = new GpuModel(gpu, randomModelWeights(spec, 1), { maxRows: 17, maxSamples: 4, kvPages: 4 });
+    try {
+      expect(model.decodeFusedRefusal).toBeNull();
+      const count = (rows: number, paths: number, samples: number) => {
+        const c = countingPass();
+        const plan = { rows, paths, samples, maxPages: 1, sampleRow: Uint32Array.from({ length: samples }, (_, i) => (paths === rows ? i : rows - 1)) };
+        encodeForward(model, c.pass, plan as unknown as StepPlan);
+        return c.count();
+      };
+      expect(count(1, 1, 1)).toBe(3);
+      expect(count(2, 2, 2)).toBe(3);
+      expect(count(3, 3, 3)).toBe(1 + 5 * 5 + 2);
+      expect(count(17, 1, 1)).toBe(1 + 5 * 5 + 3);
     } finally {
       model.destroy();
     }
