@@ -36,6 +36,8 @@ export interface DecodeFusedContext {
   /** The paged-attention variant of every step; the fused kernel mirrors per-head. */
   attentionVariant: string;
   cascade: boolean;
+  /** Take it on any adapter where it fits, not only CPU adapters (tests; on a real GPU one workgroup per row is slow). */
+  anyAdapter?: boolean;
 }
 
 const oneF32Chunk = (t: WeightTensor) => t.type === 'F32' && t.chunks.length === 1;
@@ -46,10 +48,9 @@ export function decodeFusedPlan(gpu: Gpu, c: DecodeFusedContext): { shape: Decod
   const s = c.spec;
   const a = s.attention;
   const w = c.weights;
-  if (!gpu.isCpu) return { refusal: 'not a CPU adapter (one workgroup per row suits only those)' };
   if (c.attentionVariant !== 'per-head' || c.cascade) return { refusal: 'attention is not plain per-head' };
   if (s.norm.kind !== 'rms' || s.residual.layout !== 'sequential' || !s.mlp.gated) return { refusal: 'not a pre-norm RMS model with a gated MLP' };
-  if (a.qkNorm !== null || !c.ropeInQkv || a.softCap !== null || s.embedScale !== 1 || w.posEmbed) {
+  if (a.qkNorm !== null || a.softCap !== null || s.embedScale !== 1 || w.posEmbed) {
     return { refusal: 'q/k norm, soft-cap, embedding scale or learned positions' };
   }
   if (s.layers.some((l) => l.window !== null && l.window !== undefined)) return { refusal: 'sliding-window layers' };
@@ -58,6 +59,9 @@ export function decodeFusedPlan(gpu: Gpu, c: DecodeFusedContext): { shape: Decod
     if (![l.wqkv, l.wo, l.wGateUp, l.wDown].every(plainMatrix)) return { refusal: 'weights not all F32' };
   }
   if (!oneF32Chunk(w.embed)) return { refusal: 'the embedding table is not F32' };
+  // The fused q|k|v reads q and k rows pair-ordered, as uploaded for the RoPE epilogue.
+  if (!c.ropeInQkv) return { refusal: 'RoPE runs in its own dispatch on this adapter (fewer than 12 storage buffers per stage)' };
+  if (!gpu.isCpu && !c.anyAdapter) return { refusal: 'not a CPU adapter (one workgroup per row suits only those)' };
   const shape: DecodeFusedShape = {
     dim: s.dim,
     hidden: s.mlp.hiddenDim,

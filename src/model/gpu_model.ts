@@ -78,9 +78,10 @@ export interface ModelOptions {
   /**
    * Decode steps in one dispatch (kernels/decode_fused.ts) where the model and adapter allow it (small F32 Llama-shaped
    * models on CPU adapters: `decodeFusedRefusal` says why not otherwise). Same bits as the layered forward. Default
-   * true; false always runs the layered forward (tests compare the two).
+   * true; false always runs the layered forward (tests compare the two); 'any-adapter' also takes it on adapters not
+   * known to be CPU ones (tests in the page, where llvmpipe cannot be told from a GPU).
    */
-  decodeFused?: boolean;
+  decodeFused?: boolean | 'any-adapter';
 }
 
 /** How quantized projections take their input (ModelOptions.activations). */
@@ -257,7 +258,7 @@ export class GpuModel {
     this.kernels = this.bindKernels(topK);
     const fusedContext = {
       spec: s, weights: this.weights, pageSize: this.pageSize, kvPages: this.kvPages, ropeInQkv: this.ropeInQkv,
-      attentionVariant: this.attention.variant, cascade: options.cascade ?? false,
+      attentionVariant: this.attention.variant, cascade: options.cascade ?? false, anyAdapter: options.decodeFused === 'any-adapter',
     };
     const plan = options.decodeFused === false ? { refusal: 'turned off (decodeFused: false)' } : decodeFusedPlan(gpu, fusedContext);
     if ('shape' in plan) {

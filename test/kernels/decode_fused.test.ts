@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/errors.js';
 import { DecodeFused, decodeFusedIterations, decodeFusedRefusal, DECODE_FUSED_LOOP_BUDGET } from '../../src/kernels/decode_fused.js';
 import { KvCache } from '../../src/kv/kv_cache.js';
+import { ROPE_EPILOGUE_STORAGE_BUFFERS } from '../../src/kernels/y_epilogue.js';
 import { fusedStep, runStep, samplesInPlace } from '../../src/model/forward.js';
 import { GpuModel } from '../../src/model/gpu_model.js';
 import { QWEN3_06B, SMOLLM2_360M, randomModelWeights, withSpec } from '../../src/model/random_weights.js';
@@ -56,9 +57,15 @@ describe.each(testAdapterChoices())('fused decode on %s', (choice) => {
     const seed = testSeed();
     const weights = randomModelWeights(spec, seed);
     const opts = { maxRows: 32, maxSamples: 32, kvPages: 12 };
-    const fused = new GpuModel(gpu, weights, { ...opts, decodeFused: true });
+    // 'any-adapter': in the page llvmpipe and SwiftShader cannot be told from a GPU; the kernel runs there all the same.
+    const fused = new GpuModel(gpu, weights, { ...opts, decodeFused: 'any-adapter' });
     const layered = new GpuModel(gpu, weights, { ...opts, decodeFused: false });
     models.push(fused, layered);
+    if (gpu.limits.maxStorageBuffersPerShaderStage < ROPE_EPILOGUE_STORAGE_BUFFERS) {
+      // Chromium's SwiftShader (10 per stage): q|k|v is not uploaded pair-ordered, so the layered forward runs.
+      expect(fused.decodeFusedRefusal).toMatch(/RoPE runs in its own dispatch/);
+      return;
+    }
     expect(fused.decodeFusedRefusal, 'the tiny Llama should run fused').toBeNull();
     expect(fused.decodeFused).not.toBeNull();
     expect(layered.decodeFused).toBeNull();
@@ -118,7 +125,7 @@ describe.each(testAdapterChoices())('fused decode on %s', (choice) => {
   it('the head reads decode rows in place with the bits it gets through the gather', async () => {
     const gpu = await gpuFor(choice);
     const spec = tinyLlama('silu');
-    const m = new GpuModel(gpu, randomModelWeights(spec, testSeed()), { maxRows: 32, maxSamples: 32, kvPages: 12 });
+    const m = new GpuModel(gpu, randomModelWeights(spec, testSeed()), { maxRows: 32, maxSamples: 32, kvPages: 12, decodeFused: 'any-adapter' });
     models.push(m);
     const sched = new Scheduler(new KvCache({ numPages: m.kvPages, pageSize: m.pageSize }), { maxRowsPerStep: 32 });
     sched.addRequest([1, 7, 9, 11, 13]);
@@ -152,6 +159,11 @@ describe(`fused decode refusals on ${testAdapterChoices()[0]}`, () => {
     models.push(qk);
     expect(qk.decodeFused).toBeNull();
     expect(qk.decodeFusedRefusal).toMatch(/q\/k norm/);
+    // Where the adapter is not known to be a CPU one (the page), the default is the layered forward.
+    const plain = new GpuModel(gpu, randomModelWeights(tinyLlama('silu'), 1), { maxRows: 4, maxSamples: 2, kvPages: 4 });
+    models.push(plain);
+    if (gpu.limits.maxStorageBuffersPerShaderStage < ROPE_EPILOGUE_STORAGE_BUFFERS) expect(plain.decodeFusedRefusal).toMatch(/RoPE runs in its own dispatch/);
+    else expect(plain.decodeFusedRefusal).toBe(gpu.isCpu ? null : 'not a CPU adapter (one workgroup per row suits only those)');
     const f16 = new GpuModel(gpu, randomModelWeights(tinyLlama('silu'), 1), { maxRows: 4, maxSamples: 2, kvPages: 4, weights: 'f16' });
     models.push(f16);
     expect(f16.decodeFusedRefusal).toMatch(/F32/);
