@@ -195,6 +195,9 @@ export class GpuModel {
     if (this.activations !== 'q8' && this.activations !== 'f32') {
       throw new InvalidArgumentError(`activations must be 'q8' or 'f32', got ${String(options.activations)}.`);
     }
+    if (options.decodeFused !== undefined && options.decodeFused !== true && options.decodeFused !== false && options.decodeFused !== 'any-adapter') {
+      throw new InvalidArgumentError(`decodeFused must be true, false or 'any-adapter', got ${String(options.decodeFused)}.`);
+    }
     const hd = s.attention.headDim;
     const Hkv = s.attention.nKvHeads;
     this.maxPagesPerPath = Math.ceil(s.maxSeqLen / this.pageSize);

@@ -58,6 +58,20 @@ describe('typed errors and clean state', () => {
     expect(e.pagesInUse).toBe(0);
   });
 
+  it('a model option outside its values is an InvalidArgumentError naming them', async () => {
+    const gpu = await gpuFor('llvmpipe');
+    const bad = [
+      [{ activations: 'int8' }, /activations must be 'q8' or 'f32', got int8/],
+      [{ decodeFused: 'off' }, /decodeFused must be true, false or 'any-adapter', got off/],
+      [{ decodeFused: 0 }, /decodeFused must be true, false or 'any-adapter', got 0/],
+    ] as const;
+    for (const [options, message] of bad) {
+      const made = Engine.fromWeights(loaded.weights, tokenizerFor(loaded), { gpu, kvPages: 16, ...(options as object) });
+      await expect(made).rejects.toThrow(InvalidArgumentError);
+      await expect(made).rejects.toThrow(message);
+    }
+  });
+
   it('a step that fails frees every path and refuses further work with a typed error', async () => {
     const gpu = await createGpu({ adapter: 'llvmpipe' });
     const e = await Engine.fromWeights(loaded.weights, tokenizerFor(loaded), { gpu, kvPages: 16 });
