@@ -35,6 +35,7 @@ export default defineConfig({
           name: 'node',
           include: ['test/unit/**/*.test.ts', 'test/kernels/**/*.test.ts', 'test/model/**/*.test.ts', 'test/remote/**/*.test.ts'],
           environment: 'node',
+          setupFiles: ['test/ref/fast_check_seed.ts'],
           // Dawn's native addon is safest in child processes, one device set per file.
           pool: 'forks',
           testTimeout: 120_000,

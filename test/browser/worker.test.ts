@@ -113,10 +113,14 @@ describe('createWorkerEngine in Chromium', () => {
     // Left with break: no error, and the worker stops the request.
     const s2 = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'hi' }], chat_template: '{{ messages[0].content }}', n: 2, max_tokens: 200, stream: true });
     for await (const c of s2) if (c.choices.length) break;
-    // A later call's reply carries the engine's counters: every page of the cancelled requests is free again.
-    await engine.encode('x');
-    await new Promise((r) => setTimeout(r, 200));
-    await engine.encode('x');
+    // A later call's reply carries the engine's counters: every page of the cancelled requests is free again. The
+    // worker frees them when its request loop sees the cancel, which may land after this call: poll (up to 10 s).
+    const until = Date.now() + 10_000;
+    for (;;) {
+      await engine.encode('x');
+      if (engine.stats.pagesInUse === 0 || Date.now() > until) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
     expect(engine.stats.pagesInUse).toBe(0);
 
     const ev = engine.streamEab('Once upon a time', { max_new_tokens: 20, max_paths: 6, branch_factor: 3, entropy_threshold: 0.4, seed: 0 });

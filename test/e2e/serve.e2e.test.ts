@@ -165,6 +165,7 @@ describe('forklm serve with the openai client', () => {
     const stream = await client.completions.create({ model: 'stories260K', prompt: PROMPT, n: 4, max_tokens: 250, stream: true });
     let chunks = 0;
     for await (const _ of stream) if (++chunks === 4) break; // the SDK aborts the HTTP request
+    const stepsAtBreak = (await health()).engine.steps;
     let h = await health();
     for (let i = 0; i < 50 && (h.active_requests > 0 || h.engine.pages_in_use > 0); i++) {
       await new Promise((r) => setTimeout(r, 100));
@@ -172,6 +173,9 @@ describe('forklm serve with the openai client', () => {
     }
     expect(h.active_requests).toBe(0);
     expect(h.engine.pages_in_use).toBe(0);
+    // Freed by the cancel, not by finishing: 4 samples of up to 250 tokens would take ~250 more steps (all four
+    // ending at EOS within 60 steps is far from what stories260K does from this prompt).
+    expect(h.engine.steps - stepsAtBreak).toBeLessThan(60);
   });
 
   it('malformed requests get OpenAI errors with the right status, and the server keeps serving', async () => {

@@ -34,13 +34,14 @@ afterAll(async () => {
   await server?.stop();
 });
 
-/** The server-wide count of prompt tokens it computed (Prometheus /metrics). */
-async function promptTokensTotal(): Promise<number> {
+/** A server-wide counter from Prometheus /metrics (prompt_tokens_total: prompt tokens it computed). */
+async function metricTotal(name: 'prompt_tokens_total' | 'tokens_predicted_total'): Promise<number> {
   const text = await (await fetch(`${server.url}/metrics`)).text();
-  const m = /^llamacpp:prompt_tokens_total (\S+)$/m.exec(text);
-  if (!m) throw new Error(`no prompt_tokens_total in /metrics:\n${text}`);
+  const m = new RegExp(`^llamacpp:${name} (\\S+)$`, 'm').exec(text);
+  if (!m) throw new Error(`no ${name} in /metrics:\n${text}`);
   return Number(m[1]);
 }
+const promptTokensTotal = () => metricTotal('prompt_tokens_total');
 
 /** A story opening that no other test sends: its second token (100 + salt) differs from every other prompt's, so the
  * server's cache holds nothing of it but BOS. */
@@ -194,6 +195,7 @@ describe('llama.cpp server through the remote engine', () => {
 
   it('frees a cancelled path at once: its request is aborted and the server slot goes idle', async () => {
     const s = remote.session();
+    const predicted0 = await metricTotal('tokens_predicted_total');
     const id = s.createPath(freshPrompt(4), { temperature: 1, seed: 1 }, { reserve: 400 });
     await s.step();
     s.free(id);
@@ -205,6 +207,10 @@ describe('llama.cpp server through the remote engine', () => {
       if (busy) await new Promise((r) => setTimeout(r, 20));
     }
     expect(busy).toBe(false);
+    // The request asked for the path's whole budget (lookahead: Infinity): had the abort not reached the server, the
+    // slot would have gone idle too, but after predicting up to 400 tokens (~0.3 s here). Aborted, it stops within
+    // the few tokens the server makes before it sees the closed connection (a finished request counts them all).
+    expect((await metricTotal('tokens_predicted_total')) - predicted0).toBeLessThan(200);
     expect(await s.step()).toBeNull();
     s.close();
   });
