@@ -1,17 +1,20 @@
 // `npm run bench -- peers`: issue 15's comparison in one run. The many-samples job (stories260K, 16 samples of 64
 // tokens after the same 256-token prompt, temperature 1) and single-stream decode, with
-//   forklm      Node on llvmpipe: EAB exact-N (num_samples 16, threshold 0.4) and fork-at-0; greedy decode of one path
+//   forklm      Node on llvmpipe: EAB exact-N (num_samples 16, threshold 0.4) and fork-at-0; greedy decode of one path;
+//               the same on SwiftShader
 //   llama.cpp   ../shared/bin/llama-server, one request with n = 16, 1 and 2 threads; its decode rate for one stream;
 //               node-llama-cpp (the same llama.cpp in process) for single-stream decode
 //   page        headless Chromium on llvmpipe's GL route: forklm (EAB, fork-at-0, decode) and wllama (llama.cpp in
 //               WebAssembly, on the CPU: see peers_browser.ts) in the same page; 16 requests, as it returns one
 //               choice per request, one after another (prompt reused) or all at once in 16 slots; 1 and 2 threads
+//   shape       the same job on the SmolLM2-135M shape (random weights) with forklm on llvmpipe and llama-server on
+//               the same weights as an F32 GGUF (peers_shape.ts), one timed run each
 //   transformers  needs torch and transformers from PyPI, which this machine's package mirror does not serve (npm and
 //               Debian only): recorded as unavailable, with the reason
 // Best of `repeats` per engine (the median beside it). Ratios and issue 15's targets are in the JSON; the chart is
 // bench/results/peers.svg (peers_chart.ts). Peers come from a bench-only install (peers_install.ts).
-// FORKLM_BENCH_QUICK=1 runs tiny counts; FORKLM_BENCH_PEERS_SKIP (comma list of node, server, node-llama-cpp, page)
-// leaves parts out.
+// FORKLM_BENCH_QUICK=1 runs tiny counts; FORKLM_BENCH_PEERS_SKIP (comma list of node, swiftshader, server,
+// node-llama-cpp, page, shape) leaves parts out.
 import os from 'node:os';
 import { createGpu } from '../src/gpu/device.js';
 import { benchModel, engineFor, errorText, log, machine, promptTokens, QUICK } from './bench_models.js';
@@ -22,6 +25,8 @@ import { startLoadMeter } from './harness.js';
 import { inPage } from './peers_browser.js';
 import { installPeers } from './peers_install.js';
 import { llamaServer, nodeLlamaCpp } from './peers_llama.js';
+import { shapeJob } from './peers_shape.js';
+import type { AdapterChoice } from '../src/gpu/adapter_choice.js';
 
 const JOB = QUICK ? { samples: 4, maxNew: 8, prompt: 32, repeats: 1, threshold: 0.4 } : { samples: 16, maxNew: 64, prompt: 256, repeats: 3, threshold: 0.4 };
 const SKIP = new Set((process.env.FORKLM_BENCH_PEERS_SKIP ?? '').split(',').map((s) => s.trim()));
@@ -44,9 +49,9 @@ async function part<T>(name: string, f: () => Promise<T>): Promise<T | { error: 
   }
 }
 
-async function forklmNode(prompt: number[]): Promise<object> {
+async function forklmNode(prompt: number[], adapter: AdapterChoice): Promise<object> {
   const model = await benchModel('stories260K');
-  const gpu = await createGpu({ adapter: 'llvmpipe' });
+  const gpu = await createGpu({ adapter });
   try {
     const base = await engineFor(model, gpu, { kvPages: 512, maxSamples: 64 });
     await eab(base, prompt, JOB.samples, 8, JOB.threshold);
@@ -59,7 +64,7 @@ async function forklmNode(prompt: number[]): Promise<object> {
       eabMs.push(round4(e.mode.ms));
       generated = e.mode.generated;
       f0Ms.push(round4((await forkAtZero(base, prompt, JOB.samples, JOB.maxNew)).ms));
-      log(`forklm node: eab ${eabMs[r]} ms, fork-at-0 ${f0Ms[r]} ms`);
+      log(`forklm node (${adapter}): eab ${eabMs[r]} ms, fork-at-0 ${f0Ms[r]} ms`);
     }
     const d = await promptRun(base, prompt, JOB.maxNew);
     base.destroy();
@@ -73,8 +78,9 @@ async function forklmNode(prompt: number[]): Promise<object> {
 type Rec = Record<string, unknown> & { error?: string };
 
 /** The figures a run's JSON leads with (best and median wall clocks, decode rates, ratios, issue 15's targets). */
-export function derive(node: Rec, server1: Rec, server2: Rec, nlc: Rec, page: Rec, loadBefore: number | null = null): object {
+export function derive(node: Rec, server1: Rec, server2: Rec, nlc: Rec, page: Rec, loadBefore: number | null = null, swift: Rec = {}, shape: Rec = {}): object {
   const ms = (r: Rec | undefined, k: string) => best(r?.[k] as number[] | undefined);
+  const shapeServers = (shape.llama_server as Rec[] | undefined) ?? [];
   const pf = page.forklm as Rec | undefined;
   // A wllama run counts when it finished every repeat (no error, within its time budget).
   const wl = ((page.wllama as Rec[] | undefined) ?? []).filter((w) => !w.error && !w.over_budget_s && (w.job_ms as number[] | undefined)?.length);
@@ -89,6 +95,12 @@ export function derive(node: Rec, server1: Rec, server2: Rec, nlc: Rec, page: Re
     forklm_page_eab: ms(pf, 'eab_ms'),
     forklm_page_fork_at_0: ms(pf, 'fork_at_0_ms'),
     wllama_page: wlBest,
+    forklm_swiftshader_eab: ms(swift, 'eab_ms'),
+    forklm_swiftshader_fork_at_0: ms(swift, 'fork_at_0_ms'),
+    shape_forklm_eab: ms(shape.forklm_node as Rec | undefined, 'eab_ms'),
+    shape_forklm_fork_at_0: ms(shape.forklm_node as Rec | undefined, 'fork_at_0_ms'),
+    shape_llama_server_1_thread: ms(shapeServers[0], 'job_ms'),
+    shape_llama_server_2_threads: ms(shapeServers[1], 'job_ms'),
   };
   const decode_tok_s = {
     forklm_node: (node.decode_tok_s as number) ?? null,
@@ -97,6 +109,7 @@ export function derive(node: Rec, server1: Rec, server2: Rec, nlc: Rec, page: Re
     llama_server_2_threads: (server2.decode_tok_s as number) ?? null,
     node_llama_cpp_1_thread: (nlc.decode_tok_s as number) ?? null,
     wllama_page: wlDecode,
+    forklm_swiftshader: (swift.decode_tok_s as number) ?? null,
   };
   const ratios = {
     job_forklm_eab_over_llama_1_thread: ratio(best_ms.forklm_node_eab, best_ms.llama_server_1_thread),
@@ -108,6 +121,12 @@ export function derive(node: Rec, server1: Rec, server2: Rec, nlc: Rec, page: Re
     page_decode_ms_over_node_decode_ms: ratio(decode_tok_s.forklm_node, decode_tok_s.forklm_page),
     decode_forklm_node_share_of_llama_1_thread: ratio(decode_tok_s.forklm_node, decode_tok_s.llama_server_1_thread),
     decode_forklm_node_share_of_node_llama_cpp: ratio(decode_tok_s.forklm_node, decode_tok_s.node_llama_cpp_1_thread),
+    job_forklm_swiftshader_eab_over_llama_1_thread: ratio(best_ms.forklm_swiftshader_eab, best_ms.llama_server_1_thread),
+    job_forklm_swiftshader_eab_over_llvmpipe_eab: ratio(best_ms.forklm_swiftshader_eab, best_ms.forklm_node_eab),
+    decode_forklm_swiftshader_share_of_llama_1_thread: ratio(decode_tok_s.forklm_swiftshader, decode_tok_s.llama_server_1_thread),
+    shape_forklm_eab_over_llama_1_thread: ratio(best_ms.shape_forklm_eab, best_ms.shape_llama_server_1_thread),
+    shape_forklm_eab_over_llama_2_threads: ratio(best_ms.shape_forklm_eab, best_ms.shape_llama_server_2_threads),
+    shape_forklm_fork_at_0_over_llama_1_thread: ratio(best_ms.shape_forklm_fork_at_0, best_ms.shape_llama_server_1_thread),
   };
   // A run that starts with more runnable work than cores shares them with strangers: its ratios mix forklm's and the
   // peers' waits, so `met` is withheld (null) there and the value stays for what it is (issue 15's targets need one
@@ -152,13 +171,16 @@ export async function run(): Promise<object> {
   } catch (e) {
     installed = { error: errorText(e) };
   }
-  const node = (await part('node', () => forklmNode(prompt))) as Rec;
+  const node = (await part('node', () => forklmNode(prompt, 'llvmpipe'))) as Rec;
+  const swift = (await part('swiftshader', () => forklmNode(prompt, 'swiftshader'))) as Rec;
   const server1 = (await part('server', () => llamaServer(prompt, 1, JOB))) as Rec;
   const server2 = (await part('server', () => llamaServer(prompt, 2, JOB))) as Rec;
   const nlc = (await part('node-llama-cpp', () => nodeLlamaCpp(prompt, JOB))) as Rec;
   const page = (await part('page', () => inPage(JOB, promptText, [1, 2].flatMap((threads) => [{ threads, mode: 'sequential' as const }, { threads, mode: 'concurrent' as const }])))) as Rec;
 
-  const derived = derive(node, server1, server2, nlc, page, loadBefore);
+  const shape = (await part('shape', () => shapeJob(JOB))) as Rec;
+
+  const derived = derive(node, server1, server2, nlc, page, loadBefore, swift, shape);
   return {
     date: new Date().toISOString(),
     machine: machine(),
@@ -167,9 +189,11 @@ export async function run(): Promise<object> {
     peers_installed: installed,
     ...derived,
     forklm_node: node,
+    forklm_node_swiftshader: swift,
     llama_server: [server1, server2],
     node_llama_cpp: nlc,
     page,
+    smollm2_135m_shape: shape,
     transformers: {
       available: false,
       reason: "needs Python packages torch and transformers from PyPI; this machine's package registries are npm and Debian only, so they cannot be installed here",

@@ -30,10 +30,10 @@ function freePort(): Promise<number> {
   });
 }
 
-async function startServer(threads: number, slots: number): Promise<{ url: string; stop: () => Promise<void> }> {
+async function startServer(threads: number, slots: number, gguf: string): Promise<{ url: string; stop: () => Promise<void> }> {
   const bin = process.env.FORKLM_LLAMA_SERVER ?? join(modelsDir(), '../bin/llama-server');
   const port = await freePort();
-  const args = ['-m', GGUF(), '--host', '127.0.0.1', '--port', String(port), '-t', String(threads), '-c', String(slots * 512), '-np', String(slots), '--no-warmup'];
+  const args = ['-m', gguf, '--host', '127.0.0.1', '--port', String(port), '-t', String(threads), '-c', String(slots * 512), '-np', String(slots), '--no-warmup'];
   const child = spawn(bin, args, { stdio: 'ignore' });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const url = `http://127.0.0.1:${port}`;
@@ -72,9 +72,18 @@ async function complete(url: string, body: object): Promise<{ ms: number; out: {
   return { ms: performance.now() - t0, out: Array.isArray(json) ? json : [json] };
 }
 
-/** The job and single-stream decode on llama-server with `threads` threads. */
-export async function llamaServer(base: number[], threads: number, job: Job): Promise<object> {
-  const server = await startServer(threads, job.samples);
+/**
+ * The job and (unless `opts.decode` is false) single-stream decode on llama-server with `threads` threads, on
+ * stories260K's GGUF or `opts.gguf`. `opts.greedy`: also the first `opts.greedy.length` greedy tokens after
+ * `opts.greedy.prompt` (the peers bench compares them with forklm's to show both run the same weights).
+ */
+export async function llamaServer(
+  base: number[],
+  threads: number,
+  job: Job,
+  opts: { gguf?: string; decode?: boolean; greedy?: { prompt: number[]; length: number } } = {},
+): Promise<object> {
+  const server = await startServer(threads, job.samples, opts.gguf ?? GGUF());
   try {
     const promptFor = (r: number) => [base[0], 300 + r, ...base.slice(2)];
     await complete(server.url, { prompt: promptFor(99), n_predict: 4, n_cmpl: job.samples });
@@ -96,9 +105,17 @@ export async function llamaServer(base: number[], threads: number, job: Job): Pr
       promptComputed = out.reduce((a, x) => a + x.timings.prompt_n, 0);
       log(`llama-server -t ${threads}: job ${ms.toFixed(0)} ms`);
     }
+    let greedy: number[] | undefined;
+    if (opts.greedy) {
+      const res = await fetch(`${server.url}/completion`, {
+        method: 'POST',
+        body: JSON.stringify({ prompt: opts.greedy.prompt, n_predict: opts.greedy.length, temperature: 0, ignore_eos: true, return_tokens: true }),
+      });
+      greedy = ((await res.json()) as { tokens: number[] }).tokens;
+    }
     // Single stream: one greedy completion of maxNew tokens; the server's own decode rate, and the wall clock.
     const rates: number[] = [];
-    for (let r = 0; r < job.repeats; r++) {
+    for (let r = 0; r < (opts.decode === false ? 0 : job.repeats); r++) {
       const { out } = await complete(server.url, { prompt: promptFor(50 + r), n_predict: job.maxNew, temperature: 0, ignore_eos: true });
       rates.push(out[0].timings.predicted_per_second);
     }
@@ -107,8 +124,8 @@ export async function llamaServer(base: number[], threads: number, job: Job): Pr
       job_ms: jobMs,
       job_generated: generated,
       prompt_tokens_computed: promptComputed,
-      decode_tok_s_runs: rates.map(round4),
-      decode_tok_s: round4(Math.max(...rates)),
+      ...(rates.length ? { decode_tok_s_runs: rates.map(round4), decode_tok_s: round4(Math.max(...rates)) } : {}),
+      ...(greedy ? { greedy_tokens: greedy } : {}),
     };
   } finally {
     await server.stop();

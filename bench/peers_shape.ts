@@ -1,0 +1,64 @@
+// The peers job on the SmolLM2-135M shape (issue 15, point 5): random weights (bench_models.ts, seed SMOL_SEED),
+// forklm in Node on llvmpipe against llama-server on the very same weights, written as an F32 GGUF by
+// bench/peers_gguf.ts. 16 samples of 64 tokens after a 256-token prompt of random ids, temperature 1, as the
+// stories260K job; each engine runs it once after a short warm-up (a run takes seconds to tens of seconds here).
+// Both engines' first greedy tokens after one prompt are recorded: equal tokens show they run the same model (random
+// weights give small logit margins, so a near-tie may part them after a few tokens).
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { generate } from '../src/generate.js';
+import { createGpu } from '../src/gpu/device.js';
+import { benchModel, engineFor, log, promptTokens, QUICK, SMOL_SEED } from './bench_models.js';
+import { eab, forkAtZero } from './common/eab.js';
+import { round4 } from './common/timing.js';
+import { ensureLlamaGgufF32 } from './peers_gguf.js';
+import { peersDir } from './peers_install.js';
+import { llamaServer, type Job } from './peers_llama.js';
+
+const GREEDY = { prompt: 32, length: 8 };
+
+/** The shape's job on forklm (llvmpipe) and llama-server (1 and 2 threads), and both engines' greedy tokens. */
+export async function shapeJob(job: Job & { threshold: number }): Promise<object> {
+  const model = await benchModel('smollm2-135m-random');
+  const prompt = promptTokens(model, job.prompt);
+  const greedyPrompt = promptTokens(model, GREEDY.prompt, 7);
+  const t0 = performance.now();
+  const gguf = ensureLlamaGgufF32(model.weights, join(peersDir(), `smollm2-135m-random-seed${SMOL_SEED}-f32.gguf`));
+  log(`peers shape: ${gguf} ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+  const gpu = await createGpu({ adapter: 'llvmpipe' });
+  let forklm: object;
+  let forklmGreedy: number[];
+  try {
+    // The prompt's pages plus each path's own: 16 * (256 + 64) / 16 tokens per page, with room to spare.
+    const base = await engineFor(model, gpu, { kvPages: 192, maxSamples: 64 });
+    // Warm-up: EAB widens 1 -> 3 -> 9 -> 16 paths within its first steps here (random weights, high entropy), so 8
+    // tokens compile every kernel variant the timed run takes.
+    await eab(base, prompt, job.samples, 8, job.threshold);
+    await forkAtZero(base, prompt, job.samples, 8);
+    const e = await eab(base, prompt, job.samples, job.maxNew, job.threshold);
+    log(`peers shape: forklm eab ${e.mode.ms.toFixed(0)} ms`);
+    const f0 = await forkAtZero(base, prompt, job.samples, job.maxNew);
+    log(`peers shape: forklm fork-at-0 ${f0.ms.toFixed(0)} ms`);
+    forklmGreedy = (await generate(base, greedyPrompt, { maxNewTokens: GREEDY.length, temperature: 0 })).tokens;
+    forklm = { adapter: gpu.name, eab_ms: [round4(e.mode.ms)], eab_generated: e.mode.generated, eab_steps: e.mode.steps, fork_at_0_ms: [round4(f0.ms)] };
+    base.destroy();
+  } finally {
+    gpu.destroy();
+  }
+
+  const once = { ...job, repeats: 1 };
+  const server1 = (await llamaServer(prompt, 1, once, { gguf, decode: false, greedy: { prompt: greedyPrompt, length: GREEDY.length } })) as { greedy_tokens?: number[] };
+  const server2 = await llamaServer(prompt, 2, once, { gguf, decode: false });
+  const theirs = server1.greedy_tokens ?? [];
+  let agree = 0;
+  while (agree < forklmGreedy.length && forklmGreedy[agree] === theirs[agree]) agree++;
+  return {
+    model: model.source,
+    gguf: { path: gguf, bytes: statSync(gguf).size },
+    job: `${job.samples} samples of ${job.maxNew} tokens after ${job.prompt} random prompt tokens, temperature 1; one timed run each${QUICK ? ' (quick)' : ''}`,
+    forklm_node: forklm,
+    llama_server: [server1, server2],
+    greedy: { prompt_tokens: GREEDY.prompt, forklm: forklmGreedy, llama_server: theirs, equal_prefix: agree },
+  };
+}
