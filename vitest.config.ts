@@ -61,11 +61,13 @@ export default defineConfig({
       },
       {
         // Chromium's GL route (llvmpipe through ANGLE, bench/browser.ts LAUNCH_ARGS.llvmpipe), where the register-blocked
-        // matmul runs written out (src/gpu/register_blocks.ts): the matmul tests on the page's llvmpipe adapter.
+        // matmul runs written out (src/gpu/register_blocks.ts): the matmul tests, and the quantized matmul on every
+        // storage type (issue 12: each type against float64 on both CPU adapters in Chromium too), on the page's
+        // llvmpipe adapter.
         define: { __FORKLM_TEST_ADAPTER__: JSON.stringify('llvmpipe') },
         test: {
           name: 'browser-gl',
-          include: ['test/kernels/matmul*.test.ts'],
+          include: ['test/kernels/matmul*.test.ts', 'test/kernels/qmatmul.test.ts'],
           testTimeout: 180_000,
           browser: {
             enabled: true,
