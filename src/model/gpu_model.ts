@@ -7,100 +7,28 @@ import { Readback } from '../gpu/readback.js';
 import { wholeTensor } from '../gpu/split_tensor.js';
 import { Embedding } from '../kernels/embedding.js';
 import { QEmbedding } from '../kernels/qembedding.js';
-import { QMatmul } from '../kernels/qmatmul.js';
-import { createQuantizedX, type QuantizedX } from '../kernels/quantize_x8.js';
-import { hasIntDot } from '../kernels/weight_shader.js';
 import { LayerNorm } from '../kernels/layernorm.js';
 import { LogitCap } from '../kernels/logit_cap.js';
-import { Matmul, type MatmulVariant } from '../kernels/matmul.js';
-import { MlpAct } from '../kernels/mlp_act.js';
 import { RmsNorm, type BoundRowNorm } from '../kernels/rmsnorm.js';
 import { ModelAttention } from './attention_ops.js';
+import { Projections } from './projections.js';
 import type { BoundDecodeFused } from '../kernels/decode_fused.js';
 import { buildDecodeFused, decodeFusedPlan } from './decode_fused.js';
-import type { PagedAttentionVariant } from '../kernels/paged_attention.js';
 import { RopeKv } from '../kernels/rope_kv.js';
 import { TokenStats } from '../kernels/token_stats.js';
-import { PLAIN, prologueKey, type XPrologue } from '../kernels/x_prologue.js';
-import { epilogueKey, NO_EPILOGUE, ROPE_EPILOGUE_STORAGE_BUFFERS, type RopeBuffers, type YEpilogue } from '../kernels/y_epilogue.js';
+import type { XPrologue } from '../kernels/x_prologue.js';
+import { ROPE_EPILOGUE_STORAGE_BUFFERS, type YEpilogue } from '../kernels/y_epilogue.js';
 import { splitFrequencies } from '../kernels/rope_kv.js';
 import { tokenStatsLayout, type TokenStatsLayout } from '../sample/stats_record.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { LlamaWeights } from './weights.js';
 import { asModelWeights } from './from_llama.js';
-import { destroyWeights, uploadWeights, type GpuMatrix, type GpuNorm, type GpuWeights, type UploadProgress } from './gpu_weights.js';
-import type { WeightsMode } from '../weights/stored_matrix.js';
+import { destroyWeights, uploadWeights, type GpuNorm, type GpuWeights } from './gpu_weights.js';
 import { ropeInvFreq } from './rope_freq.js';
 import { specSizes, type ModelSpec, type ModelWeights, type SpecSizes } from './spec.js';
 
-export interface ModelOptions {
-  /** Rows one step may compute (prompt-chunk rows + decode rows). Default 256. */
-  maxRows?: number;
-  /** Paths that may sample in one step. Default 64. */
-  maxSamples?: number;
-  /** KV tokens per page. Default 16. */
-  pageSize?: number;
-  /** KV pages in the pool; default: as many as fit kvBudgetBytes. */
-  kvPages?: number;
-  /** Bytes for the KV pool across layers when kvPages is not given. Default 256 MiB. */
-  kvBudgetBytes?: number;
-  /** top-k kept by token_stats (DeepConf uses 20). Default 20. */
-  topK?: number;
-  /** Most tokens drawn without replacement for one path in one step (the largest branch factor). Default 8. */
-  maxBranch?: number;
-  /**
-   * How the GPU holds weight matrices: 'as-stored' (default: each in its file's type, F16/BF16 and GGUF quantizations
-   * dequantized inside the kernels), 'f16' (every matrix F16) or 'f32' (every matrix F32: most precise, most memory).
-   */
-  weights?: WeightsMode;
-  /**
-   * How projections on Q4_0, Q4_1, Q5_0, Q5_1 and Q4_K weights take their input: 'q8' (default) quantized to 8 bits
-   * per 32 values, as llama.cpp does for its quantized dot products, with integer products (faster on CPU adapters:
-   * bench/RESULTS.md "Weights"); 'f32' in f32 (closer to the float64 forward over the same weights). Either way a
-   * path's logits do not depend on its batch. Other weight types always take f32.
-   */
-  activations?: ModelActivations;
-  /** Called after each tensor is written to the GPU. */
-  onUpload?: (p: UploadProgress) => void;
-  /**
-   * Shared-prefix (cascade) attention: decode rows that share whole KV pages (a prompt, a generated prefix) attend
-   * over them together, each K/V read once per block of queries, merged with each row's own keys by log-sum-exp
-   * (model/attention_ops.ts). Same results to float rounding. Default false: on llvmpipe it is slower than per-path
-   * attention (bench/RESULTS.md, Shared prefix); it allocates a few MB of task lists and partial states.
-   */
-  cascade?: boolean;
-  /**
-   * Paged attention's variant for every step (benchmarks compare them): default per-head on CPU adapters where
-   * llvmpipe's loop limit allows the model's context (model/attention_ops.ts), split-keys otherwise. Forcing per-head
-   * beyond that limit throws InvalidArgumentError.
-   */
-  attentionVariant?: PagedAttentionVariant;
-  /**
-   * Decode steps in one dispatch (kernels/decode_fused.ts) where the model and adapter allow it (small F32 Llama-shaped
-   * models on CPU adapters: `decodeFusedRefusal` says why not otherwise). Same bits as the layered forward. Default
-   * true; false always runs the layered forward (tests compare the two); 'any-adapter' also takes it on adapters not
-   * known to be CPU ones (tests in the page, where llvmpipe cannot be told from a GPU).
-   */
-  decodeFused?: boolean | 'any-adapter';
-}
-
-/** How quantized projections take their input (ModelOptions.activations). */
-export type ModelActivations = 'q8' | 'f32';
-
-/** One dispatch (or one bound op's dispatches) of a step: rows this step, and the page-table width. */
-export type StepOp = (pass: GPUComputePassEncoder, rows: number, maxPages: number) => void;
-
-/** A named op, so profiles and tests can tell them apart. */
-export interface NamedOp {
-  /** `embed`, `l3.qkv`, `l3.attention`, `lm_head`, ...: the layer and what the op is. */
-  name: string;
-  /** What kind of work: projections and the LM head are matmuls (profiles group by it). */
-  kind: 'matmul' | 'attention' | 'token_stats' | 'other';
-  run: StepOp;
-  destroy(): void;
-  /** Matmuls only: the variant an encode of M rows uses. */
-  variantFor?: (M: number) => string;
-}
+export type { ModelActivations, ModelOptions, NamedOp, StepOp } from './model_options.js';
+import type { ModelActivations, ModelOptions, NamedOp, StepOp } from './model_options.js';
 
 export class GpuModel {
   readonly spec: ModelSpec;
@@ -319,100 +247,19 @@ export class GpuModel {
       return op(label, k, (pass, R) => k.encode(pass, R));
     };
 
-    const matmuls = new Map<string, Matmul | QMatmul>();
-    // x on 8 bits for every 8-bit projection: they run one after another, each quantizing its own x first.
-    let xq: QuantizedX | null = null;
-    const scratch = (): QuantizedX => {
-      if (!xq) {
-        xq = createQuantizedX(gpu, this.maxRows, Math.max(D, z.qDim, F), 'x on 8 bits');
-        const own = xq;
-        this.owners.push({ destroy: () => (own.xq.destroy(), own.xs.destroy()) });
-      }
-      return xq;
-    };
-    const kernelFor = (key: string, make: () => Matmul | QMatmul): Matmul | QMatmul => {
-      let m = matmuls.get(key);
-      if (!m) {
-        m = make();
-        matmuls.set(key, m);
-      }
-      return m;
-    };
-    /**
-     * y (+)= f(x) W^T (+ b), one matmul per part of W (its storage type; F32 parts on kernels/matmul.ts, whose vec4 loads
-     * read f32 fastest for M > 1 and at M = 1 keep a path's bits independent of its batch (the stored-type dot step,
-     * faster at M = 1 in bench/RESULTS.md "Weights", rounds differently and broke test/model/seeds.test.ts); every
-     * other type on the stored-type kernel). The parts write disjoint columns of y,
-     * each with its own bias entries, so splitting changes no value. f is the x prologue (kernels/x_prologue.ts): an
-     * RMS norm folded in (its weight as `norm`), the MLP activation, or nothing. One kernel per distinct (type, K, N,
-     * bias, accumulate, prologue).
-     */
-    const mm = (
-      name: string, K: number, N: number, W: GpuMatrix, bias: GPUBuffer | null, x: GPUBuffer, y: GPUBuffer, accumulate: boolean,
-      pro: { prologue?: XPrologue; norm?: GPUBuffer; epilogue?: YEpilogue; rope?: RopeBuffers; prefillOnly?: boolean } = {},
-    ): NamedOp => {
-      const { prologue = PLAIN, norm, epilogue = NO_EPILOGUE, rope, prefillOnly = false } = pro;
-      const bound = W.parts.map((part, i) => {
-        const key = `${part.type},${K},${N},${bias !== null},${accumulate},${prologueKey(prologue)},${epilogueKey(epilogue)}${prefillOnly ? ',prefill' : ''}`;
-        const o = { K, N, bias: bias !== null, accumulate, prologue, epilogue, ...(prefillOnly ? { variants: ['prefill' as const] } : {}) };
-        const label = W.parts.length > 1 ? `${name}[${part.type} ${i}]` : name;
-        const b = { x, w: part, ...(bias ? { bias } : {}), y, ...(norm ? { norm } : {}), ...(rope ? { rope } : {}) };
-        // One body at every M, so a path's logits do not depend on its batch, as the engine promises: 8-bit x for the
-        // types with an integer step (kernels/qmatmul.ts), else f32 x through the register-blocked body (the
-        // dot-step kernel at M = 1 only rounds differently).
-        if (part.type !== 'F32') {
-          const q8 = this.activations === 'q8' && hasIntDot(part.type);
-          const k = kernelFor(`${key},${q8}`, () => new QMatmul(gpu, { type: part.type, ...o, activations: q8 ? 'q8' : 'f32-blocked' })) as QMatmul;
-          return k.bind(q8 ? { ...b, xq: scratch() } : b, label);
-        }
-        return (kernelFor(key, () => new Matmul(gpu, o)) as Matmul).bind(b, label);
-      });
-      return {
-        name,
-        kind: 'matmul',
-        run: (pass, R) => bound.forEach((k) => k.encode(pass, R)),
-        destroy: () => bound.forEach((k) => k.destroy()),
-        variantFor: (M: number) => bound[0].variantFor(M),
-      };
-    };
+    const projections = new Projections(gpu, s, {
+      activations: this.activations,
+      maxRows: this.maxRows,
+      xWidth: Math.max(D, z.qDim, F),
+      gateUp: this.gateUp,
+      mlpOut: this.mlpOut,
+    });
+    this.owners.push(projections);
+    const mm = projections.matmul.bind(projections);
     // RMS norms before a projection are folded into it (each matmul invocation normalises the rows of x it reads);
     // LayerNorm (mean, variance and bias) keeps its own dispatch into `normed`.
     const fold = s.norm.kind === 'rms';
     const rmsOf = (n: GpuNorm) => ({ prologue: { kind: 'rms', eps: s.norm.eps } as XPrologue, norm: n.weight });
-    const actPrologue: XPrologue = { kind: 'act', act: s.mlp.activation, gated: s.mlp.gated };
-
-    // The down projection applies the activation to gate|up as it reads it (one dispatch fewer per layer), except in
-    // the register-blocked variant of CPU adapters (wide steps: prompt chunks, many paths), where each invocation
-    // would load gate and up for each of its 8 rows, twice the x loads of a plain x: there one mlp_act dispatch
-    // writes act(gate) * up to mlpOut first and the down projection reads it plainly (at 16 rows on llvmpipe,
-    // SmolLM2-135M's down projection 5.0-5.6 -> 3.6-3.8 ms of CPU per layer). Both compute act with the same WGSL
-    // (shaders/activation.wgsl), so a path's bits do not depend on which one its step took. A down projection on
-    // 8-bit activations keeps the fused form at every M (its quantize_x8 pass reads each gate and up once).
-    const mlpAct = this.mlpOut ? new MlpAct(gpu, { hidden: F, act: s.mlp.activation, gated: s.mlp.gated }) : null;
-    const downOp = (name: string, W: GpuMatrix, bias: GPUBuffer | null, y: GPUBuffer, accumulate: boolean): NamedOp => {
-      const fused = mm(name, F, D, W, bias, this.gateUp, y, accumulate, { prologue: actPrologue });
-      // On 8-bit activations quantize_x8 computes act(gate) * up once per value already: nothing to split.
-      const int8 = this.activations === 'q8' && W.parts.every((p) => hasIntDot(p.type));
-      if (!mlpAct || !this.mlpOut || int8) return fused;
-      const act = mlpAct.bind({ input: this.gateUp, out: this.mlpOut }, `${name}:act`);
-      const plain = mm(name, F, D, W, bias, this.mlpOut, y, accumulate, { prefillOnly: true });
-      const split = (M: number) => fused.variantFor?.(M) === ('prefill' satisfies MatmulVariant);
-      return {
-        name,
-        kind: 'matmul',
-        run: (pass, R, maxPages) => {
-          if (!split(R)) return fused.run(pass, R, maxPages);
-          act.encode(pass, R);
-          plain.run(pass, R, maxPages);
-        },
-        destroy: () => {
-          fused.destroy();
-          act.destroy();
-          plain.destroy();
-        },
-        variantFor: fused.variantFor,
-      };
-    };
 
     const ropeKv = this.ropeInQkv
       ? null
@@ -484,7 +331,7 @@ export class GpuModel {
       }
       if (layout !== 'parallel') ops.push(gateUp(normed(lw.mlpNorm, this.normed, `${p}mlp_norm`)));
       else if (!fold) ops.push(gateUp(mlpIn!));
-      const down = (y: GPUBuffer, accumulate: boolean) => downOp(`${p}down`, lw.wDown, lw.bDown, y, accumulate);
+      const down = (y: GPUBuffer, accumulate: boolean) => projections.down(`${p}down`, lw.wDown, lw.bDown, y, accumulate);
       if (post && lw.mlpPostNorm) {
         ops.push(down(this.proj, false));
         ops.push(normOp(lw.mlpPostNorm, this.proj, this.hidden, true, `${p}mlp_post_norm`));
@@ -527,7 +374,6 @@ export class GpuModel {
     const inPlace = logitsOf(this.hidden, ':in_place');
     this.owners.push(...inPlace);
     const headInPlace = [...inPlace, ...after];
-    for (const m of matmuls.values()) this.owners.push(m);
     return { embed, layers, head, headInPlace };
   }
 

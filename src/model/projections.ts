@@ -1,0 +1,142 @@
+// A model's projections bound to their kernels: y (+)= f(x) W^T (+ b) for each part of W in its storage type, and the
+// MLP's down projection with its activation. One kernel per distinct (type, K, N, bias, accumulate, prologue,
+// epilogue), shared by every layer; one 8-bit x scratch shared by every 8-bit projection (they run one after another,
+// each quantizing its own x first). model/gpu_model.ts binds a model's ops through this.
+import type { Gpu } from '../gpu/device.js';
+import { Matmul, type MatmulVariant } from '../kernels/matmul.js';
+import { MlpAct } from '../kernels/mlp_act.js';
+import { QMatmul } from '../kernels/qmatmul.js';
+import { createQuantizedX, type QuantizedX } from '../kernels/quantize_x8.js';
+import { hasIntDot } from '../kernels/weight_shader.js';
+import { PLAIN, prologueKey, type XPrologue } from '../kernels/x_prologue.js';
+import { epilogueKey, NO_EPILOGUE, type RopeBuffers, type YEpilogue } from '../kernels/y_epilogue.js';
+import type { GpuMatrix } from './gpu_weights.js';
+import type { ModelActivations, NamedOp } from './model_options.js';
+import type { ModelSpec } from './spec.js';
+
+/** What a projection may do around its matmul: an x prologue (with an RMS norm's weight), a y epilogue (RoPE + KV). */
+export interface ProjectionExtras {
+  prologue?: XPrologue;
+  norm?: GPUBuffer;
+  epilogue?: YEpilogue;
+  rope?: RopeBuffers;
+  /** Only the prefill (register-blocked) variant is compiled: for a matmul encoded only for wide steps. */
+  prefillOnly?: boolean;
+}
+
+export class Projections {
+  private readonly matmuls = new Map<string, Matmul | QMatmul>();
+  private xq: QuantizedX | null = null;
+  private readonly mlpAct: MlpAct | null;
+
+  constructor(
+    private readonly gpu: Gpu,
+    private readonly spec: ModelSpec,
+    private readonly o: {
+      activations: ModelActivations;
+      maxRows: number;
+      /** The widest x an 8-bit projection quantizes (max of D, qDim, F). */
+      xWidth: number;
+      gateUp: GPUBuffer; // (maxRows, 2F) f32 gate|up, the down projection's input
+      /** (maxRows, F) f32 act(gate) * up for wide steps on CPU adapters (see down()); null elsewhere. */
+      mlpOut: GPUBuffer | null;
+    },
+  ) {
+    const m = spec.mlp;
+    this.mlpAct = o.mlpOut ? new MlpAct(gpu, { hidden: m.hiddenDim, act: m.activation, gated: m.gated }) : null;
+  }
+
+  private scratch(): QuantizedX {
+    this.xq ??= createQuantizedX(this.gpu, this.o.maxRows, this.o.xWidth, 'x on 8 bits');
+    return this.xq;
+  }
+
+  private kernelFor(key: string, make: () => Matmul | QMatmul): Matmul | QMatmul {
+    let m = this.matmuls.get(key);
+    if (!m) {
+      m = make();
+      this.matmuls.set(key, m);
+    }
+    return m;
+  }
+
+  /**
+   * y (+)= f(x) W^T (+ b), one matmul per part of W (its storage type; F32 parts on kernels/matmul.ts, whose vec4 loads
+   * read f32 fastest for M > 1 and at M = 1 keep a path's bits independent of its batch (the stored-type dot step,
+   * faster at M = 1 in bench/RESULTS.md "Weights", rounds differently and broke test/model/seeds.test.ts); every
+   * other type on the stored-type kernel). The parts write disjoint columns of y, each with its own bias entries, so
+   * splitting changes no value. f is the x prologue (kernels/x_prologue.ts): an RMS norm folded in (its weight as
+   * `norm`), the MLP activation, or nothing. x (M, K), y (M, N) f32.
+   */
+  matmul(name: string, K: number, N: number, W: GpuMatrix, bias: GPUBuffer | null, x: GPUBuffer, y: GPUBuffer, accumulate: boolean, extras: ProjectionExtras = {}): NamedOp {
+    const { prologue = PLAIN, norm, epilogue = NO_EPILOGUE, rope, prefillOnly = false } = extras;
+    const bound = W.parts.map((part, i) => {
+      const key = `${part.type},${K},${N},${bias !== null},${accumulate},${prologueKey(prologue)},${epilogueKey(epilogue)}${prefillOnly ? ',prefill' : ''}`;
+      const o = { K, N, bias: bias !== null, accumulate, prologue, epilogue, ...(prefillOnly ? { variants: ['prefill' as const] } : {}) };
+      const label = W.parts.length > 1 ? `${name}[${part.type} ${i}]` : name;
+      const b = { x, w: part, ...(bias ? { bias } : {}), y, ...(norm ? { norm } : {}), ...(rope ? { rope } : {}) };
+      // One body at every M, so a path's logits do not depend on its batch, as the engine promises: 8-bit x for the
+      // types with an integer step (kernels/qmatmul.ts), else f32 x through the register-blocked body (the
+      // dot-step kernel at M = 1 only rounds differently).
+      if (part.type !== 'F32') {
+        const q8 = this.o.activations === 'q8' && hasIntDot(part.type);
+        const k = this.kernelFor(`${key},${q8}`, () => new QMatmul(this.gpu, { type: part.type, ...o, activations: q8 ? 'q8' : 'f32-blocked' })) as QMatmul;
+        return k.bind(q8 ? { ...b, xq: this.scratch() } : b, label);
+      }
+      return (this.kernelFor(key, () => new Matmul(this.gpu, o)) as Matmul).bind(b, label);
+    });
+    return {
+      name,
+      kind: 'matmul',
+      run: (pass, R) => bound.forEach((k) => k.encode(pass, R)),
+      destroy: () => bound.forEach((k) => k.destroy()),
+      variantFor: (M: number) => bound[0].variantFor(M),
+    };
+  }
+
+  /**
+   * The down projection y (+)= act(gate) * up W^T (+ b), reading gate|up (M, 2F) and writing y (M, D).
+   * It applies the activation as it reads gate|up (one dispatch fewer per layer), except in the register-blocked
+   * variant of CPU adapters (wide steps: prompt chunks, many paths), where each invocation would load gate and up for
+   * each of its 8 rows, twice the x loads of a plain x: there one mlp_act dispatch writes act(gate) * up to mlpOut
+   * first and the down projection reads it plainly (at 16 rows on llvmpipe, SmolLM2-135M's down projection 5.0-5.6 ->
+   * 3.6-3.8 ms of CPU per layer). Both compute act with the same WGSL (shaders/activation.wgsl), so a path's bits do
+   * not depend on which one its step took. A down projection on 8-bit activations keeps the fused form at every M
+   * (its quantize_x8 pass reads each gate and up once).
+   */
+  down(name: string, W: GpuMatrix, bias: GPUBuffer | null, y: GPUBuffer, accumulate: boolean): NamedOp {
+    const m = this.spec.mlp;
+    const [F, D] = [m.hiddenDim, this.spec.dim];
+    const actPrologue: XPrologue = { kind: 'act', act: m.activation, gated: m.gated };
+    const fused = this.matmul(name, F, D, W, bias, this.o.gateUp, y, accumulate, { prologue: actPrologue });
+    const int8 = this.o.activations === 'q8' && W.parts.every((p) => hasIntDot(p.type));
+    if (!this.mlpAct || !this.o.mlpOut || int8) return fused;
+    const act = this.mlpAct.bind({ input: this.o.gateUp, out: this.o.mlpOut }, `${name}:act`);
+    const plain = this.matmul(name, F, D, W, bias, this.o.mlpOut, y, accumulate, { prefillOnly: true });
+    const split = (M: number) => fused.variantFor?.(M) === ('prefill' satisfies MatmulVariant);
+    return {
+      name,
+      kind: 'matmul',
+      run: (pass, R, maxPages) => {
+        if (!split(R)) return fused.run(pass, R, maxPages);
+        act.encode(pass, R);
+        plain.run(pass, R, maxPages);
+      },
+      destroy: () => {
+        fused.destroy();
+        act.destroy();
+        plain.destroy();
+      },
+      variantFor: fused.variantFor,
+    };
+  }
+
+  /** The kernels and the 8-bit scratch (the bound ops are destroyed by their owners). */
+  destroy(): void {
+    for (const m of this.matmuls.values()) m.destroy();
+    if (this.xq) {
+      this.xq.xq.destroy();
+      this.xq.xs.destroy();
+    }
+  }
+}
