@@ -1,6 +1,7 @@
-// The chart of the peers benchmark (bench/peers.ts): bench/results/peers.svg from its JSON. Two panels: the
-// many-samples job's best wall clock per engine (forklm in Node and in the page beside llama.cpp's server and wllama),
-// and single-stream decode in tokens per second. Registered in bench/charts.ts.
+// The chart of the peers benchmark (bench/peers.ts): bench/results/peers.svg from its JSON. Panels: the many-samples
+// job's best wall clock per engine (forklm in Node and in the page beside llama.cpp's server and wllama), single-stream
+// decode in tokens per second, and (when the run has it) the job on the SmolLM2-135M shape. Registered in
+// bench/charts.ts.
 import { barChart, svgDocument } from './svg.js';
 
 export interface PeersJson {
@@ -26,9 +27,19 @@ const LABELS: Record<string, string> = {
   forklm_page: 'forklm\nChromium page',
   node_llama_cpp_1_thread: 'node-llama-cpp\n1 thread',
   wllama: 'wllama\nChromium page',
+  forklm_swiftshader_eab: 'forklm EAB\nNode, SwiftShader',
+  forklm_swiftshader_fork_at_0: 'forklm fork-at-0\nNode, SwiftShader',
+  forklm_swiftshader: 'forklm\nNode, SwiftShader',
+  shape_forklm_eab: 'forklm EAB\nNode, llvmpipe',
+  shape_forklm_fork_at_0: 'forklm fork-at-0\nNode, llvmpipe',
+  shape_llama_server_1_thread: 'llama.cpp server\nn = 16, 1 thread',
+  shape_llama_server_2_threads: 'llama.cpp server\nn = 16, 2 threads',
 };
 
-const color = (k: string): string => (k.startsWith('forklm') ? '#2ca02c' : k.startsWith('wllama') ? '#9467bd' : '#1f77b4');
+const color = (key: string): string => {
+  const k = key.replace(/^shape_/, '');
+  return k.startsWith('forklm') ? '#2ca02c' : k.startsWith('wllama') ? '#9467bd' : '#1f77b4';
+};
 
 export function peersChart(j: PeersJson): string {
   const W = 1000;
@@ -50,11 +61,15 @@ export function peersChart(j: PeersJson): string {
       },
     );
   };
-  const top = panel(0, `The many-samples job: ${j.job}`, 'ms (best)', j.best_ms);
+  const part = (shape: boolean) => Object.fromEntries(Object.entries(j.best_ms).filter(([k]) => k.startsWith('shape_') === shape));
+  const top = panel(0, `The many-samples job: ${j.job}`, 'ms (best)', part(false));
   const bottom = panel(380, 'Single-stream decode, stories260K', 'tokens / s', j.decode_tok_s);
+  const shape = part(true);
+  const hasShape = Object.values(shape).some((v) => v !== null);
+  const third = hasShape ? [panel(760, 'The same job on the SmolLM2-135M shape (random weights; llama.cpp on the same weights, F32 GGUF)', 'ms (one run)', shape)] : [];
   const load = typeof j.other_load === 'number' ? `${Math.round(j.other_load * 100)}%` : '?';
   const la = j.load_average_1m ? `, load average ${j.load_average_1m.join(' -> ')}` : '';
   const quick = j.quick ? ' QUICK RUN (numbers meaningless).' : '';
   const cap = `${j.machine.cpu}, ${j.machine.cores} cores, no GPU. ${j.date.slice(0, 10)}. CPU used by other processes: ${load}${la}.${quick}`;
-  return svgDocument(W, 782, [top, bottom], cap);
+  return svgDocument(W, hasShape ? 1162 : 782, [top, bottom, ...third], cap);
 }
