@@ -14,6 +14,22 @@ import type { GpuMatrix } from './gpu_weights.js';
 import type { ModelActivations, NamedOp } from './model_options.js';
 import type { ModelSpec } from './spec.js';
 
+/**
+ * Multiply-adds (M * K * N) of a register-blocked down projection from which it reads act(gate) * up from an mlp_act
+ * dispatch rather than applying the activation as it loads gate and up (Projections.down). The fused form loads x
+ * twice per row block, about M * K * N / 32 extra vec4 loads; the split costs a dispatch (~30 us on llvmpipe) and a
+ * pass over gate|up. Measured on llvmpipe (scratch timings, 2026-11-30, load average ~5, CPU time per layer):
+ * stories260K's down projection (K = 172, N = 64) fused 127 against split 153 us at M = 16, 83 against 115 at M = 8,
+ * even at M = 64 (0.7M: 368 against 372); SmolLM2-135M's (K = 1536, N = 576: 14M at M = 16) split 3.6-3.8 against
+ * fused 5.0-5.6 ms.
+ */
+export const DOWN_SPLIT_MIN_WORK = 2 ** 19;
+
+/** Whether a wide down projection of M rows, K = hidden, N = dim takes the mlp_act split (DOWN_SPLIT_MIN_WORK). */
+export function downSplits(M: number, hidden: number, dim: number): boolean {
+  return M * hidden * dim >= DOWN_SPLIT_MIN_WORK;
+}
+
 /** What a projection may do around its matmul: an x prologue (with an RMS norm's weight), a y epilogue (RoPE + KV). */
 export interface ProjectionExtras {
   prologue?: XPrologue;
@@ -102,7 +118,8 @@ export class Projections {
    * first and the down projection reads it plainly (at 16 rows on llvmpipe, SmolLM2-135M's down projection 5.0-5.6 ->
    * 3.6-3.8 ms of CPU per layer). Both compute act with the same WGSL (shaders/activation.wgsl), so a path's bits do
    * not depend on which one its step took. A down projection on 8-bit activations keeps the fused form at every M
-   * (its quantize_x8 pass reads each gate and up once).
+   * (its quantize_x8 pass reads each gate and up once), and so does a small one: below DOWN_SPLIT_MIN_WORK the split's
+   * extra dispatch costs more than the fused form's extra loads (downSplits).
    */
   down(name: string, W: GpuMatrix, bias: GPUBuffer | null, y: GPUBuffer, accumulate: boolean): NamedOp {
     const m = this.spec.mlp;
@@ -113,7 +130,7 @@ export class Projections {
     if (!this.mlpAct || !this.o.mlpOut || int8) return fused;
     const act = this.mlpAct.bind({ input: this.o.gateUp, out: this.o.mlpOut }, `${name}:act`);
     const plain = this.matmul(name, F, D, W, bias, this.o.mlpOut, y, accumulate, { prefillOnly: true });
-    const split = (M: number) => fused.variantFor?.(M) === ('prefill' satisfies MatmulVariant);
+    const split = (M: number) => fused.variantFor?.(M) === ('prefill' satisfies MatmulVariant) && downSplits(M, F, D);
     return {
       name,
       kind: 'matmul',

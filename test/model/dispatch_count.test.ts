@@ -4,6 +4,7 @@
 // would add some) is seen, at a decode step (1 row) and a prefill chunk (17 rows: other matmul variants).
 import { describe, expect, it } from 'vitest';
 import { GpuModel } from '../../src/model/gpu_model.js';
+import { downSplits } from '../../src/model/projections.js';
 import { PREFILL_MIN_M } from '../../src/kernels/matmul.js';
 import { GEMMA3_270M, GPT2_124M, QWEN3_06B, SMOLLM2_360M, randomModelWeights, withSpec } from '../../src/model/random_weights.js';
 import { validateSpec, type ModelSpec, type ResidualSpec } from '../../src/model/spec.js';
@@ -80,7 +81,10 @@ describe(`dispatches per layer on ${testAdapterChoices()[0]}`, () => {
       for (const rows of [1, 17]) {
         // One more in wide steps on CPU adapters: the register-blocked down projection reads act(gate) * up from an
         // mlp_act dispatch instead of loading gate and up for each of its rows (model/gpu_model.ts, downOp).
-        const want = perLayer + (rows >= PREFILL_MIN_M && gpu.isCpu ? 1 : 0);
+        const s = model.spec;
+        const want = perLayer + (rows >= PREFILL_MIN_M && gpu.isCpu && downSplits(rows, s.mlp.hiddenDim, s.dim) ? 1 : 0);
+        // These shapes are all large enough to split at 17 rows: the count below checks the split itself.
+        if (gpu.isCpu && rows === 17) expect(downSplits(rows, s.mlp.hiddenDim, s.dim)).toBe(true);
         for (const layer of model.kernels.layers) {
           const c = countingPass();
           for (const op of layer) op.run(c.pass, rows, 1);
@@ -161,6 +165,9 @@ describe(`dispatches per step on ${testAdapterChoices()[0]}`, () => {
       expect(layered(3)).toBe(1 + 5 * 5);
       expect(count(3, 3, 3)).toBe(layered(3) + 2);
       expect(count(17, 1, 1)).toBe(layered(17) + 3);
+      // A stories260K-sized down projection does not split up to 17 rows (DOWN_SPLIT_MIN_WORK): 1 + 5 L.
+      expect(downSplits(17, 172, 64)).toBe(false);
+      expect(layered(17)).toBe(1 + 5 * 5);
     } finally {
       model.destroy();
     }
