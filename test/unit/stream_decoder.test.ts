@@ -5,7 +5,7 @@ import { sharedModelsDir, referenceGreedyText } from '../ref/shared_models.js';
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { gguf } from '@huggingface/gguf';
-import { StreamDecoder } from '../../src/tokenizer/stream_decoder.js';
+import { decodeContinuation, StreamDecoder } from '../../src/tokenizer/stream_decoder.js';
 import { createHfTokenizer } from '../../src/tokenizer/hf.js';
 import { createLlama2cTokenizer } from '../../src/tokenizer/llama2c.js';
 import { createGgufTokenizer } from '../../src/tokenizer/gguf_vocab.js';
@@ -94,6 +94,14 @@ describe.each(['hf', 'llama2c', 'gguf'])('StreamDecoder over the %s tokenizer', 
       expect(s2.pushAll(gen) + s2.flush(), `seed ${seed}, gen ${JSON.stringify(gen)}`).toBe(
         full.slice(tok.decode(ids.slice(0, k)).length),
       );
+      // decodeContinuation decodes it in two calls, not one per id: the same text.
+      expect(decodeContinuation(tok, ids.slice(0, k), gen), `seed ${seed}, gen ${JSON.stringify(gen)}`).toBe(
+        full.slice(tok.decode(ids.slice(0, k)).length),
+      );
+      // A context ending in an unfinished UTF-8 sequence (a lone lead byte), continued with random ids.
+      const odd = [...ids.slice(0, k), 3 + 0xe2];
+      const s3 = new StreamDecoder(tok, { context: odd });
+      expect(decodeContinuation(tok, odd, gen), `seed ${seed}, lead byte, gen ${JSON.stringify(gen)}`).toBe(s3.pushAll(gen) + s3.flush());
     }
   });
 });
