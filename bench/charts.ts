@@ -141,10 +141,10 @@ const CHARTS: Record<string, (j: never) => string> = {
 };
 
 /** Writes bench/results/<name>.svg from a benchmark's result; returns the path, or null for a benchmark without one. */
-export function writeChart(name: string, result: object): string | null {
+export function writeChart(name: string, result: object, file = name): string | null {
   const draw = CHARTS[name];
   if (!draw) return null;
-  const path = join(resultsDir, `${name}.svg`);
+  const path = join(resultsDir, `${file}.svg`);
   writeFileSync(path, (draw as (j: object) => string)(result));
   return path;
 }

@@ -2,7 +2,8 @@
 // name in BENCHMARKS), prints one JSON object { name: result } on stdout and writes bench/results/<name>.json.
 // A benchmark is a module bench/<name>.ts exporting `run(): Promise<object>`; progress goes to stderr so stdout
 // stays parseable. Add a new one by creating the module, listing its name below and registering its chart in
-// bench/charts.ts, which draws bench/results/<name>.svg from the JSON.
+// bench/charts.ts, which draws bench/results/<name>.svg from the JSON. FORKLM_BENCH_TAG=<tag> writes
+// <name>-<tag>.json and .svg instead, so a run on a loaded machine does not replace the reference run's files.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +20,8 @@ interface BenchModule {
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
+const TAG = process.env.FORKLM_BENCH_TAG ?? '';
+if (TAG && !/^[a-z0-9_-]+$/i.test(TAG)) throw new Error(`FORKLM_BENCH_TAG=${TAG}: use letters, digits, - and _ only`);
 
 async function load(name: string): Promise<BenchModule> {
   if (!/^[a-z0-9_-]+$/i.test(name)) throw new Error(`bad benchmark name ${JSON.stringify(name)}: use the file name of bench/<name>.ts`);
@@ -47,9 +50,10 @@ async function main(): Promise<void> {
       out[name] = result;
       const dir = join(here, 'results');
       mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, `${name}.json`), `${JSON.stringify(result, null, 2)}\n`);
+      const file = TAG ? `${name}-${TAG}` : name;
+      writeFileSync(join(dir, `${file}.json`), `${JSON.stringify(result, null, 2)}\n`);
       // The chart of a benchmark that has one (bench/charts.ts), redrawn from the result just written.
-      const chart = writeChart(name, result);
+      const chart = writeChart(name, result, file);
       if (chart) console.error(`bench ${name}: chart ${chart}`);
     } catch (e) {
       failed = true;

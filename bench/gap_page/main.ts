@@ -11,6 +11,7 @@ import { benchMatmul } from '../browser_page/kernels.js';
 import type { GapCase, PrefillSource } from '../gap_cases.js';
 import { gapTiming, prefillRewrite, rewriteShaders } from '../gap_cases.js';
 import { gapJob, type GapJob } from '../gap_job.js';
+import { fusedAb } from '../common/fused_ab.js';
 
 async function matmul(o: { cases: GapCase[]; quick: boolean; prefill: PrefillSource }): Promise<{ adapter: string; results: object[] }> {
   // The loop form, which prefillRewrite then replaces as the configuration asks.
@@ -42,12 +43,24 @@ async function job(o: { modelUrl: string; registerBlocks: RegisterBlocksChoice; 
   }
 }
 
-declare global {
-  interface Window {
-    forklmGap?: { matmul: typeof matmul; job: typeof job };
+/** The fused decode step against the layered forward in the page (bench/fused.ts's page side). */
+async function fused(o: { modelUrl: string; rounds: number; steps: number; prompt: number; samples: number; maxNew: number }): Promise<object> {
+  const gpu = await createGpu({ adapter: 'llvmpipe' });
+  try {
+    const loaded = await loadModel(o.modelUrl);
+    const tokenizer = tokenizerFor(loaded)!;
+    return await fusedAb(gpu, loaded.weights, tokenizer, { ...o, prompt: storyTokens(tokenizer, o.prompt) });
+  } finally {
+    gpu.destroy();
   }
 }
 
-window.forklmGap = { matmul, job };
+declare global {
+  interface Window {
+    forklmGap?: { matmul: typeof matmul; job: typeof job; fused: typeof fused };
+  }
+}
+
+window.forklmGap = { matmul, job, fused };
 const el = document.getElementById('log');
 if (el) el.textContent += '\nready';

@@ -57,6 +57,7 @@ async function forklm(o: { modelUrl: string; adapter: AdapterChoice; job: Job })
     return {
       adapter: gpu.name,
       isCpu: gpu.isCpu,
+      decode_fused: base.model.decodeFusedRefusal ?? 'on',
       eab_ms: eabMs.map(round4),
       eab_generated: generated,
       fork_at_0_ms: f0Ms.map(round4),
