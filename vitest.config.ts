@@ -23,9 +23,11 @@ export const CHROMIUM_ARGS = [
   '--disable-dev-shm-usage',
 ];
 
-// Chromium's GL route: llvmpipe through ANGLE in compatibility mode; the developer-features flag only exposes the
-// adapter's identity (without it the page cannot tell llvmpipe from a GPU).
-export const CHROMIUM_GL_ARGS = [...CHROMIUM_ARGS, '--use-angle=gl-egl', '--use-webgpu-adapter=opengles', '--enable-webgpu-developer-features'];
+// Chromium's GL route: llvmpipe through ANGLE in compatibility mode, as a page sees it: the adapter names no vendor,
+// architecture or description (src/gpu/adapters.ts anonymousAdapter).
+export const CHROMIUM_GL_ROUTE_ARGS = [...CHROMIUM_ARGS, '--use-angle=gl-egl', '--use-webgpu-adapter=opengles'];
+// The same with the developer-features flag, which only exposes the adapter's identity (the benchmarks record it).
+export const CHROMIUM_GL_ARGS = [...CHROMIUM_GL_ROUTE_ARGS, '--enable-webgpu-developer-features'];
 
 export default defineConfig({
   test: {
@@ -64,15 +66,18 @@ export default defineConfig({
         // matmul runs written out (src/gpu/register_blocks.ts): the matmul tests, and the quantized matmul on every
         // storage type (issue 12: each type against float64 on both CPU adapters in Chromium too), on the page's
         // llvmpipe adapter.
-        define: { __FORKLM_TEST_ADAPTER__: JSON.stringify('llvmpipe') },
+        // Without the developer-features flag, as users' pages run: test/browser-gl/ checks the fused decode's rule and
+        // tokens there (stories260K from the shared models folder).
+        define: { __FORKLM_TEST_ADAPTER__: JSON.stringify('llvmpipe'), __FORKLM_SHARED_MODELS__: JSON.stringify(sharedModels) },
+        server: { fs: { allow: [root, resolve(sharedModels, '..')] } },
         test: {
           name: 'browser-gl',
-          include: ['test/kernels/matmul*.test.ts', 'test/kernels/qmatmul.test.ts'],
+          include: ['test/kernels/matmul*.test.ts', 'test/kernels/qmatmul.test.ts', 'test/browser-gl/**/*.test.ts'],
           testTimeout: 180_000,
           browser: {
             enabled: true,
             headless: true,
-            provider: playwright({ launchOptions: { executablePath: '/usr/bin/chromium', args: CHROMIUM_GL_ARGS } }),
+            provider: playwright({ launchOptions: { executablePath: '/usr/bin/chromium', args: CHROMIUM_GL_ROUTE_ARGS } }),
             instances: [{ browser: 'chromium' }],
           },
         },

@@ -13,6 +13,7 @@ import { ContextOverflowError, ForkLMError, InvalidArgumentError, PagePoolExhaus
 import { createGpu, type Gpu, type GpuOptions } from './gpu/device.js';
 import { readF32 } from './gpu/readback.js';
 import { KvCache } from './kv/kv_cache.js';
+import { measureDecodeFused } from './model/decode_fused_choice.js';
 import { GpuModel, type ModelOptions } from './model/gpu_model.js';
 import { submitStep, type StepSampling, type SubmittedStep } from './model/forward.js';
 import { StepPipeline, type InFlight, type PathState, type PipelineStats } from './engine_pipeline.js';
@@ -162,7 +163,13 @@ export class Engine implements SessionSource, ApiHost {
   static async fromWeights(weights: ModelWeights | LlamaWeights, tokenizer: Tokenizer | null, options: EngineOptions = {}): Promise<Engine> {
     const gpu = options.gpu ?? (await createGpu(options));
     try {
-      const engine = new Engine(gpu, new GpuModel(gpu, weights, options), tokenizer, options);
+      const model = new GpuModel(gpu, weights, options);
+      // decodeFused 'measure' (and the default on an adapter that does not name itself): time it before any path.
+      await measureDecodeFused(model).catch((e: unknown) => {
+        model.destroy();
+        throw e;
+      });
+      const engine = new Engine(gpu, model, tokenizer, options);
       engine.ownsGpu = !options.gpu;
       return engine;
     } catch (err) {

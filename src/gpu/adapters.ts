@@ -59,6 +59,17 @@ function describe(adapter: GPUAdapter): string {
   return `${i.vendor} ${i.architecture} ${i.device} ${i.description}`.toLowerCase();
 }
 
+/**
+ * The adapter names neither vendor, architecture nor description. Chromium names a GPU's vendor and architecture to
+ * every page, but hides all three for its OpenGL ES adapter (llvmpipe through ANGLE on a machine without a GPU) unless
+ * started with --enable-webgpu-developer-features; isFallbackAdapter is false there, and no feature or limit tells it
+ * from a GPU (measured in Chromium 14x on this project's machines: bench/RESULTS.md, "Peers").
+ */
+export function anonymousAdapter(adapter: GPUAdapter): boolean {
+  const i = adapter.info;
+  return [i.vendor, i.architecture, i.description].every((v) => !v || !v.trim());
+}
+
 function looksSoftware(adapter: GPUAdapter): boolean {
   const d = describe(adapter);
   const fallback = (adapter as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter === true ||

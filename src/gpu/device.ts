@@ -2,7 +2,7 @@
 // into a typed error.
 import { DeviceLostError, InvalidArgumentError, NoAdapterError } from '../errors.js';
 import { parseAdapterChoice, type AdapterChoice, type AdapterKind } from './adapter_choice.js';
-import { findAdapter, isNode } from './adapters.js';
+import { anonymousAdapter, findAdapter, isNode } from './adapters.js';
 import { requiredLimits } from './limits.js';
 import { checkRegisterBlocks, resolveRegisterBlocks, type RegisterBlocks, type RegisterBlocksChoice } from './register_blocks.js';
 import { PipelineCache } from './pipelines.js';
@@ -46,6 +46,11 @@ export interface Gpu {
   readonly kind: AdapterKind;
   /** A software adapter (SwiftShader, llvmpipe): kernels pick their CPU-friendly variants. */
   readonly isCpu: boolean;
+  /**
+   * The adapter names neither vendor, architecture nor description (gpu/adapters.ts anonymousAdapter): in a page,
+   * Chromium's llvmpipe route without developer features; it may be a CPU adapter that isCpu cannot see.
+   */
+  readonly anonymous: boolean;
   /** A human-readable adapter name for logs and benchmark records. */
   readonly name: string;
   readonly limits: GPUSupportedLimits;
@@ -101,6 +106,7 @@ export async function createGpu(options: GpuOptions = {}): Promise<Gpu> {
     adapter,
     kind,
     isCpu,
+    anonymous: anonymousAdapter(adapter),
     name: adapterName(kind, adapter),
     limits: device.limits,
     pipelines: new PipelineCache(device),

@@ -36,8 +36,8 @@ export interface DecodeFusedContext {
   /** The paged-attention variant of every step; the fused kernel mirrors per-head. */
   attentionVariant: string;
   cascade: boolean;
-  /** Take it on any adapter where it fits, not only CPU adapters (tests; on a real GPU one workgroup per row is slow). */
-  anyAdapter?: boolean;
+  /** Why the adapter does not take it (model/decode_fused_rule.ts), reported after the model's own reasons; null: it may. */
+  adapterRefusal?: string | null;
 }
 
 const oneF32Chunk = (t: WeightTensor) => t.type === 'F32' && t.chunks.length === 1;
@@ -61,7 +61,7 @@ export function decodeFusedPlan(gpu: Gpu, c: DecodeFusedContext): { shape: Decod
   if (!oneF32Chunk(w.embed)) return { refusal: 'the embedding table is not F32' };
   // The fused q|k|v reads q and k rows pair-ordered, as uploaded for the RoPE epilogue.
   if (!c.ropeInQkv) return { refusal: 'RoPE runs in its own dispatch on this adapter (fewer than 12 storage buffers per stage)' };
-  if (!gpu.isCpu && !c.anyAdapter) return { refusal: 'not a CPU adapter (one workgroup per row suits only those)' };
+  if (c.adapterRefusal) return { refusal: c.adapterRefusal };
   const shape: DecodeFusedShape = {
     dim: s.dim,
     hidden: s.mlp.hiddenDim,

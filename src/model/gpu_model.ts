@@ -14,6 +14,8 @@ import { ModelAttention } from './attention_ops.js';
 import { Projections } from './projections.js';
 import type { BoundDecodeFused } from '../kernels/decode_fused.js';
 import { buildDecodeFused, decodeFusedPlan } from './decode_fused.js';
+import type { DecodeFusedMeasure } from './decode_fused_choice.js';
+import { checkDecodeFused, decodeFusedMode } from './decode_fused_rule.js';
 import { RopeKv } from '../kernels/rope_kv.js';
 import { TokenStats } from '../kernels/token_stats.js';
 import type { XPrologue } from '../kernels/x_prologue.js';
@@ -86,9 +88,23 @@ export class GpuModel {
   private readonly owners: { destroy(): void }[] = [];
 
   /** Every layer of a decode step in one dispatch, when this model may (decodeFused option), else null. */
-  readonly decodeFused: BoundDecodeFused | null;
+  get decodeFused(): BoundDecodeFused | null {
+    return this.fused.kept;
+  }
   /** Why decodeFused is null (a sentence), or null when it is not. */
-  readonly decodeFusedRefusal: string | null;
+  get decodeFusedRefusal(): string | null {
+    return this.fused.refusal;
+  }
+  /**
+   * The fused step built but not yet used, waiting for measureDecodeFused (decode_fused_choice.ts) to time it against
+   * the layered forward (mode 'measure'); null otherwise.
+   */
+  get decodeFusedPending(): BoundDecodeFused | null {
+    return this.fused.pending?.op ?? null;
+  }
+  /** The load-time measurement that decided decodeFused (decode_fused_choice.ts), or null when none ran. */
+  decodeFusedMeasured: DecodeFusedMeasure | null = null;
+  private fused: { kept: BoundDecodeFused | null; pending: { op: BoundDecodeFused; weights: GPUBuffer } | null; refusal: string | null };
 
   /** The attention of every layer: its variant (one per model), shared-prefix attention (`cascade`). */
   readonly attention: ModelAttention;
@@ -123,9 +139,7 @@ export class GpuModel {
     if (this.activations !== 'q8' && this.activations !== 'f32') {
       throw new InvalidArgumentError(`activations must be 'q8' or 'f32', got ${String(options.activations)}.`);
     }
-    if (options.decodeFused !== undefined && options.decodeFused !== true && options.decodeFused !== false && options.decodeFused !== 'any-adapter') {
-      throw new InvalidArgumentError(`decodeFused must be true, false or 'any-adapter', got ${String(options.decodeFused)}.`);
-    }
+    const fusedMode = decodeFusedMode(checkDecodeFused(options.decodeFused), gpu);
     const hd = s.attention.headDim;
     const Hkv = s.attention.nKvHeads;
     this.maxPagesPerPath = Math.ceil(s.maxSeqLen / this.pageSize);
@@ -189,7 +203,7 @@ export class GpuModel {
     this.kernels = this.bindKernels(topK);
     const fusedContext = {
       spec: s, weights: this.weights, pageSize: this.pageSize, kvPages: this.kvPages, ropeInQkv: this.ropeInQkv,
-      attentionVariant: this.attention.variant, cascade: options.cascade ?? false, anyAdapter: options.decodeFused === 'any-adapter',
+      attentionVariant: this.attention.variant, cascade: options.cascade ?? false, adapterRefusal: fusedMode.why,
     };
     const plan = options.decodeFused === false ? { refusal: 'turned off (decodeFused: false)' } : decodeFusedPlan(gpu, fusedContext);
     if ('shape' in plan) {
@@ -197,11 +211,29 @@ export class GpuModel {
         tokenIds: this.tokenIds, positions: this.positions, slots: this.slots, rowPath: this.rowPath, pageTable: this.pageTable, hidden: this.hidden, kv: this.kv,
       });
       this.owners.push(f.op, f.weights);
-      this.decodeFused = f.op;
-      this.decodeFusedRefusal = null;
+      this.fused =
+        fusedMode.mode === 'measure'
+          ? { kept: null, pending: f, refusal: 'not measured yet (decodeFused: measure; Engine.fromWeights measures it at load)' }
+          : { kept: f.op, pending: null, refusal: null };
     } else {
-      this.decodeFused = null;
-      this.decodeFusedRefusal = plan.refusal;
+      this.fused = { kept: null, pending: null, refusal: plan.refusal };
+    }
+  }
+
+  /**
+   * Ends a measurement (decode_fused_choice.ts): keeps the pending fused step, or frees it and its packed weights and
+   * records `why` as the refusal.
+   */
+  settleDecodeFused(keep: boolean, why: string, measured: DecodeFusedMeasure): void {
+    const p = this.fused.pending;
+    if (!p) throw new InvalidArgumentError('settleDecodeFused: no fused decode step is waiting for a measurement.');
+    this.decodeFusedMeasured = measured;
+    if (keep) this.fused = { kept: p.op, pending: null, refusal: null };
+    else {
+      for (const o of [p.op, p.weights]) this.owners.splice(this.owners.indexOf(o), 1);
+      p.op.destroy();
+      p.weights.destroy();
+      this.fused = { kept: null, pending: null, refusal: why };
     }
   }
 

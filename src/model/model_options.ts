@@ -1,5 +1,6 @@
 // The options a model takes at construction (the engine passes them through) and the step-op types its kernels are
 // bound as (model/gpu_model.ts builds them, model/forward.ts runs them).
+import type { DecodeFusedOption } from './decode_fused_rule.js';
 import type { PagedAttentionVariant } from '../kernels/paged_attention.js';
 import type { UploadProgress } from './gpu_weights.js';
 import type { WeightsMode } from '../weights/stored_matrix.js';
@@ -49,10 +50,12 @@ export interface ModelOptions {
   /**
    * Decode steps in one dispatch (kernels/decode_fused.ts) where the model and adapter allow it (small F32 Llama-shaped
    * models on CPU adapters: `decodeFusedRefusal` says why not otherwise). Same bits as the layered forward. Default
-   * true; false always runs the layered forward (tests compare the two); 'any-adapter' also takes it on adapters not
-   * known to be CPU ones (tests in the page, where llvmpipe cannot be told from a GPU).
+   * true: on CPU adapters, measured at load on an adapter that does not name itself (Chromium's llvmpipe without
+   * developer features), off on GPUs; false always runs the layered forward (tests compare the two); 'measure' times
+   * both at load on any adapter and keeps the faster (model/decode_fused_rule.ts, decode_fused_choice.ts);
+   * 'any-adapter' takes it unmeasured wherever the model fits (tests).
    */
-  decodeFused?: boolean | 'any-adapter';
+  decodeFused?: DecodeFusedOption;
 }
 
 /** How quantized projections take their input (ModelOptions.activations). */

@@ -8,6 +8,7 @@ import { DecodeFused, decodeFusedIterations, decodeFusedRefusal, DECODE_FUSED_LO
 import { KvCache } from '../../src/kv/kv_cache.js';
 import { ROPE_EPILOGUE_STORAGE_BUFFERS } from '../../src/kernels/y_epilogue.js';
 import { fusedStep, runStep, samplesInPlace } from '../../src/model/forward.js';
+import { measureDecodeFused } from '../../src/model/decode_fused_choice.js';
 import { GpuModel } from '../../src/model/gpu_model.js';
 import { QWEN3_06B, SMOLLM2_360M, randomModelWeights, withSpec } from '../../src/model/random_weights.js';
 import { validateSpec, type ModelSpec } from '../../src/model/spec.js';
@@ -159,11 +160,14 @@ describe(`fused decode refusals on ${testAdapterChoices()[0]}`, () => {
     models.push(qk);
     expect(qk.decodeFused).toBeNull();
     expect(qk.decodeFusedRefusal).toMatch(/q\/k norm/);
-    // Where the adapter is not known to be a CPU one (the page), the default is the layered forward.
+    // The default follows the adapter (model/decode_fused_rule.ts): on for CPU adapters, measured for one that names
+    // nothing of itself, the layered forward on GPUs.
     const plain = new GpuModel(gpu, randomModelWeights(tinyLlama('silu'), 1), { maxRows: 4, maxSamples: 2, kvPages: 4 });
     models.push(plain);
     if (gpu.limits.maxStorageBuffersPerShaderStage < ROPE_EPILOGUE_STORAGE_BUFFERS) expect(plain.decodeFusedRefusal).toMatch(/RoPE runs in its own dispatch/);
-    else expect(plain.decodeFusedRefusal).toBe(gpu.isCpu ? null : 'not a CPU adapter (one workgroup per row suits only those)');
+    else if (gpu.isCpu) expect(plain.decodeFusedRefusal).toBeNull();
+    else if (gpu.anonymous) expect(plain.decodeFusedRefusal).toMatch(/not measured yet/);
+    else expect(plain.decodeFusedRefusal).toBe('not a CPU adapter (one workgroup per row suits only those)');
     const f16 = new GpuModel(gpu, randomModelWeights(tinyLlama('silu'), 1), { maxRows: 4, maxSamples: 2, kvPages: 4, weights: 'f16' });
     models.push(f16);
     expect(f16.decodeFusedRefusal).toMatch(/F32/);
@@ -176,5 +180,52 @@ describe(`fused decode refusals on ${testAdapterChoices()[0]}`, () => {
     const long = { ...shape, headDim: 12, layers: [{ rotaryHalf: 6, ropeScale: 1 }], maxKeys: 70_000 };
     expect(decodeFusedIterations(long)).toBeGreaterThan(DECODE_FUSED_LOOP_BUDGET);
     expect(() => new DecodeFused(gpu, long)).toThrow(/loop limit/);
+  });
+});
+
+// decodeFused 'measure': the load-time choice (model/decode_fused_choice.ts) on the first test adapter.
+describe(`fused decode measured at load on ${testAdapterChoices()[0]}`, () => {
+  const models: GpuModel[] = [];
+  afterAll(() => models.forEach((m) => m.destroy()));
+
+  it('times both forms, keeps the faster, frees the other, and then decodes as the kept form does', async () => {
+    const gpu = await gpuFor(testAdapterChoices()[0]);
+    const spec = tinyLlama('silu');
+    const weights = randomModelWeights(spec, testSeed());
+    const opts = { maxRows: 8, maxSamples: 8, kvPages: 12 };
+    const m = new GpuModel(gpu, weights, { ...opts, decodeFused: 'measure' });
+    const layered = new GpuModel(gpu, weights, { ...opts, decodeFused: false });
+    models.push(m, layered);
+    if (gpu.limits.maxStorageBuffersPerShaderStage < ROPE_EPILOGUE_STORAGE_BUFFERS) {
+      expect(m.decodeFusedPending).toBeNull();
+      expect(await measureDecodeFused(m)).toBeNull();
+      return;
+    }
+    expect(m.decodeFused, 'nothing runs fused before the measurement').toBeNull();
+    expect(m.decodeFusedPending).not.toBeNull();
+    expect(m.decodeFusedRefusal).toMatch(/not measured yet/);
+    const r = (await measureDecodeFused(m))!;
+    expect(r.fusedMs).toBeGreaterThan(0);
+    expect(r.layeredMs).toBeGreaterThan(0);
+    expect(r.kept).toBe(r.fusedMs < r.layeredMs);
+    expect(m.decodeFusedMeasured).toEqual(r);
+    expect(m.decodeFusedPending).toBeNull();
+    expect(m.decodeFused !== null).toBe(r.kept);
+    if (!r.kept) expect(m.decodeFusedRefusal).toMatch(/measured slower/);
+    expect(await measureDecodeFused(m), 'a second call has nothing to measure').toBeNull();
+    expect(() => m.settleDecodeFused(true, '', r)).toThrow(InvalidArgumentError);
+    // The measurement wrote garbage K/V into the pool's first pages; a path written afterwards reads only its own.
+    const drive = (g: GpuModel) => {
+      const sched = new Scheduler(new KvCache({ numPages: g.kvPages, pageSize: g.pageSize }), { maxRowsPerStep: 8 });
+      sched.addRequest([1, 5, 9, 13, 17, 21, 25]);
+      return sched;
+    };
+    const a = drive(m);
+    const b = drive(layered);
+    for (let s = 0; s < 6; s++) {
+      const ra = await stepAllRows(m, a);
+      const rb = await stepAllRows(layered, b);
+      expect(Array.from(ra.logits), `step ${s}`).toEqual(Array.from(rb.logits));
+    }
   });
 });

@@ -62,8 +62,8 @@ describe('typed errors and clean state', () => {
     const gpu = await gpuFor('llvmpipe');
     const bad = [
       [{ activations: 'int8' }, /activations must be 'q8' or 'f32', got int8/],
-      [{ decodeFused: 'off' }, /decodeFused must be true, false or 'any-adapter', got off/],
-      [{ decodeFused: 0 }, /decodeFused must be true, false or 'any-adapter', got 0/],
+      [{ decodeFused: 'off' }, /decodeFused must be true, false, 'measure' or 'any-adapter', got off/],
+      [{ decodeFused: 0 }, /decodeFused must be true, false, 'measure' or 'any-adapter', got 0/],
     ] as const;
     for (const [options, message] of bad) {
       const made = Engine.fromWeights(loaded.weights, tokenizerFor(loaded), { gpu, kvPages: 16, ...(options as object) });
