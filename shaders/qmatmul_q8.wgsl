@@ -1,8 +1,8 @@
 // Matmul on 8-bit activations at every M: y[m, nOffset + n] (+)= sum_k x[m, k] * W[n, k] (+ bias[nOffset + n]) with
-// W in a 4- or 5-bit GGUF type and x as shaders/quantize_x8.wgsl quantized it per 32-value block (after the x
+// W in a GGUF block type with an integer step and x as shaders/quantize_x8.wgsl quantized it per 32-value block (after the x
 // prologue: x ~ dx q, q in [-127, 127], as llama.cpp quantizes activations for its quantized dot products), then the
 // y epilogue (kernels/y_epilogue.ts: RoPE + KV write). Composed with wload_common, wload_<type>, idot_<type>.wgsl (DQK,
-// DBYTES, DOT values per step (32 or 64), XB, idot_load: one column's weight words of a step, and idot_dot: their
+// DBYTES, DOT values per step (32, 64 or 128), XB, idot_load: one column's weight words of a step, and idot_dot: their
 // integer dot product with the step's x blocks in xw, xm, scaled) and xq8.wgsl.
 //
 // Each invocation owns NR = 8 adjacent columns and MR rows (1 for one-row decode, 4 for small batches, 8 for prefill).

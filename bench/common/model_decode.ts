@@ -2,7 +2,9 @@
 // as users run it (Engine.step: embedding, 30 layers, LM head, token_stats, readback): the model-level half of the
 // weight-read benchmark (bench/weights.ts). Random weights: F32 from src/model/random_weights.ts, quantized ones as
 // random blocks of the type (test/ref/quant_random.ts), with llama-quantize's per-tensor fallback where a row is not
-// whole blocks (Q4_K -> Q5_0 for the 576-wide rows, as in bench/common/weights_cases.ts).
+// whole blocks (Q4_K -> Q5_0 for the 576-wide rows, as in bench/common/weights_cases.ts), and the mix of a real
+// llama-quantize Q4_K_M file (`q4kmType`: at this shape a Q8_0 head and embedding, Q8_0 attn_v and Q6_K ffn_down in
+// 14 of the 30 layers, Q5_0 and Q4_K elsewhere).
 import type { Gpu } from '../../src/gpu/device.js';
 import { Engine } from '../../src/engine.js';
 import { asModelWeights } from '../../src/model/from_llama.js';
@@ -18,12 +20,15 @@ import { median, round4 } from './timing.js';
 export interface ModelCase {
   label: string;
   type: StorageType;
+  /** llama-quantize's Q4_K_M recipe (per-tensor types, see `q4kmType`) instead of `type` everywhere. */
+  mix?: 'Q4_K_M';
   activations?: ModelActivations;
 }
 export const MODEL_CASES: ModelCase[] = [
   { label: 'F32', type: 'F32' },
   { label: 'Q4_K (8-bit x: the model)', type: 'Q4_K' },
   { label: 'Q4_K (activations: f32)', type: 'Q4_K', activations: 'f32' },
+  { label: 'Q4_K_M (llama-quantize mix, 8-bit x)', type: 'Q4_K', mix: 'Q4_K_M' },
 ];
 
 /** llama-quantize's per-tensor fallback when a row is not whole blocks of the type (llama-quant.cpp). */
@@ -32,12 +37,34 @@ function fallback(type: StorageType, K: number): StorageType {
   return ({ Q4_K: 'Q5_0', Q5_K: 'Q5_1', Q6_K: 'Q8_0' } as Record<string, StorageType>)[type] ?? 'F16';
 }
 
-/** `w` with every matrix replaced by random blocks of `type` (per-tensor fallback), the same shapes. */
-function quantized(w: ModelWeights, type: StorageType): ModelWeights {
+/** llama-quant.cpp's use_more_bits: the first and last eighth of the layers and every third one between. */
+function useMoreBits(i: number, n: number): boolean {
+  const e = Math.floor(n / 8);
+  return i < e || i >= Math.floor((7 * n) / 8) || (i - e) % 3 === 2;
+}
+
+/**
+ * The type llama-quantize gives a tensor of a Q4_K_M file before the per-tensor fallback (llama-quant.cpp
+ * llama_tensor_get_type): the output head (or, tied, the embedding) Q6_K; attn_v and ffn_down Q6_K in the layers
+ * use_more_bits picks, Q4_K elsewhere; every other matrix Q4_K. The fixture llama256-Q4_K_M.gguf (2 layers) holds
+ * exactly this: Q6_K embedding, layer 1's attn_v and ffn_down Q6_K, the rest Q4_K.
+ */
+export function q4kmType(tensor: 'embed' | 'head' | 'wv' | 'wDown' | 'other', layer: number, layers: number): StorageType {
+  if (tensor === 'embed' || tensor === 'head') return 'Q6_K';
+  if ((tensor === 'wv' || tensor === 'wDown') && useMoreBits(layer, layers)) return 'Q6_K';
+  return 'Q4_K';
+}
+
+/**
+ * `w` with every matrix replaced by random blocks of `type` (or of the `mix` recipe's type per tensor; per-tensor
+ * fallback), the same shapes.
+ */
+export function quantized(w: ModelWeights, type: StorageType, mix?: 'Q4_K_M'): ModelWeights {
   let seed = 1;
-  const q = (m: WeightMatrix | null, rows: number, cols: number): StoredMatrix | null => {
+  const n = w.layers.length;
+  const q = (m: WeightMatrix | null, rows: number, cols: number, tensor: Parameters<typeof q4kmType>[0] = 'other', layer = 0): StoredMatrix | null => {
     if (!m) return null;
-    const t = fallback(type, cols);
+    const t = fallback(mix ? q4kmType(tensor, layer, n) : type, cols);
     const bytes = randomWeights(t, rows, cols, mulberry32(seed++));
     return { type: t, rows, cols, bytes: () => bytes };
   };
@@ -46,18 +73,18 @@ function quantized(w: ModelWeights, type: StorageType): ModelWeights {
   const F = s.mlp.hiddenDim;
   const qDim = s.attention.nHeads * s.attention.headDim;
   const kvDim = s.attention.nKvHeads * s.attention.headDim;
-  const embed = q(w.embed, s.vocabSize, D)!;
-  const layers = w.layers.map((l): LayerWeights => ({
+  const embed = q(w.embed, s.vocabSize, D, w.lmHead === w.embed ? 'head' : 'embed')!;
+  const layers = w.layers.map((l, i): LayerWeights => ({
     ...l,
     wq: q(l.wq, qDim, D)!,
     wk: q(l.wk, kvDim, D)!,
-    wv: q(l.wv, kvDim, D)!,
+    wv: q(l.wv, kvDim, D, 'wv', i)!,
     wo: q(l.wo, D, qDim)!,
     wGate: q(l.wGate, F, D),
     wUp: q(l.wUp, F, D)!,
-    wDown: q(l.wDown, D, F)!,
+    wDown: q(l.wDown, D, F, 'wDown', i)!,
   }));
-  return { ...w, embed, layers, lmHead: w.lmHead === w.embed ? embed : q(w.lmHead, s.vocabSize, D)! };
+  return { ...w, embed, layers, lmHead: w.lmHead === w.embed ? embed : q(w.lmHead, s.vocabSize, D, 'head')! };
 }
 
 export interface ModelStepResult {
@@ -80,7 +107,7 @@ export async function timeModelDecode(gpu: Gpu, rounds: number, steps: number, c
   const engines: Engine[] = [];
   try {
     for (const c of MODEL_CASES) {
-      const w = c.type === 'F32' ? f32 : quantized(f32, c.type);
+      const w = c.type === 'F32' ? f32 : quantized(f32, c.type, c.mix);
       const e = await Engine.fromWeights(w, null, { gpu, maxRows: 16, maxSamples: 4, kvPages: 64, activations: c.activations });
       e.createPath([1, 2, 3, 4, 5, 6, 7, 8], { temperature: 1, seed: 1 });
       await e.step();

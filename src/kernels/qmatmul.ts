@@ -4,7 +4,7 @@
 //
 // Body shaders composed with the type's weight-loading snippet (shaders/wload_<type>.wgsl), picked per encode from M
 // (bench/RESULTS.md, "Weights"):
-// - activations 'q8' (the default) on Q4_0, Q4_1, Q5_0, Q5_1 and Q4_K, at every M: kernels/quantize_x8.ts quantizes
+// - activations 'q8' (the default) on Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K and Q6_K, at every M: kernels/quantize_x8.ts quantizes
 //   x to 8 bits per 32-value block after the x prologue, as llama.cpp does for its quantized dot products (one
 //   dispatch more), then shaders/qmatmul_q8.wgsl (Q5_0: qmatmul_q8_t8.wgsl, one 8-row tile per invocation) multiplies
 //   integers, two weights per u32 multiply (idot_<type>.wgsl); 8 columns and 1 (M = 1), 4 (M < QMATMUL_PREFILL_MIN_M)
@@ -122,7 +122,7 @@ export interface QMatmulOptions {
   prologue?: XPrologue;
   /**
    * 'q8' (default) quantizes x to 8 bits per 32 values and multiplies integers at every M for the types that have an
-   * integer dot step (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K; others take 'f32'); 'f32' keeps x in f32 ('f32-blocked': through
+   * integer dot step (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K; others take 'f32'); 'f32' keeps x in f32 ('f32-blocked': through
    * one body at every M). See DecodeActivations.
    */
   activations?: DecodeActivations;
@@ -142,6 +142,12 @@ export interface QMatmulBuffers {
    * may share; default: its own, for as many rows as x holds.
    */
   xq?: QuantizedX;
+  /**
+   * On 8-bit activations: xq already holds this x through this prologue when encode runs (the matmul encoded just
+   * before it quantized the same x into the same scratch, e.g. another part of a matrix stored in two types), so
+   * encode skips the quantize dispatch. Default false. Only with xq.
+   */
+  xqReady?: boolean;
 }
 
 export class QMatmul {
@@ -247,6 +253,7 @@ export class QMatmul {
     // On 8-bit activations a pass quantizes x (through the prologue) into scratch, which the matmul then reads.
     let quantize: BoundQuantizeX8 | null = null;
     let own: QuantizedX | null = null;
+    if (b.xqReady && !(this.int8 && b.xq)) throw new InvalidArgumentError(`${label}: xqReady needs 8-bit activations and the shared xq scratch.`);
     if (this.int8) {
       const rows = Math.floor(b.x.size / (K * xWidth(this.prologue) * 4));
       const xq = b.xq ?? (own = createQuantizedX(this.gpu, Math.max(rows, 1), K, label));
@@ -291,7 +298,7 @@ export class BoundQMatmul {
 
   /**
    * Encodes y[0:M] (+)= x[0:M] W^T (+ bias): one dispatch per chunk of W, after the quantizing one on 8-bit
-   * activations. `variant` forces one (tests, benchmarks).
+   * activations (none with xqReady). `variant` forces one (tests, benchmarks).
    */
   encode(pass: GPUComputePassEncoder, M: number, variant: QMatmulVariant = this.variantFor(M)): void {
     const { K, N } = this.mm;
@@ -311,7 +318,7 @@ export class BoundQMatmul {
     const hasBias = this.mm.bias ? 1 : 0;
     const accumulate = this.mm.accumulate ? 1 : 0;
     const rowBytes = this.b.w.rowBytes;
-    this.quantize?.encode(pass, M);
+    if (!this.b.xqReady) this.quantize?.encode(pass, M);
     this.b.w.chunks.forEach((c, i) => {
       const params = { m: M, k: K, n: c.rows, ldy: N, nOffset: c.rowStart, hasBias, accumulate, rowBytes };
       kernels[i].encode(pass, params, [groupsFor(c.rows, cfg.nr * cfg.wg), gy]);

@@ -40,8 +40,9 @@ export function hasDotStep(type: StorageType, K: number): boolean {
 }
 
 /**
- * Whether the 8-bit-activation bodies read `type`: qmatmul_q8.wgsl for the 4- and 5-bit types with an integer dot
- * step (shaders/idot_<type>.wgsl), qmatmul_q8_t8.wgsl for Q5_0 in 8-row tiles (src/weights/tiles.ts).
+ * Whether the 8-bit-activation bodies read `type`: qmatmul_q8.wgsl for the types with an integer dot step
+ * (shaders/idot_<type>.wgsl: Q8_0, Q4_0, Q4_1, Q5_1, Q4_K, Q6_K), qmatmul_q8_t8.wgsl for Q5_0 in 8-row tiles
+ * (src/weights/tiles.ts).
  */
 export function hasIntDot(type: StorageType): boolean {
   return tileRows(type) > 1 || WGSL[`idot_${type.toLowerCase()}`] !== undefined;

@@ -86,6 +86,8 @@ export class Projections {
    */
   matmul(name: string, K: number, N: number, W: GpuMatrix, bias: GPUBuffer | null, x: GPUBuffer, y: GPUBuffer, accumulate: boolean, extras: ProjectionExtras = {}): NamedOp {
     const { prologue = PLAIN, norm, epilogue = NO_EPILOGUE, rope, prefillOnly = false } = extras;
+    // Parts of one matrix read the same x through the same prologue: on 8-bit x the first quantizes it for all.
+    let quantized = false;
     const bound = W.parts.map((part, i) => {
       const key = `${part.type},${K},${N},${bias !== null},${accumulate},${prologueKey(prologue)},${epilogueKey(epilogue)}${prefillOnly ? ',prefill' : ''}`;
       const o = { K, N, bias: bias !== null, accumulate, prologue, epilogue, ...(prefillOnly ? { variants: ['prefill' as const] } : {}) };
@@ -97,7 +99,9 @@ export class Projections {
       if (part.type !== 'F32') {
         const q8 = this.o.activations === 'q8' && hasIntDot(part.type);
         const k = this.kernelFor(`${key},${q8}`, () => new QMatmul(this.gpu, { type: part.type, ...o, activations: q8 ? 'q8' : 'f32-blocked' })) as QMatmul;
-        return k.bind(q8 ? { ...b, xq: this.scratch() } : b, label);
+        const bq = k.bind(q8 ? { ...b, xq: this.scratch(), xqReady: quantized } : b, label);
+        quantized ||= q8;
+        return bq;
       }
       return (this.kernelFor(key, () => new Matmul(this.gpu, o)) as Matmul).bind(b, label);
     });

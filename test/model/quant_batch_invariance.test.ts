@@ -1,6 +1,6 @@
 // Batch invariance on quantized GGUF models: a path's logits and tokens are the same bits alone as batched with seven
 // other paths (README: batched == single). The quantized matmul must take one body at every M whose per-row arithmetic
-// does not depend on M: on 8-bit activations (the default for Q4_0..Q5_1 and Q4_K) qmatmul_q8.wgsl with 1, 4 or 8
+// does not depend on M: on 8-bit activations (the default for Q8_0, Q4_0..Q5_1, Q4_K and Q6_K) qmatmul_q8.wgsl with 1, 4 or 8
 // rows per invocation, for the other types the register-blocked f32 body. Its dot-step decode kernel at M = 1 rounds
 // differently (up to ~6e-6 here), which arch_engine's 4e-5 tolerance would miss.
 import { join } from 'node:path';
