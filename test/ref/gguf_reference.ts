@@ -34,7 +34,7 @@ export function logSoftmax(z: ArrayLike<number>): Float64Array {
  * the random llama256's, and its differences scale with them: 1.4e-1 (Q8_0) and 2.1e-1 (Q4_0); forklm's own 8-bit
  * activations (the model's default for every GGUF block type) round from inputs that already differ, so they do not
  * line up with llama.cpp's: on llvmpipe up to 0.238 (stories260K Q4_0; 0.227 Q8_0) and 7.9e-2 (llama256 Q5_K_M) since
- * the Q8_0, Q5_K and Q6_K matrices take them too (bench/RESULTS.md "Weights"). Bounds: 1.26x-1.27x the largest
+ * the Q8_0 and Q6_K matrices take them too (bench/RESULTS.md "Weights"). Bounds: 1.26x-1.27x the largest
  * measured per group (test/unit/gguf_quant_reference.test.ts). forklm's f32 GPU forward is within 1e-4 of the
  * float64 one on these files (test/model/gguf_quant_gpu.test.ts), far inside the slack. A wrong block format is
  * caught well before: Q4_0 with its nibbles swapped picks another greedy token at the first step.
