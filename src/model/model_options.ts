@@ -26,9 +26,9 @@ export interface ModelOptions {
    */
   weights?: WeightsMode;
   /**
-   * How projections on Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K and Q6_K weights take their input: 'q8' (default) quantized to 8 bits
-   * per 32 values, as llama.cpp does for its quantized dot products, with integer products (faster on CPU adapters:
-   * bench/RESULTS.md "Weights"); 'f32' in f32 (closer to the float64 forward over the same weights). Either way a
+   * How projections on Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K and Q6_K weights take their input: 'q8' (default)
+   * quantized to 8 bits per 32 values, as llama.cpp does for its quantized dot products, with integer products (faster
+   * on CPU adapters: bench/RESULTS.md "Weights"); 'f32' in f32 (closer to the float64 forward over the same weights). Either way a
    * path's logits do not depend on its batch. Other weight types always take f32.
    */
   activations?: ModelActivations;
