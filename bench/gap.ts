@@ -8,7 +8,8 @@
 // with a written-out candidate (gap_cases.ts PREFILL_WRITTEN_OUT), in Node also with ANGLE's clamps emulated in the
 // shipped WGSL, and each side with Dawn's robustness off (GpuOptions.dawnFlags; --enable-dawn-features). GFLOP/s per case and configuration (best of the
 // rounds' medians) and the ratio to Node's in the JSON (bench/results/gap.json). FORKLM_BENCH_QUICK=1 runs tiny counts;
-// FORKLM_BENCH_GAP_JOB=1 adds the whole peers job in the page (shipped and loop register blocks) and in Node (`jobs`).
+// FORKLM_BENCH_GAP_JOB=1 adds the whole peers job in the page (shipped and loop register blocks) and in Node (`jobs`);
+// FORKLM_BENCH_GAP_JOB=only runs just that, in the page with the shipped form and in Node.
 import os from 'node:os';
 import { chromium, type Browser } from 'playwright-core';
 import { createGpu } from '../src/gpu/device.js';
@@ -25,6 +26,7 @@ import { join } from 'node:path';
 import type { RegisterBlocksChoice } from '../src/gpu/register_blocks.js';
 
 const ROUNDS = QUICK ? 1 : 2;
+const JOB_ONLY = process.env.FORKLM_BENCH_GAP_JOB === 'only';
 
 interface Config {
   name: string;
@@ -118,7 +120,7 @@ export async function run(): Promise<object> {
   const jobs: object[] = [];
   const runs: { round: number; config: string; loadavg1m: number; adapter?: string; results?: object[]; error?: string }[] = [];
   try {
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let round = 0; round < (JOB_ONLY ? 0 : ROUNDS); round++) {
       for (const c of CONFIGS) {
         const loadavg1m = round4(os.loadavg()[0]);
         log(`gap: round ${round}, ${c.name} (load average ${loadavg1m})`);
@@ -131,8 +133,8 @@ export async function run(): Promise<object> {
         }
       }
     }
-    if (process.env.FORKLM_BENCH_GAP_JOB === '1') {
-      for (const c of JOB_SIDES) {
+    if (process.env.FORKLM_BENCH_GAP_JOB === '1' || JOB_ONLY) {
+      for (const c of JOB_SIDES.filter((x) => !JOB_ONLY || x.registerBlocks === 'auto')) {
         log(`gap: job, ${c.side}, registerBlocks ${c.registerBlocks} (load average ${round4(os.loadavg()[0])})`);
         try {
           jobs.push({ ...c, loadavg1m: round4(os.loadavg()[0]), ...(await jobRun(c, origin)) });
