@@ -85,5 +85,6 @@ describe('fused decode on Chromium GL route', () => {
     expect(c).toEqual(b);
     expect(a.sampled.map((t) => t.length)).toEqual([40, 40]);
     for (const e of [fused, layered, measured]) expect(e.pagesInUse).toBe(0);
-  });
+    // A clean machine compiles every pipeline through ANGLE and Mesa cold: 40 s and more at load 5 (bench/RESULTS.md).
+  }, 420_000);
 });
