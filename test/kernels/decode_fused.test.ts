@@ -18,6 +18,7 @@ import { specRefForward } from '../ref/spec_forward.js';
 import { mulberry32, testSeed } from '../ref/random.js';
 import { row, rowError, stepAllRows } from '../model/step_helpers.js';
 import { gpuFor, testAdapterChoices } from './adapters.js';
+import { isNode } from '../../src/gpu/adapters.js';
 
 const rope = (rotaryDim: number) => ({ theta: 1e4, rotaryDim, scaling: { type: 'default' as const }, attentionFactor: 1, freqFactors: null });
 
@@ -161,7 +162,9 @@ describe(`fused decode refusals on ${testAdapterChoices()[0]}`, () => {
     expect(qk.decodeFused).toBeNull();
     expect(qk.decodeFusedRefusal).toMatch(/q\/k norm/);
     // The default follows the adapter (model/decode_fused_rule.ts): on for CPU adapters, measured for one that names
-    // nothing of itself, the layered forward on GPUs.
+    // nothing of itself, the layered forward on GPUs. Every adapter these tests run on names itself (Node's Dawn,
+    // Chromium's SwiftShader) except Chromium's GL route, which the browser-gl project launches as users' pages get it.
+    expect(gpu.anonymous).toBe(!isNode && choice === 'llvmpipe');
     const plain = new GpuModel(gpu, randomModelWeights(tinyLlama('silu'), 1), { maxRows: 4, maxSamples: 2, kvPages: 4 });
     models.push(plain);
     if (gpu.limits.maxStorageBuffersPerShaderStage < ROPE_EPILOGUE_STORAGE_BUFFERS) expect(plain.decodeFusedRefusal).toMatch(/RoPE runs in its own dispatch/);
