@@ -10,7 +10,7 @@ import { QEmbedding } from '../kernels/qembedding.js';
 import { LayerNorm } from '../kernels/layernorm.js';
 import { LogitCap } from '../kernels/logit_cap.js';
 import { RmsNorm, type BoundRowNorm } from '../kernels/rmsnorm.js';
-import { ModelAttention } from './attention_ops.js';
+import { ModelAttention, perHeadKeyLimit } from './attention_ops.js';
 import { Projections } from './projections.js';
 import type { BoundDecodeFused } from '../kernels/decode_fused.js';
 import { buildDecodeFused, decodeFusedPlan } from './decode_fused.js';
@@ -193,18 +193,26 @@ export class GpuModel {
     this.statsReadbackAlt = new Readback(gpu, S * this.statsLayout.stride * 4, 'stats readback 2');
     this.zeros = createStorageFrom(dev, new Float32Array(D), 'zeros (D) f32');
     const a = s.attention;
+    const longestKeys = Math.max(...s.layers.map((l) => Math.min(s.maxSeqLen, l.window ?? s.maxSeqLen)));
+    const fusedBase = {
+      spec: s, weights: this.weights, pageSize: this.pageSize, kvPages: this.kvPages, ropeInQkv: this.ropeInQkv,
+      cascade: options.cascade ?? false, adapterRefusal: fusedMode.why,
+    };
+    // The fused step mirrors per-head attention. Adapters not known to be CPU ones default to split-keys, so where the
+    // fused step is asked for there ('measure', 'any-adapter') and may run, attention is per-head (within its key
+    // limit) unless the options force a variant: the layered forward must compute what the fused one does.
+    const perHeadForFused =
+      options.attentionVariant === undefined && fusedMode.mode !== 'off' && !gpu.isCpu && longestKeys <= perHeadKeyLimit(a.headDim, this.pageSize) &&
+      'shape' in decodeFusedPlan(gpu, { ...fusedBase, attentionVariant: 'per-head' });
     this.attention = new ModelAttention(
       gpu,
       { nHeads: a.nHeads, kvHeads: a.nKvHeads, headDim: a.headDim, pageSize: this.pageSize, qStride: z.qkvDim, maxRows: R },
       { q: this.qkv, positions: this.positions, rowPath: this.rowPath, pageTable: this.pageTable, out: this.attnOut },
-      { cascade: options.cascade ?? false, variant: options.attentionVariant, longestKeys: Math.max(...s.layers.map((l) => Math.min(s.maxSeqLen, l.window ?? s.maxSeqLen))) },
+      { cascade: options.cascade ?? false, variant: perHeadForFused ? 'per-head' : options.attentionVariant, longestKeys },
     );
     this.owners.push(this.attention);
     this.kernels = this.bindKernels(topK);
-    const fusedContext = {
-      spec: s, weights: this.weights, pageSize: this.pageSize, kvPages: this.kvPages, ropeInQkv: this.ropeInQkv,
-      attentionVariant: this.attention.variant, cascade: options.cascade ?? false, adapterRefusal: fusedMode.why,
-    };
+    const fusedContext = { ...fusedBase, attentionVariant: this.attention.variant };
     const plan = options.decodeFused === false ? { refusal: 'turned off (decodeFused: false)' } : decodeFusedPlan(gpu, fusedContext);
     if ('shape' in plan) {
       const f = buildDecodeFused(gpu, fusedContext, plan.shape, {

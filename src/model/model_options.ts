@@ -53,7 +53,10 @@ export interface ModelOptions {
    * true: on CPU adapters, measured at load on an adapter that does not name itself (Chromium's llvmpipe without
    * developer features), off on GPUs; false always runs the layered forward (tests compare the two); 'measure' times
    * both at load on any adapter and keeps the faster (model/decode_fused_rule.ts, decode_fused_choice.ts);
-   * 'any-adapter' takes it unmeasured wherever the model fits (tests).
+   * 'any-adapter' takes it unmeasured wherever the model fits (tests). Where it may run on an adapter not known to be
+   * a CPU one, attention is per-head (the variant the fused step mirrors) unless `attentionVariant` says otherwise.
+   * 'measure' works only through Engine.fromWeights (it measures at load); a GpuModel built with it directly runs
+   * layered until measureDecodeFused(model) is called.
    */
   decodeFused?: DecodeFusedOption;
 }
