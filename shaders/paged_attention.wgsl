@@ -16,13 +16,17 @@
 // Two variants, chosen by SPLIT_KEYS:
 // - false (CPU adapters): one invocation per (row, GQ query heads of one kv head) loops over the keys with q and the
 //   output accumulators in private vec4 arrays, each K/V load feeding the GQ heads. No barriers, which software
-//   adapters pay dearly for.
+//   adapters pay dearly for. With RB = 2 (perHeadPair) an invocation takes two adjacent rows: the whole pages both
+//   rows' tables hold from the first (the prompt of forked paths, the earlier keys of a prompt chunk's rows) are
+//   walked once with each K/V load feeding both rows' heads, then each row's own keys; per head the same operations
+//   in the same order as perHead, so the output bits do not depend on the pairing.
 // - true (real GPUs): one workgroup per (row, head); each block of WG keys is scored one key per thread, its max and
 //   sum are reduced in workgroup memory, and the weighted V sum is split over (dimension, key subset) threads.
 override HD4: u32 = 16u;           // headDim / 4 (the host guards headDim % 4 == 0 and headDim <= 4 * MAX_HD4)
 override WG: u32 = 64u;            // invocations per workgroup; a power of two >= HD4 when SPLIT_KEYS
 override SPLIT_KEYS: bool = false;
 override GQ: u32 = 1u;             // per-head: query heads per invocation (1..3), a divisor of the GQA group; 1 when SPLIT_KEYS
+override RB: u32 = 1u;             // per-head: rows per invocation (1 or 2)
 const MAX_HD4: u32 = 64u;          // head dim up to 256
 const NEG_BIG: f32 = -3.0e38;      // "no key yet": finite, so differences with it never make a NaN
 const NO_ROW: u32 = 0xffffffffu;
@@ -186,6 +190,165 @@ fn perHead(id: u32) {
   if (GQ > 2u) { finishHead(r, h0 + 2u, &s2, &a2); }
 }
 
+/**
+ * Row r's keys from k0 to its end for its GQ heads (q, acc and state by pointer: perHeadPair's two rows), the loop body
+ * of perHead: the same operations in the same order.
+ */
+fn walkRow(
+  r: u32, kvh: u32, k0: u32,
+  q0: ptr<function, array<vec4<f32>, MAX_HD4>>, q1: ptr<function, array<vec4<f32>, MAX_HD4>>, q2: ptr<function, array<vec4<f32>, MAX_HD4>>,
+  a0: ptr<function, array<vec4<f32>, MAX_HD4>>, a1: ptr<function, array<vec4<f32>, MAX_HD4>>, a2: ptr<function, array<vec4<f32>, MAX_HD4>>,
+  s0: ptr<function, HeadState>, s1: ptr<function, HeadState>, s2: ptr<function, HeadState>,
+) {
+  let n = keyCount(r);
+  let table = rowPath[r] * params.maxPages;
+  for (var start = k0 - k0 % params.pageSize; start < n; start += params.pageSize) {
+    let page = pageTable[table + start / params.pageSize];
+    if (page >= params.pages) { continue; }
+    let kBase = headBase(page, 0u, kvh);
+    let vBase = headBase(page, 1u, kvh);
+    let count = min(params.pageSize, n - start);
+    for (var o = select(0u, k0 - start, k0 > start); o < count; o++) {
+      let kRow = kBase + o * HD4;
+      var d0 = vec4<f32>(0.0);
+      var d1 = vec4<f32>(0.0);
+      var d2 = vec4<f32>(0.0);
+      for (var d = 0u; d < HD4; d++) {
+        let k = kv[kRow + d];
+        d0 = fma((*q0)[d], k, d0);
+        if (GQ > 1u) { d1 = fma((*q1)[d], k, d1); }
+        if (GQ > 2u) { d2 = fma((*q2)[d], k, d2); }
+      }
+      let w0 = online(s0, softcap(d0.x + d0.y + d0.z + d0.w));
+      var w1 = vec2<f32>(1.0, 0.0);
+      var w2 = vec2<f32>(1.0, 0.0);
+      if (GQ > 1u) { w1 = online(s1, softcap(d1.x + d1.y + d1.z + d1.w)); }
+      if (GQ > 2u) { w2 = online(s2, softcap(d2.x + d2.y + d2.z + d2.w)); }
+      let vRow = vBase + o * HD4;
+      for (var d = 0u; d < HD4; d++) {
+        let v = kv[vRow + d];
+        (*a0)[d] = fma(vec4<f32>(w0.y), v, (*a0)[d] * w0.x);
+        if (GQ > 1u) { (*a1)[d] = fma(vec4<f32>(w1.y), v, (*a1)[d] * w1.x); }
+        if (GQ > 2u) { (*a2)[d] = fma(vec4<f32>(w2.y), v, (*a2)[d] * w2.x); }
+      }
+    }
+  }
+}
+
+/**
+ * Keys rows a and b may walk together: whole pages from the first, with the same page id in both tables and every
+ * key of them seen by both rows. None in a sliding-window layer or with cascade partials (a row's first key is not 0).
+ */
+fn sharedKeys(a: u32, b: u32) -> u32 {
+  if (params.window > 0u || params.cascade != 0u) { return 0u; }
+  let ta = rowPath[a] * params.maxPages;
+  let tb = rowPath[b] * params.maxPages;
+  let n = min(keyCount(a), keyCount(b));
+  var end = 0u;
+  loop {
+    if (end + params.pageSize > n) { break; }
+    let k = end / params.pageSize;
+    if (pageTable[ta + k] != pageTable[tb + k]) { break; }
+    end += params.pageSize;
+  }
+  return end;
+}
+
+/** perHead for rows r and r + 1 (RB = 2): their shared pages walked once for both, then each row's own keys. */
+fn perHeadPair(id: u32) {
+  let heads = params.nHeads / GQ;
+  if (id >= (params.rows + 1u) / 2u * heads) { return; }
+  let r = (id / heads) * 2u;
+  let h0 = (id % heads) * GQ;
+  let kvh = h0 / params.group;
+  // Row r + 1 is row r again when r is the last row: its walk is skipped and nothing of it is written.
+  let two = r + 1u < params.rows;
+  let rb = select(r, r + 1u, two);
+  var q0: array<vec4<f32>, MAX_HD4>;
+  var q1: array<vec4<f32>, MAX_HD4>;
+  var q2: array<vec4<f32>, MAX_HD4>;
+  var a0: array<vec4<f32>, MAX_HD4>;
+  var a1: array<vec4<f32>, MAX_HD4>;
+  var a2: array<vec4<f32>, MAX_HD4>;
+  var s0 = HeadState(NEG_BIG, 0.0);
+  var s1 = HeadState(NEG_BIG, 0.0);
+  var s2 = HeadState(NEG_BIG, 0.0);
+  var p0: array<vec4<f32>, MAX_HD4>;
+  var p1: array<vec4<f32>, MAX_HD4>;
+  var p2: array<vec4<f32>, MAX_HD4>;
+  var b0: array<vec4<f32>, MAX_HD4>;
+  var b1: array<vec4<f32>, MAX_HD4>;
+  var b2: array<vec4<f32>, MAX_HD4>;
+  var t0 = HeadState(NEG_BIG, 0.0);
+  var t1 = HeadState(NEG_BIG, 0.0);
+  var t2 = HeadState(NEG_BIG, 0.0);
+  let qa = r * params.qStride4 + h0 * HD4;
+  let qb = rb * params.qStride4 + h0 * HD4;
+  for (var d = 0u; d < HD4; d++) {
+    q0[d] = q[qa + d] * params.scaleLog2;
+    if (GQ > 1u) { q1[d] = q[qa + HD4 + d] * params.scaleLog2; }
+    if (GQ > 2u) { q2[d] = q[qa + 2u * HD4 + d] * params.scaleLog2; }
+    p0[d] = q[qb + d] * params.scaleLog2;
+    if (GQ > 1u) { p1[d] = q[qb + HD4 + d] * params.scaleLog2; }
+    if (GQ > 2u) { p2[d] = q[qb + 2u * HD4 + d] * params.scaleLog2; }
+  }
+  let end = select(0u, sharedKeys(r, rb), two);
+  let table = rowPath[r] * params.maxPages;
+  for (var start = 0u; start < end; start += params.pageSize) {
+    let page = pageTable[table + start / params.pageSize];
+    if (page >= params.pages) { continue; }
+    let kBase = headBase(page, 0u, kvh);
+    let vBase = headBase(page, 1u, kvh);
+    for (var o = 0u; o < params.pageSize; o++) {
+      let kRow = kBase + o * HD4;
+      var d0 = vec4<f32>(0.0);
+      var d1 = vec4<f32>(0.0);
+      var d2 = vec4<f32>(0.0);
+      var e0 = vec4<f32>(0.0);
+      var e1 = vec4<f32>(0.0);
+      var e2 = vec4<f32>(0.0);
+      for (var d = 0u; d < HD4; d++) {
+        let k = kv[kRow + d];
+        d0 = fma(q0[d], k, d0);
+        if (GQ > 1u) { d1 = fma(q1[d], k, d1); }
+        if (GQ > 2u) { d2 = fma(q2[d], k, d2); }
+        e0 = fma(p0[d], k, e0);
+        if (GQ > 1u) { e1 = fma(p1[d], k, e1); }
+        if (GQ > 2u) { e2 = fma(p2[d], k, e2); }
+      }
+      let w0 = online(&s0, softcap(d0.x + d0.y + d0.z + d0.w));
+      var w1 = vec2<f32>(1.0, 0.0);
+      var w2 = vec2<f32>(1.0, 0.0);
+      if (GQ > 1u) { w1 = online(&s1, softcap(d1.x + d1.y + d1.z + d1.w)); }
+      if (GQ > 2u) { w2 = online(&s2, softcap(d2.x + d2.y + d2.z + d2.w)); }
+      let x0 = online(&t0, softcap(e0.x + e0.y + e0.z + e0.w));
+      var x1 = vec2<f32>(1.0, 0.0);
+      var x2 = vec2<f32>(1.0, 0.0);
+      if (GQ > 1u) { x1 = online(&t1, softcap(e1.x + e1.y + e1.z + e1.w)); }
+      if (GQ > 2u) { x2 = online(&t2, softcap(e2.x + e2.y + e2.z + e2.w)); }
+      let vRow = vBase + o * HD4;
+      for (var d = 0u; d < HD4; d++) {
+        let v = kv[vRow + d];
+        a0[d] = fma(vec4<f32>(w0.y), v, a0[d] * w0.x);
+        if (GQ > 1u) { a1[d] = fma(vec4<f32>(w1.y), v, a1[d] * w1.x); }
+        if (GQ > 2u) { a2[d] = fma(vec4<f32>(w2.y), v, a2[d] * w2.x); }
+        b0[d] = fma(vec4<f32>(x0.y), v, b0[d] * x0.x);
+        if (GQ > 1u) { b1[d] = fma(vec4<f32>(x1.y), v, b1[d] * x1.x); }
+        if (GQ > 2u) { b2[d] = fma(vec4<f32>(x2.y), v, b2[d] * x2.x); }
+      }
+    }
+  }
+  walkRow(r, kvh, max(firstKey(r), end), &q0, &q1, &q2, &a0, &a1, &a2, &s0, &s1, &s2);
+  finishHead(r, h0, &s0, &a0);
+  if (GQ > 1u) { finishHead(r, h0 + 1u, &s1, &a1); }
+  if (GQ > 2u) { finishHead(r, h0 + 2u, &s2, &a2); }
+  if (!two) { return; }
+  walkRow(rb, kvh, max(firstKey(rb), end), &p0, &p1, &p2, &b0, &b1, &b2, &t0, &t1, &t2);
+  finishHead(rb, h0, &t0, &b0);
+  if (GQ > 1u) { finishHead(rb, h0 + 1u, &t1, &b1); }
+  if (GQ > 2u) { finishHead(rb, h0 + 2u, &t2, &b2); }
+}
+
 // Two scratch arrays, so that a reduction's result (slot 0) is read long before the array is written again: reusing
 // one array with a barrier between the read and the next write gave stale reads on llvmpipe (Mesa) in this shader.
 fn reduceMax(t: u32) -> f32 {
@@ -286,6 +449,8 @@ fn main(
 ) {
   if (SPLIT_KEYS) {
     splitKeys(wid.x + wid.y * nwg.x, lid);
+  } else if (RB == 2u) {
+    perHeadPair(gid.x + gid.y * nwg.x * WG);
   } else {
     perHead(gid.x + gid.y * nwg.x * WG);
   }

@@ -48,6 +48,13 @@ const WG_PER_HEAD = 8;
  */
 const MAX_HEADS_PER_INVOCATION = 3;
 const MAX_GROUPED_HEAD_DIM = 64;
+/**
+ * Per-head: a pair of rows per invocation (RB = 2) reads the whole pages both rows hold once for both (each K/V load
+ * feeds 2 GQ heads): the prompt of forked paths, the earlier keys of a prompt chunk. Its private arrays are twice a
+ * row's, so only for small heads (headDim x GQ at most this: stories260K's 8 x 2), and only when the pairs still fill
+ * two workgroups (encode), so a few rows keep both cores.
+ */
+const MAX_PAIRED_HEAD_FLOATS = 32;
 /** Split-keys threads per workgroup: a power of two >= headDim / 4. */
 const WG_SPLIT = 64;
 
@@ -61,6 +68,11 @@ export interface PagedAttentionShape {
   variant?: PagedAttentionVariant;
   /** Per-head only: query heads per invocation, a divisor of nHeads / kvHeads; default headsPerInvocation(). */
   headsPerInvocation?: number;
+  /**
+   * Per-head only: the most rows an invocation takes, 1 or 2 (a pair walks the pages both rows hold once); default 2
+   * for heads of at most MAX_PAIRED_HEAD_FLOATS values per invocation, else 1. Same output bits either way.
+   */
+  rowsPerInvocation?: number;
 }
 
 /**
@@ -108,7 +120,11 @@ export class PagedAttention {
   readonly variant: PagedAttentionVariant;
   /** Query heads per per-head invocation (1 for split-keys). */
   readonly headsPerInvocation: number;
+  /** Per-head: the most rows an invocation takes (1, or 2 for steps with enough rows: pairsFor). */
+  readonly rowsPerInvocation: number;
   private readonly pipeline: GPUComputePipeline;
+  /** The pair pipeline (RB = 2), when rowsPerInvocation is 2. */
+  private readonly pairPipeline: GPUComputePipeline | null;
   private readonly wg: number;
   /** Bound in place of meta and partials for kernels that never cascade. */
   private dummy: GPUBuffer | null = null;
@@ -147,8 +163,16 @@ export class PagedAttention {
       throw new InvalidArgumentError('paged_attention: headsPerInvocation applies to the per-head variant only; leave it unset for split-keys');
     }
     this.headsPerInvocation = gq;
+    const rb = split ? 1 : (shape.rowsPerInvocation ?? (headDim * gq <= MAX_PAIRED_HEAD_FLOATS ? 2 : 1));
+    if (rb !== 1 && rb !== 2) throw new InvalidArgumentError(`paged_attention: rowsPerInvocation must be 1 or 2, got ${rb}`);
+    if (split && shape.rowsPerInvocation !== undefined && shape.rowsPerInvocation !== 1) {
+      throw new InvalidArgumentError('paged_attention: rowsPerInvocation applies to the per-head variant only; leave it unset for split-keys');
+    }
+    this.rowsPerInvocation = rb;
     const constants = { HD4: headDim / 4, WG: this.wg, SPLIT_KEYS: split ? 1 : 0, GQ: gq };
     this.pipeline = pipelineFor(gpu, { op: 'paged_attention', variant: this.variant, constants }, 'paged_attention', PagedAttentionParams);
+    this.pairPipeline =
+      rb === 2 ? pipelineFor(gpu, { op: 'paged_attention', variant: this.variant, constants: { ...constants, RB: 2 } }, 'paged_attention', PagedAttentionParams) : null;
   }
 
   /** Bytes of one page of one layer: K and V of every kv head. */
@@ -172,7 +196,8 @@ export class PagedAttention {
     this.dummy ??= createStorage(this.gpu.device, 16, 'paged_attention:no-cascade');
     const buffers = [b.q, b.kv, b.rowPath, b.positions, b.pageTable, b.out, b.meta ?? this.dummy, b.partials ?? this.dummy];
     const k = new BoundKernel<Field>(this.gpu, this.pipeline, PagedAttentionParams, buffers, label);
-    return new BoundPagedAttention(k, this.gpu, this, b, pages, { window, scaleLog2: Math.LOG2E * scale, softcapLog2: Math.LOG2E * softcap });
+    const pair = this.pairPipeline ? new BoundKernel<Field>(this.gpu, this.pairPipeline, PagedAttentionParams, buffers, `${label}:pairs`) : null;
+    return new BoundPagedAttention(k, pair, this.gpu, this, b, pages, { window, scaleLog2: Math.LOG2E * scale, softcapLog2: Math.LOG2E * softcap });
   }
 
   destroy(): void {
@@ -180,10 +205,17 @@ export class PagedAttention {
     this.dummy = null;
   }
 
+  /** Whether a step of `rows` rows takes the pair pipeline: it may, and the pairs fill at least two workgroups. */
+  pairsFor(rows: number): boolean {
+    return this.rowsPerInvocation === 2 && Math.ceil(rows / 2) * (this.shape.nHeads / this.headsPerInvocation) >= 2 * this.wg;
+  }
+
   /** Workgroups for `rows` rows, before the 2-D split. */
   groups(rows: number): number {
     const tasks = rows * this.shape.nHeads;
-    return this.variant === 'split-keys' ? tasks : groupsFor(tasks / this.headsPerInvocation, this.wg);
+    if (this.variant === 'split-keys') return tasks;
+    const blocks = this.pairsFor(rows) ? Math.ceil(rows / 2) : rows;
+    return groupsFor((blocks * this.shape.nHeads) / this.headsPerInvocation, this.wg);
   }
 }
 
@@ -192,6 +224,8 @@ export class BoundPagedAttention {
 
   constructor(
     private readonly k: BoundKernel<Field>,
+    /** The same bindings on the pair pipeline (RB = 2), or null. */
+    private readonly pair: BoundKernel<Field> | null,
     private readonly gpu: Gpu,
     private readonly op: PagedAttention,
     private readonly b: PagedAttentionBuffers,
@@ -245,10 +279,12 @@ export class BoundPagedAttention {
     this.params.rows = rows;
     this.params.maxPages = maxPages;
     this.params.cascade = cascade ? 1 : 0;
-    this.k.encode(pass, this.params, grid2d(this.gpu, this.op.groups(rows)));
+    const k = this.pair && this.op.pairsFor(rows) ? this.pair : this.k;
+    k.encode(pass, this.params, grid2d(this.gpu, this.op.groups(rows)));
   }
 
   destroy(): void {
     this.k.destroy();
+    this.pair?.destroy();
   }
 }

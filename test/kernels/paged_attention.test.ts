@@ -278,6 +278,44 @@ describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
     expect(() => new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant: 'split-keys', headsPerInvocation: 2 })).toThrow(InvalidArgumentError);
   });
 
+  it('gives the same bits with one or two rows per per-head invocation, in any row order', async () => {
+    // A pair of rows walks the whole pages both hold once (each K/V load feeding both rows' heads), then each row's
+    // own keys; every head sees the same operations in the same order, so the output bits do not depend on pairing.
+    // Rows shuffled (pairs of different paths, some sharing pages) and in path order (prompt-chunk rows in pairs).
+    const gpu = await gpuFor(choice);
+    const seed = testSeed();
+    for (const s of [{ nHeads: 8, kvHeads: 4, headDim: 8, pageSize: 4 }, { nHeads: 6, kvHeads: 2, headDim: 8, pageSize: 5 }, { nHeads: 4, kvHeads: 4, headDim: 16, pageSize: 7 }]) {
+      for (const sorted of [false, true]) {
+        const sc = buildScenario(mulberry32(seed), s, 1);
+        if (sorted) {
+          const order = Array.from({ length: sc.rows }, (_, i) => i).sort((x, y) => sc.rowPath[x] - sc.rowPath[y] || sc.positions[x] - sc.positions[y]);
+          const qkv = new Float32Array(sc.qkv.length);
+          order.forEach((r, i) => qkv.set(sc.qkv.subarray(r * sc.qkvStride, (r + 1) * sc.qkvStride), i * sc.qkvStride));
+          Object.assign(sc, { qkv, rowPath: Uint32Array.from(order, (r) => sc.rowPath[r]), positions: Uint32Array.from(order, (r) => sc.positions[r]), slots: Uint32Array.from(order, (r) => sc.slots[r]) });
+        }
+        const b = upload(gpu, sc);
+        const qDim = s.nHeads * s.headDim;
+        const outs: Float32Array[] = [];
+        for (const rowsPerInvocation of [1, 2]) {
+          const out = createStorage(gpu.device, sc.rows * qDim * 4, 'out');
+          const op = new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant: 'per-head', rowsPerInvocation });
+          expect(op.pairsFor(sc.rows), `${sc.rows} rows`).toBe(rowsPerInvocation === 2);
+          const att = op.bind({ ...b, q: b.qkv, out });
+          submitPass(gpu, (pass) => att.encode(pass, { rows: sc.rows, maxPages: sc.maxPages }));
+          outs.push(await readF32(gpu, out, sc.rows * qDim));
+          att.destroy();
+        }
+        const args = { ...sc, q: sc.qkv, qStride: sc.qkvStride, kv: sc.kv };
+        const what = `seed ${seed}, ${JSON.stringify(s)}, ${sorted ? 'path order' : 'shuffled'}`;
+        expectClose(outs[1], pagedAttentionRef(s, args), { rel: tolerance(s, args), floor: 1 }, what);
+        expect(Array.from(outs[1]), what).toEqual(Array.from(outs[0]));
+      }
+    }
+    expect(new PagedAttention(gpu, { nHeads: 8, kvHeads: 4, headDim: 8, pageSize: 16, qStride: 128, variant: 'per-head' }).rowsPerInvocation).toBe(2);
+    expect(new PagedAttention(gpu, { nHeads: 9, kvHeads: 3, headDim: 64, pageSize: 16, qStride: 960, variant: 'per-head' }).rowsPerInvocation).toBe(1);
+    expect(() => new PagedAttention(gpu, { nHeads: 8, kvHeads: 4, headDim: 8, pageSize: 16, qStride: 128, variant: 'per-head', rowsPerInvocation: 3 })).toThrow(InvalidArgumentError);
+  });
+
   it('picks its variant from the adapter unless told', async () => {
     const gpu = await gpuFor(choice);
     const op = new PagedAttention(gpu, { nHeads: 2, kvHeads: 1, headDim: 8, pageSize: 4, qStride: 32 });

@@ -74,6 +74,37 @@ describe.each(testAdapterChoices())('batching and forks on %s', (choice) => {
     }
   });
 
+  it('forks decoded together over their shared pages give each fork its alone bits', async () => {
+    // 16 forks of one prompt share its full pages: a wide step's attention walks those pages once per pair of rows
+    // (kernels/paged_attention.ts rowsPerInvocation), a fork alone in a decode step walks them by itself; prompt
+    // lengths put the fork point inside a page and on a boundary.
+    const gpu = await gpuFor(choice);
+    const engine = await engineOn(gpu);
+    engines.push(engine);
+    const V = engine.config.vocabSize;
+    const seed = testSeed();
+    const rand = mulberry32(seed);
+    for (const len of [48, 37 + Math.floor(rand() * 40)]) {
+      const prompt = [1, ...Array.from({ length: len - 1 }, () => 3 + Math.floor(rand() * 500))];
+      const root = engine.createPath(prompt, { temperature: 0 });
+      await engine.step();
+      engine.finish(root);
+      const next = Array.from({ length: 16 }, () => 3 + Math.floor(rand() * 500));
+      const kids = next.map((t, i) => engine.fork(root, { nextToken: t, sibling: i }));
+      const together = (await engine.step({ logits: true }))!;
+      for (const k of kids) engine.free(k);
+      for (let i = 0; i < 16; i++) {
+        const alone = engine.fork(root, { nextToken: next[i], sibling: i });
+        const a = (await engine.step({ logits: true }))!;
+        const j = together.results.findIndex((x) => x.pathId === kids[i]);
+        expect(sameBits(row(together.logits!, j, V), row(a.logits!, 0, V)), `prompt ${len}, fork ${i}, seed ${seed}`).toBe(true);
+        engine.free(alone);
+      }
+      engine.free(root);
+    }
+    expect(engine.pagesInUse).toBe(0);
+  });
+
   it('a fork at the tail or at an earlier position equals recomputing from scratch', async () => {
     const gpu = await gpuFor(choice);
     const engine = await engineOn(gpu);
