@@ -70,7 +70,9 @@ export interface PagedAttentionShape {
   headsPerInvocation?: number;
   /**
    * Per-head only: the most rows an invocation takes, 1 or 2 (a pair walks the pages both rows hold once); default 2
-   * for heads of at most MAX_PAIRED_HEAD_FLOATS values per invocation, else 1. Same output bits either way.
+   * for heads of at most MAX_PAIRED_HEAD_FLOATS values per invocation, else 1. Same output bits either way. A pair
+   * that shares no page walks both rows' keys in one invocation: on llvmpipe (65,535 loop iterations per invocation)
+   * take 2 only where twice the longest key run fits (model/attention_ops.ts does).
    */
   rowsPerInvocation?: number;
 }

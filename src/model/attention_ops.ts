@@ -59,6 +59,10 @@ export interface ModelAttentionBuffers {
 export class ModelAttention {
   /** The paged-attention variant every step of this model runs. */
   readonly variant: PagedAttentionVariant;
+  /** Per-head: the most rows one invocation takes (2: pairs walk their shared pages once, in wide steps). */
+  get rowsPerInvocation(): number {
+    return this.perHead?.rowsPerInvocation ?? 1;
+  }
   private readonly perHead: PagedAttention | null;
   private readonly splitKeys: PagedAttention | null;
   private readonly prefix: PrefixAttention | null;
@@ -90,7 +94,10 @@ export class ModelAttention {
     }
     const needSplit = options.variant ? options.variant === 'split-keys' : !gpu.isCpu || options.longestKeys > limit;
     this.variant = needSplit ? 'split-keys' : 'per-head';
-    this.perHead = needSplit ? null : new PagedAttention(gpu, { ...base, variant: 'per-head' });
+    // A pair of rows per invocation walks both rows' keys in one invocation when they share none: only where twice the
+    // longest key run still fits llvmpipe's loop limit.
+    const pairs = 2 * options.longestKeys <= limit ? {} : { rowsPerInvocation: 1 };
+    this.perHead = needSplit ? null : new PagedAttention(gpu, { ...base, variant: 'per-head', ...pairs });
     this.splitKeys = needSplit ? new PagedAttention(gpu, { ...base, variant: 'split-keys' }) : null;
     this.cascadeOn = options.cascade;
     if (options.cascade) {

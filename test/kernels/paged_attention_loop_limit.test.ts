@@ -99,4 +99,22 @@ describe.each(testAdapterChoices())('the model\'s attention variant on %s', (ada
       ok.destroy();
     }
   });
+
+  // A pair of rows per per-head invocation (small heads: kernels/paged_attention.ts) walks both rows' keys in one
+  // invocation when they share no page: taken only where twice the longest key run fits the loop limit.
+  it('takes pairs of rows per invocation only where twice the longest key run fits the loop limit', async () => {
+    const gpu = await gpuFor(adapter);
+    if (!gpu.isCpu) return;
+    const d = gpu.device;
+    const buf = (label: string) => createStorage(d, 64, label);
+    const shape = { nHeads: 8, kvHeads: 4, headDim: 8, pageSize: PAGE, qStride: 128, maxRows: 4 };
+    const buffers = { q: buf('q'), positions: buf('positions'), rowPath: buf('rowPath'), pageTable: buf('pageTable'), out: buf('out') };
+    const limit = perHeadKeyLimit(8, PAGE);
+    for (const [keys, rows] of [[512, 2], [Math.floor(limit / 2), 2], [Math.floor(limit / 2) + 1, 1], [limit, 1]]) {
+      const att = new ModelAttention(gpu, shape, buffers, { cascade: false, longestKeys: keys });
+      expect(att.variant).toBe('per-head');
+      expect(att.rowsPerInvocation, `${keys} keys`).toBe(rows);
+      att.destroy();
+    }
+  });
 });
