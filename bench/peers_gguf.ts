@@ -65,9 +65,34 @@ function llamaTensors(w: LlamaWeights): GgufTensorInput[] {
   return out;
 }
 
+/** Bumped whenever the layout above changes, so a cached file from an older writer is not reused. */
+const WRITER_VERSION = 1;
+
 /**
- * Writes `w` (a Llama-architecture model without biases) as an F32 GGUF at `path` unless a file is there already;
- * returns the path. The file is written under a temporary name and renamed, so an interrupted write leaves none.
+ * A short fingerprint of the weights and the writer (FNV-1a over the writer version, the config and a sample of
+ * every tensor's values), part of the cached file's name: other weights, or the same seed after a change in
+ * random_weights.ts, get a new file instead of silently running the old one.
+ */
+export function weightsFingerprint(w: LlamaWeights): string {
+  let h = 0x811c9dc5;
+  const mix = (x: number) => {
+    h = Math.imul(h ^ (x >>> 0), 0x01000193) >>> 0;
+  };
+  mix(WRITER_VERSION);
+  for (const ch of JSON.stringify(w.config)) mix(ch.charCodeAt(0));
+  for (const t of llamaTensors(w)) {
+    const bits = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
+    const step = Math.max(1, Math.floor(bits.length / 64));
+    for (let i = 0; i < bits.length; i += step) mix(bits[i]);
+    mix(bits[bits.length - 1]);
+  }
+  return h.toString(16).padStart(8, '0');
+}
+
+/**
+ * Writes `w` (a Llama-architecture model without biases) as an F32 GGUF at `path` unless a file is there already
+ * (name the path with weightsFingerprint(w) so that a file of other weights is never reused); returns the path. The
+ * file is written under a temporary name and renamed, so an interrupted write leaves none.
  */
 export function ensureLlamaGgufF32(w: LlamaWeights, path: string): string {
   if (existsSync(path)) return path;

@@ -11,7 +11,7 @@ import { createGpu } from '../src/gpu/device.js';
 import { benchModel, engineFor, log, promptTokens, QUICK, SMOL_SEED } from './bench_models.js';
 import { eab, forkAtZero } from './common/eab.js';
 import { round4 } from './common/timing.js';
-import { ensureLlamaGgufF32 } from './peers_gguf.js';
+import { ensureLlamaGgufF32, weightsFingerprint } from './peers_gguf.js';
 import { peersDir } from './peers_install.js';
 import { llamaServer, type Job } from './peers_llama.js';
 
@@ -23,14 +23,15 @@ export async function shapeJob(job: Job & { threshold: number }): Promise<object
   const prompt = promptTokens(model, job.prompt);
   const greedyPrompt = promptTokens(model, GREEDY.prompt, 7);
   const t0 = performance.now();
-  const gguf = ensureLlamaGgufF32(model.weights, join(peersDir(), `smollm2-135m-random-seed${SMOL_SEED}-f32.gguf`));
+  const gguf = ensureLlamaGgufF32(model.weights, join(peersDir(), `smollm2-135m-random-seed${SMOL_SEED}-${weightsFingerprint(model.weights)}-f32.gguf`));
   log(`peers shape: ${gguf} ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
   const gpu = await createGpu({ adapter: 'llvmpipe' });
   let forklm: object;
   let forklmGreedy: number[];
   try {
-    // The prompt's pages plus each path's own: 16 * (256 + 64) / 16 tokens per page, with room to spare.
+    // The prompt's 16 pages, shared by every path, plus each path's own: 16 paths * 64 tokens / 16 per page = 64 (and
+    // a partly filled prompt tail page each), with room to spare.
     const base = await engineFor(model, gpu, { kvPages: 192, maxSamples: 64 });
     // Warm-up: EAB widens 1 -> 3 -> 9 -> 16 paths within its first steps here (random weights, high entropy), so 8
     // tokens compile every kernel variant the timed run takes.
