@@ -13,17 +13,79 @@ const XB: bool = false;
 const M2: u32 = 0x00030003u;
 const TWO2: u32 = 0x00020002u;
 struct IW { d: f32, sa: u32, sb: u32, l0: vec4<u32>, l1: vec4<u32>, l2: vec4<u32>, l3: vec4<u32>, h0: vec4<u32>, h1: vec4<u32> }
+/** Four words from five consecutive ones, realigned by 2 bytes when odd (as ld16). */
+fn al4(a: u32, b: u32, c: u32, d: u32, e: u32, odd: bool) -> vec4<u32> {
+  let v = vec4<u32>(a, b, c, d);
+  return select(v, (v >> vec4<u32>(16u)) | (vec4<u32>(b, c, d, e) << vec4<u32>(16u)), odd);
+}
+
+/** The 32 bytes at the even offset q as 8 words, from the three 16-byte loads that cover them. */
+fn ld32(q: u32) -> array<vec4<u32>, 2> {
+  let i = q >> 4u;
+  let k = (q >> 2u) & 3u;
+  let odd = (q & 2u) != 0u;
+  let a = w4[i];
+  let b = w4[i + 1u];
+  let c = w4[i + 2u];
+  let u0 = pick4(a.x, a.y, a.z, a.w, k);
+  let u1 = pick4(a.y, a.z, a.w, b.x, k);
+  let u2 = pick4(a.z, a.w, b.x, b.y, k);
+  let u3 = pick4(a.w, b.x, b.y, b.z, k);
+  let u4 = pick4(b.x, b.y, b.z, b.w, k);
+  let u5 = pick4(b.y, b.z, b.w, c.x, k);
+  let u6 = pick4(b.z, b.w, c.x, c.y, k);
+  let u7 = pick4(b.w, c.x, c.y, c.z, k);
+  let u8 = pick4(c.x, c.y, c.z, c.w, k);
+  return array<vec4<u32>, 2>(al4(u0, u1, u2, u3, u4, odd), al4(u4, u5, u6, u7, u8, odd));
+}
+
 fn idot_load(o: u32, h: vec4<u32>, s: u32) -> IW {
-  let l0 = ld16(o + 64u * s);
-  let l1 = ld16(o + 64u * s + 16u);
-  let l2 = ld16(o + 64u * s + 32u);
-  let l3 = ld16(o + 64u * s + 48u);
-  let h0 = ld16(o + 128u + 32u * s);
-  let h1 = ld16(o + 144u + 32u * s);
-  // the 8 int8 scales of this half: scales[8 s + 0..3] in sa, [8 s + 4..7] in sb
-  let sa = wd2(o + 192u + 8u * s);
-  let sb = wd2(o + 196u + 8u * s);
-  return IW(half_at(o + 208u), sa, sb, l0, l1, l2, l3, h0, h1);
+  // ql: 64 bytes from five 16-byte loads (four ld16 would make eight), qh: 32 bytes from three; llvmpipe pays per load.
+  let q = o + 64u * s;
+  let i = q >> 4u;
+  let k = (q >> 2u) & 3u;
+  let odd = (q & 2u) != 0u;
+  let a = w4[i];
+  let b = w4[i + 1u];
+  let c = w4[i + 2u];
+  let d = w4[i + 3u];
+  let e = w4[i + 4u];
+  let u0 = pick4(a.x, a.y, a.z, a.w, k);
+  let u1 = pick4(a.y, a.z, a.w, b.x, k);
+  let u2 = pick4(a.z, a.w, b.x, b.y, k);
+  let u3 = pick4(a.w, b.x, b.y, b.z, k);
+  let u4 = pick4(b.x, b.y, b.z, b.w, k);
+  let u5 = pick4(b.y, b.z, b.w, c.x, k);
+  let u6 = pick4(b.z, b.w, c.x, c.y, k);
+  let u7 = pick4(b.w, c.x, c.y, c.z, k);
+  let u8 = pick4(c.x, c.y, c.z, c.w, k);
+  let u9 = pick4(c.y, c.z, c.w, d.x, k);
+  let u10 = pick4(c.z, c.w, d.x, d.y, k);
+  let u11 = pick4(c.w, d.x, d.y, d.z, k);
+  let u12 = pick4(d.x, d.y, d.z, d.w, k);
+  let u13 = pick4(d.y, d.z, d.w, e.x, k);
+  let u14 = pick4(d.z, d.w, e.x, e.y, k);
+  let u15 = pick4(d.w, e.x, e.y, e.z, k);
+  let u16 = pick4(e.x, e.y, e.z, e.w, k);
+  let hq = ld32(o + 128u + 32u * s);
+  // the 8 int8 scales of this half (scales[8 s + 0..3] in sa, [8 s + 4..7] in sb) and d: bytes 192 .. 209, two loads
+  let so = o + 192u;
+  let j = so >> 4u;
+  let f = w4[j];
+  let g = w4[j + 1u];
+  let m = (so >> 2u) & 3u;
+  let sOdd = (so & 2u) != 0u;
+  let v0 = pick4(f.x, f.y, f.z, f.w, m); // word m + t of f|g: the word holding byte 192 + 4 t (its lower half when odd)
+  let v1 = pick4(f.y, f.z, f.w, g.x, m);
+  let v2 = pick4(f.z, f.w, g.x, g.y, m);
+  let v3 = pick4(f.w, g.x, g.y, g.z, m);
+  let v4 = pick4(g.x, g.y, g.z, g.w, m);
+  let sc = al4(v0, v1, v2, v3, v4, sOdd); // scales 0..15
+  let dw = select(v4, v4 >> 16u, sOdd); // d (bytes 208, 209) in the low half
+  let sa = select(sc.x, sc.z, s == 1u);
+  let sb = select(sc.y, sc.w, s == 1u);
+  return IW(unpack2x16float(dw).x, sa, sb, al4(u0, u1, u2, u3, u4, odd), al4(u4, u5, u6, u7, u8, odd),
+    al4(u8, u9, u10, u11, u12, odd), al4(u12, u13, u14, u15, u16, odd), hq[0], hq[1]);
 }
 
 /** sum of lo qx over 4 words of ql nibbles (already shifted to bits 0..3 of each byte), x groups A words a, b. */
