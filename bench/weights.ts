@@ -8,8 +8,9 @@
 // and this process's CPU time, median and fastest), the projections-only tokens/s bound, GB/s of weights read, and
 // every case's speed over the best F32 of the run. Then, on llvmpipe, whole-model decode steps (ms per token through
 // Engine.step) of the same shape in F32, Q4_K and the per-tensor mix of a llama-quantize Q4_K_M file
-// (bench/common/model_decode.ts), under `model`. The per-matrix cases
-// then run in headless Chromium on each adapter (bench/weights_browser.ts, wall clock only), recorded under `chromium`.
+// (bench/common/model_decode.ts), under `model`, each with its step profile by category (bench/step_profile.ts). The
+// per-matrix cases then run in headless Chromium on each adapter (bench/weights_browser.ts, wall clock only), recorded
+// under `chromium`.
 // FORKLM_BENCH_ADAPTERS=llvmpipe (comma list) narrows the adapters (Node and Chromium); FORKLM_BENCH_WEIGHTS_CHROMIUM=0
 // leaves Chromium out; FORKLM_BENCH_QUICK=1 times briefly.
 import type { AdapterChoice } from '../src/gpu/adapter_choice.js';
@@ -43,7 +44,8 @@ export async function run(): Promise<object> {
     adapters[choice] = summarize(results);
     if (choice === 'llvmpipe') {
       console.error('bench weights: whole-model decode on llvmpipe');
-      const steps = await timeModelDecode(gpu, QUICK ? 1 : 3, QUICK ? 2 : 3, cpuMs);
+      // Then each case's step by category (bench/step_profile.ts): where the time goes besides the projections.
+      const steps = await timeModelDecode(gpu, QUICK ? 1 : 3, QUICK ? 2 : 3, cpuMs, { warmupMs: 100, sampleMs: 150, samples: 5, minSamples: 3, budgetMs: 3000 });
       const f32 = steps[0];
       // Issue 12's goal on the model: Q4_K decode >= 3x F32 decode, here per token through Engine.step (and for
       // the Q4_K_M mix users download).

@@ -15,7 +15,8 @@ import type { StoredMatrix, WeightMatrix } from '../../src/weights/stored_matrix
 import { kernelBlock, type StorageType } from '../../src/weights/types.js';
 import { randomWeights } from '../../test/ref/quant_random.js';
 import { mulberry32 } from '../../test/ref/random.js';
-import { median, round4 } from './timing.js';
+import { profileStep, type StepProfile } from '../step_profile.js';
+import { median, round4, type TimingOptions } from './timing.js';
 
 export interface ModelCase {
   label: string;
@@ -95,21 +96,25 @@ export interface ModelStepResult {
   cpuMsPerToken?: number;
   minCpuMsPerToken?: number;
   samples: number;
+  /** With `profile`: where one decode step's GPU time goes (bench/step_profile.ts, fastest samples, ms). */
+  profile?: StepProfile;
 }
 
 /**
  * Decode steps of one path per case, interleaved: per round, `steps` steps of each case, so every case sees the same
  * load. `cpuMs` (Node) adds this process's CPU time per step. Each engine prefills an 8-token prompt first (and
- * one warm-up step).
+ * one warm-up step). `profile` then times each case's step by category (matmuls with their quantize dispatches, LM
+ * head, attention, token_stats, other) after the timed steps.
  */
-export async function timeModelDecode(gpu: Gpu, rounds: number, steps: number, cpuMs?: () => number): Promise<ModelStepResult[]> {
+export async function timeModelDecode(gpu: Gpu, rounds: number, steps: number, cpuMs?: () => number, profile?: TimingOptions): Promise<ModelStepResult[]> {
   const f32 = asModelWeights(randomModel(SMOLLM2_135M, 135));
   const engines: Engine[] = [];
+  const paths: number[] = [];
   try {
     for (const c of MODEL_CASES) {
       const w = c.type === 'F32' ? f32 : quantized(f32, c.type, c.mix);
       const e = await Engine.fromWeights(w, null, { gpu, maxRows: 16, maxSamples: 4, kvPages: 64, activations: c.activations });
-      e.createPath([1, 2, 3, 4, 5, 6, 7, 8], { temperature: 1, seed: 1 });
+      paths.push(e.createPath([1, 2, 3, 4, 5, 6, 7, 8], { temperature: 1, seed: 1 }));
       await e.step();
       await e.step();
       engines.push(e);
@@ -127,6 +132,8 @@ export async function timeModelDecode(gpu: Gpu, rounds: number, steps: number, c
         }
       }
     }
+    const profiles: (StepProfile | undefined)[] = [];
+    for (const [i, e] of engines.entries()) profiles.push(profile ? await profileStep(e.model, 1, 1, e.pages(paths[i]).length, profile) : undefined);
     return MODEL_CASES.map((c, i) => {
       const types = new Set(engines[i].model.weights.layers.flatMap((l) => [l.wqkv, l.wo, l.wGateUp, l.wDown].flatMap((m) => m.parts.map((p) => p.type))));
       types.add(engines[i].model.weights.lmHead.parts[0].type);
@@ -137,6 +144,7 @@ export async function timeModelDecode(gpu: Gpu, rounds: number, steps: number, c
         minMsPerToken: round4(Math.min(...wall[i])),
         ...(cpuMs ? { cpuMsPerToken: round4(median(cpu[i])), minCpuMsPerToken: round4(Math.min(...cpu[i])) } : {}),
         samples: wall[i].length,
+        ...(profiles[i] ? { profile: profiles[i] } : {}),
       };
     });
   } finally {
