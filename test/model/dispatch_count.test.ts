@@ -58,17 +58,17 @@ const CASES: { name: string; spec: ModelSpec; perLayer: number; head: number }[]
 ] as const).map(([name, spec, perLayer, head]) => ({ name, spec, perLayer, head }));
 
 /** `w` with every matrix (rows, cols) in Q4_0: random blocks, the same shapes. */
-function inQ4_0(w: ModelWeights): ModelWeights {
+function inQ4_0(w: ModelWeights, vType: 'Q4_0' | 'Q8_0' = 'Q4_0'): ModelWeights {
   const rand = mulberry32(5);
-  const q = (_: WeightMatrix, rows: number, cols: number): WeightMatrix => {
-    const bytes = randomWeights('Q4_0', rows, cols, rand);
-    return { type: 'Q4_0', rows, cols, bytes: () => bytes };
+  const q = (_: WeightMatrix, rows: number, cols: number, type: 'Q4_0' | 'Q8_0' = 'Q4_0'): WeightMatrix => {
+    const bytes = randomWeights(type, rows, cols, rand);
+    return { type, rows, cols, bytes: () => bytes };
   };
   const s = w.spec;
   const [D, F] = [s.dim, s.mlp.hiddenDim];
   const [qDim, kvDim] = [s.attention.nHeads * s.attention.headDim, s.attention.nKvHeads * s.attention.headDim];
   const embed = q(w.embed, s.vocabSize, D);
-  const layers = w.layers.map((l) => ({ ...l, wq: q(l.wq, qDim, D), wk: q(l.wk, kvDim, D), wv: q(l.wv, kvDim, D), wo: q(l.wo, D, qDim), wGate: q(l.wGate!, F, D), wUp: q(l.wUp, F, D), wDown: q(l.wDown, D, F) }));
+  const layers = w.layers.map((l) => ({ ...l, wq: q(l.wq, qDim, D), wk: q(l.wk, kvDim, D), wv: q(l.wv, kvDim, D, vType), wo: q(l.wo, D, qDim), wGate: q(l.wGate!, F, D), wUp: q(l.wUp, F, D), wDown: q(l.wDown, D, F) }));
   return { ...w, embed, layers, lmHead: embed };
 }
 
@@ -122,6 +122,23 @@ describe(`dispatches per layer on ${testAdapterChoices()[0]}`, () => {
       const c = countingPass();
       for (const op of model.kernels.head) op.run(c.pass, 1, 1);
       expect(c.count()).toBe(head);
+    } finally {
+      model.destroy();
+    }
+  });
+
+  // A q|k|v stored in two 8-bit types (Q4_0 q and k, Q8_0 v, as llama-quantize's Q4_K_M mixes attn_v): one matmul per
+  // part, but the second part reads the x the first quantized (QMatmul xqReady): 9 + 1, not 9 + 2.
+  it('llama with a Q8_0 attn_v beside Q4_0 q and k: one quantize_x8 for the fused q|k|v, 10 per layer', async () => {
+    const gpu = await gpuFor(testAdapterChoices()[0]);
+    const model = new GpuModel(gpu, inQ4_0(randomModelWeights(small(SMOLLM2_360M), 1), 'Q8_0'), { maxRows: 17, maxSamples: 4, kvPages: 4 });
+    try {
+      expect(model.weights.layers[0].wqkv.parts.map((p) => p.type)).toEqual(['Q4_0', 'Q8_0']);
+      for (const rows of [1, 17]) {
+        const c = countingPass();
+        for (const op of model.kernels.layers[0]) op.run(c.pass, rows, 1);
+        expect(c.count(), `${rows} rows`).toBe(10);
+      }
     } finally {
       model.destroy();
     }
