@@ -16,17 +16,17 @@
 // Two variants, chosen by SPLIT_KEYS:
 // - false (CPU adapters): one invocation per (row, GQ query heads of one kv head) loops over the keys with q and the
 //   output accumulators in private vec4 arrays, each K/V load feeding the GQ heads. No barriers, which software
-//   adapters pay dearly for. With RB = 2 (perHeadPair) an invocation takes two adjacent rows: the whole pages both
-//   rows' tables hold from the first (the prompt of forked paths, the earlier keys of a prompt chunk's rows) are
-//   walked once with each K/V load feeding both rows' heads, then each row's own keys; per head the same operations
-//   in the same order as perHead, so the output bits do not depend on the pairing.
+//   adapters pay dearly for. With RB = 2 or 4 (perHeadRows) an invocation takes RB adjacent rows: the whole pages all
+//   their tables hold from the first (the prompt of forked paths, the earlier keys of a prompt chunk's rows) are
+//   walked once with each K/V load feeding every row's heads, then each row's own keys; per head the same operations
+//   in the same order as perHead, so the output bits do not depend on the grouping.
 // - true (real GPUs): one workgroup per (row, head); each block of WG keys is scored one key per thread, its max and
 //   sum are reduced in workgroup memory, and the weighted V sum is split over (dimension, key subset) threads.
 override HD4: u32 = 16u;           // headDim / 4 (the host guards headDim % 4 == 0 and headDim <= 4 * MAX_HD4)
 override WG: u32 = 64u;            // invocations per workgroup; a power of two >= HD4 when SPLIT_KEYS
 override SPLIT_KEYS: bool = false;
 override GQ: u32 = 1u;             // per-head: query heads per invocation (1..3), a divisor of the GQA group; 1 when SPLIT_KEYS
-override RB: u32 = 1u;             // per-head: rows per invocation (1 or 2)
+override RB: u32 = 1u;             // per-head: rows per invocation (1, 2 or 4)
 const MAX_HD4: u32 = 64u;          // head dim up to 256
 const NEG_BIG: f32 = -3.0e38;      // "no key yet": finite, so differences with it never make a NaN
 const NO_ROW: u32 = 0xffffffffu;
@@ -191,7 +191,7 @@ fn perHead(id: u32) {
 }
 
 /**
- * Row r's keys from k0 to its end for its GQ heads (q, acc and state by pointer: perHeadPair's two rows), the loop body
+ * Row r's keys from k0 to its end for its GQ heads (q, acc and state by pointer: perHeadRows' rows), the loop body
  * of perHead: the same operations in the same order.
  */
 fn walkRow(
@@ -254,46 +254,87 @@ fn sharedKeys(a: u32, b: u32) -> u32 {
   return end;
 }
 
-/** perHead for rows r and r + 1 (RB = 2): their shared pages walked once for both, then each row's own keys. */
-fn perHeadPair(id: u32) {
+/**
+ * perHead for RB (2 or 4) adjacent rows r0 .. r0 + RB - 1: the whole pages all of them hold from the first walked once,
+ * each K and V load feeding every row's heads, then each row's own keys (walkRow). Rows past the last one repeat it:
+ * computed, never written. Row i's heads are q<i>_*, a<i>_*, s<i>_* (separate arrays: see perHead).
+ */
+fn perHeadRows(id: u32) {
   let heads = params.nHeads / GQ;
-  if (id >= (params.rows + 1u) / 2u * heads) { return; }
-  let r = (id / heads) * 2u;
+  if (id >= (params.rows + RB - 1u) / RB * heads) { return; }
+  let r0 = (id / heads) * RB;
   let h0 = (id % heads) * GQ;
   let kvh = h0 / params.group;
-  // Row r + 1 is row r again when r is the last row: its walk is skipped and nothing of it is written.
-  let two = r + 1u < params.rows;
-  let rb = select(r, r + 1u, two);
-  var q0: array<vec4<f32>, MAX_HD4>;
-  var q1: array<vec4<f32>, MAX_HD4>;
-  var q2: array<vec4<f32>, MAX_HD4>;
-  var a0: array<vec4<f32>, MAX_HD4>;
-  var a1: array<vec4<f32>, MAX_HD4>;
-  var a2: array<vec4<f32>, MAX_HD4>;
-  var s0 = HeadState(NEG_BIG, 0.0);
-  var s1 = HeadState(NEG_BIG, 0.0);
-  var s2 = HeadState(NEG_BIG, 0.0);
-  var p0: array<vec4<f32>, MAX_HD4>;
-  var p1: array<vec4<f32>, MAX_HD4>;
-  var p2: array<vec4<f32>, MAX_HD4>;
-  var b0: array<vec4<f32>, MAX_HD4>;
-  var b1: array<vec4<f32>, MAX_HD4>;
-  var b2: array<vec4<f32>, MAX_HD4>;
-  var t0 = HeadState(NEG_BIG, 0.0);
-  var t1 = HeadState(NEG_BIG, 0.0);
-  var t2 = HeadState(NEG_BIG, 0.0);
-  let qa = r * params.qStride4 + h0 * HD4;
-  let qb = rb * params.qStride4 + h0 * HD4;
+  let nr = min(RB, params.rows - r0);
+  let r1 = r0 + min(1u, nr - 1u);
+  let r2 = r0 + min(2u, nr - 1u);
+  let r3 = r0 + min(3u, nr - 1u);
+  var q0_0: array<vec4<f32>, MAX_HD4>;
+  var q0_1: array<vec4<f32>, MAX_HD4>;
+  var q0_2: array<vec4<f32>, MAX_HD4>;
+  var a0_0: array<vec4<f32>, MAX_HD4>;
+  var a0_1: array<vec4<f32>, MAX_HD4>;
+  var a0_2: array<vec4<f32>, MAX_HD4>;
+  var s0_0 = HeadState(NEG_BIG, 0.0);
+  var s0_1 = HeadState(NEG_BIG, 0.0);
+  var s0_2 = HeadState(NEG_BIG, 0.0);
+  var q1_0: array<vec4<f32>, MAX_HD4>;
+  var q1_1: array<vec4<f32>, MAX_HD4>;
+  var q1_2: array<vec4<f32>, MAX_HD4>;
+  var a1_0: array<vec4<f32>, MAX_HD4>;
+  var a1_1: array<vec4<f32>, MAX_HD4>;
+  var a1_2: array<vec4<f32>, MAX_HD4>;
+  var s1_0 = HeadState(NEG_BIG, 0.0);
+  var s1_1 = HeadState(NEG_BIG, 0.0);
+  var s1_2 = HeadState(NEG_BIG, 0.0);
+  var q2_0: array<vec4<f32>, MAX_HD4>;
+  var q2_1: array<vec4<f32>, MAX_HD4>;
+  var q2_2: array<vec4<f32>, MAX_HD4>;
+  var a2_0: array<vec4<f32>, MAX_HD4>;
+  var a2_1: array<vec4<f32>, MAX_HD4>;
+  var a2_2: array<vec4<f32>, MAX_HD4>;
+  var s2_0 = HeadState(NEG_BIG, 0.0);
+  var s2_1 = HeadState(NEG_BIG, 0.0);
+  var s2_2 = HeadState(NEG_BIG, 0.0);
+  var q3_0: array<vec4<f32>, MAX_HD4>;
+  var q3_1: array<vec4<f32>, MAX_HD4>;
+  var q3_2: array<vec4<f32>, MAX_HD4>;
+  var a3_0: array<vec4<f32>, MAX_HD4>;
+  var a3_1: array<vec4<f32>, MAX_HD4>;
+  var a3_2: array<vec4<f32>, MAX_HD4>;
+  var s3_0 = HeadState(NEG_BIG, 0.0);
+  var s3_1 = HeadState(NEG_BIG, 0.0);
+  var s3_2 = HeadState(NEG_BIG, 0.0);
   for (var d = 0u; d < HD4; d++) {
-    q0[d] = q[qa + d] * params.scaleLog2;
-    if (GQ > 1u) { q1[d] = q[qa + HD4 + d] * params.scaleLog2; }
-    if (GQ > 2u) { q2[d] = q[qa + 2u * HD4 + d] * params.scaleLog2; }
-    p0[d] = q[qb + d] * params.scaleLog2;
-    if (GQ > 1u) { p1[d] = q[qb + HD4 + d] * params.scaleLog2; }
-    if (GQ > 2u) { p2[d] = q[qb + 2u * HD4 + d] * params.scaleLog2; }
+    {
+      let qb = r0 * params.qStride4 + h0 * HD4;
+      q0_0[d] = q[qb + d] * params.scaleLog2;
+      if (GQ > 1u) { q0_1[d] = q[qb + HD4 + d] * params.scaleLog2; }
+      if (GQ > 2u) { q0_2[d] = q[qb + 2u * HD4 + d] * params.scaleLog2; }
+    }
+    {
+      let qb = r1 * params.qStride4 + h0 * HD4;
+      q1_0[d] = q[qb + d] * params.scaleLog2;
+      if (GQ > 1u) { q1_1[d] = q[qb + HD4 + d] * params.scaleLog2; }
+      if (GQ > 2u) { q1_2[d] = q[qb + 2u * HD4 + d] * params.scaleLog2; }
+    }
+    if (RB > 2u) {
+      let qb = r2 * params.qStride4 + h0 * HD4;
+      q2_0[d] = q[qb + d] * params.scaleLog2;
+      if (GQ > 1u) { q2_1[d] = q[qb + HD4 + d] * params.scaleLog2; }
+      if (GQ > 2u) { q2_2[d] = q[qb + 2u * HD4 + d] * params.scaleLog2; }
+    }
+    if (RB > 3u) {
+      let qb = r3 * params.qStride4 + h0 * HD4;
+      q3_0[d] = q[qb + d] * params.scaleLog2;
+      if (GQ > 1u) { q3_1[d] = q[qb + HD4 + d] * params.scaleLog2; }
+      if (GQ > 2u) { q3_2[d] = q[qb + 2u * HD4 + d] * params.scaleLog2; }
+    }
   }
-  let end = select(0u, sharedKeys(r, rb), two);
-  let table = rowPath[r] * params.maxPages;
+  // Keys every row of the block may walk together (sharedKeys of row r0 with each other row; none for one row).
+  var end = select(0u, sharedKeys(r0, r1), nr > 1u);
+  if (RB > 2u) { end = min(end, min(sharedKeys(r0, r2), sharedKeys(r0, r3))); }
+  let table = rowPath[r0] * params.maxPages;
   for (var start = 0u; start < end; start += params.pageSize) {
     let page = pageTable[table + start / params.pageSize];
     if (page >= params.pages) { continue; }
@@ -301,52 +342,123 @@ fn perHeadPair(id: u32) {
     let vBase = headBase(page, 1u, kvh);
     for (var o = 0u; o < params.pageSize; o++) {
       let kRow = kBase + o * HD4;
-      var d0 = vec4<f32>(0.0);
-      var d1 = vec4<f32>(0.0);
-      var d2 = vec4<f32>(0.0);
-      var e0 = vec4<f32>(0.0);
-      var e1 = vec4<f32>(0.0);
-      var e2 = vec4<f32>(0.0);
+      var d0_0 = vec4<f32>(0.0);
+      var d0_1 = vec4<f32>(0.0);
+      var d0_2 = vec4<f32>(0.0);
+      var d1_0 = vec4<f32>(0.0);
+      var d1_1 = vec4<f32>(0.0);
+      var d1_2 = vec4<f32>(0.0);
+      var d2_0 = vec4<f32>(0.0);
+      var d2_1 = vec4<f32>(0.0);
+      var d2_2 = vec4<f32>(0.0);
+      var d3_0 = vec4<f32>(0.0);
+      var d3_1 = vec4<f32>(0.0);
+      var d3_2 = vec4<f32>(0.0);
       for (var d = 0u; d < HD4; d++) {
         let k = kv[kRow + d];
-        d0 = fma(q0[d], k, d0);
-        if (GQ > 1u) { d1 = fma(q1[d], k, d1); }
-        if (GQ > 2u) { d2 = fma(q2[d], k, d2); }
-        e0 = fma(p0[d], k, e0);
-        if (GQ > 1u) { e1 = fma(p1[d], k, e1); }
-        if (GQ > 2u) { e2 = fma(p2[d], k, e2); }
+        {
+          d0_0 = fma(q0_0[d], k, d0_0);
+          if (GQ > 1u) { d0_1 = fma(q0_1[d], k, d0_1); }
+          if (GQ > 2u) { d0_2 = fma(q0_2[d], k, d0_2); }
+        }
+        {
+          d1_0 = fma(q1_0[d], k, d1_0);
+          if (GQ > 1u) { d1_1 = fma(q1_1[d], k, d1_1); }
+          if (GQ > 2u) { d1_2 = fma(q1_2[d], k, d1_2); }
+        }
+        if (RB > 2u) {
+          d2_0 = fma(q2_0[d], k, d2_0);
+          if (GQ > 1u) { d2_1 = fma(q2_1[d], k, d2_1); }
+          if (GQ > 2u) { d2_2 = fma(q2_2[d], k, d2_2); }
+        }
+        if (RB > 3u) {
+          d3_0 = fma(q3_0[d], k, d3_0);
+          if (GQ > 1u) { d3_1 = fma(q3_1[d], k, d3_1); }
+          if (GQ > 2u) { d3_2 = fma(q3_2[d], k, d3_2); }
+        }
       }
-      let w0 = online(&s0, softcap(d0.x + d0.y + d0.z + d0.w));
-      var w1 = vec2<f32>(1.0, 0.0);
-      var w2 = vec2<f32>(1.0, 0.0);
-      if (GQ > 1u) { w1 = online(&s1, softcap(d1.x + d1.y + d1.z + d1.w)); }
-      if (GQ > 2u) { w2 = online(&s2, softcap(d2.x + d2.y + d2.z + d2.w)); }
-      let x0 = online(&t0, softcap(e0.x + e0.y + e0.z + e0.w));
-      var x1 = vec2<f32>(1.0, 0.0);
-      var x2 = vec2<f32>(1.0, 0.0);
-      if (GQ > 1u) { x1 = online(&t1, softcap(e1.x + e1.y + e1.z + e1.w)); }
-      if (GQ > 2u) { x2 = online(&t2, softcap(e2.x + e2.y + e2.z + e2.w)); }
+      var w0_0 = vec2<f32>(1.0, 0.0);
+      var w0_1 = vec2<f32>(1.0, 0.0);
+      var w0_2 = vec2<f32>(1.0, 0.0);
+      {
+        w0_0 = online(&s0_0, softcap(d0_0.x + d0_0.y + d0_0.z + d0_0.w));
+        if (GQ > 1u) { w0_1 = online(&s0_1, softcap(d0_1.x + d0_1.y + d0_1.z + d0_1.w)); }
+        if (GQ > 2u) { w0_2 = online(&s0_2, softcap(d0_2.x + d0_2.y + d0_2.z + d0_2.w)); }
+      }
+      var w1_0 = vec2<f32>(1.0, 0.0);
+      var w1_1 = vec2<f32>(1.0, 0.0);
+      var w1_2 = vec2<f32>(1.0, 0.0);
+      {
+        w1_0 = online(&s1_0, softcap(d1_0.x + d1_0.y + d1_0.z + d1_0.w));
+        if (GQ > 1u) { w1_1 = online(&s1_1, softcap(d1_1.x + d1_1.y + d1_1.z + d1_1.w)); }
+        if (GQ > 2u) { w1_2 = online(&s1_2, softcap(d1_2.x + d1_2.y + d1_2.z + d1_2.w)); }
+      }
+      var w2_0 = vec2<f32>(1.0, 0.0);
+      var w2_1 = vec2<f32>(1.0, 0.0);
+      var w2_2 = vec2<f32>(1.0, 0.0);
+      if (RB > 2u) {
+        w2_0 = online(&s2_0, softcap(d2_0.x + d2_0.y + d2_0.z + d2_0.w));
+        if (GQ > 1u) { w2_1 = online(&s2_1, softcap(d2_1.x + d2_1.y + d2_1.z + d2_1.w)); }
+        if (GQ > 2u) { w2_2 = online(&s2_2, softcap(d2_2.x + d2_2.y + d2_2.z + d2_2.w)); }
+      }
+      var w3_0 = vec2<f32>(1.0, 0.0);
+      var w3_1 = vec2<f32>(1.0, 0.0);
+      var w3_2 = vec2<f32>(1.0, 0.0);
+      if (RB > 3u) {
+        w3_0 = online(&s3_0, softcap(d3_0.x + d3_0.y + d3_0.z + d3_0.w));
+        if (GQ > 1u) { w3_1 = online(&s3_1, softcap(d3_1.x + d3_1.y + d3_1.z + d3_1.w)); }
+        if (GQ > 2u) { w3_2 = online(&s3_2, softcap(d3_2.x + d3_2.y + d3_2.z + d3_2.w)); }
+      }
       let vRow = vBase + o * HD4;
       for (var d = 0u; d < HD4; d++) {
         let v = kv[vRow + d];
-        a0[d] = fma(vec4<f32>(w0.y), v, a0[d] * w0.x);
-        if (GQ > 1u) { a1[d] = fma(vec4<f32>(w1.y), v, a1[d] * w1.x); }
-        if (GQ > 2u) { a2[d] = fma(vec4<f32>(w2.y), v, a2[d] * w2.x); }
-        b0[d] = fma(vec4<f32>(x0.y), v, b0[d] * x0.x);
-        if (GQ > 1u) { b1[d] = fma(vec4<f32>(x1.y), v, b1[d] * x1.x); }
-        if (GQ > 2u) { b2[d] = fma(vec4<f32>(x2.y), v, b2[d] * x2.x); }
+        {
+          a0_0[d] = fma(vec4<f32>(w0_0.y), v, a0_0[d] * w0_0.x);
+          if (GQ > 1u) { a0_1[d] = fma(vec4<f32>(w0_1.y), v, a0_1[d] * w0_1.x); }
+          if (GQ > 2u) { a0_2[d] = fma(vec4<f32>(w0_2.y), v, a0_2[d] * w0_2.x); }
+        }
+        {
+          a1_0[d] = fma(vec4<f32>(w1_0.y), v, a1_0[d] * w1_0.x);
+          if (GQ > 1u) { a1_1[d] = fma(vec4<f32>(w1_1.y), v, a1_1[d] * w1_1.x); }
+          if (GQ > 2u) { a1_2[d] = fma(vec4<f32>(w1_2.y), v, a1_2[d] * w1_2.x); }
+        }
+        if (RB > 2u) {
+          a2_0[d] = fma(vec4<f32>(w2_0.y), v, a2_0[d] * w2_0.x);
+          if (GQ > 1u) { a2_1[d] = fma(vec4<f32>(w2_1.y), v, a2_1[d] * w2_1.x); }
+          if (GQ > 2u) { a2_2[d] = fma(vec4<f32>(w2_2.y), v, a2_2[d] * w2_2.x); }
+        }
+        if (RB > 3u) {
+          a3_0[d] = fma(vec4<f32>(w3_0.y), v, a3_0[d] * w3_0.x);
+          if (GQ > 1u) { a3_1[d] = fma(vec4<f32>(w3_1.y), v, a3_1[d] * w3_1.x); }
+          if (GQ > 2u) { a3_2[d] = fma(vec4<f32>(w3_2.y), v, a3_2[d] * w3_2.x); }
+        }
       }
     }
   }
-  walkRow(r, kvh, max(firstKey(r), end), &q0, &q1, &q2, &a0, &a1, &a2, &s0, &s1, &s2);
-  finishHead(r, h0, &s0, &a0);
-  if (GQ > 1u) { finishHead(r, h0 + 1u, &s1, &a1); }
-  if (GQ > 2u) { finishHead(r, h0 + 2u, &s2, &a2); }
-  if (!two) { return; }
-  walkRow(rb, kvh, max(firstKey(rb), end), &p0, &p1, &p2, &b0, &b1, &b2, &t0, &t1, &t2);
-  finishHead(rb, h0, &t0, &b0);
-  if (GQ > 1u) { finishHead(rb, h0 + 1u, &t1, &b1); }
-  if (GQ > 2u) { finishHead(rb, h0 + 2u, &t2, &b2); }
+  {
+    walkRow(r0, kvh, max(firstKey(r0), end), &q0_0, &q0_1, &q0_2, &a0_0, &a0_1, &a0_2, &s0_0, &s0_1, &s0_2);
+    finishHead(r0, h0, &s0_0, &a0_0);
+    if (GQ > 1u) { finishHead(r0, h0 + 1u, &s0_1, &a0_1); }
+    if (GQ > 2u) { finishHead(r0, h0 + 2u, &s0_2, &a0_2); }
+  }
+  if (nr > 1u) {
+    walkRow(r1, kvh, max(firstKey(r1), end), &q1_0, &q1_1, &q1_2, &a1_0, &a1_1, &a1_2, &s1_0, &s1_1, &s1_2);
+    finishHead(r1, h0, &s1_0, &a1_0);
+    if (GQ > 1u) { finishHead(r1, h0 + 1u, &s1_1, &a1_1); }
+    if (GQ > 2u) { finishHead(r1, h0 + 2u, &s1_2, &a1_2); }
+  }
+  if (RB > 2u && nr > 2u) {
+    walkRow(r2, kvh, max(firstKey(r2), end), &q2_0, &q2_1, &q2_2, &a2_0, &a2_1, &a2_2, &s2_0, &s2_1, &s2_2);
+    finishHead(r2, h0, &s2_0, &a2_0);
+    if (GQ > 1u) { finishHead(r2, h0 + 1u, &s2_1, &a2_1); }
+    if (GQ > 2u) { finishHead(r2, h0 + 2u, &s2_2, &a2_2); }
+  }
+  if (RB > 3u && nr > 3u) {
+    walkRow(r3, kvh, max(firstKey(r3), end), &q3_0, &q3_1, &q3_2, &a3_0, &a3_1, &a3_2, &s3_0, &s3_1, &s3_2);
+    finishHead(r3, h0, &s3_0, &a3_0);
+    if (GQ > 1u) { finishHead(r3, h0 + 1u, &s3_1, &a3_1); }
+    if (GQ > 2u) { finishHead(r3, h0 + 2u, &s3_2, &a3_2); }
+  }
 }
 
 // Two scratch arrays, so that a reduction's result (slot 0) is read long before the array is written again: reusing
@@ -449,8 +561,8 @@ fn main(
 ) {
   if (SPLIT_KEYS) {
     splitKeys(wid.x + wid.y * nwg.x, lid);
-  } else if (RB == 2u) {
-    perHeadPair(gid.x + gid.y * nwg.x * WG);
+  } else if (RB > 1u) {
+    perHeadRows(gid.x + gid.y * nwg.x * WG);
   } else {
     perHead(gid.x + gid.y * nwg.x * WG);
   }

@@ -49,10 +49,10 @@ const WG_PER_HEAD = 8;
 const MAX_HEADS_PER_INVOCATION = 3;
 const MAX_GROUPED_HEAD_DIM = 64;
 /**
- * Per-head: a pair of rows per invocation (RB = 2) reads the whole pages both rows hold once for both (each K/V load
- * feeds 2 GQ heads): the prompt of forked paths, the earlier keys of a prompt chunk. Its private arrays are twice a
- * row's, so only for small heads (headDim x GQ at most this: stories260K's 8 x 2), and only when the pairs still fill
- * two workgroups (encode), so a few rows keep both cores.
+ * Per-head: 2 or 4 rows per invocation (RB) read the whole pages all of them hold once (each K/V load feeds every
+ * row's GQ heads): the prompt of forked paths, the earlier keys of a prompt chunk. Its private arrays are RB times a
+ * row's, so only for small heads (headDim x GQ at most this: stories260K's 8 x 2), and a step takes the widest
+ * grouping whose blocks still fill two workgroups (rowsFor), so a few rows keep both cores.
  */
 const MAX_PAIRED_HEAD_FLOATS = 32;
 /** Split-keys threads per workgroup: a power of two >= headDim / 4. */
@@ -69,10 +69,11 @@ export interface PagedAttentionShape {
   /** Per-head only: query heads per invocation, a divisor of nHeads / kvHeads; default headsPerInvocation(). */
   headsPerInvocation?: number;
   /**
-   * Per-head only: the most rows an invocation takes, 1 or 2 (a pair walks the pages both rows hold once); default 2
-   * for heads of at most MAX_PAIRED_HEAD_FLOATS values per invocation, else 1. Same output bits either way. A pair
-   * that shares no page walks both rows' keys in one invocation: on llvmpipe (65,535 loop iterations per invocation)
-   * take 2 only where twice the longest key run fits (model/attention_ops.ts does).
+   * Per-head only: the most rows an invocation takes, 1, 2 or 4 (a block walks the pages all its rows hold once);
+   * default 4 on llvmpipe for heads of at most MAX_PAIRED_HEAD_FLOATS values per invocation, else 1. Same output bits
+   * either way.
+   * Rows that share no page are all walked in one invocation: on llvmpipe (65,535 loop iterations per invocation)
+   * take r only where r times the longest key run fits (model/attention_ops.ts does).
    */
   rowsPerInvocation?: number;
 }
@@ -112,6 +113,15 @@ export interface PagedAttentionBuffers {
   partials?: GPUBuffer;
 }
 
+/**
+ * Per-head rows per invocation by default: 4 on llvmpipe for heads of at most MAX_PAIRED_HEAD_FLOATS values per
+ * invocation (headDim x GQ), else 1. Measured on llvmpipe only; on SwiftShader each block pipeline costs seconds of
+ * compile time for an unmeasured gain.
+ */
+export function defaultRowsPerInvocation(gpu: Gpu, headDim: number, headsPerInvocation: number): number {
+  return gpu.isCpu && !/swiftshader/i.test(gpu.name) && headDim * headsPerInvocation <= MAX_PAIRED_HEAD_FLOATS ? 4 : 1;
+}
+
 function positiveInt(name: string, v: number): void {
   if (!Number.isInteger(v) || v < 1) {
     throw new InvalidArgumentError(`paged_attention: ${name} must be a positive integer, got ${v}`);
@@ -122,11 +132,11 @@ export class PagedAttention {
   readonly variant: PagedAttentionVariant;
   /** Query heads per per-head invocation (1 for split-keys). */
   readonly headsPerInvocation: number;
-  /** Per-head: the most rows an invocation takes (1, or 2 for steps with enough rows: pairsFor). */
+  /** Per-head: the most rows an invocation takes (1, 2 or 4; a step takes rowsFor(rows)). */
   readonly rowsPerInvocation: number;
   private readonly pipeline: GPUComputePipeline;
-  /** The pair pipeline (RB = 2), when rowsPerInvocation is 2. */
-  private readonly pairPipeline: GPUComputePipeline | null;
+  /** The pipelines of 2 and 4 rows per invocation (RB), up to rowsPerInvocation. */
+  private readonly blockPipelines: Map<number, GPUComputePipeline> = new Map();
   private readonly wg: number;
   /** Bound in place of meta and partials for kernels that never cascade. */
   private dummy: GPUBuffer | null = null;
@@ -165,16 +175,16 @@ export class PagedAttention {
       throw new InvalidArgumentError('paged_attention: headsPerInvocation applies to the per-head variant only; leave it unset for split-keys');
     }
     this.headsPerInvocation = gq;
-    const rb = split ? 1 : (shape.rowsPerInvocation ?? (headDim * gq <= MAX_PAIRED_HEAD_FLOATS ? 2 : 1));
-    if (rb !== 1 && rb !== 2) throw new InvalidArgumentError(`paged_attention: rowsPerInvocation must be 1 or 2, got ${rb}`);
+    const rb = split ? 1 : (shape.rowsPerInvocation ?? defaultRowsPerInvocation(gpu, headDim, gq));
+    if (rb !== 1 && rb !== 2 && rb !== 4) throw new InvalidArgumentError(`paged_attention: rowsPerInvocation must be 1, 2 or 4, got ${rb}`);
     if (split && shape.rowsPerInvocation !== undefined && shape.rowsPerInvocation !== 1) {
       throw new InvalidArgumentError('paged_attention: rowsPerInvocation applies to the per-head variant only; leave it unset for split-keys');
     }
     this.rowsPerInvocation = rb;
     const constants = { HD4: headDim / 4, WG: this.wg, SPLIT_KEYS: split ? 1 : 0, GQ: gq };
     this.pipeline = pipelineFor(gpu, { op: 'paged_attention', variant: this.variant, constants }, 'paged_attention', PagedAttentionParams);
-    this.pairPipeline =
-      rb === 2 ? pipelineFor(gpu, { op: 'paged_attention', variant: this.variant, constants: { ...constants, RB: 2 } }, 'paged_attention', PagedAttentionParams) : null;
+    for (const r of [2, 4].filter((r) => r <= rb))
+      this.blockPipelines.set(r, pipelineFor(gpu, { op: 'paged_attention', variant: this.variant, constants: { ...constants, RB: r } }, 'paged_attention', PagedAttentionParams));
   }
 
   /** Bytes of one page of one layer: K and V of every kv head. */
@@ -198,8 +208,8 @@ export class PagedAttention {
     this.dummy ??= createStorage(this.gpu.device, 16, 'paged_attention:no-cascade');
     const buffers = [b.q, b.kv, b.rowPath, b.positions, b.pageTable, b.out, b.meta ?? this.dummy, b.partials ?? this.dummy];
     const k = new BoundKernel<Field>(this.gpu, this.pipeline, PagedAttentionParams, buffers, label);
-    const pair = this.pairPipeline ? new BoundKernel<Field>(this.gpu, this.pairPipeline, PagedAttentionParams, buffers, `${label}:pairs`) : null;
-    return new BoundPagedAttention(k, pair, this.gpu, this, b, pages, { window, scaleLog2: Math.LOG2E * scale, softcapLog2: Math.LOG2E * softcap });
+    const blocks = new Map([...this.blockPipelines].map(([r, p]) => [r, new BoundKernel<Field>(this.gpu, p, PagedAttentionParams, buffers, `${label}:rows${r}`)]));
+    return new BoundPagedAttention(k, blocks, this.gpu, this, b, pages, { window, scaleLog2: Math.LOG2E * scale, softcapLog2: Math.LOG2E * softcap });
   }
 
   destroy(): void {
@@ -207,16 +217,24 @@ export class PagedAttention {
     this.dummy = null;
   }
 
-  /** Whether a step of `rows` rows takes the pair pipeline: it may, and the pairs fill at least two workgroups. */
-  pairsFor(rows: number): boolean {
-    return this.rowsPerInvocation === 2 && Math.ceil(rows / 2) * (this.shape.nHeads / this.headsPerInvocation) >= 2 * this.wg;
+  /**
+   * Rows per invocation for a step of `rows` rows: 4 where those blocks fill four workgroups (a prompt chunk), 2 where
+   * pairs fill two (16 forks of stories260K), else 1, within rowsPerInvocation. At 16 stories260K rows on llvmpipe
+   * (attention per layer, CPU time, load ~4): 1 row 435 us, pairs 352, blocks of 4 327 but only two workgroups; at
+   * 256 rows 2,340 / 1,805 / 1,537 us.
+   */
+  rowsFor(rows: number): number {
+    const perRow = this.shape.nHeads / this.headsPerInvocation;
+    if (this.rowsPerInvocation >= 4 && Math.ceil(rows / 4) * perRow >= 4 * this.wg) return 4;
+    if (this.rowsPerInvocation >= 2 && Math.ceil(rows / 2) * perRow >= 2 * this.wg) return 2;
+    return 1;
   }
 
   /** Workgroups for `rows` rows, before the 2-D split. */
   groups(rows: number): number {
     const tasks = rows * this.shape.nHeads;
     if (this.variant === 'split-keys') return tasks;
-    const blocks = this.pairsFor(rows) ? Math.ceil(rows / 2) : rows;
+    const blocks = Math.ceil(rows / this.rowsFor(rows));
     return groupsFor((blocks * this.shape.nHeads) / this.headsPerInvocation, this.wg);
   }
 }
@@ -226,8 +244,8 @@ export class BoundPagedAttention {
 
   constructor(
     private readonly k: BoundKernel<Field>,
-    /** The same bindings on the pair pipeline (RB = 2), or null. */
-    private readonly pair: BoundKernel<Field> | null,
+    /** The same bindings on the 2- and 4-row pipelines (RB), where built. */
+    private readonly blocks: Map<number, BoundKernel<Field>>,
     private readonly gpu: Gpu,
     private readonly op: PagedAttention,
     private readonly b: PagedAttentionBuffers,
@@ -281,12 +299,12 @@ export class BoundPagedAttention {
     this.params.rows = rows;
     this.params.maxPages = maxPages;
     this.params.cascade = cascade ? 1 : 0;
-    const k = this.pair && this.op.pairsFor(rows) ? this.pair : this.k;
+    const k = this.blocks.get(this.op.rowsFor(rows)) ?? this.k;
     k.encode(pass, this.params, grid2d(this.gpu, this.op.groups(rows)));
   }
 
   destroy(): void {
     this.k.destroy();
-    this.pair?.destroy();
+    for (const b of this.blocks.values()) b.destroy();
   }
 }

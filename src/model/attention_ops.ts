@@ -14,7 +14,14 @@
 import { createStorage, writeBuffer } from '../gpu/buffers.js';
 import type { Gpu } from '../gpu/device.js';
 import { InvalidArgumentError } from '../errors.js';
-import { type AttentionLayerOptions, type BoundPagedAttention, PagedAttention, type PagedAttentionVariant } from '../kernels/paged_attention.js';
+import {
+  type AttentionLayerOptions,
+  type BoundPagedAttention,
+  defaultRowsPerInvocation,
+  headsPerInvocation,
+  PagedAttention,
+  type PagedAttentionVariant,
+} from '../kernels/paged_attention.js';
 import { type BoundPrefixAttention, PrefixAttention } from '../kernels/prefix_attention.js';
 import { type CascadeLists, type CascadeShape, cascadeMetaWords, packCascade, prefixTree } from '../sched/cascade.js';
 import type { StepPlan } from '../sched/step_plan.js';
@@ -59,7 +66,7 @@ export interface ModelAttentionBuffers {
 export class ModelAttention {
   /** The paged-attention variant every step of this model runs. */
   readonly variant: PagedAttentionVariant;
-  /** Per-head: the most rows one invocation takes (2: pairs walk their shared pages once, in wide steps). */
+  /** Per-head: the most rows one invocation takes (2 or 4: blocks walk their shared pages once, in wide steps). */
   get rowsPerInvocation(): number {
     return this.perHead?.rowsPerInvocation ?? 1;
   }
@@ -94,9 +101,11 @@ export class ModelAttention {
     }
     const needSplit = options.variant ? options.variant === 'split-keys' : !gpu.isCpu || options.longestKeys > limit;
     this.variant = needSplit ? 'split-keys' : 'per-head';
-    // A pair of rows per invocation walks both rows' keys in one invocation when they share none: only where twice the
-    // longest key run still fits llvmpipe's loop limit.
-    const pairs = 2 * options.longestKeys <= limit ? {} : { rowsPerInvocation: 1 };
+    // A block of r rows per invocation walks all r rows' keys in one invocation when they share none: only where r
+    // times the longest key run still fits llvmpipe's loop limit.
+    const fit = [4, 2].find((r) => r * options.longestKeys <= limit) ?? 1;
+    const gq = headsPerInvocation(s.nHeads, s.kvHeads, s.headDim);
+    const pairs = { rowsPerInvocation: Math.min(fit, defaultRowsPerInvocation(gpu, s.headDim, gq)) };
     this.perHead = needSplit ? null : new PagedAttention(gpu, { ...base, variant: 'per-head', ...pairs });
     this.splitKeys = needSplit ? new PagedAttention(gpu, { ...base, variant: 'split-keys' }) : null;
     this.cascadeOn = options.cascade;

@@ -278,15 +278,21 @@ describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
     expect(() => new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant: 'split-keys', headsPerInvocation: 2 })).toThrow(InvalidArgumentError);
   });
 
-  it('gives the same bits with one or two rows per per-head invocation, in any row order', async () => {
-    // A pair of rows walks the whole pages both hold once (each K/V load feeding both rows' heads), then each row's
-    // own keys; every head sees the same operations in the same order, so the output bits do not depend on pairing.
-    // Rows shuffled (pairs of different paths, some sharing pages) and in path order (prompt-chunk rows in pairs).
+  it('gives the same bits with one, two or four rows per per-head invocation, in any row order', async () => {
+    // A block of rows walks the whole pages all of them hold once (each K/V load feeding every row's heads), then each
+    // row's own keys; every head sees the same operations in the same order, so the output bits do not depend on the
+    // grouping. Rows shuffled (blocks of different paths, some sharing pages) and in path order (prompt-chunk rows
+    // together); the scenario's 17 rows twice (34), so the last block is short.
     const gpu = await gpuFor(choice);
     const seed = testSeed();
     for (const s of [{ nHeads: 8, kvHeads: 4, headDim: 8, pageSize: 4 }, { nHeads: 6, kvHeads: 2, headDim: 8, pageSize: 5 }, { nHeads: 4, kvHeads: 4, headDim: 16, pageSize: 7 }]) {
       for (const sorted of [false, true]) {
-        const sc = buildScenario(mulberry32(seed), s, 1);
+        const one = buildScenario(mulberry32(seed), s, 1);
+        const twice = (a: Uint32Array) => Uint32Array.from([...a, ...a]);
+        const qkv2 = new Float32Array(2 * one.qkv.length);
+        qkv2.set(one.qkv);
+        qkv2.set(one.qkv.map((x) => -x), one.qkv.length); // the second copy's rows ask other queries of the same keys
+        const sc: Scenario = { ...one, rows: 2 * one.rows, qkv: qkv2, rowPath: twice(one.rowPath), positions: twice(one.positions), slots: twice(one.slots) };
         if (sorted) {
           const order = Array.from({ length: sc.rows }, (_, i) => i).sort((x, y) => sc.rowPath[x] - sc.rowPath[y] || sc.positions[x] - sc.positions[y]);
           const qkv = new Float32Array(sc.qkv.length);
@@ -296,10 +302,11 @@ describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
         const b = upload(gpu, sc);
         const qDim = s.nHeads * s.headDim;
         const outs: Float32Array[] = [];
-        for (const rowsPerInvocation of [1, 2]) {
+        for (const rowsPerInvocation of [1, 2, 4]) {
           const out = createStorage(gpu.device, sc.rows * qDim * 4, 'out');
           const op = new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant: 'per-head', rowsPerInvocation });
-          expect(op.pairsFor(sc.rows), `${sc.rows} rows`).toBe(rowsPerInvocation === 2);
+          // 34 rows fill four workgroups of 8 in blocks of 4 with 4 invocations per row, not with 2 (6 heads, GQ 3).
+          expect(op.rowsFor(sc.rows), `${sc.rows} rows`).toBe(rowsPerInvocation === 4 && s.nHeads / op.headsPerInvocation < 4 ? 2 : rowsPerInvocation);
           const att = op.bind({ ...b, q: b.qkv, out });
           submitPass(gpu, (pass) => att.encode(pass, { rows: sc.rows, maxPages: sc.maxPages }));
           outs.push(await readF32(gpu, out, sc.rows * qDim));
@@ -307,11 +314,17 @@ describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
         }
         const args = { ...sc, q: sc.qkv, qStride: sc.qkvStride, kv: sc.kv };
         const what = `seed ${seed}, ${JSON.stringify(s)}, ${sorted ? 'path order' : 'shuffled'}`;
-        expectClose(outs[1], pagedAttentionRef(s, args), { rel: tolerance(s, args), floor: 1 }, what);
+        expectClose(outs[2], pagedAttentionRef(s, args), { rel: tolerance(s, args), floor: 1 }, what);
         expect(Array.from(outs[1]), what).toEqual(Array.from(outs[0]));
+        expect(Array.from(outs[2]), what).toEqual(Array.from(outs[0]));
       }
     }
-    expect(new PagedAttention(gpu, { nHeads: 8, kvHeads: 4, headDim: 8, pageSize: 16, qStride: 128, variant: 'per-head' }).rowsPerInvocation).toBe(2);
+    // stories260K's shape, 4 invocations per row: blocks of 4 from 29 rows, pairs from 7 (llvmpipe's default; explicit
+    // elsewhere).
+    const blocks = new PagedAttention(gpu, { nHeads: 8, kvHeads: 4, headDim: 8, pageSize: 16, qStride: 128, variant: 'per-head', rowsPerInvocation: 4 });
+    expect([3, 7, 8, 16, 28, 29, 256].map((r) => blocks.rowsFor(r))).toEqual([1, 2, 2, 2, 2, 4, 4]);
+    const dflt = new PagedAttention(gpu, { nHeads: 8, kvHeads: 4, headDim: 8, pageSize: 16, qStride: 128, variant: 'per-head' });
+    expect(dflt.rowsPerInvocation).toBe(/swiftshader/i.test(gpu.name) ? 1 : 4);
     expect(new PagedAttention(gpu, { nHeads: 9, kvHeads: 3, headDim: 64, pageSize: 16, qStride: 960, variant: 'per-head' }).rowsPerInvocation).toBe(1);
     expect(() => new PagedAttention(gpu, { nHeads: 8, kvHeads: 4, headDim: 8, pageSize: 16, qStride: 128, variant: 'per-head', rowsPerInvocation: 3 })).toThrow(InvalidArgumentError);
   });
