@@ -8,6 +8,7 @@ import { InvalidArgumentError, UnsupportedModelError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
 import { defineUniform } from '../gpu/uniform.js';
 import { BoundKernel, grid2d, groupsFor, pipelineFor } from './kernel.js';
+import { isNode } from '../gpu/adapters.js';
 
 export const PagedAttentionParams = defineUniform('Params', [
   ['rows', 'u32'],
@@ -114,12 +115,14 @@ export interface PagedAttentionBuffers {
 }
 
 /**
- * Per-head rows per invocation by default: 4 on llvmpipe for heads of at most MAX_PAIRED_HEAD_FLOATS values per
- * invocation (headDim x GQ), else 1. Measured on llvmpipe only; on SwiftShader each block pipeline costs seconds of
- * compile time for an unmeasured gain.
+ * Per-head rows per invocation by default: 4 on llvmpipe in Node for heads of at most MAX_PAIRED_HEAD_FLOATS values
+ * per invocation (headDim x GQ), else 1. Measured there only: on SwiftShader each block pipeline costs seconds of
+ * compile time for an unmeasured gain, and in a page llvmpipe runs through ANGLE, which compiles private arrays
+ * differently (gpu/register_blocks.ts).
  */
 export function defaultRowsPerInvocation(gpu: Gpu, headDim: number, headsPerInvocation: number): number {
-  return gpu.isCpu && !/swiftshader/i.test(gpu.name) && headDim * headsPerInvocation <= MAX_PAIRED_HEAD_FLOATS ? 4 : 1;
+  const llvmpipeInNode = isNode && gpu.isCpu && !/swiftshader/i.test(gpu.name);
+  return llvmpipeInNode && headDim * headsPerInvocation <= MAX_PAIRED_HEAD_FLOATS ? 4 : 1;
 }
 
 function positiveInt(name: string, v: number): void {
