@@ -32,7 +32,7 @@ export function logSoftmax(z: ArrayLike<number>): Float64Array {
  * 4.6e-2 to 7.2e-2, Q8_0 as much as Q4_0, so the difference is the activations', not the weights' (whose
  * dequantization matches gguf-py within one ulp). stories260K is a trained model with logits about 10x larger than
  * the random llama256's, and its differences scale with them: 1.4e-1 (Q8_0) and 2.1e-1 (Q4_0); forklm's own 8-bit
- * activations (the model's default for every GGUF block type) round from inputs that already differ, so they do not
+ * activations (the model's default for every GGUF block type but Q5_K) round from inputs that already differ, so they do not
  * line up with llama.cpp's: on llvmpipe up to 0.238 (stories260K Q4_0; 0.227 Q8_0) and 7.9e-2 (llama256 Q5_K_M) since
  * the Q8_0 and Q6_K matrices take them too (bench/RESULTS.md "Weights"). Bounds: 1.26x-1.27x the largest
  * measured per group (test/unit/gguf_quant_reference.test.ts). forklm's f32 GPU forward is within 1e-4 of the
