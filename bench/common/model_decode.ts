@@ -51,7 +51,8 @@ function useMoreBits(i: number, n: number): boolean {
  * exactly this: Q6_K embedding, layer 1's attn_v and ffn_down Q6_K, the rest Q4_K.
  */
 export function q4kmType(tensor: 'embed' | 'head' | 'wv' | 'wDown' | 'other', layer: number, layers: number): StorageType {
-  if (tensor === 'embed' || tensor === 'head') return 'Q6_K';
+  // The output (also the embedding when tied) gets Q6_K; an untied token_embd keeps the file type's default.
+  if (tensor === 'head') return 'Q6_K';
   if ((tensor === 'wv' || tensor === 'wDown') && useMoreBits(layer, layers)) return 'Q6_K';
   return 'Q4_K';
 }
