@@ -66,12 +66,13 @@ function llamaTensors(w: LlamaWeights): GgufTensorInput[] {
 }
 
 /** Bumped whenever the layout above changes, so a cached file from an older writer is not reused. */
-const WRITER_VERSION = 1;
+const WRITER_VERSION = 2;
 
 /**
  * A short fingerprint of the weights and the writer (FNV-1a over the writer version, the config and a sample of
- * every tensor's values), part of the cached file's name: other weights, or the same seed after a change in
- * random_weights.ts, get a new file instead of silently running the old one.
+ * every tensor's values as held in memory: the writer's layout is covered by WRITER_VERSION), part of the cached
+ * file's name: other weights, or the same seed after a change in random_weights.ts, get a new file instead of
+ * silently running the old one.
  */
 export function weightsFingerprint(w: LlamaWeights): string {
   let h = 0x811c9dc5;
@@ -80,8 +81,9 @@ export function weightsFingerprint(w: LlamaWeights): string {
   };
   mix(WRITER_VERSION);
   for (const ch of JSON.stringify(w.config)) mix(ch.charCodeAt(0));
-  for (const t of llamaTensors(w)) {
-    const bits = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
+  const arrays = [w.embed, w.finalNorm, w.lmHead, ...w.layers.flatMap((l) => [l.attnNorm, l.wq, l.wk, l.wv, l.wo, l.mlpNorm, l.wGate, l.wUp, l.wDown])];
+  for (const t of arrays) {
+    const bits = new Uint32Array(t.buffer, t.byteOffset, t.length);
     const step = Math.max(1, Math.floor(bits.length / 64));
     for (let i = 0; i < bits.length; i += step) mix(bits[i]);
     mix(bits[bits.length - 1]);
