@@ -97,13 +97,15 @@ export interface ModelStepResult {
   cpuMsPerToken?: number;
   minCpuMsPerToken?: number;
   samples: number;
+  /** Median ms per token of each round (same order for every case: round r of two cases ran back to back). */
+  roundMs: number[];
   /** With `profile`: where one decode step's GPU time goes (bench/step_profile.ts, fastest samples, ms). */
   profile?: StepProfile;
 }
 
 /**
  * Decode steps of one path per case, interleaved: per round, `steps` steps of each case, so every case sees the same
- * load. `cpuMs` (Node) adds this process's CPU time per step. Each engine prefills an 8-token prompt first (and
+ * load (and `roundMs` pairs the cases round by round, for ratios that drift with the load less than overall medians). `cpuMs` (Node) adds this process's CPU time per step. Each engine prefills an 8-token prompt first (and
  * one warm-up step). `profile` then times each case's step by category (matmuls with their quantize dispatches, LM
  * head, attention, token_stats, other) after the timed steps.
  */
@@ -121,16 +123,20 @@ export async function timeModelDecode(gpu: Gpu, rounds: number, steps: number, c
       engines.push(e);
     }
     const wall: number[][] = engines.map(() => []);
+    const roundMs: number[][] = engines.map(() => []);
     const cpu: number[][] = engines.map(() => []);
     for (let r = 0; r < rounds; r++) {
       for (const [i, e] of engines.entries()) {
+        const round: number[] = [];
         for (let s = 0; s < steps; s++) {
           const c0 = cpuMs?.() ?? 0;
           const t0 = performance.now();
           await e.step();
-          wall[i].push(performance.now() - t0);
+          round.push(performance.now() - t0);
           if (cpuMs) cpu[i].push(cpuMs() - c0);
         }
+        wall[i].push(...round);
+        roundMs[i].push(round4(median(round)));
       }
     }
     const profiles: (StepProfile | undefined)[] = [];
@@ -145,6 +151,7 @@ export async function timeModelDecode(gpu: Gpu, rounds: number, steps: number, c
         minMsPerToken: round4(Math.min(...wall[i])),
         ...(cpuMs ? { cpuMsPerToken: round4(median(cpu[i])), minCpuMsPerToken: round4(Math.min(...cpu[i])) } : {}),
         samples: wall[i].length,
+        roundMs: roundMs[i],
         ...(profiles[i] ? { profile: profiles[i] } : {}),
       };
     });
