@@ -5,7 +5,8 @@
 // Variant per model: llvmpipe silently stops an invocation's loops after 65,535 iterations in total (one counter over
 // every loop back edge), and the per-head variant (no barriers, the fast one on CPU adapters) loops over every key of
 // its head in one invocation. Mesa unrolls a loop with a constant trip count of at most 32 (HD4, an override
-// constant, is one), so up to head dim 128 a key costs one iteration (plus one per page); above, its q.k, weighted-V
+// constant, is one), so up to head dim 128 a key costs one iteration, plus two per page (the page loop's back edge and
+// the key loop's exit, measured: test/kernels/paged_attention_loop_limit.test.ts fails at pages of 1-5 keys with one); above, its q.k, weighted-V
 // and rescale loops run as loops, about 3*headDim/4 + 2 iterations per key. Per-head runs when the most keys any layer
 // can see (the context, or the widest sliding window) keep an invocation under that; otherwise every step takes the
 // split-keys variant, which spreads one head's keys over a workgroup. Real GPUs always take split-keys.
@@ -31,14 +32,33 @@ import type { NamedOp } from './gpu_model.js';
 const PER_HEAD_ITERATIONS = 60_000;
 /** The largest headDim / 4 whose per-key loops Mesa unrolls (its NIR unroll limit of 32 iterations). */
 const UNROLLED_HD4 = 32;
+/** Loop iterations one key costs the per-head variant at `headDim` (the file header says how they are counted). */
+function perKeyIterations(headDim: number): number {
+  return headDim / 4 <= UNROLLED_HD4 ? 1 : (3 * headDim) / 4 + 2;
+}
+
 /**
  * The most keys the per-head variant may see at `headDim` on a CPU adapter with pages of `pageSize` keys (llvmpipe's
- * loop limit; the file header says how each key is counted). test/kernels/paged_attention_loop_limit.test.ts runs
- * per-head at this many keys with scores rising at every key (the rescale loop runs each time) against float64.
+ * loop limit; the file header says how each key and page is counted). test/kernels/paged_attention_loop_limit.test.ts
+ * runs per-head at this many keys with scores rising at every key (the rescale loop runs each time) against float64.
  */
 export function perHeadKeyLimit(headDim: number, pageSize: number): number {
-  const perKey = headDim / 4 <= UNROLLED_HD4 ? 1 : (3 * headDim) / 4 + 2;
-  return Math.floor(PER_HEAD_ITERATIONS / (perKey + 1 / pageSize));
+  return Math.floor(PER_HEAD_ITERATIONS / (perKeyIterations(headDim) + 2 / pageSize));
+}
+
+/**
+ * The most keys each row may see when one per-head invocation attends for a block of `rows` >= 2 rows
+ * (kernels/paged_attention.ts, rowsPerInvocation). The block first compares row 0's page table with each other row's
+ * (sharedKeys in shaders/paged_attention.wgsl: up to keys / pageSize + 2 iterations each), walks the pages all rows
+ * share once, then each row's own keys, each in a loop of its own. llvmpipe's counter is per SIMD batch of
+ * invocations and a loop runs as long as its longest lane, so the worst case is a batch whose invocations differ: one
+ * whose rows share every page (a full shared walk) beside one whose rows share none (every own walk full): rows + 1
+ * walks of every key. test/kernels/paged_attention_loop_limit.test.ts runs that mix at this many keys against float64.
+ */
+export function blockKeyLimit(rows: number, headDim: number, pageSize: number): number {
+  if (rows <= 1) return perHeadKeyLimit(headDim, pageSize);
+  const perKey = (rows + 1) * (perKeyIterations(headDim) + 2 / pageSize) + (rows - 1) / pageSize;
+  return Math.floor((PER_HEAD_ITERATIONS - 2 * (rows - 1)) / perKey);
 }
 
 /** Partial states per row at most: a row's shared runs beyond them are attended by paged attention as before. */
@@ -101,9 +121,9 @@ export class ModelAttention {
     }
     const needSplit = options.variant ? options.variant === 'split-keys' : !gpu.isCpu || options.longestKeys > limit;
     this.variant = needSplit ? 'split-keys' : 'per-head';
-    // A block of r rows per invocation walks all r rows' keys in one invocation when they share none: only where r
-    // times the longest key run still fits llvmpipe's loop limit.
-    const fit = [4, 2].find((r) => r * options.longestKeys <= limit) ?? 1;
+    // A block of r rows per invocation walks all r rows' keys in one invocation when they share none: only where
+    // that (and the page-table comparisons before it) still fits llvmpipe's loop limit.
+    const fit = [4, 2].find((r) => options.longestKeys <= blockKeyLimit(r, s.headDim, s.pageSize)) ?? 1;
     const gq = headsPerInvocation(s.nHeads, s.kvHeads, s.headDim);
     const pairs = { rowsPerInvocation: Math.min(fit, defaultRowsPerInvocation(gpu, s.headDim, gq)) };
     this.perHead = needSplit ? null : new PagedAttention(gpu, { ...base, variant: 'per-head', ...pairs });
