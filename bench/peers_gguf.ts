@@ -65,7 +65,11 @@ function llamaTensors(w: LlamaWeights): GgufTensorInput[] {
   return out;
 }
 
-/** Bumped whenever the layout above changes, so a cached file from an older writer is not reused. */
+/**
+ * Bumped whenever the layout above changes, so a cached file from an older writer is not reused; also whenever what
+ * it calls changes the bytes written (model/permute.ts halfToInterleaved, io/gguf.ts encodeGguf): the fingerprint
+ * below samples the weights, not the code.
+ */
 const WRITER_VERSION = 2;
 
 /**

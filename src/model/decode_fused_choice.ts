@@ -81,6 +81,8 @@ export async function measureDecodeFused(model: GpuModel): Promise<DecodeFusedMe
   const best = { fused: Infinity, layered: Infinity };
   for (let r = 0; r < ROUNDS; r++)
     for (const k of ['fused', 'layered'] as const) best[k] = Math.min(best[k], await time(forms[k], PER_SUBMIT));
+  // A device lost during the timed rounds leaves timings of nothing: fail rather than settle on them.
+  model.gpu.checkLost();
   const m: DecodeFusedMeasure = { fusedMs: best.fused, layeredMs: best.layered, kept: best.fused < best.layered, totalMs: performance.now() - t0 };
   const why = `measured slower than the layered forward on this adapter (${m.fusedMs.toFixed(3)} against ${m.layeredMs.toFixed(3)} ms per one-row step)`;
   model.settleDecodeFused(m.kept, why, m);

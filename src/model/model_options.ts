@@ -54,7 +54,9 @@ export interface ModelOptions {
    * developer features), off on GPUs; false always runs the layered forward (tests compare the two); 'measure' times
    * both at load on any adapter and keeps the faster (model/decode_fused_rule.ts, decode_fused_choice.ts);
    * 'any-adapter' takes it unmeasured wherever the model fits (tests). Where it may run on an adapter not known to be
-   * a CPU one, attention is per-head (the variant the fused step mirrors) unless `attentionVariant` says otherwise.
+   * a CPU one, attention is per-head (the variant the fused step mirrors) unless `attentionVariant` says otherwise,
+   * and stays per-head if the measurement keeps the layered forward (split-keys, a GPU's usual variant, is then not
+   * timed: on a GPU pass `attentionVariant: 'split-keys'` with 'measure' off if that is what you want).
    * 'measure' works only through Engine.fromWeights (it measures at load); a GpuModel built with it directly runs
    * layered until measureDecodeFused(model) is called.
    */
