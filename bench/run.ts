@@ -44,8 +44,10 @@ async function main(): Promise<void> {
     try {
       const bench = await load(name);
       const t0 = performance.now();
+      const started = new Date().toISOString();
       console.error(`bench ${name}: running`);
-      const result = await bench.run();
+      // Every result file says when it ran (a benchmark's own `date`, where it has one, wins).
+      const result = { started, ...(await bench.run()) };
       console.error(`bench ${name}: done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       out[name] = result;
       const dir = join(here, 'results');
