@@ -63,7 +63,8 @@ export default defineConfig({
       },
       {
         // Chromium's GL route (llvmpipe through ANGLE, bench/browser.ts LAUNCH_ARGS.llvmpipe), where the register-blocked
-        // matmul runs written out (src/gpu/register_blocks.ts): the matmul tests, and the quantized matmul on every
+        // matmul and the per-head attention run written out (src/gpu/register_blocks.ts): the matmul and attention tests
+        // (the cascade's merge too), and the quantized matmul on every
         // storage type (issue 12: each type against float64 on both CPU adapters in Chromium too), on the page's
         // llvmpipe adapter.
         // Without the developer-features flag, as users' pages run: test/browser-gl/ checks the fused decode's rule and
@@ -72,7 +73,13 @@ export default defineConfig({
         server: { fs: { allow: [root, resolve(sharedModels, '..')] } },
         test: {
           name: 'browser-gl',
-          include: ['test/kernels/matmul*.test.ts', 'test/kernels/qmatmul.test.ts', 'test/browser-gl/**/*.test.ts'],
+          include: [
+            'test/kernels/matmul*.test.ts',
+            'test/kernels/qmatmul.test.ts',
+            'test/kernels/paged_attention.test.ts',
+            'test/kernels/prefix_attention.test.ts',
+            'test/browser-gl/**/*.test.ts',
+          ],
           testTimeout: 180_000,
           browser: {
             enabled: true,

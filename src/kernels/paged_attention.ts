@@ -7,8 +7,11 @@ import { createStorage } from '../gpu/buffers.js';
 import { InvalidArgumentError, UnsupportedModelError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
 import { defineUniform } from '../gpu/uniform.js';
-import { BoundKernel, grid2d, groupsFor, pipelineFor } from './kernel.js';
+import { BoundKernel, grid2d, groupsFor, shaderSource } from './kernel.js';
 import { isNode } from '../gpu/adapters.js';
+import type { RegisterBlocks } from '../gpu/register_blocks.js';
+import { writtenOutFits, writtenOutPerHead } from './paged_attention_written_out.js';
+import { WGSL } from './wgsl.gen.js';
 
 export const PagedAttentionParams = defineUniform('Params', [
   ['rows', 'u32'],
@@ -77,6 +80,12 @@ export interface PagedAttentionShape {
    * take r only where r times the longest key run fits (model/attention_ops.ts does).
    */
   rowsPerInvocation?: number;
+  /**
+   * Per-head only: `unrolled` runs the per-head pipelines written out (paged_attention_written_out.ts) where the
+   * shape fits writtenOutFits, `loops` the private-array version; same bits. Default the device's Gpu.registerBlocks
+   * (`unrolled` on Chromium's GL route).
+   */
+  registerBlocks?: RegisterBlocks;
 }
 
 /**
@@ -115,14 +124,14 @@ export interface PagedAttentionBuffers {
 }
 
 /**
- * Per-head rows per invocation by default: 4 on llvmpipe in Node for heads of at most MAX_PAIRED_HEAD_FLOATS values
- * per invocation (headDim x GQ), else 1. Measured there only: on SwiftShader each block pipeline costs seconds of
- * compile time for an unmeasured gain, and in a page llvmpipe runs through ANGLE, which compiles private arrays
- * differently (gpu/register_blocks.ts).
+ * Per-head rows per invocation by default: 4 on llvmpipe for heads of at most MAX_PAIRED_HEAD_FLOATS values per
+ * invocation (headDim x GQ), else 1. llvmpipe: in Node by name; in a page, where the adapter may be anonymous, by the
+ * GL route's register-block form (`unrolled` only on a compatibility-only CPU adapter, gpu/register_blocks.ts).
+ * SwiftShader keeps 1: each block pipeline costs seconds of compile time there for an unmeasured gain.
  */
 export function defaultRowsPerInvocation(gpu: Gpu, headDim: number, headsPerInvocation: number): number {
-  const llvmpipeInNode = isNode && gpu.isCpu && !/swiftshader/i.test(gpu.name);
-  return llvmpipeInNode && headDim * headsPerInvocation <= MAX_PAIRED_HEAD_FLOATS ? 4 : 1;
+  const llvmpipe = gpu.isCpu && (isNode ? !/swiftshader/i.test(gpu.name) : gpu.registerBlocks === 'unrolled');
+  return llvmpipe && headDim * headsPerInvocation <= MAX_PAIRED_HEAD_FLOATS ? 4 : 1;
 }
 
 function positiveInt(name: string, v: number): void {
@@ -137,6 +146,8 @@ export class PagedAttention {
   readonly headsPerInvocation: number;
   /** Per-head: the most rows an invocation takes (1, 2 or 4; a step takes rowsFor(rows)). */
   readonly rowsPerInvocation: number;
+  /** Per-head: whether one row per invocation runs written out (blocks of rows too where they fit writtenOutFits). */
+  readonly writtenOut: boolean;
   private readonly pipeline: GPUComputePipeline;
   /** The pipelines of 2 and 4 rows per invocation (RB), up to rowsPerInvocation. */
   private readonly blockPipelines: Map<number, GPUComputePipeline> = new Map();
@@ -184,10 +195,22 @@ export class PagedAttention {
       throw new InvalidArgumentError('paged_attention: rowsPerInvocation applies to the per-head variant only; leave it unset for split-keys');
     }
     this.rowsPerInvocation = rb;
+    if (shape.registerBlocks !== undefined && shape.registerBlocks !== 'loops' && shape.registerBlocks !== 'unrolled') {
+      throw new InvalidArgumentError(`paged_attention: registerBlocks must be loops or unrolled, got ${String(shape.registerBlocks)}`);
+    }
+    const blocks = split ? 'loops' : (shape.registerBlocks ?? gpu.registerBlocks);
     const constants = { HD4: headDim / 4, WG: this.wg, SPLIT_KEYS: split ? 1 : 0, GQ: gq };
-    this.pipeline = pipelineFor(gpu, { op: 'paged_attention', variant: this.variant, constants }, 'paged_attention', PagedAttentionParams);
-    for (const r of [2, 4].filter((r) => r <= rb))
-      this.blockPipelines.set(r, pipelineFor(gpu, { op: 'paged_attention', variant: this.variant, constants: { ...constants, RB: r } }, 'paged_attention', PagedAttentionParams));
+    const build = (r: number): GPUComputePipeline => {
+      if (blocks === 'unrolled' && writtenOutFits(headDim, gq, r)) {
+        const key = { op: 'paged_attention', variant: `per-head-written-out-gq${gq}-rb${r}`, constants: { HD4: headDim / 4, WG: this.wg } };
+        return gpu.pipelines.get(key, () => `${shaderSource('paged_attention_common', PagedAttentionParams)}\n${writtenOutPerHead(headDim / 4, gq, r)}`);
+      }
+      const key = { op: 'paged_attention', variant: this.variant, constants: r > 1 ? { ...constants, RB: r } : constants };
+      return gpu.pipelines.get(key, () => `${shaderSource('paged_attention_common', PagedAttentionParams)}\n${WGSL.paged_attention}`);
+    };
+    this.writtenOut = blocks === 'unrolled' && writtenOutFits(headDim, gq, 1);
+    this.pipeline = build(1);
+    for (const r of [2, 4].filter((r) => r <= rb)) this.blockPipelines.set(r, build(r));
   }
 
   /** Bytes of one page of one layer: K and V of every kv head. */

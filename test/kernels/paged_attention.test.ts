@@ -18,6 +18,8 @@ import {
 import { mulberry32, randomF32, randomNormal, testSeed } from '../ref/random.js';
 import { gpuFor, testAdapterChoices } from './adapters.js';
 import { isNode } from '../../src/gpu/adapters.js';
+import type { RegisterBlocks } from '../../src/gpu/register_blocks.js';
+import { writtenOutFits } from '../../src/kernels/paged_attention_written_out.js';
 
 /** Fisher-Yates shuffle of 0..n-1. */
 function permutation(rand: () => number, n: number): number[] {
@@ -118,7 +120,15 @@ const HEADS = [
 const CASES = [8, 64].flatMap((headDim) =>
   HEADS.flatMap(([nHeads, kvHeads]) => [16, 7].map((pageSize) => ({ nHeads, kvHeads, headDim, pageSize }))),
 );
-const VARIANTS: PagedAttentionVariant[] = ['per-head', 'split-keys'];
+/**
+ * Each kernel form: per-head with private arrays (loops), per-head written out (the form of Chromium's GL route, taken
+ * where the shape fits writtenOutFits, else the loops), split-keys.
+ */
+const FORMS: { variant: PagedAttentionVariant; registerBlocks?: RegisterBlocks }[] = [
+  { variant: 'per-head', registerBlocks: 'loops' },
+  { variant: 'per-head', registerBlocks: 'unrolled' },
+  { variant: 'split-keys' },
+];
 
 /**
  * Error bound of the f32 kernel against float64, as an absolute error on outputs that are convex combinations of
@@ -144,7 +154,8 @@ const LAYER_CASES: AttentionSwitches[] = [
 ];
 
 describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
-  describe.each(VARIANTS)('%s', (variant) => {
+  describe.each(FORMS)('%o', (form) => {
+    const { variant } = form;
     it.each(CASES)('matches float64 after the KV write in the same pass: %o', async (s) => {
       const gpu = await gpuFor(choice);
       const seed = testSeed();
@@ -156,8 +167,10 @@ describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
       // rope_kv without a norm or rotation is the plain KV write of the rows' k and v.
       const writer = new RopeKv(gpu, { ...s, qkvStride: sc.qkvStride, qkNorm: 'none' });
       const write = writer.bind(b, { invFreq: [] });
-      const op = new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant });
+      const op = new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, ...form });
       expect(op.variant).toBe(variant);
+      // The written-out form runs where asked and the shape fits (every shape here).
+      expect(op.writtenOut).toBe(form.registerBlocks === 'unrolled' && writtenOutFits(s.headDim, op.headsPerInvocation, 1));
       const att = op.bind({ ...b, q: b.qkv, out });
       submitPass(gpu, (pass) => {
         write.encode(pass, sc.rows);
@@ -185,7 +198,7 @@ describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
       const b = upload(gpu, sc);
       const qDim = s.nHeads * s.headDim;
       const out = createStorage(gpu.device, sc.rows * qDim * 4, 'out');
-      const att = new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant }).bind({ ...b, q: b.qkv, out }, 'att', sw);
+      const att = new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, ...form }).bind({ ...b, q: b.qkv, out }, 'att', sw);
       submitPass(gpu, (pass) => att.encode(pass, { rows: sc.rows, maxPages: sc.maxPages }));
       const got = await readF32(gpu, out, sc.rows * qDim);
       const args = { ...sc, q: sc.qkv, qStride: sc.qkvStride, kv: sc.kv };
@@ -207,7 +220,7 @@ describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
       const b = upload(gpu, sc);
       const qDim = s.nHeads * s.headDim;
       const out = createStorage(gpu.device, sc.rows * qDim * 4, 'out');
-      const att = new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant }).bind({ ...b, q: b.qkv, out });
+      const att = new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, ...form }).bind({ ...b, q: b.qkv, out });
       submitPass(gpu, (pass) => att.encode(pass, { rows: sc.rows, maxPages: sc.maxPages }));
       const got = await readF32(gpu, out, sc.rows * qDim);
       const args = { ...sc, q: sc.qkv, qStride: sc.qkvStride, kv: sc.kv };
@@ -232,7 +245,7 @@ describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
       const rowPath = Uint32Array.from([0, 0]);
       const d = gpu.device;
       const out = createStorage(d, 2 * 32 * 4, 'out');
-      const att = new PagedAttention(gpu, { ...s, qStride, variant }).bind({
+      const att = new PagedAttention(gpu, { ...s, qStride, ...form }).bind({
         q: createStorageFrom(d, q, 'q'),
         kv: createStorageFrom(d, kv, 'kv'),
         rowPath: createStorageFrom(d, rowPath, 'rowPath'),
@@ -259,19 +272,21 @@ describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
     const b = upload(gpu, sc);
     const qDim = s.nHeads * s.headDim;
     const outs: Float32Array[] = [];
-    for (const headsPerInvocation of [1, 2, 3]) {
-      const out = createStorage(gpu.device, sc.rows * qDim * 4, 'out');
-      const op = new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant: 'per-head', headsPerInvocation });
-      expect(op.headsPerInvocation).toBe(headsPerInvocation);
-      const att = op.bind({ ...b, q: b.qkv, out });
-      submitPass(gpu, (pass) => att.encode(pass, { rows: sc.rows, maxPages: sc.maxPages }));
-      outs.push(await readF32(gpu, out, sc.rows * qDim));
-      att.destroy();
+    // Both forms: loops, then written out.
+    for (const registerBlocks of ['loops', 'unrolled'] as const) {
+      for (const headsPerInvocation of [1, 2, 3]) {
+        const out = createStorage(gpu.device, sc.rows * qDim * 4, 'out');
+        const op = new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant: 'per-head', headsPerInvocation, registerBlocks });
+        expect(op.headsPerInvocation).toBe(headsPerInvocation);
+        const att = op.bind({ ...b, q: b.qkv, out });
+        submitPass(gpu, (pass) => att.encode(pass, { rows: sc.rows, maxPages: sc.maxPages }));
+        outs.push(await readF32(gpu, out, sc.rows * qDim));
+        att.destroy();
+      }
     }
     const args = { ...sc, q: sc.qkv, qStride: sc.qkvStride, kv: sc.kv };
     expectClose(outs[0], pagedAttentionRef(s, args), { rel: tolerance(s, args), floor: 1 }, `seed ${seed}`);
-    expect(Array.from(outs[1]), `seed ${seed}`).toEqual(Array.from(outs[0]));
-    expect(Array.from(outs[2]), `seed ${seed}`).toEqual(Array.from(outs[0]));
+    for (const o of outs.slice(1)) expect(Array.from(o), `seed ${seed}`).toEqual(Array.from(outs[0]));
     const dflt = new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant: 'per-head' });
     expect(dflt.headsPerInvocation).toBe(3);
     expect(() => new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant: 'per-head', headsPerInvocation: 4 })).toThrow(InvalidArgumentError);
@@ -303,9 +318,10 @@ describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
         const b = upload(gpu, sc);
         const qDim = s.nHeads * s.headDim;
         const outs: Float32Array[] = [];
-        for (const rowsPerInvocation of [1, 2, 4]) {
+        // Loops, then written out.
+        for (const [registerBlocks, rowsPerInvocation] of (['loops', 'unrolled'] as const).flatMap((f) => [1, 2, 4].map((r) => [f, r] as const))) {
           const out = createStorage(gpu.device, sc.rows * qDim * 4, 'out');
-          const op = new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant: 'per-head', rowsPerInvocation });
+          const op = new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant: 'per-head', rowsPerInvocation, registerBlocks });
           // 34 rows fill four workgroups of 8 in blocks of 4 with 4 invocations per row, not with 2 (6 heads, GQ 3).
           expect(op.rowsFor(sc.rows), `${sc.rows} rows`).toBe(rowsPerInvocation === 4 && s.nHeads / op.headsPerInvocation < 4 ? 2 : rowsPerInvocation);
           const att = op.bind({ ...b, q: b.qkv, out });
@@ -316,8 +332,7 @@ describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
         const args = { ...sc, q: sc.qkv, qStride: sc.qkvStride, kv: sc.kv };
         const what = `seed ${seed}, ${JSON.stringify(s)}, ${sorted ? 'path order' : 'shuffled'}`;
         expectClose(outs[2], pagedAttentionRef(s, args), { rel: tolerance(s, args), floor: 1 }, what);
-        expect(Array.from(outs[1]), what).toEqual(Array.from(outs[0]));
-        expect(Array.from(outs[2]), what).toEqual(Array.from(outs[0]));
+        outs.slice(1).forEach((o, i) => expect(Array.from(o), `${what}, form ${i + 1}`).toEqual(Array.from(outs[0])));
       }
     }
     // stories260K's shape, 4 invocations per row: blocks of 4 from 29 rows, pairs from 7 (llvmpipe's default; explicit
@@ -325,7 +340,9 @@ describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
     const blocks = new PagedAttention(gpu, { nHeads: 8, kvHeads: 4, headDim: 8, pageSize: 16, qStride: 128, variant: 'per-head', rowsPerInvocation: 4 });
     expect([3, 7, 8, 16, 28, 29, 256].map((r) => blocks.rowsFor(r))).toEqual([1, 2, 2, 2, 2, 4, 4]);
     const dflt = new PagedAttention(gpu, { nHeads: 8, kvHeads: 4, headDim: 8, pageSize: 16, qStride: 128, variant: 'per-head' });
-    expect(dflt.rowsPerInvocation).toBe(/swiftshader/i.test(gpu.name) || !isNode ? 1 : 4);
+    // Blocks by default on llvmpipe only: in Node by name, in the page on the GL route (browser-gl), not on SwiftShader.
+    const llvmpipe = isNode ? /llvmpipe/i.test(gpu.name) : choice === 'llvmpipe';
+    expect(dflt.rowsPerInvocation).toBe(llvmpipe ? 4 : 1);
     expect(new PagedAttention(gpu, { nHeads: 9, kvHeads: 3, headDim: 64, pageSize: 16, qStride: 960, variant: 'per-head' }).rowsPerInvocation).toBe(1);
     expect(() => new PagedAttention(gpu, { nHeads: 8, kvHeads: 4, headDim: 8, pageSize: 16, qStride: 128, variant: 'per-head', rowsPerInvocation: 3 })).toThrow(InvalidArgumentError);
   });

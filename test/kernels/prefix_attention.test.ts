@@ -4,6 +4,7 @@ import { createStorage, createStorageFrom } from '../../src/gpu/buffers.js';
 import { readF32 } from '../../src/gpu/readback.js';
 import { submitPass } from '../../src/kernels/kernel.js';
 import { PagedAttention, type PagedAttentionVariant } from '../../src/kernels/paged_attention.js';
+import type { RegisterBlocks } from '../../src/gpu/register_blocks.js';
 import { PrefixAttention } from '../../src/kernels/prefix_attention.js';
 import { packCascade, prefixTree } from '../../src/sched/cascade.js';
 import { expectClose } from '../ref/compare.js';
@@ -109,7 +110,12 @@ function ownKeysRef(s: PagedShape, a: PagedAttentionRefArgs, sw: AttentionSwitch
   return out;
 }
 
-const VARIANTS: PagedAttentionVariant[] = ['per-head', 'split-keys'];
+/** The paged kernel's forms: per-head with private arrays, per-head written out (where it fits), split-keys. */
+const VARIANTS: { variant: PagedAttentionVariant; registerBlocks?: RegisterBlocks }[] = [
+  { variant: 'per-head', registerBlocks: 'loops' },
+  { variant: 'per-head', registerBlocks: 'unrolled' },
+  { variant: 'split-keys' },
+];
 // Head dims up to 32: llvmpipe compiles the query blocks unrolled, and 4 queries at head dim 64 take minutes there.
 // queriesPerItem 1 is what models with larger heads run.
 const SHAPES: (PagedShape & { queriesPerItem: number })[] = [
@@ -122,7 +128,7 @@ const SHAPES: (PagedShape & { queriesPerItem: number })[] = [
 const SWITCHES: ((pageSize: number) => AttentionSwitches)[] = [() => ({}), (ps) => ({ window: Math.ceil(2.5 * ps) }), () => ({ softcap: 1.5, scale: 0.2 })];
 
 describe.each(testAdapterChoices())('prefix_attention + paged_attention (cascade) on %s', (choice) => {
-  describe.each(VARIANTS)('%s', (variant) => {
+  describe.each(VARIANTS)('%o', (form) => {
     it.each(SHAPES.flatMap((s) => SWITCHES.map((sw) => ({ ...s, sw: sw(s.pageSize) }))))('equals float64 per-path attention on a random fork tree: %o', async ({ sw, queriesPerItem, ...s }) => {
       const gpu = await gpuFor(choice);
       const seed = testSeed();
@@ -166,7 +172,7 @@ describe.each(testAdapterChoices())('prefix_attention + paged_attention (cascade
       };
       const out = createStorage(d, tree.rows * s.nHeads * s.headDim * 4, 'out');
       const pre = prefix.bind(b, 'prefix', sw);
-      const paged = new PagedAttention(gpu, { ...s, qStride, variant });
+      const paged = new PagedAttention(gpu, { ...s, qStride, ...form });
       const att = paged.bind({ ...b, out }, 'paged', sw);
       submitPass(gpu, (pass) => {
         pre.encode(pass, { ...lists, maxPages: tree.maxPages });
