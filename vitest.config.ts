@@ -77,6 +77,7 @@ export default defineConfig({
             'test/kernels/matmul*.test.ts',
             'test/kernels/qmatmul.test.ts',
             'test/kernels/paged_attention.test.ts',
+            'test/kernels/paged_attention_loop_limit.test.ts',
             'test/kernels/prefix_attention.test.ts',
             'test/browser-gl/**/*.test.ts',
           ],
