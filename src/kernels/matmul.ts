@@ -29,6 +29,7 @@
 // Every (variant, blocking, chunk) gets its own BoundKernel at bind time (a BoundKernel writes its uniform at encode
 // time, and chunks differ in n and nOffset); encode only writes uniforms that changed and dispatches.
 // As with every BoundKernel, encode one bound matmul at most once per submit.
+import { isNode } from '../gpu/adapters.js';
 import type { Gpu } from '../gpu/device.js';
 import type { RegisterBlocks } from '../gpu/register_blocks.js';
 import { createStorage } from '../gpu/buffers.js';
@@ -90,6 +91,25 @@ const VIEWS: Record<string, XViews> = {
 /** The first binding of each body's y epilogue (kernels/y_epilogue.ts), after the prologue's. */
 const EPILOGUE_BINDING: Record<string, number> = { matmul_decode: 9, matmul_prefill: 6, matmul_prefill_unrolled: 6, matmul_tiled: 6 };
 
+/**
+ * Threads per workgroup of a decode or prefill matmul with N output columns on llvmpipe in Node: the fewest
+ * (a power of two from LLVMPIPE_MIN_WG up to the config's WG) whose workgroup covers ceil(N / NR) column blocks.
+ * llvmpipe runs a workgroup as batches of 8 lanes, and a batch whose lanes all return at once still costs about
+ * a microsecond: stories260K's 16-row out-projection (N = 64, 8 column blocks) took 58 us in 64-thread workgroups
+ * and 39-41 us in 8-thread ones (CPU time, scratch timings of 2026-12-01, bench/RESULTS.md "Peers"). Columns are
+ * computed by the same operations in the same order whatever the workgroup size, so this changes no bits. Elsewhere
+ * (SwiftShader, pages, GPUs) the config's WG: unmeasured there.
+ */
+export function fittedWorkgroup(gpu: Gpu, cfg: { wg: number; nr: number }, N: number): number {
+  if (!isNode || !gpu.isCpu || /swiftshader/i.test(gpu.name)) return cfg.wg;
+  let wg = LLVMPIPE_MIN_WG;
+  while (wg < cfg.wg && wg * cfg.nr < N) wg *= 2;
+  return wg;
+}
+
+/** llvmpipe's SIMD width in lanes (8 x 32-bit, AVX2): smaller workgroups leave lanes of a batch idle. */
+export const LLVMPIPE_MIN_WG = 8;
+
 /** The pipelines a Matmul builds for its register-block form. */
 function configsFor(blocks: RegisterBlocks): readonly Config[] {
   return [DECODE_1, DECODE_4, blocks === 'unrolled' ? PREFILL_UNROLLED : PREFILL, TILED];
@@ -114,6 +134,8 @@ export interface MatmulOptions {
   epilogue?: YEpilogue;
   /** The prefill variant's form (gpu/register_blocks.ts); default the device's (Gpu.registerBlocks). Tests force both. */
   registerBlocks?: RegisterBlocks;
+  /** Workgroups fitted to N where that pays (fittedWorkgroup; default true); false keeps each config's WG (tests). */
+  fitWorkgroups?: boolean;
 }
 
 export interface MatmulBuffers {
@@ -140,6 +162,8 @@ export class Matmul {
   readonly registerBlocks: RegisterBlocks;
   private readonly vec4: boolean;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** Threads per workgroup of each config's pipeline (fittedWorkgroup). */
+  private readonly workgroups = new Map<string, number>();
   private dummy: GPUBuffer | null = null;
 
   constructor(
@@ -173,7 +197,9 @@ export class Matmul {
     // Compile every pipeline now: nothing in the per-token loop may compile (0.5-1 s each on SwiftShader).
     for (const c of configsFor(this.registerBlocks)) {
       if (!this.variants.includes(c.variant)) continue;
-      const constants: Record<string, number> = c.variant === 'tiled' ? {} : { WG: c.wg, MR: c.mr, NR: c.nr };
+      const wg = c.variant === 'tiled' || opts.fitWorkgroups === false ? c.wg : fittedWorkgroup(gpu, c, this.N);
+      this.workgroups.set(c.name, wg);
+      const constants: Record<string, number> = c.variant === 'tiled' ? {} : { WG: wg, MR: c.mr, NR: c.nr };
       if (c.variant === 'decode') constants.VEC4 = this.vec4 ? 1 : 0;
       const epilogue = yEpilogueSource(this.epilogue, EPILOGUE_BINDING[c.file], c.variant === 'tiled');
       const source = () => `${shaderSource(c.file, MatmulParams)}\n${xPrologueSource(this.prologue, VIEWS[c.file])}\n${epilogue}`;
@@ -245,6 +271,11 @@ export class Matmul {
     }
     return new BoundMatmul(this, this.gpu, b, kernels, label);
   }
+
+  /** Threads per workgroup of the pipeline `name` (a config's name: decode1x2, prefill8x8, ...). */
+  workgroupOf(name: string, fallback: number): number {
+    return this.workgroups.get(name) ?? fallback;
+  }
 }
 
 export class BoundMatmul {
@@ -289,7 +320,7 @@ export class BoundMatmul {
     const hasBias = this.mm.bias ? 1 : 0;
     const accumulate = this.mm.accumulate ? 1 : 0;
     this.b.w.chunks.forEach((c, i) => {
-      const gx = groupsFor(c.rows, cfg.nr * cfg.wg);
+      const gx = groupsFor(c.rows, cfg.nr * this.mm.workgroupOf(cfg.name, cfg.wg));
       const params = { m: M, k: K, n: c.rows, ldy: N, nOffset: c.rowStart, hasBias, accumulate };
       kernels[i].encode(pass, params, [gx, gy]);
     });

@@ -3,7 +3,7 @@ import { createStorage, createStorageFrom, writeBuffer } from '../../src/gpu/buf
 import { readF32 } from '../../src/gpu/readback.js';
 import { uploadSplit } from '../../src/gpu/split_tensor.js';
 import { submitPass } from '../../src/kernels/kernel.js';
-import { Matmul, PREFILL_MIN_M, TILED_MIN_M, type MatmulVariant } from '../../src/kernels/matmul.js';
+import { fittedWorkgroup, Matmul, PREFILL_MIN_M, TILED_MIN_M, type MatmulVariant } from '../../src/kernels/matmul.js';
 import { InvalidArgumentError } from '../../src/errors.js';
 import { gammaF32, matmulRef, maxMatmulError } from '../ref/matmul.js';
 import { mulberry32, randomF32, testSeed } from '../ref/random.js';
@@ -22,6 +22,8 @@ interface Case {
   accumulate?: boolean;
   /** The prefill variant's form (gpu/register_blocks.ts); default the device's. */
   registerBlocks?: RegisterBlocks;
+  /** MatmulOptions.fitWorkgroups (default true). */
+  fitWorkgroups?: boolean;
 }
 const c = (variant: MatmulVariant, M: number, K: number, N: number, bias: boolean, split: boolean): Case =>
   ({ variant, M, K, N, bias, split });
@@ -42,6 +44,10 @@ const CASES: Case[] = [
   c('prefill', 17, 1000, 63, false, false),
   c('prefill', 3, 200, 5, true, false),
   c('prefill', 1, 1000, 200, false, true),
+  // One column past a workgroup of 8 threads x 8 columns, and 16 rows: llvmpipe's fitted workgroups (fittedWorkgroup)
+  // take 16 threads here, the second block of 8 of them with one column between them.
+  c('prefill', 16, 64, 65, true, false),
+  c('decode', 1, 64, 17, false, false),
   c('tiled', 70, 63, 200, true, true),
   c('tiled', 17, 5, 1000, false, false),
   c('tiled', 3, 1000, 63, true, false),
@@ -101,6 +107,7 @@ async function checkMatmul(gpu: Gpu, t: Omit<Case, 'variant'> & { variant?: Matm
     accumulate: t.accumulate ?? false,
     ...(t.variant ? { variants: [t.variant] } : {}),
     ...(t.registerBlocks ? { registerBlocks: t.registerBlocks } : {}),
+    ...(t.fitWorkgroups === false ? { fitWorkgroups: false } : {}),
   });
   const bound = mm.bind({ x: xb, w: wt, ...(bb ? { bias: bb } : {}), y: yb }, 'test');
   if (t.variant) expect(bound.variantFor(M)).toBe(t.variant);
@@ -173,6 +180,25 @@ describe.each(testAdapterChoices())('matmul on %s', (choice) => {
     expect(odd.variantFor(500)).toBe(gpu.isCpu ? 'decode' : 'tiled');
     // The default pick, end to end, on both sides of the threshold.
     for (const M of [1, threshold + 3]) await checkMatmul(gpu, { M, K: 200, N: 63, bias: true, split: true });
+  });
+
+  it('fits workgroups to N on llvmpipe in Node only, with the bits of full workgroups', async () => {
+    const gpu = await gpuFor(choice);
+    const fits = isNode && choice === 'llvmpipe';
+    const prefill = { wg: 64, nr: 8 };
+    // The fewest threads (8, 16, 32 or 64) whose workgroup covers ceil(N / 8) blocks of 8 columns.
+    expect([1, 64, 65, 128, 129, 344, 512, 513, 5000].map((N) => fittedWorkgroup(gpu, prefill, N))).toEqual(
+      fits ? [8, 8, 16, 16, 32, 64, 64, 64, 64] : new Array(9).fill(64),
+    );
+    expect(fittedWorkgroup(gpu, { wg: 64, nr: 2 }, 17)).toBe(fits ? 16 : 64);
+    // Each column is the same operations in the same order whatever the workgroup size: equal bits, fresh inputs.
+    for (const [variant, M, N] of [['prefill', 16, 65], ['decode', 1, 17], ['decode', 3, 100]] as const) {
+      const seed = testSeed();
+      const t = { variant, M, K: 64, N, bias: true, split: false, accumulate: true };
+      const fitted = await checkMatmul(gpu, t, seed);
+      const full = await checkMatmul(gpu, { ...t, fitWorkgroups: false }, seed);
+      expect(Array.from(fitted), `seed ${seed}: ${variant} M=${M} N=${N}`).toEqual(Array.from(full));
+    }
   });
 
   it('accumulating shares the plain pipelines: no compile for the flag', async () => {
