@@ -13,7 +13,7 @@ import { writeChart } from './charts.js';
  * Benchmarks run when no name is given, in this order: browser last, since it pairs its Chromium numbers with the
  * Node JSON the others have just written.
  */
-export const BENCHMARKS = ['kernels', 'weights', 'decode', 'batch', 'prefix', 'eab', 'peaks', 'remote', 'shapes', 'estimators', 'peers', 'idle', 'gap', 'threads', 'fused', 'idot', 'browser'] as const;
+export const BENCHMARKS = ['kernels', 'weights', 'decode', 'batch', 'prefix', 'eab', 'peaks', 'remote', 'shapes', 'estimators', 'peers', 'idle', 'gap', 'threads', 'fused', 'idot', 'attention', 'browser'] as const;
 
 interface BenchModule {
   run(): Promise<object>;
