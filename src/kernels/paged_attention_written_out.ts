@@ -11,9 +11,9 @@
 /**
  * The most private vec4 values of q per invocation (head dim / 4 x heads x rows) written out; as many again hold the
  * accumulators. It covers every default per-head shape (three heads of 64 dims; blocks of rows of small heads, 32
- * floats x 4 rows); beyond it the loop version runs. Where it pays: heads of 64 dims (SmolLM2-135M's shape about 1.6x
- * faster in the page); heads of 8 dims run alike in both forms (bench/RESULTS.md, "Per-head attention on Chromium's GL
- * route").
+ * floats x 4 rows); beyond it the loop version runs. Where it pays: heads of 64 dims (the SmolLM2-135M shape in 0.54x
+ * the loop form's time in the page); heads of 8 dims run alike in both forms (`npm run bench -- attention`,
+ * bench/RESULTS.md "Per-head attention on Chromium's GL route").
  */
 export const MAX_WRITTEN_OUT_VEC4 = 48;
 
