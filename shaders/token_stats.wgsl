@@ -30,6 +30,9 @@
 override WG: u32 = 64;          // threads per row, a power of two
 override TOPK: u32 = 20;        // <= LIST_CAP (20)
 override MAX_SAMPLES: u32 = 8;  // <= LIST_CAP (20)
+// Keys pass C keeps, MAX_SAMPLES + 1 (the draws and the threshold after them), or fewer for a pipeline that only
+// serves rows drawing at most DRAW_LIST - 1 tokens (kernels/token_stats.ts: 2, for steps where no path forks).
+override DRAW_LIST: u32 = 9;
 // Record layout (src/sample/stats_record.ts), in 32-bit words.
 override STRIDE: u32;
 override OFF_MAX: u32;
@@ -271,8 +274,9 @@ var<private> q_z: f32;  // this thread's sum over the nucleus of exp(a), a = (x 
 var<private> q_w: f32;  // ... of exp(a) a
 
 // Logit i into this thread's draw list and q sums if it is in the nucleus; returns 1 if it is (to count the nucleus).
-// The list keeps MAX_SAMPLES + 1 keys whatever the row's nSamples: a constant length shortens the insertion sweep at
-// compile time (llvmpipe runs every step of it for every logit), and the merge takes only the first ns + 1.
+// The list keeps DRAW_LIST keys whatever the row's nSamples: a constant length shortens the insertion sweep at compile
+// time (llvmpipe runs every step of it for every logit), and the merge takes only the first ns + 1. The first ns + 1
+// keys of a sorted list are the same whatever its length beyond them, so DRAW_LIST changes no result.
 fn visit_c(base: u32, i: u32, V: u32, tau: f32, m: f32, seed: u32) -> u32 {
   if (i >= V) { return 0u; }
   let x = logits[base + i];
@@ -281,7 +285,7 @@ fn visit_c(base: u32, i: u32, V: u32, tau: f32, m: f32, seed: u32) -> u32 {
   let e = exp(a);
   q_z += e;
   q_w += e * a;
-  list_insert(a + gumbel(seed, i), i, MAX_SAMPLES + 1u);
+  list_insert(a + gumbel(seed, i), i, DRAW_LIST);
   return 1u;
 }
 
@@ -342,7 +346,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   let T = bitcast<f32>(cfg.x);
   let top_p = bitcast<f32>(cfg.y);
   let seed = cfg.z;
-  let ns = min(cfg.w, MAX_SAMPLES);
+  let ns = min(cfg.w, min(MAX_SAMPLES, DRAW_LIST - 1u));
   let greedy = !(T > 0.0);
   inv_t = select(1.0 / T, 0.0, greedy);
 
@@ -414,7 +418,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   var count = 0u;
   var z_nuc = z;
   var hq = 0.0;
-  let ns_keep = ns + 1u; // the draws and the key after them (the threshold); ns <= MAX_SAMPLES < CAP
+  let ns_keep = ns + 1u; // the draws and the key after them (the threshold); ns < DRAW_LIST <= CAP
   if (greedy) {
     // The point mass: win_i[0] still holds the top-k list's first entry (the largest logit, lower id among ties).
     count = select(1u, 0u, empty || ns == 0u);

@@ -5,6 +5,7 @@
 //
 // Bindings: 1 logits (rows, vocab) f32; 2 sampling (rows, 4) [T f32, topP f32, randomBits u32, nSamples u32];
 // 3 stats (rows, stride) f32/u32.
+import { isNode } from '../gpu/adapters.js';
 import type { Gpu } from '../gpu/device.js';
 import { InvalidArgumentError, LimitError } from '../errors.js';
 import { defineUniform } from '../gpu/uniform.js';
@@ -26,6 +27,21 @@ export interface TokenStatsOptions {
   maxSamples: number;
   /** Threads per row (power of two); defaults to tokenStatsWorkgroupSize(gpu, vocab, topK, maxSamples). */
   workgroupSize?: number;
+  /**
+   * Also build a pipeline for steps whose rows draw at most one token each (no path forks), whose pass C keeps 2 keys
+   * instead of maxSamples + 1 (same records: singleDrawDefault). Default: singleDrawDefault(gpu); only when maxSamples > 1.
+   */
+  singleDraw?: boolean;
+}
+
+/**
+ * Whether a TokenStats builds the single-draw pipeline by default: on llvmpipe in Node, where pass C's insertion sweep
+ * runs for every logit (its length is the list's, a constant) and the 2-key list took 16 x 512 logits from 0.48 to
+ * 0.41 ms of CPU (scratch timing, 2026-12-01, bench/RESULTS.md "Peers"). Elsewhere unmeasured, and on SwiftShader a
+ * pipeline more costs compile time at load.
+ */
+export function singleDrawDefault(gpu: Gpu): boolean {
+  return isNode && capsLoops(gpu);
 }
 
 /**
@@ -78,7 +94,10 @@ export class TokenStats {
   readonly layout: TokenStatsLayout;
   readonly vocab: number;
   readonly workgroupSize: number;
+  readonly maxSamples: number;
   private readonly pipeline: GPUComputePipeline;
+  /** The pipeline for rows drawing at most one token (DRAW_LIST = 2), or null. */
+  private readonly singleDrawPipeline: GPUComputePipeline | null;
 
   constructor(
     private readonly gpu: Gpu,
@@ -103,11 +122,13 @@ export class TokenStats {
       );
     }
     this.workgroupSize = wg;
+    this.maxSamples = maxSamples;
     const o = this.layout.offsets;
     const constants = {
       WG: wg,
       TOPK: topK,
       MAX_SAMPLES: maxSamples,
+      DRAW_LIST: maxSamples + 1,
       STRIDE: this.layout.stride,
       OFF_MAX: o.maxLogit,
       OFF_LSE: o.logSumExp,
@@ -128,25 +149,37 @@ export class TokenStats {
       OFF_S_KEY: o.sampledKeys,
     };
     this.pipeline = pipelineFor(gpu, { op: 'token_stats', variant: 'row', constants }, 'token_stats', TokenStatsParams);
+    const single = maxSamples > 1 && (opts.singleDraw ?? singleDrawDefault(gpu));
+    this.singleDrawPipeline = single
+      ? pipelineFor(gpu, { op: 'token_stats', variant: 'row', constants: { ...constants, DRAW_LIST: 2 } }, 'token_stats', TokenStatsParams)
+      : null;
   }
 
   bind(b: TokenStatsBuffers, label = 'token_stats'): BoundTokenStats {
-    const k = new BoundKernel(this.gpu, this.pipeline, TokenStatsParams, [b.logits, b.sampling, b.stats], label);
-    return new BoundTokenStats(k, this.gpu, this, b, label);
+    const buffers = [b.logits, b.sampling, b.stats];
+    const k = new BoundKernel(this.gpu, this.pipeline, TokenStatsParams, buffers, label);
+    const one = this.singleDrawPipeline ? new BoundKernel(this.gpu, this.singleDrawPipeline, TokenStatsParams, buffers, `${label}:single-draw`) : null;
+    return new BoundTokenStats(k, one, this.gpu, this, b, label);
   }
 }
 
 export class BoundTokenStats {
   constructor(
     private readonly k: BoundKernel<'rows' | 'vocab'>,
+    /** The single-draw pipeline's kernel, or null. */
+    private readonly one: BoundKernel<'rows' | 'vocab'> | null,
     private readonly gpu: Gpu,
     private readonly op: TokenStats,
     private readonly b: TokenStatsBuffers,
     private readonly label: string,
   ) {}
 
-  /** One workgroup per row for rows 0..S-1. */
-  encode(pass: GPUComputePassEncoder, S: number): void {
+  /**
+   * One workgroup per row for rows 0..S-1. `maxDraws`: the most tokens any of these rows draws (its sampling entry's
+   * nSamples, default maxSamples); at most 1 takes the single-draw pipeline where there is one. A row drawing more than
+   * maxDraws would draw only maxDraws tokens there.
+   */
+  encode(pass: GPUComputePassEncoder, S: number, maxDraws = this.op.maxSamples): void {
     const { vocab, layout } = this.op;
     if (!Number.isInteger(S) || S < 0) throw new InvalidArgumentError(`${this.label}: rows must be an integer >= 0, got ${S}`);
     if (S > this.gpu.limits.maxComputeWorkgroupsPerDimension) {
@@ -165,6 +198,11 @@ export class BoundTokenStats {
         throw new InvalidArgumentError(`${this.label}: ${name} buffer holds ${buf.size} bytes, ${S} rows need ${bytes}`);
       }
     }
-    this.k.encode(pass, { rows: S, vocab }, [S]);
+    (maxDraws <= 1 && this.one ? this.one : this.k).encode(pass, { rows: S, vocab }, [S]);
+  }
+
+  destroy(): void {
+    this.k.destroy();
+    this.one?.destroy();
   }
 }

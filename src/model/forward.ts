@@ -50,6 +50,9 @@ export function uploadPlan(model: GpuModel, plan: StepPlan, sampling: readonly S
   if (plan.paths * plan.maxPages > 0) writeBuffer(dev, model.pageTable, plan.pageTable.subarray(0, plan.paths * plan.maxPages));
   model.attention.prepare(plan); // shared-prefix task lists, when the model runs them
   if (plan.samples > 0) {
+    let draws = 0;
+    for (const s of sampling) draws = Math.max(draws, s.nSamples);
+    model.stepDraws = draws;
     writeBuffer(dev, model.sampleRow, plan.sampleRow.subarray(0, plan.samples));
     const buf = new ArrayBuffer(plan.samples * SAMPLING_ROW_WORDS * 4);
     sampling.forEach((s, i) => writeSamplingRow(buf, i, s));

@@ -106,6 +106,12 @@ export class GpuModel {
   decodeFusedMeasured: DecodeFusedMeasure | null = null;
   private fused: { kept: BoundDecodeFused | null; pending: { op: BoundDecodeFused; weights: GPUBuffer } | null; refusal: string | null };
 
+  /**
+   * The most tokens a sampling row of the step being encoded draws (its StepSampling.nSamples): model/forward.ts
+   * uploadPlan sets it, and token_stats takes its single-draw pipeline when it is 1. Until a plan sets it, maxBranch.
+   */
+  stepDraws: number;
+
   /** The attention of every layer: its variant (one per model), shared-prefix attention (`cascade`). */
   readonly attention: ModelAttention;
 
@@ -133,6 +139,7 @@ export class GpuModel {
     this.pageSize = options.pageSize ?? 16;
     const topK = Math.min(options.topK ?? 20, s.vocabSize);
     this.maxBranch = options.maxBranch ?? 8;
+    this.stepDraws = this.maxBranch;
     if (this.maxRows < 1 || this.pageSize < 1 || this.maxSamples < 1)
       throw new InvalidArgumentError('maxRows, maxSamples and pageSize must be positive integers.');
     this.activations = options.activations ?? 'q8';
@@ -409,7 +416,7 @@ export class GpuModel {
       sampling: this.sampling,
       stats: this.stats,
     });
-    after.push(op('token_stats', tk, (pass, S) => tk.encode(pass, S), 'token_stats'));
+    after.push(op('token_stats', tk, (pass, S) => tk.encode(pass, S, this.stepDraws), 'token_stats'));
     const head = [op('gather', gk, (pass, S) => gk.encode(pass, S)), ...logitsOf(this.sampleHidden, ''), ...after];
     const inPlace = logitsOf(this.hidden, ':in_place');
     this.owners.push(...inPlace);

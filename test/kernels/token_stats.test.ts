@@ -3,7 +3,8 @@ import { createStorage, createStorageFrom } from '../../src/gpu/buffers.js';
 import type { Gpu } from '../../src/gpu/device.js';
 import { readBuffer } from '../../src/gpu/readback.js';
 import { submitPass } from '../../src/kernels/kernel.js';
-import { TokenStats, loopIterationsPerThread, LOOP_BUDGET } from '../../src/kernels/token_stats.js';
+import { TokenStats, loopIterationsPerThread, LOOP_BUDGET, singleDrawDefault } from '../../src/kernels/token_stats.js';
+import { isNode } from '../../src/gpu/adapters.js';
 import { InvalidArgumentError } from '../../src/errors.js';
 import { decodeTokenStats, proposalLogProb, writeSamplingRow, type TokenStatsRecord } from '../../src/sample/stats_record.js';
 import { mulberry32, randomNormal, testSeed } from '../ref/random.js';
@@ -33,18 +34,20 @@ async function compile(gpu: Gpu, opts: ConstructorParameters<typeof TokenStats>[
   return op;
 }
 
-async function runStats(gpu: Gpu, op: TokenStats, logits: Float32Array, rows: SamplingRow[]): Promise<TokenStatsRecord[]> {
+async function runStats(gpu: Gpu, op: TokenStats, logits: Float32Array, rows: SamplingRow[], maxDraws?: number): Promise<TokenStatsRecord[]> {
   const S = rows.length;
   const samp = new ArrayBuffer(S * 16);
   rows.forEach((r, i) => writeSamplingRow(samp, i, r));
   const lb = createStorageFrom(gpu.device, logits, `logits (${S}, ${op.vocab}) f32`);
   const sb = createStorageFrom(gpu.device, new Uint8Array(samp), `sampling (${S}, 4)`);
   const ob = createStorage(gpu.device, S * op.layout.byteStride, `stats (${S}, ${op.layout.stride})`);
-  submitPass(gpu, (pass) => op.bind({ logits: lb, sampling: sb, stats: ob }).encode(pass, S));
+  const bound = op.bind({ logits: lb, sampling: sb, stats: ob });
+  submitPass(gpu, (pass) => bound.encode(pass, S, maxDraws));
   const recs = decodeTokenStats(await readBuffer(gpu, ob, S * op.layout.byteStride), S, op.layout);
   lb.destroy();
   sb.destroy();
   ob.destroy();
+  bound.destroy();
   return recs;
 }
 
@@ -254,6 +257,28 @@ describe.each(testAdapterChoices())('token_stats on %s', (choice) => {
     const { exact } = await check(V, S, logits, samplingRows(rand, S, V), `seed ${seed}`);
     // A draw that differs from float64 needs two keys within f32 error: at most one such row in a few dozen.
     expect(exact, `seed ${seed}: draws equal to float64`).toBeGreaterThanOrEqual(S - 1);
+  });
+
+  it.each([
+    [5, 7],
+    [63, 17],
+    [512, 16],
+    [32000, 3],
+  ])('the single-draw pipeline gives the general one\'s records for rows drawing 0 or 1 tokens, V=%i S=%i', async (V, S) => {
+    const gpu = await gpuFor(choice);
+    const single = await compile(gpu, { vocab: V, topK: TOPK, maxSamples: MAXS, singleDraw: true });
+    const seed = testSeed();
+    const rand = mulberry32(seed);
+    const logits = randomNormal(rand, S * V, 3);
+    // Every sampling config (greedy, top-p < 1 with and without a bisection, low and high temperature) at 0 or 1 draws.
+    const rows = samplingRows(rand, S, V).map((r, i) => ({ ...r, nSamples: i % 5 === 4 ? 0 : 1 }));
+    const general = await runStats(gpu, single, logits, rows);
+    const one = await runStats(gpu, single, logits, rows, 1);
+    // The first ns + 1 keys of a sorted list do not depend on its length: the same records, bit for bit.
+    expect(one, `seed ${seed}`).toEqual(general);
+    for (let r = 0; r < S; r++) checkRow(one[r], logits.subarray(r * V, (r + 1) * V), rows[r], TOPK, MAXS, single.workgroupSize, `seed ${seed} row ${r}`);
+    // The default: built on llvmpipe in Node only (measured there).
+    expect(singleDrawDefault(gpu)).toBe(isNode && choice === 'llvmpipe');
   });
 
   it.each([
