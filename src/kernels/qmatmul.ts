@@ -8,7 +8,7 @@
 //   x to 8 bits per 32-value block after the x prologue, as llama.cpp does for its quantized dot products (one
 //   dispatch more), then shaders/qmatmul_q8.wgsl (Q5_0: qmatmul_q8_t8.wgsl, one 8-row tile per invocation) multiplies
 //   integers, two weights per u32 multiply (idot_<type>.wgsl); 8 columns and 1 (M = 1), 4 (M < QMATMUL_PREFILL_MIN_M)
-//   or 8 rows per invocation. A row's per-column arithmetic is the same at every M, so its bits do not depend on how
+//   or 8 rows per invocation (at M = 1 on llvmpipe in Node 8 invocations per workgroup, else 16). A row's per-column arithmetic is the same at every M, so its bits do not depend on how
 //   many rows share the dispatch (batched == single);
 // - decode, M = 1, other types (or activations 'f32'): shaders/qmatmul_decode.wgsl with the type's dot step
 //   (wdot_<type>.wgsl): each invocation loads a chunk of x once and dots it with 8 rows of W (4 for the dense types),
@@ -26,6 +26,7 @@
 // through the x prologue (kernels/x_prologue.ts) and y through the y epilogue chosen at construction.
 // W is split in chunks of whole rows like a SplitTensor (one dispatch per chunk). Encode one bound matmul at most
 // once per submit (its uniforms are written at encode time).
+import { isNode } from '../gpu/adapters.js';
 import type { Gpu } from '../gpu/device.js';
 import { createStorage } from '../gpu/buffers.js';
 import { defineUniform } from '../gpu/uniform.js';
@@ -33,6 +34,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { chunkBytes, type WeightTensor } from '../weights/gpu_tensor.js';
 import { tileRows } from '../weights/tiles.js';
 import { kernelBlock, type StorageType } from '../weights/types.js';
+import { LLVMPIPE_MIN_WG } from './matmul.js';
 import { BoundKernel, groupsFor } from './kernel.js';
 import { hasDotStep, hasIntDot, weightPipeline } from './weight_shader.js';
 import { checkPrologue, PLAIN, prologueKey, xWidth, type XPrologue } from './x_prologue.js';
@@ -72,6 +74,10 @@ const DECODE_DOT_Q: Config = { name: 'decodeDot8', op: 'qmatmul_decode', variant
 const DECODE_DOT_D: Config = { name: 'decodeDot4', op: 'qmatmul_decode', variant: 'decode', mr: 1, nr: 4, wg: 16 };
 // 8-bit activations: one body whose rows per invocation change nothing in a row's arithmetic.
 const Q8_1: Config = { name: 'q8x1', op: 'qmatmul_q8', variant: 'decode', mr: 1, nr: 8, wg: 16 };
+// One row on llvmpipe in Node: one 8-lane SIMD batch per workgroup (64 columns), so a small N still spreads evenly over
+// the worker threads: N = 576 (SmolLM2-135M's o and down) is 9 workgroups instead of 5, which two threads split 5 / 4
+// instead of 3 / 2 (1.06-1.09x the Q4_K model's decode step, bench/RESULTS.md "Weights"). Same arithmetic per column.
+const Q8_1_NARROW: Config = { ...Q8_1, name: 'q8x1n', wg: LLVMPIPE_MIN_WG };
 const Q8_4: Config = { name: 'q8x4', op: 'qmatmul_q8', variant: 'decode', mr: 4, nr: 8, wg: 16 };
 const Q8_8: Config = { name: 'q8x8', op: 'qmatmul_q8', variant: 'prefill', mr: 8, nr: 8, wg: 16 };
 const DECODE_1: Config = { name: 'decode1x2', op: 'qmatmul', variant: 'decode', mr: 1, nr: 2, wg: 64 };
@@ -98,14 +104,19 @@ function int8(type: StorageType, act: DecodeActivations): boolean {
   return act === 'q8' && hasIntDot(type);
 }
 
-function configsOf(type: StorageType, K: number, act: DecodeActivations): readonly Config[] {
-  return int8(type, act) ? [Q8_1, Q8_4, Q8_8] : [decodeOne(type, K, act), DECODE_4, PREFILL];
+/** Whether the one-row 8-bit body takes Q8_1_NARROW's workgroups: llvmpipe in Node (measured only there). */
+function narrowOneRow(gpu: Gpu): boolean {
+  return isNode && gpu.isCpu && !/swiftshader/i.test(gpu.name);
 }
 
-function configFor(type: StorageType, K: number, act: DecodeActivations, variant: QMatmulVariant, M: number): Config {
+function configsOf(type: StorageType, K: number, act: DecodeActivations, narrow: boolean): readonly Config[] {
+  return int8(type, act) ? [narrow ? Q8_1_NARROW : Q8_1, Q8_4, Q8_8] : [decodeOne(type, K, act), DECODE_4, PREFILL];
+}
+
+function configFor(type: StorageType, K: number, act: DecodeActivations, narrow: boolean, variant: QMatmulVariant, M: number): Config {
   const q8 = int8(type, act);
   if (variant === 'prefill') return q8 ? Q8_8 : PREFILL;
-  if (M <= 1) return q8 ? Q8_1 : decodeOne(type, K, act);
+  if (M <= 1) return q8 ? (narrow ? Q8_1_NARROW : Q8_1) : decodeOne(type, K, act);
   return q8 ? Q8_4 : DECODE_4;
 }
 
@@ -128,6 +139,11 @@ export interface QMatmulOptions {
   activations?: DecodeActivations;
   /** What the kernel does with its finished outputs (kernels/y_epilogue.ts). Default nothing. */
   epilogue?: YEpilogue;
+  /**
+   * On 8-bit activations at one row: 8-invocation workgroups on llvmpipe in Node (Q8_1_NARROW; default true), or
+   * false for 16 everywhere (tests: the same bits either way).
+   */
+  narrowOneRow?: boolean;
 }
 
 export interface QMatmulBuffers {
@@ -160,6 +176,8 @@ export class QMatmul {
   readonly prologue: XPrologue;
   readonly activations: DecodeActivations;
   readonly epilogue: YEpilogue;
+  /** The one-row 8-bit body runs 8-invocation workgroups (QMatmulOptions.narrowOneRow). */
+  readonly narrowOneRow: boolean;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private dummy: GPUBuffer | null = null;
 
@@ -194,8 +212,9 @@ export class QMatmul {
     for (const v of this.variants) {
       if (!QMATMUL_VARIANTS.includes(v)) throw new InvalidArgumentError(`QMatmul: unknown variant ${v}; use ${QMATMUL_VARIANTS.join(' or ')}.`);
     }
+    this.narrowOneRow = (opts.narrowOneRow ?? true) && narrowOneRow(gpu);
     // Compile every pipeline now: nothing in the per-token loop may compile.
-    for (const c of configsOf(this.type, this.K, this.activations)) {
+    for (const c of configsOf(this.type, this.K, this.activations, this.narrowOneRow)) {
       if (!this.variants.includes(c.variant)) continue;
       const constants: Record<string, number> =
         c.op === 'qmatmul' ? { WG: c.wg, MR: c.mr, NR: c.nr } : c.op === 'qmatmul_q8' ? { WG: c.wg, MR: c.mr } : { WG: c.wg, NR: c.nr };
@@ -221,7 +240,7 @@ export class QMatmul {
 
   /** The configuration `encode` runs for M rows in `variant`. */
   configFor(variant: QMatmulVariant, M: number): Config {
-    return configFor(this.type, this.K, this.activations, variant, M);
+    return configFor(this.type, this.K, this.activations, this.narrowOneRow, variant, M);
   }
 
   bind(b: QMatmulBuffers, label = 'qmatmul'): BoundQMatmul {

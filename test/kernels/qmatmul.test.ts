@@ -13,6 +13,7 @@ import { randomWeights } from '../ref/quant_random.js';
 import { mulberry32, randomF32, testSeed } from '../ref/random.js';
 import { x8Bound, x8Exact } from '../ref/x8.js';
 import { gpuFor, testAdapterChoices } from './adapters.js';
+import { isNode } from '../../src/gpu/adapters.js';
 import type { Gpu } from '../../src/gpu/device.js';
 
 interface Case {
@@ -152,12 +153,14 @@ describe.each(testAdapterChoices())('matmul on stored weight types on %s', (choi
 
   // Batch invariance of the 8-bit body: a row's y is the same bits whether it runs alone (1 row per invocation),
   // with 2 others (4 per invocation) or with 16 others (8 per invocation). Ordinary random x (ties in the 8-bit
-  // rounding included: they round the same way in every variant).
+  // rounding included: they round the same way in every variant). Alone, also in both workgroup sizes of the one-row
+  // body (8 invocations on llvmpipe in Node, 16 elsewhere, QMatmulOptions.narrowOneRow), over N of 3 narrow and 2
+  // wide workgroups with the last one partial.
   it.each(STORAGE_TYPES.filter((t) => hasIntDot(t)).map((t) => [t]))('%s on 8-bit x: each row the same bits at M = 1, 3 and 17', async (type) => {
     const gpu = await gpuFor(choice);
     const rand = mulberry32(testSeed());
     const K = 2 * kernelBlock(type);
-    const N = 21;
+    const N = 137;
     const x = randomF32(rand, 17 * K, 2);
     const wt = uploadWeights(gpu, type, randomWeights(type, N, K, rand), N, K, 'w');
     const mm = new QMatmul(gpu, { type, K, N, bias: false });
@@ -167,14 +170,20 @@ describe.each(testAdapterChoices())('matmul on stored weight types on %s', (choi
     const x5 = createStorageFrom(gpu.device, x.subarray(5 * K, 8 * K), 'x rows 5..7 (3, K) f32');
     const y3 = await q8Rows(gpu, mm, wt, x5, 3, 'decode');
     const y1 = await q8Rows(gpu, mm, wt, x5, 1, 'decode');
+    const wide = new QMatmul(gpu, { type, K, N, bias: false, narrowOneRow: false });
+    expect(mm.narrowOneRow, 'the narrow workgroups run exactly on llvmpipe in Node').toBe(isNode && choice === 'llvmpipe');
+    expect(wide.narrowOneRow).toBe(false);
+    const y1wide = await q8Rows(gpu, wide, wt, x5, 1, 'decode');
     expect(Array.from(y3)).toEqual(Array.from(y17.subarray(5 * N, 8 * N)));
     expect(Array.from(y1)).toEqual(Array.from(y17.subarray(5 * N, 6 * N)));
+    expect(Array.from(y1wide)).toEqual(Array.from(y1));
     // And not trivially: the rows differ from one another.
     expect(Array.from(y17.subarray(5 * N, 6 * N))).not.toEqual(Array.from(y17.subarray(6 * N, 7 * N)));
     xb.destroy();
     x5.destroy();
     destroyWeights(wt);
     mm.destroy();
+    wide.destroy();
   });
 
   it('picks decode below QMATMUL_PREFILL_MIN_M rows and prefill from there', async () => {
