@@ -14,7 +14,9 @@
 // order whatever MR is. Why the integers (bench/RESULTS.md "Weights"): on llvmpipe every vec4 op is 4 SIMD ops, and
 // the f32 body spends about four per 4-bit weight (shift, mask, convert, fma); here one u32 multiply serves two
 // weights (xq8.wgsl), and x is read as 16 bytes per 8 activations. Why x is quantized by a pass of its own: each
-// invocation quantizing the blocks it reads cost 1.5-2.2x the matmul time on llvmpipe (bench/RESULTS.md "Weights").
+// invocation quantizing the blocks it reads cost 1.5-2.2x the matmul time on llvmpipe, and each workgroup quantizing
+// the row once (its invocations a share of the blocks each, one barrier) cost about as much as the dispatch it saves:
+// 3-5 us of CPU per workgroup, 8-48 of them per projection at one row (bench/RESULTS.md "Weights").
 // No shared memory and no barriers (both lose on CPU adapters, webgpu-on-cpu.md).
 override WG: u32 = 16;
 override MR: u32 = 1u;     // rows of x per invocation, <= MAX_R
