@@ -92,16 +92,20 @@ const VIEWS: Record<string, XViews> = {
 const EPILOGUE_BINDING: Record<string, number> = { matmul_decode: 9, matmul_prefill: 6, matmul_prefill_unrolled: 6, matmul_tiled: 6 };
 
 /**
- * Threads per workgroup of a decode or prefill matmul with N output columns on llvmpipe in Node: the fewest
+ * Threads per workgroup of a decode or prefill matmul with N output columns on llvmpipe: the fewest
  * (a power of two from LLVMPIPE_MIN_WG up to the config's WG) whose workgroup covers ceil(N / NR) column blocks.
  * llvmpipe runs a workgroup as batches of 8 lanes, and a batch whose lanes all return at once still costs about
  * a microsecond: stories260K's 16-row out-projection (N = 64, 8 column blocks) took 58 us in 64-thread workgroups
  * and 39-41 us in 8-thread ones (CPU time, scratch timings of 2026-12-01, bench/RESULTS.md "Peers"). Columns are
- * computed by the same operations in the same order whatever the workgroup size, so this changes no bits. Elsewhere
- * (SwiftShader, pages, GPUs) the config's WG: unmeasured there.
+ * computed by the same operations in the same order whatever the workgroup size, so this changes no bits. llvmpipe:
+ * in Node by name; in a page, where the adapter may be anonymous, by the GL route's register-block form (`unrolled`
+ * only on a compatibility-only CPU adapter, gpu/register_blocks.ts), where the same 16-row projections took 0.71-0.77x
+ * the time of 64-thread workgroups (scratch timings, bench/RESULTS.md "Peers"). Elsewhere (SwiftShader, GPUs) the
+ * config's WG: unmeasured there.
  */
 export function fittedWorkgroup(gpu: Gpu, cfg: { wg: number; nr: number }, N: number): number {
-  if (!isNode || !gpu.isCpu || /swiftshader/i.test(gpu.name)) return cfg.wg;
+  const llvmpipe = gpu.isCpu && (isNode ? !/swiftshader/i.test(gpu.name) : gpu.registerBlocks === 'unrolled');
+  if (!llvmpipe) return cfg.wg;
   let wg = LLVMPIPE_MIN_WG;
   while (wg < cfg.wg && wg * cfg.nr < N) wg *= 2;
   return wg;
