@@ -49,7 +49,7 @@ export function perHeadKeyLimit(headDim: number, pageSize: number): number {
 /**
  * The most keys each row may see when one per-head invocation attends for a block of `rows` >= 2 rows
  * (kernels/paged_attention.ts, rowsPerInvocation). The block first compares row 0's page table with each other row's
- * (sharedKeys in shaders/paged_attention.wgsl: up to keys / pageSize + 2 iterations each), walks the pages all rows
+ * (sharedKeys in shaders/paged_attention_common.wgsl: up to keys / pageSize + 2 iterations each), walks the pages all rows
  * share once, then each row's own keys, each in a loop of its own. llvmpipe's counter is per SIMD batch of
  * invocations and a loop runs as long as its longest lane, so the worst case is a batch whose invocations differ: one
  * whose rows share every page (a full shared walk) beside one whose rows share none (every own walk full): rows + 1
