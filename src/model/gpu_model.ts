@@ -12,6 +12,7 @@ import { LogitCap } from '../kernels/logit_cap.js';
 import { RmsNorm, type BoundRowNorm } from '../kernels/rmsnorm.js';
 import { ModelAttention, perHeadKeyLimit } from './attention_ops.js';
 import { Projections } from './projections.js';
+import { mlpBlockFor, mlpBlockOp } from './mlp_block_op.js';
 import type { BoundDecodeFused } from '../kernels/decode_fused.js';
 import { buildDecodeFused, decodeFusedPlan } from './decode_fused.js';
 import type { DecodeFusedMeasure } from './decode_fused_choice.js';
@@ -25,7 +26,7 @@ import { tokenStatsLayout, type TokenStatsLayout } from '../sample/stats_record.
 import { InvalidArgumentError } from '../errors.js';
 import type { LlamaWeights } from './weights.js';
 import { asModelWeights } from './from_llama.js';
-import { destroyWeights, uploadWeights, type GpuNorm, type GpuWeights } from './gpu_weights.js';
+import { destroyWeights, uploadWeights, type GpuLayerWeights, type GpuNorm, type GpuWeights } from './gpu_weights.js';
 import { ropeInvFreq } from './rope_freq.js';
 import { specSizes, type ModelSpec, type ModelWeights, type SpecSizes } from './spec.js';
 
@@ -321,9 +322,12 @@ export class GpuModel {
         });
     if (ropeKv) this.owners.push(ropeKv);
     const gateUpN = (s.mlp.gated ? 2 : 1) * F;
+    const only = (m: GpuLayerWeights['wo']) => m.parts[0].chunks[0].buffer;
     const post = layout === 'sandwich' || layout === 'post-norm';
     type Input = { x: GPUBuffer; pro?: { prologue: XPrologue; norm: GPUBuffer } };
 
+    // Wide steps of small pre-norm models on llvmpipe: o, gate|up and down in one dispatch (model/mlp_block_op.ts).
+    const mlpBlock = mlpBlockFor(gpu, s, w.layers);
     const layers = w.layers.map((lw, l): NamedOp[] => {
       const ls = s.layers[l];
       const ops: NamedOp[] = [];
@@ -384,6 +388,16 @@ export class GpuModel {
         ops.push(normOp(lw.mlpPostNorm, this.proj, this.hidden, true, `${p}mlp_post_norm`));
       } else {
         ops.push(down(this.hidden, true));
+      }
+      const tail = ops.slice(-3).map((o) => o.name.slice(p.length)).join();
+      if (mlpBlock && tail === 'o,gate_up,down') {
+        // The last three ops are o, gate_up and down (no post-norms, sequential layout: mlpBlockFor).
+        const layered = ops.splice(ops.length - 3, 3);
+        const bound = mlpBlock.bind(
+          { attnOut: this.attnOut, wo: only(lw.wo), hidden: this.hidden, norm: lw.mlpNorm!.weight, wGateUp: only(lw.wGateUp), gateUp: this.gateUp, wDown: only(lw.wDown) },
+          `${p}mlp_block`,
+        );
+        ops.push(mlpBlockOp(`${p}o+mlp`, bound, layered, s));
       }
       return ops;
     });
