@@ -39,21 +39,42 @@ function checkPlan(model: GpuModel, plan: StepPlan, sampling: readonly StepSampl
       throw new InvalidArgumentError(`nSamples=${s.nSamples}: draw between 1 and ${model.maxBranch} tokens per path.`);
 }
 
+/**
+ * What uploadPlan last wrote into the step buffers whose contents mostly repeat from one decode step to the next (row
+ * paths, page table, sample rows): a write of the same values is skipped (each queue write costs ~11 us of host time
+ * in Node). uploadPlan is the only writer of these buffers, and writes are queue-ordered, so the buffer holds `last`.
+ */
+const lastUpload = new WeakMap<GpuModel, Map<GPUBuffer, Uint32Array>>();
+
+function writeIfChanged(model: GpuModel, buf: GPUBuffer, data: Uint32Array): void {
+  let seen = lastUpload.get(model);
+  if (!seen) lastUpload.set(model, (seen = new Map()));
+  const last = seen.get(buf);
+  // The kernels read only the first data.length values: a prefix of what the buffer holds needs no write.
+  if (last && data.length <= last.length) {
+    let same = true;
+    for (let i = 0; i < data.length && same; i++) same = data[i] === last[i];
+    if (same) return;
+  }
+  writeBuffer(model.gpu.device, buf, data);
+  seen.set(buf, data.slice());
+}
+
 /** Writes the plan's arrays and the sampling rows into the model's step buffers (queue-ordered writes). */
 export function uploadPlan(model: GpuModel, plan: StepPlan, sampling: readonly StepSampling[]): void {
   const dev = model.gpu.device;
   const R = plan.rows;
   writeBuffer(dev, model.tokenIds, plan.tokenIds.subarray(0, R));
   writeBuffer(dev, model.positions, plan.positions.subarray(0, R));
-  writeBuffer(dev, model.rowPath, plan.rowPath.subarray(0, R));
+  writeIfChanged(model, model.rowPath, plan.rowPath.subarray(0, R));
   writeBuffer(dev, model.slots, plan.slots.subarray(0, R));
-  if (plan.paths * plan.maxPages > 0) writeBuffer(dev, model.pageTable, plan.pageTable.subarray(0, plan.paths * plan.maxPages));
+  if (plan.paths * plan.maxPages > 0) writeIfChanged(model, model.pageTable, plan.pageTable.subarray(0, plan.paths * plan.maxPages));
   model.attention.prepare(plan); // shared-prefix task lists, when the model runs them
   if (plan.samples > 0) {
     let draws = 0;
     for (const s of sampling) draws = Math.max(draws, s.nSamples);
     model.stepDraws = draws;
-    writeBuffer(dev, model.sampleRow, plan.sampleRow.subarray(0, plan.samples));
+    writeIfChanged(model, model.sampleRow, plan.sampleRow.subarray(0, plan.samples));
     const buf = new ArrayBuffer(plan.samples * SAMPLING_ROW_WORDS * 4);
     sampling.forEach((s, i) => writeSamplingRow(buf, i, s));
     writeBuffer(dev, model.sampling, buf);
