@@ -2,6 +2,7 @@
 // On a machine without a GPU, Node has two software adapters: llvmpipe through Dawn's OpenGL ES backend in
 // compatibility mode, and SwiftShader through Dawn's Vulkan backend. See webgpu-on-cpu.md in ../shared.
 import type { AdapterChoice, AdapterKind } from './adapter_choice.js';
+import type { RegisterBlocks } from './register_blocks.js';
 
 /** Where Debian's chromium package puts SwiftShader's Vulkan ICD. */
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
@@ -35,6 +36,16 @@ const THREADS_KEY = Symbol.for('forklm.llvmpipeThreads');
 const seen = globalThis as { [THREADS_KEY]?: number | null };
 
 export const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof window === 'undefined';
+
+/**
+ * Whether a device's kernels run on llvmpipe (Mesa's software rasterizer, 8-lane SIMD batches, a loop-iteration cap):
+ * in Node by the adapter's name (a CPU adapter that is not SwiftShader); in a page, where Chromium's llvmpipe adapter
+ * is anonymous, by the GL route's register-block form (`unrolled` only on a compatibility-only CPU adapter,
+ * gpu/register_blocks.ts). Kernel variants fitted to llvmpipe's batches gate on this.
+ */
+export function onLlvmpipe(gpu: { isCpu: boolean; name: string; registerBlocks: RegisterBlocks }): boolean {
+  return gpu.isCpu && (isNode ? !/swiftshader/i.test(gpu.name) : gpu.registerBlocks === 'unrolled');
+}
 
 interface DawnModule {
   create(flags: string[]): GPU;

@@ -29,7 +29,7 @@
 // Every (variant, blocking, chunk) gets its own BoundKernel at bind time (a BoundKernel writes its uniform at encode
 // time, and chunks differ in n and nOffset); encode only writes uniforms that changed and dispatches.
 // As with every BoundKernel, encode one bound matmul at most once per submit.
-import { isNode } from '../gpu/adapters.js';
+import { onLlvmpipe } from '../gpu/adapters.js';
 import type { Gpu } from '../gpu/device.js';
 import type { RegisterBlocks } from '../gpu/register_blocks.js';
 import { createStorage } from '../gpu/buffers.js';
@@ -104,7 +104,7 @@ const EPILOGUE_BINDING: Record<string, number> = { matmul_decode: 9, matmul_pref
  * config's WG: unmeasured there.
  */
 export function fittedWorkgroup(gpu: Gpu, cfg: { wg: number; nr: number }, N: number): number {
-  const llvmpipe = gpu.isCpu && (isNode ? !/swiftshader/i.test(gpu.name) : gpu.registerBlocks === 'unrolled');
+  const llvmpipe = onLlvmpipe(gpu);
   if (!llvmpipe) return cfg.wg;
   let wg = LLVMPIPE_MIN_WG;
   while (wg < cfg.wg && wg * cfg.nr < N) wg *= 2;

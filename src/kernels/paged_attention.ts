@@ -8,7 +8,7 @@ import { InvalidArgumentError, UnsupportedModelError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
 import { defineUniform } from '../gpu/uniform.js';
 import { BoundKernel, grid2d, groupsFor, shaderSource } from './kernel.js';
-import { isNode } from '../gpu/adapters.js';
+import { onLlvmpipe } from '../gpu/adapters.js';
 import type { RegisterBlocks } from '../gpu/register_blocks.js';
 import { writtenOutFits, writtenOutPerHead } from './paged_attention_written_out.js';
 import { WGSL } from './wgsl.gen.js';
@@ -130,7 +130,7 @@ export interface PagedAttentionBuffers {
  * SwiftShader keeps 1: each block pipeline costs seconds of compile time there for an unmeasured gain.
  */
 export function defaultRowsPerInvocation(gpu: Gpu, headDim: number, headsPerInvocation: number): number {
-  const llvmpipe = gpu.isCpu && (isNode ? !/swiftshader/i.test(gpu.name) : gpu.registerBlocks === 'unrolled');
+  const llvmpipe = onLlvmpipe(gpu);
   return llvmpipe && headDim * headsPerInvocation <= MAX_PAIRED_HEAD_FLOATS ? 4 : 1;
 }
 

@@ -8,7 +8,7 @@
 //   x to 8 bits per 32-value block after the x prologue, as llama.cpp does for its quantized dot products (one
 //   dispatch more), then shaders/qmatmul_q8.wgsl (Q5_0: qmatmul_q8_t8.wgsl, one 8-row tile per invocation) multiplies
 //   integers, two weights per u32 multiply (idot_<type>.wgsl); 8 columns and 1 (M = 1), 4 (M < QMATMUL_PREFILL_MIN_M)
-//   or 8 rows per invocation (at M = 1 on llvmpipe in Node 8 invocations per workgroup, else 16). A row's per-column arithmetic is the same at every M, so its bits do not depend on how
+//   or 8 rows per invocation (at M = 1 on llvmpipe 8 invocations per workgroup, else 16). A row's per-column arithmetic is the same at every M, so its bits do not depend on how
 //   many rows share the dispatch (batched == single);
 // - decode, M = 1, other types (or activations 'f32'): shaders/qmatmul_decode.wgsl with the type's dot step
 //   (wdot_<type>.wgsl): each invocation loads a chunk of x once and dots it with 8 rows of W (4 for the dense types),
@@ -26,7 +26,7 @@
 // through the x prologue (kernels/x_prologue.ts) and y through the y epilogue chosen at construction.
 // W is split in chunks of whole rows like a SplitTensor (one dispatch per chunk). Encode one bound matmul at most
 // once per submit (its uniforms are written at encode time).
-import { isNode } from '../gpu/adapters.js';
+import { onLlvmpipe } from '../gpu/adapters.js';
 import type { Gpu } from '../gpu/device.js';
 import { createStorage } from '../gpu/buffers.js';
 import { defineUniform } from '../gpu/uniform.js';
@@ -74,9 +74,10 @@ const DECODE_DOT_Q: Config = { name: 'decodeDot8', op: 'qmatmul_decode', variant
 const DECODE_DOT_D: Config = { name: 'decodeDot4', op: 'qmatmul_decode', variant: 'decode', mr: 1, nr: 4, wg: 16 };
 // 8-bit activations: one body whose rows per invocation change nothing in a row's arithmetic.
 const Q8_1: Config = { name: 'q8x1', op: 'qmatmul_q8', variant: 'decode', mr: 1, nr: 8, wg: 16 };
-// One row on llvmpipe in Node: one 8-lane SIMD batch per workgroup (64 columns), so a small N still spreads evenly over
+// One row on llvmpipe: one 8-lane SIMD batch per workgroup (64 columns), so a small N still spreads evenly over
 // the worker threads: N = 576 (SmolLM2-135M's o and down) is 9 workgroups instead of 5, which two threads split 5 / 4
-// instead of 3 / 2 (1.06-1.09x the Q4_K model's decode step, bench/RESULTS.md "Weights"). Same arithmetic per column.
+// instead of 3 / 2 (1.06-1.09x the Q4_K model's decode step in Node, bench/RESULTS.md "Weights"; on Chromium's GL
+// route a Q8_0 576 x 576 one-row matmul 0.93x, RESULTS "Peers"). Same arithmetic per column.
 const Q8_1_NARROW: Config = { ...Q8_1, name: 'q8x1n', wg: LLVMPIPE_MIN_WG };
 const Q8_4: Config = { name: 'q8x4', op: 'qmatmul_q8', variant: 'decode', mr: 4, nr: 8, wg: 16 };
 const Q8_8: Config = { name: 'q8x8', op: 'qmatmul_q8', variant: 'prefill', mr: 8, nr: 8, wg: 16 };
@@ -104,9 +105,9 @@ function int8(type: StorageType, act: DecodeActivations): boolean {
   return act === 'q8' && hasIntDot(type);
 }
 
-/** Whether the one-row 8-bit body takes Q8_1_NARROW's workgroups: llvmpipe in Node (measured only there). */
+/** Whether the one-row 8-bit body takes Q8_1_NARROW's workgroups: on llvmpipe (gpu/adapters.ts onLlvmpipe: Node and Chromium's GL route). */
 function narrowOneRow(gpu: Gpu): boolean {
-  return isNode && gpu.isCpu && !/swiftshader/i.test(gpu.name);
+  return onLlvmpipe(gpu);
 }
 
 function configsOf(type: StorageType, K: number, act: DecodeActivations, narrow: boolean): readonly Config[] {
@@ -140,7 +141,7 @@ export interface QMatmulOptions {
   /** What the kernel does with its finished outputs (kernels/y_epilogue.ts). Default nothing. */
   epilogue?: YEpilogue;
   /**
-   * On 8-bit activations at one row: 8-invocation workgroups on llvmpipe in Node (Q8_1_NARROW; default true), or
+   * On 8-bit activations at one row: 8-invocation workgroups on llvmpipe (Q8_1_NARROW; default true), or
    * false for 16 everywhere (tests: the same bits either way).
    */
   narrowOneRow?: boolean;

@@ -5,7 +5,7 @@
 //
 // Bindings: 1 logits (rows, vocab) f32; 2 sampling (rows, 4) [T f32, topP f32, randomBits u32, nSamples u32];
 // 3 stats (rows, stride) f32/u32.
-import { isNode } from '../gpu/adapters.js';
+import { onLlvmpipe } from '../gpu/adapters.js';
 import type { Gpu } from '../gpu/device.js';
 import { InvalidArgumentError, LimitError } from '../errors.js';
 import { defineUniform } from '../gpu/uniform.js';
@@ -35,13 +35,14 @@ export interface TokenStatsOptions {
 }
 
 /**
- * Whether a TokenStats builds the single-draw pipeline by default: on llvmpipe in Node, where pass C's insertion sweep
- * runs for every logit (its length is the list's, a constant) and the 2-key list took 16 x 512 logits from 0.48 to
- * 0.41 ms of CPU (scratch timing, 2026-12-01, bench/RESULTS.md "Peers"). Elsewhere unmeasured, and on SwiftShader a
- * pipeline more costs compile time at load.
+ * Whether a TokenStats builds the single-draw pipeline by default: on llvmpipe (gpu/adapters.ts onLlvmpipe: in Node
+ * and on Chromium's GL route), where pass C's insertion sweep runs for every logit (its length is the list's, a
+ * constant) and the 2-key list took 16 x 512 logits from 0.48 to 0.41 ms of CPU in Node (scratch timing, 2026-12-01,
+ * bench/RESULTS.md "Peers"; in the page: RESULTS, "Node-only gates in the page"). Elsewhere unmeasured, and on
+ * SwiftShader a pipeline more costs compile time at load.
  */
 export function singleDrawDefault(gpu: Gpu): boolean {
-  return isNode && capsLoops(gpu);
+  return onLlvmpipe(gpu);
 }
 
 /**

@@ -13,7 +13,6 @@ import { randomWeights } from '../ref/quant_random.js';
 import { mulberry32, randomF32, testSeed } from '../ref/random.js';
 import { x8Bound, x8Exact } from '../ref/x8.js';
 import { gpuFor, testAdapterChoices } from './adapters.js';
-import { isNode } from '../../src/gpu/adapters.js';
 import type { Gpu } from '../../src/gpu/device.js';
 
 interface Case {
@@ -154,7 +153,7 @@ describe.each(testAdapterChoices())('matmul on stored weight types on %s', (choi
   // Batch invariance of the 8-bit body: a row's y is the same bits whether it runs alone (1 row per invocation),
   // with 2 others (4 per invocation) or with 16 others (8 per invocation). Ordinary random x (ties in the 8-bit
   // rounding included: they round the same way in every variant). Alone, also in both workgroup sizes of the one-row
-  // body (8 invocations on llvmpipe in Node, 16 elsewhere, QMatmulOptions.narrowOneRow), over N of 3 narrow and 2
+  // body (8 invocations on llvmpipe, in Node and on Chromium's GL route, 16 elsewhere, QMatmulOptions.narrowOneRow), over N of 3 narrow and 2
   // wide workgroups with the last one partial.
   it.each(STORAGE_TYPES.filter((t) => hasIntDot(t)).map((t) => [t]))('%s on 8-bit x: each row the same bits at M = 1, 3 and 17', async (type) => {
     const gpu = await gpuFor(choice);
@@ -171,7 +170,7 @@ describe.each(testAdapterChoices())('matmul on stored weight types on %s', (choi
     const y3 = await q8Rows(gpu, mm, wt, x5, 3, 'decode');
     const y1 = await q8Rows(gpu, mm, wt, x5, 1, 'decode');
     const wide = new QMatmul(gpu, { type, K, N, bias: false, narrowOneRow: false });
-    expect(mm.narrowOneRow, 'the narrow workgroups run exactly on llvmpipe in Node').toBe(isNode && choice === 'llvmpipe');
+    expect(mm.narrowOneRow, 'the narrow workgroups run exactly on llvmpipe (Node and the browser-gl project)').toBe(choice === 'llvmpipe');
     expect(wide.narrowOneRow).toBe(false);
     const y1wide = await q8Rows(gpu, wide, wt, x5, 1, 'decode');
     expect(Array.from(y3)).toEqual(Array.from(y17.subarray(5 * N, 8 * N)));
