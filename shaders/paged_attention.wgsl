@@ -41,6 +41,7 @@ fn finishHead(r: u32, h: u32, st: ptr<function, HeadState>, acc: ptr<function, a
   let inv = select(0.0, 1.0 / (*st).l, (*st).l > 0.0);
   let oBase = (r * params.nHeads + h) * HD4;
   for (var d = 0u; d < HD4; d++) { out[oBase + d] = (*acc)[d] * inv; }
+  xqOutHead(r, h, acc, inv); // the output on 8 bits too where the host asks (paged_attention_xq.wgsl), else nothing
 }
 
 fn perHead(id: u32) {

@@ -11,18 +11,14 @@
 //     matching the lanes (value j, value j+2) that `u & 0x000f000f` cuts from a word of GGUF nibbles;
 //   B (words 16..31): word 16 + t = (q[t+16], q[t]), matching the lanes (t, t+16) that `(qh >> t) & 0x00010001` cuts
 //     from the 5th bits of Q5_0 / Q5_1.
-// This pass is the one place the 8-bit matmul reads x as f32 (one invocation per block and row).
+// The block arithmetic is xq8_block.wgsl's (shared with the attention that quantizes its output for the out-projection).
+// One invocation per block and row.
 override WG: u32 = 64;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;         // (M, K/4) vec4; (M, 2K/4) gate | up for a gated act prologue
 @group(0) @binding(2) var<storage, read_write> xq: array<vec4<u32>>;  // (M, K/32, 8) vec4: 32 words per block
 @group(0) @binding(3) var<storage, read_write> xs: array<vec2<f32>>;  // (M, K/32): (dx, sx) per block
-
-/** The word holding the signed 16-bit lanes (lo, hi). */
-fn pair(lo: i32, hi: i32) -> u32 {
-  return bitcast<u32>(hi * 65536 + lo);
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -34,31 +30,20 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var k4 = 0u; k4 < params.k / 4u; k4++) { _ = x_at4(0u, base, k4); } // sums the row's squares
   }
   let rs = x_scale(0u); // r of the row for rms, 1 otherwise
-  var v: array<vec4<f32>, 8>;
-  var amax = 0.0;
-  for (var i = 0u; i < 8u; i++) {
-    v[i] = x_at4(0u, base, gid.x * 8u + i);
-    let a = abs(v[i]);
-    amax = max(amax, max(max(a.x, a.y), max(a.z, a.w)));
-  }
-  let inv = select(0.0, 127.0 / amax, amax > 0.0);
-  var q: array<i32, 32>;
-  var sum = 0;
-  for (var i = 0u; i < 8u; i++) {
-    let r = clamp(vec4<i32>(round(v[i] * inv)), vec4<i32>(-127), vec4<i32>(127));
-    q[4u * i] = r.x;
-    q[4u * i + 1u] = r.y;
-    q[4u * i + 2u] = r.z;
-    q[4u * i + 3u] = r.w;
-    sum += (r.x + r.y) + (r.z + r.w);
-  }
-  for (var g = 0u; g < 8u; g += 2u) {
-    let a = 4u * g;
-    xq[blk * 8u + g / 2u] = vec4<u32>(pair(q[a + 2u], q[a]), pair(q[a + 3u], q[a + 1u]), pair(q[a + 6u], q[a + 4u]), pair(q[a + 7u], q[a + 5u]));
-  }
-  for (var t = 0u; t < 16u; t += 4u) {
-    xq[blk * 8u + 4u + t / 4u] = vec4<u32>(pair(q[t + 16u], q[t]), pair(q[t + 17u], q[t + 1u]), pair(q[t + 18u], q[t + 2u]), pair(q[t + 19u], q[t + 3u]));
-  }
-  let dx = rs * (amax / 127.0);
-  xs[blk] = vec2<f32>(dx, dx * f32(sum));
+  let k4 = gid.x * 8u;
+  let q = xq_block8(
+    x_at4(0u, base, k4), x_at4(0u, base, k4 + 1u), x_at4(0u, base, k4 + 2u), x_at4(0u, base, k4 + 3u),
+    x_at4(0u, base, k4 + 4u), x_at4(0u, base, k4 + 5u), x_at4(0u, base, k4 + 6u), x_at4(0u, base, k4 + 7u),
+  );
+  let o = blk * 8u;
+  xq[o] = q.a0;
+  xq[o + 1u] = q.a1;
+  xq[o + 2u] = q.a2;
+  xq[o + 3u] = q.a3;
+  xq[o + 4u] = q.b0;
+  xq[o + 5u] = q.b1;
+  xq[o + 6u] = q.b2;
+  xq[o + 7u] = q.b3;
+  let dx = rs * q.s.x;
+  xs[blk] = vec2<f32>(dx, dx * q.s.y);
 }

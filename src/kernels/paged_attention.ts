@@ -11,7 +11,11 @@ import { BoundKernel, grid2d, groupsFor, shaderSource } from './kernel.js';
 import { onLlvmpipe } from '../gpu/adapters.js';
 import type { RegisterBlocks } from '../gpu/register_blocks.js';
 import { writtenOutFits, writtenOutPerHead } from './paged_attention_written_out.js';
+import { quantizedXBytes, X8_BLOCK, type QuantizedX } from './quantize_x8.js';
 import { WGSL } from './wgsl.gen.js';
+
+/** xqOutHead of a pipeline that does not quantize its output (paged_attention_xq.wgsl has the one that does). */
+const XQ_OUT_NONE = 'fn xqOutHead(r: u32, h: u32, acc: ptr<function, array<vec4<f32>, MAX_HD4>>, inv: f32) {}';
 
 export const PagedAttentionParams = defineUniform('Params', [
   ['rows', 'u32'],
@@ -86,6 +90,18 @@ export interface PagedAttentionShape {
    * (`unrolled` on Chromium's GL route).
    */
   registerBlocks?: RegisterBlocks;
+  /**
+   * Per-head, loop form (registerBlocks `loops`), headDim % 32 == 0: also write the output on 8 bits, as
+   * kernels/quantize_x8.ts would quantize it with the plain prologue (the same words and scales, bit for bit:
+   * shaders/paged_attention_xq.wgsl), into the `xq` scratch bind takes, for an out-projection on 8-bit activations
+   * (QMatmul xqReady: one dispatch fewer per layer). Default false.
+   */
+  quantizeOut?: boolean;
+}
+
+/** Whether a per-head attention with this head dim and register-block form can write its output on 8 bits. */
+export function canQuantizeOut(headDim: number, blocks: RegisterBlocks): boolean {
+  return headDim % X8_BLOCK === 0 && blocks === 'loops';
 }
 
 /**
@@ -121,6 +137,8 @@ export interface PagedAttentionBuffers {
   meta?: GPUBuffer;
   /** (slots, nHeads, headDim + 4) f32 partial states PrefixAttention wrote; absent: never cascade. */
   partials?: GPUBuffer;
+  /** With quantizeOut (and only then): out on 8 bits, rows of nHeads * headDim values (kernels/quantize_x8.ts). */
+  xq?: QuantizedX;
 }
 
 /**
@@ -148,6 +166,8 @@ export class PagedAttention {
   readonly rowsPerInvocation: number;
   /** Per-head: whether one row per invocation runs written out (blocks of rows too where they fit writtenOutFits). */
   readonly writtenOut: boolean;
+  /** Whether the output is also written on 8 bits (PagedAttentionShape.quantizeOut). */
+  readonly quantizeOut: boolean;
   private readonly pipeline: GPUComputePipeline;
   /** The pipelines of 2 and 4 rows per invocation (RB), up to rowsPerInvocation. */
   private readonly blockPipelines: Map<number, GPUComputePipeline> = new Map();
@@ -199,14 +219,22 @@ export class PagedAttention {
       throw new InvalidArgumentError(`paged_attention: registerBlocks must be loops or unrolled, got ${String(shape.registerBlocks)}`);
     }
     const blocks = split ? 'loops' : (shape.registerBlocks ?? gpu.registerBlocks);
+    this.quantizeOut = shape.quantizeOut ?? false;
+    if (this.quantizeOut && (split || !canQuantizeOut(headDim, blocks))) {
+      throw new InvalidArgumentError(
+        `paged_attention: quantizeOut needs the per-head variant in its loop form and a head dim that is whole blocks of ${X8_BLOCK} (got ${this.variant}, ${blocks}, head dim ${headDim})`,
+      );
+    }
+    // The per-head loop form's finishHead calls xqOutHead: the quantizing one, or one that does nothing.
+    const xq = this.quantizeOut ? `${WGSL.xq8_block}\n${WGSL.paged_attention_xq}` : XQ_OUT_NONE;
     const constants = { HD4: headDim / 4, WG: this.wg, SPLIT_KEYS: split ? 1 : 0, GQ: gq };
     const build = (r: number): GPUComputePipeline => {
       if (blocks === 'unrolled' && writtenOutFits(headDim, gq, r)) {
         const key = { op: 'paged_attention', variant: `per-head-written-out-gq${gq}-rb${r}`, constants: { HD4: headDim / 4, WG: this.wg } };
         return gpu.pipelines.get(key, () => `${shaderSource('paged_attention_common', PagedAttentionParams)}\n${writtenOutPerHead(headDim / 4, gq, r)}`);
       }
-      const key = { op: 'paged_attention', variant: this.variant, constants: r > 1 ? { ...constants, RB: r } : constants };
-      return gpu.pipelines.get(key, () => `${shaderSource('paged_attention_common', PagedAttentionParams)}\n${WGSL.paged_attention}`);
+      const key = { op: 'paged_attention', variant: `${this.variant}${this.quantizeOut ? ':xq' : ''}`, constants: r > 1 ? { ...constants, RB: r } : constants };
+      return gpu.pipelines.get(key, () => `${shaderSource('paged_attention_common', PagedAttentionParams)}\n${xq}\n${WGSL.paged_attention}`);
     };
     this.writtenOut = blocks === 'unrolled' && writtenOutFits(headDim, gq, 1);
     this.pipeline = build(1);
@@ -232,7 +260,10 @@ export class PagedAttention {
       );
     }
     this.dummy ??= createStorage(this.gpu.device, 16, 'paged_attention:no-cascade');
-    const buffers = [b.q, b.kv, b.rowPath, b.positions, b.pageTable, b.out, b.meta ?? this.dummy, b.partials ?? this.dummy];
+    if (this.quantizeOut !== (b.xq !== undefined)) {
+      throw new InvalidArgumentError(`paged_attention: ${this.quantizeOut ? 'quantizeOut needs the xq scratch' : 'xq is bound only with quantizeOut'}`);
+    }
+    const buffers = [b.q, b.kv, b.rowPath, b.positions, b.pageTable, b.out, b.meta ?? this.dummy, b.partials ?? this.dummy, ...(b.xq ? [b.xq.xq, b.xq.xs] : [])];
     const k = new BoundKernel<Field>(this.gpu, this.pipeline, PagedAttentionParams, buffers, label);
     const blocks = new Map([...this.blockPipelines].map(([r, p]) => [r, new BoundKernel<Field>(this.gpu, p, PagedAttentionParams, buffers, `${label}:rows${r}`)]));
     return new BoundPagedAttention(k, blocks, this.gpu, this, b, pages, { window, scaleLog2: Math.LOG2E * scale, softcapLog2: Math.LOG2E * softcap });
@@ -309,6 +340,10 @@ export class BoundPagedAttention {
       ['pageTable', this.b.pageTable, maxPages * 4],
       ['out', this.b.out, rows * s.nHeads * s.headDim * 4],
     ];
+    if (this.b.xq) {
+      const bytes = quantizedXBytes(rows, s.nHeads * s.headDim);
+      need.push(['xq words', this.b.xq.xq, bytes.words], ['xq scales', this.b.xq.xs, bytes.scales]);
+    }
     if (cascade) {
       if (!this.b.meta || !this.b.partials) {
         throw new InvalidArgumentError('paged_attention: cascade needs the meta and partials buffers bound; bind them or encode without cascade');

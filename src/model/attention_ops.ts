@@ -16,6 +16,7 @@ import { createStorage, writeBuffer } from '../gpu/buffers.js';
 import type { Gpu } from '../gpu/device.js';
 import { InvalidArgumentError } from '../errors.js';
 import {
+  canQuantizeOut,
   type AttentionLayerOptions,
   type BoundPagedAttention,
   defaultRowsPerInvocation,
@@ -24,6 +25,7 @@ import {
   type PagedAttentionVariant,
 } from '../kernels/paged_attention.js';
 import { type BoundPrefixAttention, PrefixAttention } from '../kernels/prefix_attention.js';
+import type { QuantizedX } from '../kernels/quantize_x8.js';
 import { type CascadeLists, type CascadeShape, cascadeMetaWords, packCascade, prefixTree } from '../sched/cascade.js';
 import type { StepPlan } from '../sched/step_plan.js';
 import type { NamedOp } from './gpu_model.js';
@@ -86,6 +88,11 @@ export interface ModelAttentionBuffers {
 export class ModelAttention {
   /** The paged-attention variant every step of this model runs. */
   readonly variant: PagedAttentionVariant;
+  /**
+   * Whether every layer's attention also writes its output on 8 bits (options.quantizeOut where the per-head loop
+   * form runs it: kernels/paged_attention.ts canQuantizeOut), into the scratch bind takes.
+   */
+  readonly quantizesOut: boolean;
   /** Per-head: the most rows one invocation takes (2 or 4: blocks walk their shared pages once, in wide steps). */
   get rowsPerInvocation(): number {
     return this.perHead?.rowsPerInvocation ?? 1;
@@ -109,7 +116,7 @@ export class ModelAttention {
     private readonly gpu: Gpu,
     readonly shape: ModelAttentionShape,
     private readonly b: ModelAttentionBuffers,
-    options: { cascade: boolean; longestKeys: number; variant?: PagedAttentionVariant },
+    options: { cascade: boolean; longestKeys: number; variant?: PagedAttentionVariant; quantizeOut?: boolean },
   ) {
     const s = shape;
     const base = { nHeads: s.nHeads, kvHeads: s.kvHeads, headDim: s.headDim, pageSize: s.pageSize, qStride: s.qStride };
@@ -126,7 +133,8 @@ export class ModelAttention {
     const fit = [4, 2].find((r) => options.longestKeys <= blockKeyLimit(r, s.headDim, s.pageSize)) ?? 1;
     const gq = headsPerInvocation(s.nHeads, s.kvHeads, s.headDim);
     const pairs = { rowsPerInvocation: Math.min(fit, defaultRowsPerInvocation(gpu, s.headDim, gq)) };
-    this.perHead = needSplit ? null : new PagedAttention(gpu, { ...base, variant: 'per-head', ...pairs });
+    this.quantizesOut = !needSplit && (options.quantizeOut ?? false) && canQuantizeOut(s.headDim, gpu.registerBlocks);
+    this.perHead = needSplit ? null : new PagedAttention(gpu, { ...base, variant: 'per-head', ...pairs, quantizeOut: this.quantizesOut });
     this.splitKeys = needSplit ? new PagedAttention(gpu, { ...base, variant: 'split-keys' }) : null;
     this.cascadeOn = options.cascade;
     if (options.cascade) {
@@ -182,9 +190,9 @@ export class ModelAttention {
     this.lists = lists;
   }
 
-  /** The attention op of one layer over its KV pool. */
-  bind(kv: GPUBuffer, layer: AttentionLayerOptions, label: string): NamedOp {
-    const b = { ...this.b, kv, ...(this.meta && this.partials ? { meta: this.meta, partials: this.partials } : {}) };
+  /** The attention op of one layer over its KV pool; `xq` (exactly when quantizesOut) receives the output on 8 bits. */
+  bind(kv: GPUBuffer, layer: AttentionLayerOptions, label: string, xq?: QuantizedX): NamedOp {
+    const b = { ...this.b, kv, ...(this.meta && this.partials ? { meta: this.meta, partials: this.partials } : {}), ...(xq ? { xq } : {}) };
     const perHead = this.perHead?.bind(b, `${label}:per-head`, layer) ?? null;
     const split = this.splitKeys?.bind(b, `${label}:split-keys`, layer) ?? null;
     const prefix: BoundPrefixAttention | null =

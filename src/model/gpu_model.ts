@@ -13,6 +13,7 @@ import { RmsNorm, type BoundRowNorm } from '../kernels/rmsnorm.js';
 import { ModelAttention, perHeadKeyLimit } from './attention_ops.js';
 import { Projections } from './projections.js';
 import { mlpBlockFor, mlpBlockOp } from './mlp_block_op.js';
+import { hasIntDot } from '../kernels/weight_shader.js';
 import type { BoundDecodeFused } from '../kernels/decode_fused.js';
 import { buildDecodeFused, decodeFusedPlan } from './decode_fused.js';
 import type { DecodeFusedMeasure } from './decode_fused_choice.js';
@@ -216,7 +217,12 @@ export class GpuModel {
       gpu,
       { nHeads: a.nHeads, kvHeads: a.nKvHeads, headDim: a.headDim, pageSize: this.pageSize, qStride: z.qkvDim, maxRows: R },
       { q: this.qkv, positions: this.positions, rowPath: this.rowPath, pageTable: this.pageTable, out: this.attnOut },
-      { cascade: options.cascade ?? false, variant: perHeadForFused ? 'per-head' : options.attentionVariant, longestKeys },
+      {
+        cascade: options.cascade ?? false, variant: perHeadForFused ? 'per-head' : options.attentionVariant, longestKeys,
+        // Every out-projection on 8-bit x: the attention writes its output on 8 bits too (where its variant can), so the
+        // out-projection needs no quantize dispatch (Projections xqReady).
+        quantizeOut: this.activations === 'q8' && this.weights.layers.every((l) => l.wo.parts.every((p) => hasIntDot(p.type))),
+      },
     );
     this.owners.push(this.attention);
     this.kernels = this.bindKernels(topK);
@@ -372,13 +378,16 @@ export class GpuModel {
         ops.push(mm(`${p}qkv`, D, z.qkvDim, lw.wqkv, lw.bqkv, attnIn.x, this.qkv, false, { ...attnIn.pro, epilogue, rope }));
         if (layout === 'parallel' && fold) ops.push(gateUp(mlpIn!));
       }
-      ops.push(this.attention.bind(this.kv[l], { window: ls.window ?? 0, scale: a.queryScale, softcap: a.softCap ?? 0 }, `${p}attention`));
-      // Out-projection: straight into the residual stream, or into `proj` for the post-norm to add.
+      const xq = this.attention.quantizesOut ? projections.x8Scratch() : undefined;
+      ops.push(this.attention.bind(this.kv[l], { window: ls.window ?? 0, scale: a.queryScale, softcap: a.softCap ?? 0 }, `${p}attention`, xq));
+      // Out-projection: straight into the residual stream, or into `proj` for the post-norm to add. Its x is on 8 bits
+      // in the shared scratch already when the attention wrote it there.
+      const oExtras = { xqReady: xq !== undefined };
       if (post && lw.attnPostNorm) {
-        ops.push(mm(`${p}o`, z.qDim, D, lw.wo, lw.bo, this.attnOut, this.proj, false));
+        ops.push(mm(`${p}o`, z.qDim, D, lw.wo, lw.bo, this.attnOut, this.proj, false, oExtras));
         ops.push(normOp(lw.attnPostNorm, this.proj, this.hidden, true, `${p}attn_post_norm`));
       } else {
-        ops.push(mm(`${p}o`, z.qDim, D, lw.wo, lw.bo, this.attnOut, this.hidden, true));
+        ops.push(mm(`${p}o`, z.qDim, D, lw.wo, lw.bo, this.attnOut, this.hidden, true, oExtras));
       }
       if (layout !== 'parallel') ops.push(gateUp(normed(lw.mlpNorm, this.normed, `${p}mlp_norm`)));
       else if (!fold) ops.push(gateUp(mlpIn!));

@@ -38,6 +38,11 @@ export interface ProjectionExtras {
   rope?: RopeBuffers;
   /** Only the prefill (register-blocked) variant is compiled: for a matmul encoded only for wide steps. */
   prefillOnly?: boolean;
+  /**
+   * x is on 8 bits in x8Scratch() already when this projection runs (the attention wrote it there for the
+   * out-projection): its 8-bit parts skip the quantize dispatch (QMatmul xqReady).
+   */
+  xqReady?: boolean;
 }
 
 export class Projections {
@@ -60,6 +65,11 @@ export class Projections {
   ) {
     const m = spec.mlp;
     this.mlpAct = o.mlpOut ? new MlpAct(gpu, { hidden: m.hiddenDim, act: m.activation, gated: m.gated }) : null;
+  }
+
+  /** The 8-bit x scratch every 8-bit projection shares ((maxRows, xWidth) values, kernels/quantize_x8.ts). */
+  x8Scratch(): QuantizedX {
+    return this.scratch();
   }
 
   private scratch(): QuantizedX {
@@ -85,9 +95,9 @@ export class Projections {
    * `norm`), the MLP activation, or nothing. x (M, K), y (M, N) f32.
    */
   matmul(name: string, K: number, N: number, W: GpuMatrix, bias: GPUBuffer | null, x: GPUBuffer, y: GPUBuffer, accumulate: boolean, extras: ProjectionExtras = {}): NamedOp {
-    const { prologue = PLAIN, norm, epilogue = NO_EPILOGUE, rope, prefillOnly = false } = extras;
+    const { prologue = PLAIN, norm, epilogue = NO_EPILOGUE, rope, prefillOnly = false, xqReady = false } = extras;
     // Parts of one matrix read the same x through the same prologue: on 8-bit x the first quantizes it for all.
-    let quantized = false;
+    let quantized = xqReady;
     const bound = W.parts.map((part, i) => {
       const key = `${part.type},${K},${N},${bias !== null},${accumulate},${prologueKey(prologue)},${epilogueKey(epilogue)}${prefillOnly ? ',prefill' : ''}`;
       const o = { K, N, bias: bias !== null, accumulate, prologue, epilogue, ...(prefillOnly ? { variants: ['prefill' as const] } : {}) };

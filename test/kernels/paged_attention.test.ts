@@ -2,10 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, UnsupportedModelError } from '../../src/errors.js';
 import type { Gpu } from '../../src/gpu/device.js';
 import { createStorage, createStorageFrom } from '../../src/gpu/buffers.js';
-import { readF32 } from '../../src/gpu/readback.js';
+import { readF32, readU32 } from '../../src/gpu/readback.js';
 import { submitPass } from '../../src/kernels/kernel.js';
 import { RopeKv } from '../../src/kernels/rope_kv.js';
-import { PagedAttention, type PagedAttentionVariant } from '../../src/kernels/paged_attention.js';
+import { headsPerInvocation, PagedAttention, type PagedAttentionVariant } from '../../src/kernels/paged_attention.js';
+import { BoundQuantizeX8, createQuantizedX } from '../../src/kernels/quantize_x8.js';
+import { PLAIN } from '../../src/kernels/x_prologue.js';
 import { expectClose } from '../ref/compare.js';
 import {
   type AttentionSwitches,
@@ -345,6 +347,62 @@ describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
     expect(dflt.rowsPerInvocation).toBe(llvmpipe ? 4 : 1);
     expect(new PagedAttention(gpu, { nHeads: 9, kvHeads: 3, headDim: 64, pageSize: 16, qStride: 960, variant: 'per-head' }).rowsPerInvocation).toBe(1);
     expect(() => new PagedAttention(gpu, { nHeads: 8, kvHeads: 4, headDim: 8, pageSize: 16, qStride: 128, variant: 'per-head', rowsPerInvocation: 3 })).toThrow(InvalidArgumentError);
+  });
+
+  it('writes its output on 8 bits as quantize_x8 would (quantizeOut), bit for bit, for 1-3 heads and 1-4 rows per invocation', async () => {
+    // The out-projection on 8-bit activations reads these words in place of a quantize_x8 dispatch over `out`
+    // (model/gpu_model.ts): they must be exactly what that dispatch makes of `out` (shaders/xq8_block.wgsl in both).
+    // Head dims of one and two 32-value blocks; 34 rows (a short last block of 4); GQA groups of 1, 2 and 3.
+    const gpu = await gpuFor(choice);
+    const seed = testSeed();
+    for (const s of [{ nHeads: 4, kvHeads: 4, headDim: 32, pageSize: 7 }, { nHeads: 4, kvHeads: 2, headDim: 32, pageSize: 4 }, { nHeads: 9, kvHeads: 3, headDim: 64, pageSize: 16 }]) {
+      // The scenario's 17 rows twice (the copy asks the negated queries): 34 rows, enough for blocks of 4 (rowsFor).
+      const one = buildScenario(mulberry32(seed), s, 1);
+      const twice = (x: Uint32Array) => Uint32Array.from([...x, ...x]);
+      const qkv2 = new Float32Array(2 * one.qkv.length);
+      qkv2.set(one.qkv);
+      qkv2.set(one.qkv.map((x) => -x), one.qkv.length);
+      const sc: Scenario = { ...one, rows: 2 * one.rows, qkv: qkv2, rowPath: twice(one.rowPath), positions: twice(one.positions), slots: twice(one.slots) };
+      const b = upload(gpu, sc);
+      const qDim = s.nHeads * s.headDim;
+      const plainOut = createStorage(gpu.device, sc.rows * qDim * 4, 'out (plain)');
+      const plain = new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant: 'per-head', registerBlocks: 'loops' }).bind({ ...b, q: b.qkv, out: plainOut });
+      submitPass(gpu, (pass) => plain.encode(pass, { rows: sc.rows, maxPages: sc.maxPages }));
+      const want = await readF32(gpu, plainOut, sc.rows * qDim);
+      // Blocks of rows only where a row's heads per invocation hold at most 32 values (defaultRowsPerInvocation's rule:
+      // larger blocks take minutes to compile on llvmpipe).
+      for (const rowsPerInvocation of s.headDim * headsPerInvocation(s.nHeads, s.kvHeads, s.headDim) <= 32 ? [1, 2, 4] : [1]) {
+        const what = `seed ${seed}, ${JSON.stringify(s)}, ${rowsPerInvocation} rows per invocation`;
+        const out = createStorage(gpu.device, sc.rows * qDim * 4, 'out');
+        const xq = createQuantizedX(gpu, sc.rows, qDim, 'attention out');
+        const ref = createQuantizedX(gpu, sc.rows, qDim, 'quantize_x8 of out');
+        const op = new PagedAttention(gpu, { ...s, qStride: sc.qkvStride, variant: 'per-head', registerBlocks: 'loops', rowsPerInvocation, quantizeOut: true });
+        if (s.nHeads / op.headsPerInvocation === 4) expect(op.rowsFor(sc.rows), what).toBe(rowsPerInvocation);
+        const att = op.bind({ ...b, q: b.qkv, out, xq });
+        const quant = new BoundQuantizeX8(gpu, out, ref, qDim, PLAIN, null, 'ref');
+        submitPass(gpu, (pass) => {
+          att.encode(pass, { rows: sc.rows, maxPages: sc.maxPages });
+          quant.encode(pass, sc.rows);
+        });
+        const got = await readF32(gpu, out, sc.rows * qDim);
+        expect(Array.from(got), `${what}: out as without quantizeOut`).toEqual(Array.from(want));
+        const words = sc.rows * qDim;
+        const scales = (sc.rows * qDim) / 16; // two f32 per 32-value block
+        expect(Array.from(await readU32(gpu, xq.xq, words)), `${what}: words`).toEqual(Array.from(await readU32(gpu, ref.xq, words)));
+        expect(Array.from(await readU32(gpu, xq.xs, scales)), `${what}: scales`).toEqual(Array.from(await readU32(gpu, ref.xs, scales)));
+        // Not trivially: the output spans many 8-bit steps.
+        expect(new Set(await readU32(gpu, xq.xq, words)).size).toBeGreaterThan(words / 4);
+        for (const buf of [out, xq.xq, xq.xs, ref.xq, ref.xs]) buf.destroy();
+        att.destroy();
+        quant.destroy();
+      }
+      plain.destroy();
+      plainOut.destroy();
+    }
+    const ok = { nHeads: 4, kvHeads: 2, headDim: 32, pageSize: 4, qStride: 256 };
+    expect(() => new PagedAttention(gpu, { ...ok, headDim: 8, qStride: 64, variant: 'per-head', registerBlocks: 'loops', quantizeOut: true })).toThrow(InvalidArgumentError);
+    expect(() => new PagedAttention(gpu, { ...ok, variant: 'split-keys', quantizeOut: true })).toThrow(InvalidArgumentError);
+    expect(() => new PagedAttention(gpu, { ...ok, variant: 'per-head', registerBlocks: 'unrolled', quantizeOut: true })).toThrow(InvalidArgumentError);
   });
 
   it('picks its variant from the adapter unless told', async () => {
