@@ -99,9 +99,15 @@ export interface PagedAttentionShape {
   quantizeOut?: boolean;
 }
 
-/** Whether a per-head attention with this head dim and register-block form can write its output on 8 bits. */
-export function canQuantizeOut(headDim: number, blocks: RegisterBlocks): boolean {
-  return headDim % X8_BLOCK === 0 && blocks === 'loops';
+/** Storage buffers of the per-head attention that writes its output on 8 bits (bindings 1-10). */
+const XQ_OUT_STORAGE_BUFFERS = 10;
+
+/**
+ * Whether a per-head attention with this head dim and register-block form can write its output on 8 bits on this
+ * device: the loop form, whole 32-value blocks per head, and two more storage buffers than the plain kernel's eight.
+ */
+export function canQuantizeOut(gpu: Gpu, headDim: number, blocks: RegisterBlocks): boolean {
+  return headDim % X8_BLOCK === 0 && blocks === 'loops' && gpu.limits.maxStorageBuffersPerShaderStage >= XQ_OUT_STORAGE_BUFFERS;
 }
 
 /**
@@ -220,9 +226,9 @@ export class PagedAttention {
     }
     const blocks = split ? 'loops' : (shape.registerBlocks ?? gpu.registerBlocks);
     this.quantizeOut = shape.quantizeOut ?? false;
-    if (this.quantizeOut && (split || !canQuantizeOut(headDim, blocks))) {
+    if (this.quantizeOut && (split || !canQuantizeOut(gpu, headDim, blocks))) {
       throw new InvalidArgumentError(
-        `paged_attention: quantizeOut needs the per-head variant in its loop form and a head dim that is whole blocks of ${X8_BLOCK} (got ${this.variant}, ${blocks}, head dim ${headDim})`,
+        `paged_attention: quantizeOut needs the per-head variant in its loop form, a head dim that is whole blocks of ${X8_BLOCK} and ${XQ_OUT_STORAGE_BUFFERS} storage buffers per stage (got ${this.variant}, ${blocks}, head dim ${headDim}, ${gpu.limits.maxStorageBuffersPerShaderStage}); use canQuantizeOut`,
       );
     }
     // The per-head loop form's finishHead calls xqOutHead: the quantizing one, or one that does nothing.

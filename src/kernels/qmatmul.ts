@@ -6,7 +6,7 @@
 // (bench/RESULTS.md, "Weights"):
 // - activations 'q8' (the default) on Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K and Q6_K, at every M: kernels/quantize_x8.ts quantizes
 //   x to 8 bits per 32-value block after the x prologue, as llama.cpp does for its quantized dot products (one
-//   dispatch more), then shaders/qmatmul_q8.wgsl (Q5_0: qmatmul_q8_t8.wgsl, one 8-row tile per invocation) multiplies
+//   dispatch more, none with xqReady: the model's out-projection reads what the per-head attention wrote on 8 bits), then shaders/qmatmul_q8.wgsl (Q5_0: qmatmul_q8_t8.wgsl, one 8-row tile per invocation) multiplies
 //   integers, two weights per u32 multiply (idot_<type>.wgsl); 8 columns and 1 (M = 1), 4 (M < QMATMUL_PREFILL_MIN_M)
 //   or 8 rows per invocation (at M = 1 on llvmpipe 8 invocations per workgroup, else 16). A row's per-column arithmetic is the same at every M, so its bits do not depend on how
 //   many rows share the dispatch (batched == single);

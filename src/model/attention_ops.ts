@@ -133,7 +133,7 @@ export class ModelAttention {
     const fit = [4, 2].find((r) => options.longestKeys <= blockKeyLimit(r, s.headDim, s.pageSize)) ?? 1;
     const gq = headsPerInvocation(s.nHeads, s.kvHeads, s.headDim);
     const pairs = { rowsPerInvocation: Math.min(fit, defaultRowsPerInvocation(gpu, s.headDim, gq)) };
-    this.quantizesOut = !needSplit && (options.quantizeOut ?? false) && canQuantizeOut(s.headDim, gpu.registerBlocks);
+    this.quantizesOut = !needSplit && (options.quantizeOut ?? false) && canQuantizeOut(gpu, s.headDim, gpu.registerBlocks);
     this.perHead = needSplit ? null : new PagedAttention(gpu, { ...base, variant: 'per-head', ...pairs, quantizeOut: this.quantizesOut });
     this.splitKeys = needSplit ? new PagedAttention(gpu, { ...base, variant: 'split-keys' }) : null;
     this.cascadeOn = options.cascade;
