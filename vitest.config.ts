@@ -64,7 +64,7 @@ export default defineConfig({
       {
         // Chromium's GL route (llvmpipe through ANGLE, bench/browser.ts LAUNCH_ARGS.llvmpipe), where the register-blocked
         // matmul and the per-head attention run written out (src/gpu/register_blocks.ts): the matmul and attention tests
-        // (the cascade's merge too), token_stats (llvmpipe's loop cap and single-draw pipeline), and the quantized matmul on every
+        // (the cascade's merge too), token_stats (llvmpipe's loop cap and single-draw pipeline), mlp_block written out, and the quantized matmul on every
         // storage type (issue 12: each type against float64 on both CPU adapters in Chromium too), on the page's
         // llvmpipe adapter.
         // Without the developer-features flag, as users' pages run: test/browser-gl/ checks the fused decode's rule and
@@ -77,6 +77,7 @@ export default defineConfig({
             'test/kernels/matmul*.test.ts',
             'test/kernels/qmatmul.test.ts',
             'test/kernels/token_stats.test.ts',
+            'test/kernels/mlp_block.test.ts',
             'test/kernels/paged_attention.test.ts',
             'test/kernels/paged_attention_loop_limit.test.ts',
             'test/kernels/prefix_attention.test.ts',

@@ -2,7 +2,8 @@
 // (shaders/mlp_block.wgsl), one workgroup per block of 8 rows, for wide steps of small models on llvmpipe. The layered
 // forward runs these as three register-blocked matmuls (kernels/matmul.ts), one dispatch each; on llvmpipe a dispatch
 // costs ~20 us of hand-off to Mesa's worker threads, about what stories260K's 16-row o or down projection computes.
-// Same operations in the same order as the three matmuls (the shader's header): same bits.
+// Same operations in the same order as the three matmuls (the shader's header): same bits. On Chromium's GL route the
+// phases run written out (kernels/mlp_block_written_out.ts), as the register-blocked matmuls do there.
 //
 // Bindings: 1 attnOut (M, qDim) f32; 2 Wo (D, qDim); 3 hidden (M, D) f32, read and written; 4 the MLP norm's weight
 // (D); 5 Wgu (2F, D) gate rows then up rows; 6 gateUp (M, 2F) f32 written (and read); 7 Wdown (D, F). No biases.
@@ -11,6 +12,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { defineUniform } from '../gpu/uniform.js';
 import { BoundKernel, checkFloats, groupsFor } from './kernel.js';
 import { ACT_CODE, type Activation } from './mlp_act.js';
+import { mlpBlockWrittenOut } from './mlp_block_written_out.js';
 import { WGSL } from './wgsl.gen.js';
 
 export const MlpBlockParams = defineUniform('Params', [
@@ -67,8 +69,11 @@ export class MlpBlock {
       if (!Number.isInteger(v) || v < 4 || v % 4 !== 0) throw new InvalidArgumentError(`MlpBlock: ${name} must be a positive multiple of 4, got ${v}.`);
     }
     if (!(act in ACT_CODE)) throw new InvalidArgumentError(`MlpBlock: act must be one of ${Object.keys(ACT_CODE).join(', ')}, got ${act}.`);
-    const code = `${MlpBlockParams.wgsl}\noverride ACT: u32;\n${WGSL.activation}\n${WGSL.mlp_block}`;
-    this.pipeline = gpu.pipelines.get({ op: 'mlp_block', variant: 'rows8', constants: { WG, ACT: ACT_CODE[act] } }, () => code);
+    // Written out where the register-blocked kernels are (Chromium's GL route: kernels/mlp_block_written_out.ts).
+    const unrolled = gpu.registerBlocks === 'unrolled';
+    const body = unrolled ? mlpBlockWrittenOut(WGSL.mlp_block) : WGSL.mlp_block;
+    const code = `${MlpBlockParams.wgsl}\noverride ACT: u32;\n${WGSL.activation}\n${body}`;
+    this.pipeline = gpu.pipelines.get({ op: 'mlp_block', variant: unrolled ? 'rows8-unrolled' : 'rows8', constants: { WG, ACT: ACT_CODE[act] } }, () => code);
   }
 
   bind(b: MlpBlockBuffers, label = 'mlp_block'): BoundMlpBlock {

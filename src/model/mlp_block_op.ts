@@ -1,7 +1,7 @@
 // When a layer's out-projection, MLP norm + gate|up and down run as one mlp_block dispatch (kernels/mlp_block.ts)
 // instead of three matmuls, and the op that picks per step. Same bits either way (the kernel's header), so the choice
-// is speed only: measured on llvmpipe in Node, stories260K's 16-row steps (bench/RESULTS.md "Peers").
-import { isNode } from '../gpu/adapters.js';
+// is speed only: measured on llvmpipe in Node and on Chromium's GL route, stories260K's 16-row steps (bench/RESULTS.md "Peers").
+import { onLlvmpipe } from '../gpu/adapters.js';
 import type { Gpu } from '../gpu/device.js';
 import { PREFILL_MIN_M } from '../kernels/matmul.js';
 import { MlpBlock, mlpBlockLoopIterations, type BoundMlpBlock } from '../kernels/mlp_block.js';
@@ -16,12 +16,14 @@ const oneF32Chunk = (t: WeightTensor) => t.type === 'F32' && t.chunks.length ===
 const plainMatrix = (m: GpuMatrix) => m.parts.length === 1 && oneF32Chunk(m.parts[0]);
 
 /**
- * The block's kernel for this model's layers, or null where they keep three matmuls: only on llvmpipe in Node (where
- * a dispatch's hand-off costs about what a small projection computes; elsewhere unmeasured), for pre-norm RMS models
+ * The block's kernel for this model's layers, or null where they keep three matmuls: only on llvmpipe (gpu/adapters.ts
+ * onLlvmpipe: in Node, where a dispatch's hand-off costs about what a small projection computes, and on Chromium's GL
+ * route, where the block runs written out: 0.82-0.84x the three matmuls at 16 rows, bench/RESULTS.md "Peers";
+ * elsewhere unmeasured), for pre-norm RMS models
  * with a gated MLP, F32 weights in one chunk, no biases, and widths that are multiples of 4.
  */
 export function mlpBlockFor(gpu: Gpu, s: ModelSpec, layers: readonly GpuLayer[]): MlpBlock | null {
-  if (!isNode || !gpu.isCpu || /swiftshader/i.test(gpu.name)) return null;
+  if (!onLlvmpipe(gpu)) return null;
   if (s.norm.kind !== 'rms' || s.residual.layout !== 'sequential' || !s.mlp.gated) return null;
   const qDim = s.attention.nHeads * s.attention.headDim;
   const shape = { dim: s.dim, qDim, hidden: s.mlp.hiddenDim, eps: s.norm.eps, act: s.mlp.activation };

@@ -7,7 +7,7 @@ import { GpuModel } from '../../src/model/gpu_model.js';
 import { downSplits } from '../../src/model/projections.js';
 import { PREFILL_MIN_M } from '../../src/kernels/matmul.js';
 import { GEMMA3_270M, GPT2_124M, QWEN3_06B, SMOLLM2_360M, randomModelWeights, withSpec } from '../../src/model/random_weights.js';
-import { isNode } from '../../src/gpu/adapters.js';
+import { onLlvmpipe } from '../../src/gpu/adapters.js';
 import { validateSpec, type ModelSpec, type ResidualSpec } from '../../src/model/spec.js';
 import type { ModelWeights } from '../../src/model/spec.js';
 import type { WeightMatrix } from '../../src/weights/stored_matrix.js';
@@ -186,10 +186,10 @@ describe(`dispatches per step on ${testAdapterChoices()[0]}`, () => {
       expect(count(3, 3, 3)).toBe(layered(3) + 2);
       expect(count(17, 1, 1)).toBe(layered(17) + 3);
       // A stories260K-sized down projection does not split up to 17 rows (DOWN_SPLIT_MIN_WORK): 1 + 5 L; on llvmpipe
-      // in Node o, gate|up and down of such rows run as one mlp_block dispatch from PREFILL_MIN_M rows on
+      // (Node and Chromium's GL route) o, gate|up and down of such rows run as one mlp_block dispatch from PREFILL_MIN_M rows on
       // (model/mlp_block_op.ts): 1 + 3 L there, and 1 + 5 L below.
       expect(downSplits(17, 172, 64)).toBe(false);
-      const blocks = isNode && gpu.isCpu && !/swiftshader/i.test(gpu.name);
+      const blocks = onLlvmpipe(gpu);
       expect(layered(17)).toBe(1 + (blocks ? 3 : 5) * 5);
       expect(layered(PREFILL_MIN_M)).toBe(1 + (blocks ? 3 : 5) * 5);
       expect(layered(PREFILL_MIN_M - 1)).toBe(1 + 5 * 5);
