@@ -80,7 +80,14 @@ export class MlpBlock {
     const s = this.shape;
     const ws: [string, GPUBuffer, number][] = [['wo', b.wo, s.dim * s.qDim], ['norm', b.norm, s.dim], ['wGateUp', b.wGateUp, 2 * s.hidden * s.dim], ['wDown', b.wDown, s.dim * s.hidden]];
     for (const [name, buf, n] of ws) checkFloats(label, name, buf, n);
-    if (b.hidden === b.gateUp) throw new InvalidArgumentError(`${label}: hidden and gateUp must be different buffers.`);
+    // WebGPU refuses a buffer bound writable and also bound elsewhere in one dispatch (the whole command buffer would be
+    // dropped): say so here instead.
+    const all: [string, GPUBuffer][] = [['attnOut', b.attnOut], ['wo', b.wo], ['hidden', b.hidden], ['norm', b.norm], ['wGateUp', b.wGateUp], ['gateUp', b.gateUp], ['wDown', b.wDown]];
+    for (const written of ['hidden', 'gateUp']) {
+      const buf = all.find(([n]) => n === written)![1];
+      const other = all.find(([n, o]) => n !== written && o === buf);
+      if (other) throw new InvalidArgumentError(`${label}: ${written} is written, so it must be a buffer of its own (it is also bound as ${other[0]}).`);
+    }
     const k = new BoundKernel<Field>(this.gpu, this.pipeline, MlpBlockParams, [b.attnOut, b.wo, b.hidden, b.norm, b.wGateUp, b.gateUp, b.wDown], label);
     return new BoundMlpBlock(k, b, s, label);
   }

@@ -29,6 +29,9 @@ export function mlpBlockFor(gpu: Gpu, s: ModelSpec, layers: readonly GpuLayer[])
   const shape = { dim: s.dim, qDim, hidden: s.mlp.hiddenDim, eps: s.norm.eps, act: s.mlp.activation };
   if ([shape.dim, shape.qDim, shape.hidden].some((v) => v % 4 !== 0)) return null;
   if (mlpBlockLoopIterations(shape) > LOOP_BUDGET) return null;
+  // mlpBlockOp takes the block only at R >= PREFILL_MIN_M rows below downSplits: a model too wide for it even at the
+  // fewest rows never would (SmolLM2-135M, stories15M), so it does not compile the pipeline for nothing.
+  if (downSplits(PREFILL_MIN_M, shape.hidden, shape.dim)) return null;
   for (const l of layers) {
     if (!l.mlpNorm || l.mlpNorm.bias || l.attnPostNorm || l.mlpPostNorm || l.bo || l.bGateUp || l.bDown) return null;
     if (![l.wo, l.wGateUp, l.wDown].every(plainMatrix)) return null;

@@ -123,8 +123,14 @@ describe.each(testAdapterChoices())('mlp_block on %s', (choice) => {
     const k = new MlpBlock(gpu, UNEVEN);
     const small = createStorage(gpu.device, 16, 'small');
     const ok = createStorage(gpu.device, 65536, 'ok');
-    expect(() => k.bind({ attnOut: ok, wo: small, hidden: ok, norm: ok, wGateUp: ok, gateUp: ok, wDown: ok })).toThrow(InvalidArgumentError);
-    const b = k.bind({ attnOut: ok, wo: ok, hidden: ok, norm: ok, wGateUp: ok, gateUp: createStorage(gpu.device, 72 * 64 * 4, 'gu'), wDown: ok });
+    const hidden = createStorage(gpu.device, 65536, 'hidden');
+    const gateUp = createStorage(gpu.device, 72 * 64 * 4, 'gu');
+    expect(() => k.bind({ attnOut: ok, wo: small, hidden, norm: ok, wGateUp: ok, gateUp, wDown: ok })).toThrow(InvalidArgumentError);
+    // A written buffer bound twice (WebGPU would drop the command buffer).
+    expect(() => k.bind({ attnOut: hidden, wo: ok, hidden, norm: ok, wGateUp: ok, gateUp, wDown: ok })).toThrow(/hidden is written/);
+    expect(() => k.bind({ attnOut: ok, wo: ok, hidden, norm: ok, wGateUp: ok, gateUp: hidden, wDown: ok })).toThrow(InvalidArgumentError);
+    // The read-only bindings may share one buffer.
+    const b = k.bind({ attnOut: ok, wo: ok, hidden, norm: ok, wGateUp: ok, gateUp, wDown: ok });
     // 64 rows fit gateUp (2F = 72 columns) but not 65.
     expect(() => submitPass(gpu, (p) => b.encode(p, 65))).toThrow(InvalidArgumentError);
     submitPass(gpu, (p) => b.encode(p, 64));
