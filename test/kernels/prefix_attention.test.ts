@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, UnsupportedModelError } from '../../src/errors.js';
 import { createStorage, createStorageFrom } from '../../src/gpu/buffers.js';
-import { readF32 } from '../../src/gpu/readback.js';
+import type { Gpu } from '../../src/gpu/device.js';
+import { readF32, readU32 } from '../../src/gpu/readback.js';
 import { submitPass } from '../../src/kernels/kernel.js';
 import { PagedAttention, type PagedAttentionVariant } from '../../src/kernels/paged_attention.js';
 import type { RegisterBlocks } from '../../src/gpu/register_blocks.js';
 import { PrefixAttention } from '../../src/kernels/prefix_attention.js';
+import { BoundQuantizeX8, createQuantizedX } from '../../src/kernels/quantize_x8.js';
+import { PLAIN } from '../../src/kernels/x_prologue.js';
 import { packCascade, prefixTree } from '../../src/sched/cascade.js';
 import { expectClose } from '../ref/compare.js';
 import {
@@ -110,6 +113,46 @@ function ownKeysRef(s: PagedShape, a: PagedAttentionRefArgs, sw: AttentionSwitch
   return out;
 }
 
+/** Random queries and pages over a random fork tree, the cascade's task lists for it, and their buffers. */
+function cascadeCase(gpu: Gpu, s: PagedShape, queriesPerItem: number, seed: number) {
+  const rand = mulberry32(seed);
+  const tree = randomTree(rand, s.pageSize, 7 + Math.floor(rand() * 6));
+  const qStride = s.nHeads * s.headDim + 4; // a wider row, as in the fused qkv buffer
+  const q = randomNormal(rand, tree.rows * qStride, 1.5);
+  const kvLen = tree.pages * 2 * s.kvHeads * s.pageSize * s.headDim;
+  const kv = new Float32Array(kvLen);
+  for (let i = 0; i < kvLen; i += 2 * s.kvHeads * s.pageSize * s.headDim) {
+    const half = s.kvHeads * s.pageSize * s.headDim;
+    kv.set(randomNormal(rand, half, 1.5), i);
+    kv.set(randomF32(rand, half, 1), i + half);
+  }
+  const prefix = new PrefixAttention(gpu, { ...s, qStride, queriesPerItem });
+  // Small chunks and slot caps, so that runs are split into several tasks and some subtrees are cut short.
+  const chunkPages = 1 + Math.floor(rand() * 3);
+  const maxSlotsPerRow = 2 + Math.floor(rand() * 5);
+  const nodes = prefixTree(tree, s.pageSize);
+  const lists = packCascade(tree, nodes, {
+    pageSize: s.pageSize,
+    kvHeads: s.kvHeads,
+    group: s.nHeads / s.kvHeads,
+    queriesPerItem: prefix.queriesPerItem,
+    chunkPages,
+    maxSlotsPerRow,
+  });
+  const d = gpu.device;
+  const b = {
+    q: createStorageFrom(d, q, 'q'),
+    kv: createStorageFrom(d, kv, 'kv'),
+    positions: createStorageFrom(d, tree.positions, 'positions'),
+    pageTable: createStorageFrom(d, tree.pageTable, 'pageTable'),
+    rowPath: createStorageFrom(d, tree.rowPath, 'rowPath'),
+    meta: createStorageFrom(d, lists.meta, 'meta'),
+    // NaN everywhere first: a partial slot the prefix kernel failed to write would poison its row.
+    partials: createStorageFrom(d, new Float32Array(prefix.partialBytes(lists.slots) / 4).fill(NaN), 'partials'),
+  };
+  return { tree, qStride, q, kv, prefix, chunkPages, maxSlotsPerRow, lists, b };
+}
+
 /** The paged kernel's forms: per-head with private arrays, per-head written out (where it fits), split-keys. */
 const VARIANTS: { variant: PagedAttentionVariant; registerBlocks?: RegisterBlocks }[] = [
   { variant: 'per-head', registerBlocks: 'loops' },
@@ -132,44 +175,11 @@ describe.each(testAdapterChoices())('prefix_attention + paged_attention (cascade
     it.each(SHAPES.flatMap((s) => SWITCHES.map((sw) => ({ ...s, sw: sw(s.pageSize) }))))('equals float64 per-path attention on a random fork tree: %o', async ({ sw, queriesPerItem, ...s }) => {
       const gpu = await gpuFor(choice);
       const seed = testSeed();
-      const rand = mulberry32(seed);
-      const tree = randomTree(rand, s.pageSize, 7 + Math.floor(rand() * 6));
-      const qStride = s.nHeads * s.headDim + 4; // a wider row, as in the fused qkv buffer
-      const q = randomNormal(rand, tree.rows * qStride, 1.5);
-      const kvLen = tree.pages * 2 * s.kvHeads * s.pageSize * s.headDim;
-      const kv = new Float32Array(kvLen);
-      for (let i = 0; i < kvLen; i += 2 * s.kvHeads * s.pageSize * s.headDim) {
-        const half = s.kvHeads * s.pageSize * s.headDim;
-        kv.set(randomNormal(rand, half, 1.5), i);
-        kv.set(randomF32(rand, half, 1), i + half);
-      }
-      const prefix = new PrefixAttention(gpu, { ...s, qStride, queriesPerItem });
-      // Small chunks and slot caps, so that runs are split into several tasks and some subtrees are cut short.
-      const chunkPages = 1 + Math.floor(rand() * 3);
-      const maxSlotsPerRow = 2 + Math.floor(rand() * 5);
-      const nodes = prefixTree(tree, s.pageSize);
-      const lists = packCascade(tree, nodes, {
-        pageSize: s.pageSize,
-        kvHeads: s.kvHeads,
-        group: s.nHeads / s.kvHeads,
-        queriesPerItem: prefix.queriesPerItem,
-        chunkPages,
-        maxSlotsPerRow,
-      });
+      const { tree, qStride, q, kv, prefix, chunkPages, maxSlotsPerRow, lists, b } = cascadeCase(gpu, s, queriesPerItem, seed);
       // The tree really shares pages: some task covers several rows.
       const taskRows = Array.from({ length: lists.tasks }, (_, t) => lists.meta[lists.taskOff + 5 * t + 4]);
       expect(Math.max(...taskRows), `seed ${seed}`).toBeGreaterThan(1);
       const d = gpu.device;
-      const b = {
-        q: createStorageFrom(d, q, 'q'),
-        kv: createStorageFrom(d, kv, 'kv'),
-        positions: createStorageFrom(d, tree.positions, 'positions'),
-        pageTable: createStorageFrom(d, tree.pageTable, 'pageTable'),
-        rowPath: createStorageFrom(d, tree.rowPath, 'rowPath'),
-        meta: createStorageFrom(d, lists.meta, 'meta'),
-        // NaN everywhere first: a partial slot the prefix kernel failed to write would poison its row.
-        partials: createStorageFrom(d, new Float32Array(prefix.partialBytes(lists.slots) / 4).fill(NaN), 'partials'),
-      };
       const out = createStorage(d, tree.rows * s.nHeads * s.headDim * 4, 'out');
       const pre = prefix.bind(b, 'prefix', sw);
       const paged = new PagedAttention(gpu, { ...s, qStride, ...form });
@@ -198,6 +208,40 @@ describe.each(testAdapterChoices())('prefix_attention + paged_attention (cascade
       att.destroy();
       paged.destroy();
     });
+  });
+
+  // The out-projection on 8-bit activations reads the attention's own 8-bit words (quantizeOut) in place of a
+  // quantize_x8 dispatch over `out`: after the cascade merge too they must be exactly what that dispatch makes of out.
+  it.each([{}, { window: 40 }])('per-head with quantizeOut after the cascade merge writes what quantize_x8 makes of its output: %o', async (sw: AttentionSwitches) => {
+    const gpu = await gpuFor(choice);
+    const seed = testSeed();
+    const s = { nHeads: 8, kvHeads: 2, headDim: 32, pageSize: 16 };
+    const { tree, qStride, prefix, lists, b } = cascadeCase(gpu, s, 4, seed);
+    const d = gpu.device;
+    const qDim = s.nHeads * s.headDim;
+    const outs = [createStorage(d, tree.rows * qDim * 4, 'out (plain)'), createStorage(d, tree.rows * qDim * 4, 'out')];
+    const xq = createQuantizedX(gpu, tree.rows, qDim, 'attention out');
+    const ref = createQuantizedX(gpu, tree.rows, qDim, 'quantize_x8 of out');
+    const pre = prefix.bind(b, 'prefix', sw);
+    const plain = new PagedAttention(gpu, { ...s, qStride, variant: 'per-head', registerBlocks: 'loops' }).bind({ ...b, out: outs[0] }, 'plain', sw);
+    const att = new PagedAttention(gpu, { ...s, qStride, variant: 'per-head', registerBlocks: 'loops', quantizeOut: true }).bind({ ...b, out: outs[1], xq }, 'paged', sw);
+    const quant = new BoundQuantizeX8(gpu, outs[1], ref, qDim, PLAIN, null, 'ref');
+    submitPass(gpu, (pass) => {
+      pre.encode(pass, { ...lists, maxPages: tree.maxPages });
+      plain.encode(pass, { rows: tree.rows, maxPages: tree.maxPages, cascade: true });
+      att.encode(pass, { rows: tree.rows, maxPages: tree.maxPages, cascade: true });
+      quant.encode(pass, tree.rows);
+    });
+    const what = `seed ${seed} ${JSON.stringify(sw)}`;
+    expect(Array.from(await readF32(gpu, outs[1], tree.rows * qDim)), `${what}: out as without quantizeOut`).toEqual(Array.from(await readF32(gpu, outs[0], tree.rows * qDim)));
+    const words = tree.rows * qDim;
+    const scales = words / 16; // two f32 per 32-value block
+    const got = await readU32(gpu, xq.xq, words);
+    expect(Array.from(got), `${what}: words`).toEqual(Array.from(await readU32(gpu, ref.xq, words)));
+    expect(Array.from(await readU32(gpu, xq.xs, scales)), `${what}: scales`).toEqual(Array.from(await readU32(gpu, ref.xs, scales)));
+    expect(new Set(got).size, 'the output spans many 8-bit steps').toBeGreaterThan(words / 4);
+    for (const buf of [...outs, xq.xq, xq.xs, ref.xq, ref.xs]) buf.destroy();
+    for (const k of [pre, plain, att, quant]) k.destroy();
   });
 
   it('rejects shapes and bindings it cannot run, with typed errors', async () => {
