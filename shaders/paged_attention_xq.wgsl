@@ -16,17 +16,7 @@ fn xqOutHead(r: u32, h: u32, acc: ptr<function, array<vec4<f32>, MAX_HD4>>, inv:
       (*acc)[d] * inv, (*acc)[d + 1u] * inv, (*acc)[d + 2u] * inv, (*acc)[d + 3u] * inv,
       (*acc)[d + 4u] * inv, (*acc)[d + 5u] * inv, (*acc)[d + 6u] * inv, (*acc)[d + 7u] * inv,
     );
-    let blk = (r * params.nHeads + h) * perHead + j;
-    let o = blk * 8u;
-    xq[o] = q.a0;
-    xq[o + 1u] = q.a1;
-    xq[o + 2u] = q.a2;
-    xq[o + 3u] = q.a3;
-    xq[o + 4u] = q.b0;
-    xq[o + 5u] = q.b1;
-    xq[o + 6u] = q.b2;
-    xq[o + 7u] = q.b3;
-    // quantize_x8's dx = rs * (max|x| / 127) with rs = 1 for the plain prologue: the same f32.
-    xs[blk] = vec2<f32>(q.s.x, q.s.x * q.s.y);
+    // rs = 1: quantize_x8's plain prologue, the same f32 dx.
+    xq_store((r * params.nHeads + h) * perHead + j, q, 1.0);
   }
 }

@@ -35,15 +35,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     x_at4(0u, base, k4), x_at4(0u, base, k4 + 1u), x_at4(0u, base, k4 + 2u), x_at4(0u, base, k4 + 3u),
     x_at4(0u, base, k4 + 4u), x_at4(0u, base, k4 + 5u), x_at4(0u, base, k4 + 6u), x_at4(0u, base, k4 + 7u),
   );
-  let o = blk * 8u;
-  xq[o] = q.a0;
-  xq[o + 1u] = q.a1;
-  xq[o + 2u] = q.a2;
-  xq[o + 3u] = q.a3;
-  xq[o + 4u] = q.b0;
-  xq[o + 5u] = q.b1;
-  xq[o + 6u] = q.b2;
-  xq[o + 7u] = q.b3;
-  let dx = rs * q.s.x;
-  xs[blk] = vec2<f32>(dx, dx * q.s.y);
+  xq_store(blk, q, rs);
 }
