@@ -76,6 +76,7 @@ export default defineConfig({
           include: [
             'test/kernels/matmul*.test.ts',
             'test/kernels/qmatmul.test.ts',
+            'test/kernels/qmatmul_act_q8.test.ts',
             'test/kernels/token_stats.test.ts',
             'test/kernels/mlp_block.test.ts',
             'test/kernels/paged_attention.test.ts',

@@ -1,7 +1,7 @@
 // Matmul on 8-bit activations at every M: y[m, nOffset + n] (+)= sum_k x[m, k] * W[n, k] (+ bias[nOffset + n]) with
 // W in a GGUF block type with an integer step and x as shaders/quantize_x8.wgsl quantized it per 32-value block (after the x
 // prologue: x ~ dx q, q in [-127, 127], as llama.cpp quantizes activations for its quantized dot products), then the
-// y epilogue (kernels/y_epilogue.ts: RoPE + KV write). Composed with wload_common, wload_<type>, idot_<type>.wgsl (DQK,
+// y epilogue (kernels/y_epilogue.ts: RoPE + KV write; at one row the act_q8 hook). Composed with wload_common, wload_<type>, idot_<type>.wgsl (DQK,
 // DBYTES, DOT values per step (32, 64 or 128), XB, idot_load: one column's weight words of a step, and idot_dot: their
 // integer dot product with the step's x blocks in xw, xm, scaled) and xq8.wgsl.
 //
@@ -17,7 +17,8 @@
 // invocation quantizing the blocks it reads cost 1.5-2.2x the matmul time on llvmpipe, and each workgroup quantizing
 // the row once (its invocations a share of the blocks each, one barrier) cost about as much as the dispatch it saves:
 // 3-5 us of CPU per workgroup, 8-48 of them per projection at one row (bench/RESULTS.md "Weights").
-// No shared memory and no barriers (both lose on CPU adapters, webgpu-on-cpu.md).
+// No shared memory and no barriers in the product (both lose on CPU adapters, webgpu-on-cpu.md); act_q8's one-row hook
+// has one barrier per workgroup, after it (kernels/act_q8_epilogue.ts).
 override WG: u32 = 16;
 override MR: u32 = 1u;     // rows of x per invocation, <= MAX_R
 const NR: u32 = 8u;        // columns per invocation (even: the y epilogue rotates whole pairs)
@@ -35,7 +36,7 @@ const XBLK: u32 = DOT / 32u; // 32-value blocks of x per step
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let n0 = gid.x * NR;
+  let n0 = y_col0(gid.x); // gid.x * NR, or act_q8's gate | up order (kernels/act_q8_epilogue.ts)
   let m0 = gid.y * MR;
   // Invocations past the end do not return early: rows and columns past the end are clamped, so their loads stay in
   // bounds, and only the stores below are guarded (the lanes of a SIMD batch run the loop together anyway). The
@@ -107,6 +108,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     // pipeline's bind group layout keeps bindings 2 and 3 whichever view a weight type reads.
     y[0] = f32(w4[0].x + w1[0]) + xs[0].x;
   }
+  // The one-row hook (kernels/act_q8_epilogue.ts; nothing for other epilogues), here in uniform control flow: it may
+  // hold a barrier.
+  if (MR == 1u) { y_epi_row(gid.x, n0, acc[0]); }
   for (var i = 0u; i < MR; i++) {
     let m = m0 + i;
     if (m >= params.m) { break; }

@@ -38,8 +38,8 @@ fn col(w0: u32, w1: u32, w2: u32, w3: u32, w4: u32, d: f32) -> f32 {
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   // Invocations past the last tile read the last one (in bounds) and store nothing; rows past the end are clamped.
-  let tile = min(gid.x, (params.n - 1u) / 8u);
-  let n0 = gid.x * 8u;
+  let n0 = y_col0(gid.x); // gid.x * 8, or act_q8's gate | up order (kernels/act_q8_epilogue.ts)
+  let tile = min(n0 / 8u, (params.n - 1u) / 8u);
   let m0 = gid.y * MR;
   let blocks = params.k / 32u;
   var xr: array<u32, MAX_R>;
@@ -79,6 +79,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     // matches the other bodies'.
     y[0] = f32(w1[0]) + xs[0].x;
   }
+  // The one-row hook (kernels/act_q8_epilogue.ts; nothing for other epilogues), in uniform control flow.
+  if (MR == 1u) { y_epi_row(gid.x, n0, acc[0]); }
   for (var i = 0u; i < MR; i++) {
     let m = m0 + i;
     if (m >= params.m) { break; }

@@ -1,7 +1,9 @@
 // One 32-value block of activations on 8 bits, as llama.cpp's Q8_1 (ggml-quants.c quantize_row_q8_1_ref):
 // dx = max|x| / 127, q = round(x / dx) in [-127, 127], sx = dx sum(q), in the word layout the 8-bit matmul bodies
-// multiply (xq8.wgsl; quantize_x8.wgsl's header gives it). Shared by shaders/quantize_x8.wgsl and the per-head
-// attention that quantizes its output for the out-projection (paged_attention_xq.wgsl), so both give the same bits.
+// multiply (xq8.wgsl; quantize_x8.wgsl's header gives it). Shared by shaders/quantize_x8.wgsl, the per-head
+// attention that quantizes its output for the out-projection (paged_attention_xq.wgsl) and the one-row gate|up
+// matmul's act epilogue (kernels/act_q8_epilogue.ts), so all give the same bits. The store is xq8_store.wgsl (the
+// epilogue's body binds xq read-only and stores through its own).
 // Written out without private arrays (llvmpipe keeps an indexed private array in memory, lane by lane).
 
 /** The block: its A words (vec4s 0..3), B words (4..7) and (max|x| / 127, sum q). */
@@ -54,23 +56,4 @@ fn xq_block8(v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>, v4: vec
     bitcast<vec4<u32>>(r3 * 65536 + r7),
     vec2<f32>(amax / 127.0, f32((t.x + t.y) + (t.z + t.w))),
   );
-}
-
-/**
- * Stores block `blk`: its 8 vec4 words at xq[8 blk..] and (dx, dx sum q) at xs[blk], with dx = rs max|x| / 127 (rs: a
- * factor common to the row, the RMS prologue's 1 / rms; 1.0 otherwise, which leaves max|x| / 127 exact). The including
- * shader declares `xq: array<vec4<u32>>` and `xs: array<vec2<f32>>` as read_write storage.
- */
-fn xq_store(blk: u32, q: XqBlock, rs: f32) {
-  let o = blk * 8u;
-  xq[o] = q.a0;
-  xq[o + 1u] = q.a1;
-  xq[o + 2u] = q.a2;
-  xq[o + 3u] = q.a3;
-  xq[o + 4u] = q.b0;
-  xq[o + 5u] = q.b1;
-  xq[o + 6u] = q.b2;
-  xq[o + 7u] = q.b3;
-  let dx = rs * q.s.x;
-  xs[blk] = vec2<f32>(dx, dx * q.s.y);
 }

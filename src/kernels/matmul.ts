@@ -183,6 +183,7 @@ export class Matmul {
     this.vec4 = opts.K % 4 === 0;
     this.prologue = checkPrologue('Matmul', opts.prologue ?? PLAIN, opts.K, false);
     this.epilogue = checkEpilogue('Matmul', opts.epilogue ?? NO_EPILOGUE, opts.N);
+    if (this.epilogue.kind === 'act_q8') throw new InvalidArgumentError('Matmul: the act_q8 epilogue runs only in the 8-bit quantized matmul (kernels/qmatmul.ts).');
     if (opts.registerBlocks !== undefined && opts.registerBlocks !== 'loops' && opts.registerBlocks !== 'unrolled') {
       throw new InvalidArgumentError(`Matmul: registerBlocks must be loops or unrolled, got ${String(opts.registerBlocks)}.`);
     }

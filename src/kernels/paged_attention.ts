@@ -232,7 +232,7 @@ export class PagedAttention {
       );
     }
     // The per-head loop form's finishHead calls xqOutHead: the quantizing one, or one that does nothing.
-    const xq = this.quantizeOut ? `${WGSL.xq8_block}\n${WGSL.paged_attention_xq}` : XQ_OUT_NONE;
+    const xq = this.quantizeOut ? `${WGSL.xq8_block}\n${WGSL.xq8_store}\n${WGSL.paged_attention_xq}` : XQ_OUT_NONE;
     const constants = { HD4: headDim / 4, WG: this.wg, SPLIT_KEYS: split ? 1 : 0, GQ: gq };
     const build = (r: number): GPUComputePipeline => {
       if (blocks === 'unrolled' && writtenOutFits(headDim, gq, r)) {

@@ -23,7 +23,9 @@
 //   about once);
 // - prefill: shaders/qmatmul.wgsl, 8 x 2 for larger M (each dequantized sub-block serves 8 rows).
 // Bias and accumulate are uniform flags as in kernels/matmul.ts (one pipeline serves every projection of a type); x goes
-// through the x prologue (kernels/x_prologue.ts) and y through the y epilogue chosen at construction.
+// through the x prologue (kernels/x_prologue.ts) and y through the y epilogue chosen at construction. The act_q8
+// epilogue (kernels/act_q8_epilogue.ts: a gate|up projection writes down's x on 8 bits) is the one-row llvmpipe body's
+// only (actQ8Runs); its other configurations run without an epilogue.
 // W is split in chunks of whole rows like a SplitTensor (one dispatch per chunk). Encode one bound matmul at most
 // once per submit (its uniforms are written at encode time).
 import { onLlvmpipe } from '../gpu/adapters.js';
@@ -38,7 +40,8 @@ import { LLVMPIPE_MIN_WG } from './matmul.js';
 import { BoundKernel, groupsFor } from './kernel.js';
 import { hasDotStep, hasIntDot, weightPipeline } from './weight_shader.js';
 import { checkPrologue, PLAIN, prologueKey, xWidth, type XPrologue } from './x_prologue.js';
-import { BoundQuantizeX8, createQuantizedX, type QuantizedX } from './quantize_x8.js';
+import { BoundQuantizeX8, createQuantizedX, quantizedXBytes, type QuantizedX } from './quantize_x8.js';
+import { ACT_Q8_WG } from './act_q8_epilogue.js';
 import { checkEpilogue, checkRopeBinding, NO_EPILOGUE, type RopeBuffers, type YEpilogue } from './y_epilogue.js';
 
 export const QMatmulParams = defineUniform('Params', [
@@ -110,6 +113,15 @@ function narrowOneRow(gpu: Gpu): boolean {
   return onLlvmpipe(gpu);
 }
 
+/**
+ * Whether a matmul of `type` on these activations (and one-row workgroups: QMatmulOptions.narrowOneRow) runs the
+ * act_q8 epilogue at one row: 8-bit activations and the narrow one-row body, llvmpipe's, whose 8-invocation
+ * workgroups are the epilogue's 32 gate + 32 up columns.
+ */
+export function actQ8Runs(gpu: Gpu, type: StorageType, activations: DecodeActivations = 'q8', narrow = true): boolean {
+  return int8(type, activations) && narrow && narrowOneRow(gpu) && Q8_1_NARROW.wg === ACT_Q8_WG;
+}
+
 function configsOf(type: StorageType, K: number, act: DecodeActivations, narrow: boolean): readonly Config[] {
   return int8(type, act) ? [narrow ? Q8_1_NARROW : Q8_1, Q8_4, Q8_8] : [decodeOne(type, K, act), DECODE_4, PREFILL];
 }
@@ -165,6 +177,11 @@ export interface QMatmulBuffers {
    * encode skips the quantize dispatch. Default false. Only with xq.
    */
   xqReady?: boolean;
+  /**
+   * Exactly with the act_q8 epilogue: where its one-row encodes write act(gate) * up on 8 bits, (1, F) values (the
+   * down projection's x; a scratch other than xq, which this matmul reads).
+   */
+  actOut?: QuantizedX;
 }
 
 export class QMatmul {
@@ -214,14 +231,30 @@ export class QMatmul {
       if (!QMATMUL_VARIANTS.includes(v)) throw new InvalidArgumentError(`QMatmul: unknown variant ${v}; use ${QMATMUL_VARIANTS.join(' or ')}.`);
     }
     this.narrowOneRow = (opts.narrowOneRow ?? true) && narrowOneRow(gpu);
+    if (this.epilogue.kind === 'act_q8') {
+      if (!actQ8Runs(gpu, this.type, act, this.narrowOneRow)) {
+        throw new InvalidArgumentError(`QMatmul: the act_q8 epilogue runs only on 8-bit activations in the one-row llvmpipe body (actQ8Runs); ${this.type} here does not.`);
+      }
+      if (this.accumulate) throw new InvalidArgumentError('QMatmul: the act_q8 epilogue ends a gate|up projection, which does not accumulate.');
+    }
     // Compile every pipeline now: nothing in the per-token loop may compile.
     for (const c of configsOf(this.type, this.K, this.activations, this.narrowOneRow)) {
       if (!this.variants.includes(c.variant)) continue;
       const constants: Record<string, number> =
         c.op === 'qmatmul' ? { WG: c.wg, MR: c.mr, NR: c.nr } : c.op === 'qmatmul_q8' ? { WG: c.wg, MR: c.mr } : { WG: c.wg, NR: c.nr };
-      const key = { op: c.op, type: this.type, config: c.name, constants, prologue: this.prologue, epilogue: this.epilogue };
+      const key = { op: c.op, type: this.type, config: c.name, constants, prologue: this.prologue, epilogue: this.epilogueOf(c) };
       this.pipelines.set(c.name, weightPipeline(gpu, key, QMatmulParams));
     }
+  }
+
+  /** The epilogue configuration c runs: act_q8 only in the one-row narrow body. */
+  private epilogueOf(c: Config): YEpilogue {
+    return this.epilogue.kind === 'act_q8' && c !== Q8_1_NARROW ? NO_EPILOGUE : this.epilogue;
+  }
+
+  /** Whether an encode of M rows in `variant` writes down's x through the act_q8 epilogue (QMatmulBuffers.actOut). */
+  writesActX(variant: QMatmulVariant, M: number): boolean {
+    return this.epilogue.kind === 'act_q8' && M === 1 && this.configFor(variant, M) === Q8_1_NARROW;
   }
 
   destroy(): void {
@@ -268,6 +301,17 @@ export class QMatmul {
     }
     if (b.norm && b.norm.size < K * 4) throw new InvalidArgumentError(`${label}: norm holds ${b.norm.size} bytes, needs K*4 = ${K * 4}.`);
     checkRopeBinding(label, this.epilogue, b.rope, b.y, b.w.chunks);
+    const act = this.epilogue.kind === 'act_q8' ? this.epilogue : null;
+    if ((act !== null) !== (b.actOut !== undefined)) {
+      throw new InvalidArgumentError(`${label}: ${act ? 'the act_q8 epilogue needs actOut, the scratch for down\'s x' : 'actOut given without the act_q8 epilogue'}.`);
+    }
+    if (act && b.actOut) {
+      // A workgroup's gate and up columns must lie in one dispatch.
+      if (b.w.chunks.length !== 1) throw new InvalidArgumentError(`${label}: the act_q8 epilogue needs gate|up in one chunk, got ${b.w.chunks.length}.`);
+      const need = quantizedXBytes(1, act.features);
+      if (b.actOut.xq.size < need.words || b.actOut.xs.size < need.scales) throw new InvalidArgumentError(`${label}: actOut holds less than one row of F=${act.features} values on 8 bits.`);
+      if (b.xq && (b.actOut.xq === b.xq.xq || b.actOut.xs === b.xq.xs)) throw new InvalidArgumentError(`${label}: actOut must not be the xq scratch this matmul reads.`);
+    }
     this.dummy ??= createStorage(this.gpu.device, 16, 'qmatmul:unused bias (4) f32');
     const bias = b.bias ?? this.dummy;
     // On 8-bit activations a pass quantizes x (through the prologue) into scratch, which the matmul then reads.
@@ -282,11 +326,12 @@ export class QMatmul {
     const rope = b.rope ? [b.rope.positions, b.rope.slots, b.rope.freq, b.rope.kv] : [];
     const kernels = new Map<string, BoundKernel<QMatmulField>[]>();
     for (const [name, pipeline] of this.pipelines) {
+      const actOut = b.actOut && name === Q8_1_NARROW.name ? [b.actOut.xq, b.actOut.xs] : [];
       kernels.set(
         name,
         b.w.chunks.map((c, i) => {
           const buffers = quantize
-            ? [quantize.out.xq, c.buffer, c.buffer, bias, b.y, quantize.out.xs, ...rope]
+            ? [quantize.out.xq, c.buffer, c.buffer, bias, b.y, quantize.out.xs, ...rope, ...actOut]
             : [b.x, c.buffer, c.buffer, bias, b.y, b.norm ?? null, ...rope];
           return new BoundKernel(this.gpu, pipeline, QMatmulParams, buffers, `${label}:${name}[${i}]`);
         }),
@@ -314,6 +359,11 @@ export class BoundQMatmul {
 
   variantFor(M: number): QMatmulVariant {
     return this.mm.variantFor(M);
+  }
+
+  /** Whether encode(pass, M, variant) writes down's x to actOut (the act_q8 epilogue at one row). */
+  writesActX(M: number, variant: QMatmulVariant = this.variantFor(M)): boolean {
+    return this.mm.writesActX(variant, M);
   }
 
   /**

@@ -53,7 +53,7 @@ export class BoundQuantizeX8 {
   ) {
     if (K % X8_BLOCK !== 0) throw new InvalidArgumentError(`${label}: K=${K} is not a multiple of ${X8_BLOCK}, the activation block.`);
     const key = { op: 'quantize_x8', variant: `block32${prologue.kind === 'plain' ? '' : `:${prologueKey(prologue)}`}`, constants: { WG } };
-    const pipeline = gpu.pipelines.get(key, () => [QuantizeX8Params.wgsl, WGSL.quantize_x8, WGSL.xq8_block, xPrologueSource(prologue, { v4: { x: 'x', g: 4 } })].join('\n'));
+    const pipeline = gpu.pipelines.get(key, () => [QuantizeX8Params.wgsl, WGSL.quantize_x8, WGSL.xq8_block, WGSL.xq8_store, xPrologueSource(prologue, { v4: { x: 'x', g: 4 } })].join('\n'));
     this.kernel = new BoundKernel(gpu, pipeline, QuantizeX8Params, [x, out.xq, out.xs, norm], `${label}:quantize_x8`);
   }
 

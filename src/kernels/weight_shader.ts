@@ -7,6 +7,7 @@ import type { StorageType } from '../weights/types.js';
 import { tileRows } from '../weights/tiles.js';
 import { WGSL } from './wgsl.gen.js';
 import { prologueKey, xPrologueSource, PLAIN, type XPrologue } from './x_prologue.js';
+import { oneRowHooksSource } from './act_q8_epilogue.js';
 import { epilogueKey, NO_EPILOGUE, yEpilogueSource, type YEpilogue } from './y_epilogue.js';
 
 export type WeightOp = 'qmatmul' | 'qmatmul_decode' | 'qmatmul_q8' | 'qembedding';
@@ -62,8 +63,9 @@ export function weightShaderSource(op: WeightOp, type: StorageType, layout: Unif
   const tiled = int8 && tileRows(type) > 1;
   const dot = op === 'qmatmul_decode' ? [part(`wdot_${t}`)] : int8 && !tiled ? [part(`idot_${t}`), part('xq8')] : int8 ? [part('xq8')] : [];
   const body = tiled ? part('qmatmul_q8_t8') : part(op);
-  // The 8-bit body reads x as quantize_x8.wgsl left it (its prologue ran there): the y epilogue only.
-  const x = op === 'qembedding' ? [] : int8 ? [yEpilogueSource(epilogue, 7, false)] : [xPrologueSource(prologue, { v4: { x: 'x', g: 6 } }), yEpilogueSource(epilogue, 7, false)];
+  // The 8-bit body reads x as quantize_x8.wgsl left it (its prologue ran there): the y epilogue only, and its one-row
+  // hook (kernels/act_q8_epilogue.ts: act_q8's buffers at bindings 7, 8, stubs otherwise).
+  const x = op === 'qembedding' ? [] : int8 ? [yEpilogueSource(epilogue, 7, false), oneRowHooksSource(epilogue, 7)] : [xPrologueSource(prologue, { v4: { x: 'x', g: 6 } }), yEpilogueSource(epilogue, 7, false)];
   return [layout.wgsl, part('wload_common'), part(`wload_${t}`), ...dot, body, ...x].join('\n');
 }
 

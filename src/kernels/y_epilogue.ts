@@ -9,9 +9,12 @@
 //             (and the pool holds k in that order). Each invocation writes whole pairs (its columns start even and
 //             come in even numbers: NR even, W chunks of even rows), so after its own stores it rotates its pairs in
 //             place (y_epi_block) with nothing shared between invocations.
+//   act_q8:   a one-row gate|up projection on 8-bit activations writes act(gate) * up on 8 bits for the down projection
+//             (kernels/act_q8_epilogue.ts; only QMatmul's one-row llvmpipe body has it, the others none).
 // The body calls y_epi_block(m, n0, nr) after storing columns nOffset + n0 .. + nr of row m (its own), or, in the
 // tiled shader, y_epi_tile after a storage barrier.
 import { InvalidArgumentError } from '../errors.js';
+import { actQ8Key, checkActQ8, type ActQ8Epilogue } from './act_q8_epilogue.js';
 import { WGSL } from './wgsl.gen.js';
 
 export type YEpilogue =
@@ -25,7 +28,8 @@ export type YEpilogue =
       pageSize: number;
       pages: number; // pages in the pool: a slot beyond it is dropped, never written out of place
       scale: number; // multiplies cos and sin (yarn's attention factor), 1 otherwise
-    };
+    }
+  | ActQ8Epilogue;
 
 export const NO_EPILOGUE: YEpilogue = { kind: 'none' };
 
@@ -38,12 +42,14 @@ export const ROPE_EPILOGUE_STORAGE_BUFFERS = 12;
 
 export function epilogueKey(e: YEpilogue): string {
   if (e.kind === 'none') return '';
+  if (e.kind === 'act_q8') return actQ8Key(e);
   return `rope_kv${e.qDim},${e.kvDim},${e.headDim},${e.rotaryHalf},${e.pageSize},${e.pages},${e.scale}`;
 }
 
 /** Checks an epilogue against the projection it ends: N columns = q | k | v. */
 export function checkEpilogue(op: string, e: YEpilogue, N: number): YEpilogue {
   if (e.kind === 'none') return e;
+  if (e.kind === 'act_q8') return checkActQ8(op, e, N);
   const ints = [e.qDim, e.kvDim, e.headDim, e.pageSize, e.pages];
   if (ints.some((v) => !Number.isInteger(v) || v < 1) || !Number.isInteger(e.rotaryHalf) || e.rotaryHalf < 0) {
     throw new InvalidArgumentError(`${op}: the rope_kv epilogue needs positive integer shapes, got ${JSON.stringify(e)}.`);
@@ -58,7 +64,8 @@ export function checkEpilogue(op: string, e: YEpilogue, N: number): YEpilogue {
 
 /** The epilogue's WGSL; its four buffers take bindings first..first+3 (positions, slots, frequencies, the pool). */
 export function yEpilogueSource(e: YEpilogue, first: number, tile: boolean): string {
-  if (e.kind === 'none') {
+  // act_q8 does its work in the 8-bit bodies' one-row hook (kernels/act_q8_epilogue.ts oneRowHooksSource).
+  if (e.kind === 'none' || e.kind === 'act_q8') {
     return tile ? 'const Y_EPI: bool = false;\nfn y_epi_tile(mBase: u32, nBase: u32, li: u32) {}' : 'fn y_epi_block(m: u32, n0: u32, nr: u32) {}';
   }
   const u = (v: number) => `${v}u`;

@@ -354,7 +354,10 @@ export class GpuModel {
         else if (lw.mlpNorm) mlpIn = normed(lw.mlpNorm, this.normed2, `${p}mlp_norm`);
         else mlpIn = attnIn;
       }
-      const gateUp = (i: Input) => mm(`${p}gate_up`, D, gateUpN, lw.wGateUp, lw.bGateUp, i.x, this.gateUp, false, i.pro);
+      // On llvmpipe's one-row 8-bit body gate|up also writes down's x on 8 bits (Projections.actEpilogueFor).
+      const actQ8 = projections.actEpilogueFor(lw.wGateUp, lw.wDown);
+      const gateUp = (i: Input) =>
+        mm(`${p}gate_up`, D, gateUpN, lw.wGateUp, lw.bGateUp, i.x, this.gateUp, false, { ...i.pro, ...(actQ8 ? { epilogue: actQ8 } : {}) });
       const invFreq = ls.rope ? ropeInvFreq(ls.rope) : [];
       const ropeScale = ls.rope?.attentionFactor ?? 1;
       if (ropeKv) {
@@ -391,7 +394,7 @@ export class GpuModel {
       }
       if (layout !== 'parallel') ops.push(gateUp(normed(lw.mlpNorm, this.normed, `${p}mlp_norm`)));
       else if (!fold) ops.push(gateUp(mlpIn!));
-      const down = (y: GPUBuffer, accumulate: boolean) => projections.down(`${p}down`, lw.wDown, lw.bDown, y, accumulate);
+      const down = (y: GPUBuffer, accumulate: boolean) => projections.down(`${p}down`, lw.wDown, lw.bDown, y, accumulate, actQ8 !== null);
       if (post && lw.mlpPostNorm) {
         ops.push(down(this.proj, false));
         ops.push(normOp(lw.mlpPostNorm, this.proj, this.hidden, true, `${p}mlp_post_norm`));

@@ -1,11 +1,12 @@
 // A model's projections bound to their kernels: y (+)= f(x) W^T (+ b) for each part of W in its storage type, and the
 // MLP's down projection with its activation. One kernel per distinct (type, K, N, bias, accumulate, prologue,
 // epilogue), shared by every layer; one 8-bit x scratch shared by every 8-bit projection (they run one after another,
-// each quantizing its own x first). model/gpu_model.ts binds a model's ops through this.
+// each quantizing its own x first), and a second one row long that a one-row gate|up projection with the act_q8
+// epilogue writes the down projection's x into (actEpilogueFor). model/gpu_model.ts binds a model's ops through this.
 import type { Gpu } from '../gpu/device.js';
 import { Matmul, type MatmulVariant } from '../kernels/matmul.js';
 import { MlpAct } from '../kernels/mlp_act.js';
-import { QMatmul } from '../kernels/qmatmul.js';
+import { actQ8Runs, QMatmul } from '../kernels/qmatmul.js';
 import { createQuantizedX, type QuantizedX } from '../kernels/quantize_x8.js';
 import { hasIntDot } from '../kernels/weight_shader.js';
 import { PLAIN, prologueKey, type XPrologue } from '../kernels/x_prologue.js';
@@ -43,11 +44,14 @@ export interface ProjectionExtras {
    * out-projection): its 8-bit parts skip the quantize dispatch (QMatmul xqReady).
    */
   xqReady?: boolean;
+  /** The 8-bit x scratch this projection's 8-bit parts read (default x8Scratch()). */
+  xq?: QuantizedX;
 }
 
 export class Projections {
   private readonly matmuls = new Map<string, Matmul | QMatmul>();
   private xq: QuantizedX | null = null;
+  private actX: QuantizedX | null = null;
   private readonly mlpAct: MlpAct | null;
 
   constructor(
@@ -77,6 +81,27 @@ export class Projections {
     return this.xq;
   }
 
+  /** Down's x on 8 bits as a one-row act_q8 gate|up projection writes it: (1, F) values. */
+  private actScratch(): QuantizedX {
+    this.actX ??= createQuantizedX(this.gpu, 1, this.spec.mlp.hiddenDim, "down's x on 8 bits (act_q8)");
+    return this.actX;
+  }
+
+  /**
+   * The act_q8 epilogue for a layer's gate|up projection, or null where it keeps today's path: a gated MLP on 8-bit
+   * activations whose gate|up is one part in one chunk of a type the one-row llvmpipe body runs with it (qmatmul.ts
+   * actQ8Runs), F whole 32-value blocks, and a down projection on 8-bit x in every part. With it a one-row step's
+   * gate|up writes down's x on 8 bits (kernels/act_q8_epilogue.ts), and down (made with actX: true) skips its
+   * quantize_x8 dispatch at one row: the same bits (test/kernels/qmatmul_act_q8.test.ts).
+   */
+  actEpilogueFor(wGateUp: GpuMatrix, wDown: GpuMatrix): YEpilogue | null {
+    const m = this.spec.mlp;
+    if (!m.gated || m.hiddenDim % 32 !== 0 || this.o.activations !== 'q8') return null;
+    if (wGateUp.parts.length !== 1 || wGateUp.parts[0].chunks.length !== 1 || !actQ8Runs(this.gpu, wGateUp.parts[0].type)) return null;
+    if (!wDown.parts.every((p) => hasIntDot(p.type))) return null;
+    return { kind: 'act_q8', act: m.activation, features: m.hiddenDim };
+  }
+
   private kernelFor(key: string, make: () => Matmul | QMatmul): Matmul | QMatmul {
     let m = this.matmuls.get(key);
     if (!m) {
@@ -96,6 +121,7 @@ export class Projections {
    */
   matmul(name: string, K: number, N: number, W: GpuMatrix, bias: GPUBuffer | null, x: GPUBuffer, y: GPUBuffer, accumulate: boolean, extras: ProjectionExtras = {}): NamedOp {
     const { prologue = PLAIN, norm, epilogue = NO_EPILOGUE, rope, prefillOnly = false, xqReady = false } = extras;
+    const actOut = epilogue.kind === 'act_q8' ? { actOut: this.actScratch() } : {};
     // Parts of one matrix read the same x through the same prologue: on 8-bit x the first quantizes it for all.
     let quantized = xqReady;
     const bound = W.parts.map((part, i) => {
@@ -109,7 +135,9 @@ export class Projections {
       if (part.type !== 'F32') {
         const q8 = this.o.activations === 'q8' && hasIntDot(part.type);
         const k = this.kernelFor(`${key},${q8}`, () => new QMatmul(this.gpu, { type: part.type, ...o, activations: q8 ? 'q8' : 'f32-blocked' })) as QMatmul;
-        const bq = k.bind(q8 ? { ...b, xq: this.scratch(), xqReady: quantized } : b, label);
+        const bq = k.bind(q8 ? { ...b, ...actOut, xq: extras.xq ?? this.scratch(), xqReady: quantized } : { ...b, ...actOut }, label);
+        // The down projection made with actX trusts this: a one-row step writes its x.
+        if (epilogue.kind === 'act_q8' && !bq.writesActX(1)) throw new Error(`${label}: the act_q8 epilogue does not run at one row.`);
         quantized ||= q8;
         return bq;
       }
@@ -135,11 +163,25 @@ export class Projections {
    * (its quantize_x8 pass reads each gate and up once), and so does a small one: below DOWN_SPLIT_MIN_WORK the split's
    * extra dispatch costs more than the fused form's extra loads (downSplits).
    */
-  down(name: string, W: GpuMatrix, bias: GPUBuffer | null, y: GPUBuffer, accumulate: boolean): NamedOp {
+  down(name: string, W: GpuMatrix, bias: GPUBuffer | null, y: GPUBuffer, accumulate: boolean, actX = false): NamedOp {
     const m = this.spec.mlp;
     const [F, D] = [m.hiddenDim, this.spec.dim];
     const actPrologue: XPrologue = { kind: 'act', act: m.activation, gated: m.gated };
     const fused = this.matmul(name, F, D, W, bias, this.o.gateUp, y, accumulate, { prologue: actPrologue });
+    if (actX) {
+      // One-row steps read the x the gate|up projection's act_q8 epilogue wrote (actEpilogueFor); wider ones quantize.
+      const ready = this.matmul(name, F, D, W, bias, this.o.gateUp, y, accumulate, { prologue: actPrologue, xq: this.actScratch(), xqReady: true });
+      return {
+        name,
+        kind: 'matmul',
+        run: (pass, R, maxPages) => (R === 1 ? ready : fused).run(pass, R, maxPages),
+        destroy: () => {
+          fused.destroy();
+          ready.destroy();
+        },
+        variantFor: fused.variantFor,
+      };
+    }
     const int8 = this.o.activations === 'q8' && W.parts.every((p) => hasIntDot(p.type));
     if (!this.mlpAct || !this.o.mlpOut || int8) return fused;
     const act = this.mlpAct.bind({ input: this.o.gateUp, out: this.o.mlpOut }, `${name}:act`);
@@ -165,9 +207,9 @@ export class Projections {
   /** The kernels and the 8-bit scratch (the bound ops are destroyed by their owners). */
   destroy(): void {
     for (const m of this.matmuls.values()) m.destroy();
-    if (this.xq) {
-      this.xq.xq.destroy();
-      this.xq.xs.destroy();
+    for (const s of [this.xq, this.actX]) {
+      s?.xq.destroy();
+      s?.xs.destroy();
     }
   }
 }
