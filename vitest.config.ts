@@ -65,8 +65,8 @@ export default defineConfig({
         // Chromium's GL route (llvmpipe through ANGLE, bench/browser.ts LAUNCH_ARGS.llvmpipe), where the register-blocked
         // matmul and the per-head attention run written out (src/gpu/register_blocks.ts): the matmul and attention tests
         // (the cascade's merge too), token_stats (llvmpipe's loop cap and single-draw pipeline), mlp_block written out, and the quantized matmul on every
-        // storage type (issue 12: each type against float64 on both CPU adapters in Chromium too), on the page's
-        // llvmpipe adapter.
+        // storage type (issue 12: each type against float64 on both CPU adapters in Chromium too) with its one-row epilogues
+        // (act_q8, the x hand-off: llvmpipe only), on the page's llvmpipe adapter.
         // Without the developer-features flag, as users' pages run: test/browser-gl/ checks the fused decode's rule and
         // tokens there (stories260K from the shared models folder).
         define: { __FORKLM_TEST_ADAPTER__: JSON.stringify('llvmpipe'), __FORKLM_SHARED_MODELS__: JSON.stringify(sharedModels) },
@@ -77,6 +77,7 @@ export default defineConfig({
             'test/kernels/matmul*.test.ts',
             'test/kernels/qmatmul.test.ts',
             'test/kernels/qmatmul_act_q8.test.ts',
+            'test/kernels/x8_handoff.test.ts',
             'test/kernels/token_stats.test.ts',
             'test/kernels/mlp_block.test.ts',
             'test/kernels/paged_attention.test.ts',

@@ -18,7 +18,8 @@
 // the row once (its invocations a share of the blocks each, one barrier) cost about as much as the dispatch it saves:
 // 3-5 us of CPU per workgroup, 8-48 of them per projection at one row (bench/RESULTS.md "Weights").
 // No shared memory and no barriers in the product (both lose on CPU adapters, webgpu-on-cpu.md); act_q8's one-row hook
-// has one barrier per workgroup, after it (kernels/act_q8_epilogue.ts).
+// has one barrier per workgroup, after it (kernels/act_q8_epilogue.ts), and so has the x hand-off's writer, after the
+// stores (xq_next.wgsl, kernels/x8_handoff.ts).
 override WG: u32 = 16;
 override MR: u32 = 1u;     // rows of x per invocation, <= MAX_R
 const NR: u32 = 8u;        // columns per invocation (even: the y epilogue rotates whole pairs)
@@ -35,7 +36,8 @@ const XBLK: u32 = DOT / 32u; // 32-value blocks of x per step
 @group(0) @binding(6) var<storage, read> xs: array<vec2<f32>>;      // (M, K/32): (dx, sx = dx sum q) per block
 
 @compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  xs_prep(); // x handed over by the matmul before: the row's r from its partial sums (kernels/x8_handoff.ts)
   let n0 = y_col0(gid.x); // gid.x * NR, or act_q8's gate | up order (kernels/act_q8_epilogue.ts)
   let m0 = gid.y * MR;
   // Invocations past the end do not return early: rows and columns past the end are clamped, so their loads stay in
@@ -129,4 +131,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var i = 0u; i < MR; i++) {
     if (m0 + i < params.m) { y_epi_block(m0 + i, n0, NR); }
   }
+  // The x hand-off (kernels/x8_handoff.ts): the one-row body whose y is the residual stream quantizes it for the next
+  // matmul (xq_next.wgsl, a workgroup barrier); nothing in every other pipeline.
+  y_next(li, wid.x);
 }

@@ -36,7 +36,8 @@ fn col(w0: u32, w1: u32, w2: u32, w3: u32, w4: u32, d: f32) -> f32 {
 }
 
 @compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  xs_prep(); // x handed over by the matmul before: the row's r (kernels/x8_handoff.ts)
   // Invocations past the last tile read the last one (in bounds) and store nothing; rows past the end are clamped.
   let n0 = y_col0(gid.x); // gid.x * 8, or act_q8's gate | up order (kernels/act_q8_epilogue.ts)
   let tile = min(n0 / 8u, (params.n - 1u) / 8u);
@@ -97,4 +98,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var i = 0u; i < MR; i++) {
     if (m0 + i < params.m) { y_epi_block(m0 + i, n0, 8u); }
   }
+  y_next(li, wid.x); // the x hand-off's writer (xq_next.wgsl) in that pipeline only, as in qmatmul_q8.wgsl
 }

@@ -2,8 +2,8 @@
 // 8 bits per 32-value block for the integer dot products of qmatmul_q8.wgsl, as llama.cpp's Q8_1 (ggml-quants.c
 // quantize_row_q8_1_ref): per block dx = max|x| / 127, q = round(x / dx) in [-127, 127], sx = dx * sum(q). With the RMS
 // prologue the block of x * g is quantized and the row's r = 1 / rms(x) joins dx (the integers do not depend on a
-// factor common to the row); each invocation sums the row's squares itself, K/4 loads, small beside the matmul's K N / 8
-// per row. A row's words depend on its own values only, whatever M is. The q are stored as two signed 16-bit lanes per
+// factor common to the row); each invocation sums the row's squares itself (in 64-value chunks, see main), K/4 loads,
+// small beside the matmul's K N / 8 per row. A row's words depend on its own values only, whatever M is. The q are stored as two signed 16-bit lanes per
 // word, paired for the weight-side masks (see xq8.wgsl): a word (lo, hi) holds hi * 65536 + lo, so that a word of two small unsigned weights
 // (w0 + w1 * 65536) times it carries w0 * hi + w1 * lo in its upper 16 bits (mod 2^32; the products below stay
 // far from overflow). Per block, 32 words:
@@ -27,7 +27,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let blk = gid.y * blocks + gid.x;
   let base = x_row4(gid.y);
   if (X_RMS) {
-    for (var k4 = 0u; k4 < params.k / 4u; k4++) { _ = x_at4(0u, base, k4); } // sums the row's squares
+    // The row's sum of squares in chunks of 64 values (16 vec4s), each summed from 0 in order, the chunks added in
+    // order: the order in which a matmul that writes x hands it over (xq_next.wgsl, one partial per 64-column
+    // workgroup), so a row's r is the same bits whichever of the two quantized it.
+    let k4s = params.k / 4u;
+    var ss = 0.0;
+    for (var c = 0u; c < k4s; c += 16u) {
+      var p = 0.0;
+      for (var k4 = c; k4 < min(c + 16u, k4s); k4++) { let v = x[base + k4]; p += dot(v, v); }
+      ss += p;
+    }
+    x_ss_set(0u, ss);
   }
   let rs = x_scale(0u); // r of the row for rms, 1 otherwise
   let k4 = gid.x * 8u;

@@ -1,16 +1,20 @@
 // What the 8-bit-activation matmul bodies (qmatmul_q8.wgsl, qmatmul_q8_t8.wgsl) share: the x blocks of a step, as
 // shaders/quantize_x8.wgsl left them (x ~ dx q per 32 values, q in [-127, 127]; its header gives the word layout:
 // A words at vec4s 0..3 of a block, B words at 4..7), and the integer helpers that multiply two weights per u32 multiply.
-// The body defines XBLK (x blocks per step) and XB (whether its steps read the B words) and binds xq and xs.
+// The body defines XBLK (x blocks per step) and XB (whether its steps read the B words) and binds xq and xs; its main
+// calls xs_prep() first (kernels/x8_handoff.ts).
 
 /** The words of the current step's x blocks (block j at 8 j: A words at 8 j + 0..3, B at 8 j + 4..7). */
 var<private> xw: array<vec4<u32>, 8u * XBLK>;
 /** (dx, sx = dx sum q) of the current step's x blocks: x ~ dx q. */
 var<private> xm: array<vec2<f32>, XBLK>;
 
-/** Loads x block xb (the (row, block) index into quantize_x8's words and scales) as block j of xw, xm. */
+/**
+ * Loads x block xb (the (row, block) index into quantize_x8's words and scales) as block j of xw, xm. Its scales go
+ * through xs_at (kernels/x8_handoff.ts: xs itself, or a handed-over block's times the row's r).
+ */
 fn load_x(xb: u32, j: u32) {
-  xm[j] = xs[xb];
+  xm[j] = xs_at(xb);
   for (var v = 0u; v < select(4u, 8u, XB); v++) { xw[8u * j + v] = xq[8u * xb + v]; }
 }
 

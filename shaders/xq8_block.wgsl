@@ -1,9 +1,9 @@
 // One 32-value block of activations on 8 bits, as llama.cpp's Q8_1 (ggml-quants.c quantize_row_q8_1_ref):
 // dx = max|x| / 127, q = round(x / dx) in [-127, 127], sx = dx sum(q), in the word layout the 8-bit matmul bodies
 // multiply (xq8.wgsl; quantize_x8.wgsl's header gives it). Shared by shaders/quantize_x8.wgsl, the per-head
-// attention that quantizes its output for the out-projection (paged_attention_xq.wgsl) and the one-row gate|up
-// matmul's act epilogue (kernels/act_q8_epilogue.ts), so all give the same bits. The store is xq8_store.wgsl (the
-// epilogue's body binds xq read-only and stores through its own).
+// attention that quantizes its output for the out-projection (paged_attention_xq.wgsl), the one-row gate|up
+// matmul's act epilogue (kernels/act_q8_epilogue.ts) and the x hand-off's writer (xq_next.wgsl), so all give the same
+// bits. The store is xq8_store.wgsl (the 8-bit bodies bind xq read-only and store through their own).
 // Written out without private arrays (llvmpipe keeps an indexed private array in memory, lane by lane).
 
 /** The block: its A words (vec4s 0..3), B words (4..7) and (max|x| / 127, sum q). */

@@ -38,11 +38,12 @@ import { tileRows } from '../weights/tiles.js';
 import { kernelBlock, type StorageType } from '../weights/types.js';
 import { LLVMPIPE_MIN_WG } from './matmul.js';
 import { BoundKernel, groupsFor } from './kernel.js';
-import { hasDotStep, hasIntDot, weightPipeline } from './weight_shader.js';
+import { hasDotStep, hasIntDot, weightPipeline, type Handoff } from './weight_shader.js';
 import { checkPrologue, PLAIN, prologueKey, xWidth, type XPrologue } from './x_prologue.js';
 import { BoundQuantizeX8, createQuantizedX, quantizedXBytes, type QuantizedX } from './quantize_x8.js';
 import { ACT_Q8_WG } from './act_q8_epilogue.js';
 import { checkEpilogue, checkRopeBinding, NO_EPILOGUE, type RopeBuffers, type YEpilogue } from './y_epilogue.js';
+import { handoffBytes, WRITER_STORAGE_BUFFERS, type X8Handoff } from './x8_handoff.js';
 
 export const QMatmulParams = defineUniform('Params', [
   ['m', 'u32'], // rows of x and y this dispatch computes
@@ -82,6 +83,9 @@ const Q8_1: Config = { name: 'q8x1', op: 'qmatmul_q8', variant: 'decode', mr: 1,
 // instead of 3 / 2 (1.06-1.09x the Q4_K model's decode step in Node, bench/RESULTS.md "Weights"; on Chromium's GL
 // route a Q8_0 576 x 576 one-row matmul 0.93x, RESULTS "Peers"). Same arithmetic per column.
 const Q8_1_NARROW: Config = { ...Q8_1, name: 'q8x1n', wg: LLVMPIPE_MIN_WG };
+// The same one-row body reading x handed over by the matmul before (kernels/x8_handoff.ts), and writing one.
+const Q8_1_IN: Config = { ...Q8_1_NARROW, name: 'q8x1n-in' };
+const Q8_1_OUT: Config = { ...Q8_1_NARROW, name: 'q8x1n-out' };
 const Q8_4: Config = { name: 'q8x4', op: 'qmatmul_q8', variant: 'decode', mr: 4, nr: 8, wg: 16 };
 const Q8_8: Config = { name: 'q8x8', op: 'qmatmul_q8', variant: 'prefill', mr: 8, nr: 8, wg: 16 };
 const DECODE_1: Config = { name: 'decode1x2', op: 'qmatmul', variant: 'decode', mr: 1, nr: 2, wg: 64 };
@@ -122,6 +126,22 @@ export function actQ8Runs(gpu: Gpu, type: StorageType, activations: DecodeActiva
   return int8(type, activations) && narrow && narrowOneRow(gpu) && Q8_1_NARROW.wg === ACT_Q8_WG;
 }
 
+/**
+ * Whether a one-row matmul on `type` can read x handed over by the matmul before (kernels/x8_handoff.ts): it runs
+ * qmatmul_q8.wgsl or qmatmul_q8_t8.wgsl in 8-invocation workgroups (8-bit activations on llvmpipe).
+ */
+export function canReadHandoff(gpu: Gpu, type: StorageType, act: DecodeActivations = 'q8'): boolean {
+  return int8(type, act) && narrowOneRow(gpu);
+}
+
+/**
+ * Whether one can write a hand-off: as canReadHandoff (both bodies give each invocation 8 adjacent columns, so a
+ * workgroup 64), with the 9 storage buffers the writer binds.
+ */
+export function canWriteHandoff(gpu: Gpu, type: StorageType, act: DecodeActivations = 'q8'): boolean {
+  return canReadHandoff(gpu, type, act) && gpu.limits.maxStorageBuffersPerShaderStage >= WRITER_STORAGE_BUFFERS;
+}
+
 function configsOf(type: StorageType, K: number, act: DecodeActivations, narrow: boolean): readonly Config[] {
   return int8(type, act) ? [narrow ? Q8_1_NARROW : Q8_1, Q8_4, Q8_8] : [decodeOne(type, K, act), DECODE_4, PREFILL];
 }
@@ -153,6 +173,16 @@ export interface QMatmulOptions {
   /** What the kernel does with its finished outputs (kernels/y_epilogue.ts). Default nothing. */
   epilogue?: YEpilogue;
   /**
+   * Also build the one-row body that reads x handed over by the matmul before instead of quantizing it (an RMS
+   * prologue; kernels/x8_handoff.ts; canReadHandoff must hold). Bind with handoffIn to use it. Default false.
+   */
+  handoffIn?: boolean;
+  /**
+   * Also build the one-row body that hands its y (the residual stream, N values) over to the next matmul, quantized
+   * through that matmul's RMS norm (canWriteHandoff must hold, no y epilogue). Bind with handoffOut. Default false.
+   */
+  handoffOut?: boolean;
+  /**
    * On 8-bit activations at one row: 8-invocation workgroups on llvmpipe (Q8_1_NARROW; default true), or
    * false for 16 everywhere (tests: the same bits either way).
    */
@@ -182,6 +212,13 @@ export interface QMatmulBuffers {
    * down projection's x; a scratch other than xq, which this matmul reads).
    */
   actOut?: QuantizedX;
+  /** At one row: x as the matmul before handed it over (QMatmulOptions.handoffIn); other row counts quantize x. */
+  handoffIn?: X8Handoff;
+  /**
+   * At one row: also write y, through the next matmul's RMS norm weight `norm` (N) f32, into `to` (N values) for
+   * that matmul (QMatmulOptions.handoffOut). W must be one chunk.
+   */
+  handoffOut?: { to: X8Handoff; norm: GPUBuffer };
 }
 
 export class QMatmul {
@@ -196,6 +233,9 @@ export class QMatmul {
   readonly epilogue: YEpilogue;
   /** The one-row 8-bit body runs 8-invocation workgroups (QMatmulOptions.narrowOneRow). */
   readonly narrowOneRow: boolean;
+  /** Built to read / write an x hand-off at one row (QMatmulOptions.handoffIn, handoffOut). */
+  readonly handoffIn: boolean;
+  readonly handoffOut: boolean;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private dummy: GPUBuffer | null = null;
 
@@ -237,19 +277,31 @@ export class QMatmul {
       }
       if (this.accumulate) throw new InvalidArgumentError('QMatmul: the act_q8 epilogue ends a gate|up projection, which does not accumulate.');
     }
+    this.handoffIn = opts.handoffIn ?? false;
+    this.handoffOut = opts.handoffOut ?? false;
+    const one = this.narrowOneRow && this.variants.includes('decode');
+    if (this.handoffIn && !(one && canReadHandoff(gpu, this.type, act) && this.prologue.kind === 'rms')) {
+      throw new InvalidArgumentError(`QMatmul: handoffIn needs the one-row 8-bit body on llvmpipe and an rms prologue (canReadHandoff), got ${this.type}, ${act}, ${prologueKey(this.prologue)}.`);
+    }
+    if (this.handoffOut && !(one && canWriteHandoff(gpu, this.type, act) && this.epilogue.kind === 'none' && this.N % 32 === 0 && !this.handoffIn)) {
+      throw new InvalidArgumentError(`QMatmul: handoffOut needs the one-row 8-bit body on llvmpipe (canWriteHandoff), no y epilogue, no handoffIn and N a multiple of 32, got ${this.type}, N=${this.N}.`);
+    }
+    const handoffs: [Config, Handoff][] = [];
+    if (this.handoffIn && this.prologue.kind === 'rms') handoffs.push([Q8_1_IN, { readEps: this.prologue.eps }]);
+    if (this.handoffOut) handoffs.push([Q8_1_OUT, { write: true }]);
     // Compile every pipeline now: nothing in the per-token loop may compile.
-    for (const c of configsOf(this.type, this.K, this.activations, this.narrowOneRow)) {
+    for (const [c, handoff] of [...configsOf(this.type, this.K, this.activations, this.narrowOneRow).map((c) => [c, {}] as [Config, Handoff]), ...handoffs]) {
       if (!this.variants.includes(c.variant)) continue;
       const constants: Record<string, number> =
         c.op === 'qmatmul' ? { WG: c.wg, MR: c.mr, NR: c.nr } : c.op === 'qmatmul_q8' ? { WG: c.wg, MR: c.mr } : { WG: c.wg, NR: c.nr };
-      const key = { op: c.op, type: this.type, config: c.name, constants, prologue: this.prologue, epilogue: this.epilogueOf(c) };
+      const key = { op: c.op, type: this.type, config: c.name, constants, prologue: this.prologue, epilogue: this.epilogueOf(c), handoff };
       this.pipelines.set(c.name, weightPipeline(gpu, key, QMatmulParams));
     }
   }
 
-  /** The epilogue configuration c runs: act_q8 only in the one-row narrow body. */
+  /** The epilogue configuration c runs: act_q8 only in the one-row narrow body (reading a hand-off or not). */
   private epilogueOf(c: Config): YEpilogue {
-    return this.epilogue.kind === 'act_q8' && c !== Q8_1_NARROW ? NO_EPILOGUE : this.epilogue;
+    return this.epilogue.kind === 'act_q8' && c !== Q8_1_NARROW && c !== Q8_1_IN ? NO_EPILOGUE : this.epilogue;
   }
 
   /** Whether an encode of M rows in `variant` writes down's x through the act_q8 epilogue (QMatmulBuffers.actOut). */
@@ -301,6 +353,7 @@ export class QMatmul {
     }
     if (b.norm && b.norm.size < K * 4) throw new InvalidArgumentError(`${label}: norm holds ${b.norm.size} bytes, needs K*4 = ${K * 4}.`);
     checkRopeBinding(label, this.epilogue, b.rope, b.y, b.w.chunks);
+    this.checkHandoff(b, label);
     const act = this.epilogue.kind === 'act_q8' ? this.epilogue : null;
     if ((act !== null) !== (b.actOut !== undefined)) {
       throw new InvalidArgumentError(`${label}: ${act ? 'the act_q8 epilogue needs actOut, the scratch for down\'s x' : 'actOut given without the act_q8 epilogue'}.`);
@@ -326,18 +379,50 @@ export class QMatmul {
     const rope = b.rope ? [b.rope.positions, b.rope.slots, b.rope.freq, b.rope.kv] : [];
     const kernels = new Map<string, BoundKernel<QMatmulField>[]>();
     for (const [name, pipeline] of this.pipelines) {
-      const actOut = b.actOut && name === Q8_1_NARROW.name ? [b.actOut.xq, b.actOut.xs] : [];
+      // The hand-off pipelines exist only for binds that give their buffers.
+      if ((name === Q8_1_IN.name && !b.handoffIn) || (name === Q8_1_OUT.name && !b.handoffOut)) continue;
+      const actOut = b.actOut && (name === Q8_1_NARROW.name || name === Q8_1_IN.name) ? [b.actOut.xq, b.actOut.xs] : [];
       kernels.set(
         name,
         b.w.chunks.map((c, i) => {
-          const buffers = quantize
-            ? [quantize.out.xq, c.buffer, c.buffer, bias, b.y, quantize.out.xs, ...rope, ...actOut]
-            : [b.x, c.buffer, c.buffer, bias, b.y, b.norm ?? null, ...rope];
+          const out = b.handoffOut;
+          const buffers =
+            name === Q8_1_IN.name && b.handoffIn
+              ? [b.handoffIn.xq, c.buffer, c.buffer, bias, b.y, b.handoffIn.xs, ...rope, ...actOut]
+              : name === Q8_1_OUT.name && out && quantize
+                ? [quantize.out.xq, c.buffer, c.buffer, bias, b.y, quantize.out.xs, null, null, null, null, out.norm, out.to.xq, out.to.xs]
+                : quantize
+                  ? [quantize.out.xq, c.buffer, c.buffer, bias, b.y, quantize.out.xs, ...rope, ...actOut]
+                  : [b.x, c.buffer, c.buffer, bias, b.y, b.norm ?? null, ...rope];
           return new BoundKernel(this.gpu, pipeline, QMatmulParams, buffers, `${label}:${name}[${i}]`);
         }),
       );
     }
     return new BoundQMatmul(this, this.gpu, b, kernels, quantize, own, label);
+  }
+
+  private checkHandoff(b: QMatmulBuffers, label: string): void {
+    const { K, N } = this;
+    if (b.handoffIn) {
+      if (!this.handoffIn) throw new InvalidArgumentError(`${label}: handoffIn given to a QMatmul built without handoffIn.`);
+      const need = handoffBytes(K);
+      if (b.handoffIn.K !== K || b.handoffIn.xq.size < need.words || b.handoffIn.xs.size < need.scales) {
+        throw new InvalidArgumentError(`${label}: the hand-off read holds ${b.handoffIn.K} values, this matmul's x ${K}.`);
+      }
+    }
+    const out = b.handoffOut;
+    if (out) {
+      if (!this.handoffOut) throw new InvalidArgumentError(`${label}: handoffOut given to a QMatmul built without handoffOut.`);
+      const need = handoffBytes(N);
+      if (out.to.K !== N || out.to.xq.size < need.words || out.to.xs.size < need.scales) {
+        throw new InvalidArgumentError(`${label}: the hand-off written holds ${out.to.K} values, this matmul's y ${N}.`);
+      }
+      if (out.norm.size < N * 4) throw new InvalidArgumentError(`${label}: the hand-off's norm weight holds ${out.norm.size} bytes, needs N*4 = ${N * 4}.`);
+      if (b.w.chunks.length !== 1) throw new InvalidArgumentError(`${label}: writing a hand-off needs W in one chunk, got ${b.w.chunks.length}.`);
+      if ([out.to.xq, out.to.xs, out.norm].includes(b.y) || (b.xq && [b.xq.xq, b.xq.xs].some((x) => x === out.to.xq || x === out.to.xs))) {
+        throw new InvalidArgumentError(`${label}: the hand-off written must be buffers of its own, not y or the x scratch.`);
+      }
+    }
   }
 }
 
@@ -368,7 +453,7 @@ export class BoundQMatmul {
 
   /**
    * Encodes y[0:M] (+)= x[0:M] W^T (+ bias): one dispatch per chunk of W, after the quantizing one on 8-bit
-   * activations (none with xqReady). `variant` forces one (tests, benchmarks).
+   * activations (none with xqReady, nor at one row with handoffIn). `variant` forces one (tests, benchmarks).
    */
   encode(pass: GPUComputePassEncoder, M: number, variant: QMatmulVariant = this.variantFor(M)): void {
     const { K, N } = this.mm;
@@ -388,10 +473,14 @@ export class BoundQMatmul {
     const hasBias = this.mm.bias ? 1 : 0;
     const accumulate = this.mm.accumulate ? 1 : 0;
     const rowBytes = this.b.w.rowBytes;
-    if (!this.b.xqReady) this.quantize?.encode(pass, M);
+    // One row in the narrow body: x handed over (no quantize dispatch) and / or y handed on (kernels/x8_handoff.ts).
+    const one = M === 1 && cfg === Q8_1_NARROW;
+    const handIn = one && this.kernels.has(Q8_1_IN.name);
+    const run = handIn ? this.kernels.get(Q8_1_IN.name)! : one && this.kernels.has(Q8_1_OUT.name) ? this.kernels.get(Q8_1_OUT.name)! : kernels;
+    if (!this.b.xqReady && !handIn) this.quantize?.encode(pass, M);
     this.b.w.chunks.forEach((c, i) => {
       const params = { m: M, k: K, n: c.rows, ldy: N, nOffset: c.rowStart, hasBias, accumulate, rowBytes };
-      kernels[i].encode(pass, params, [groupsFor(c.rows, cfg.nr * cfg.wg), gy]);
+      run[i].encode(pass, params, [groupsFor(c.rows, cfg.nr * cfg.wg), gy]);
     });
   }
 

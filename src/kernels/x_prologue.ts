@@ -16,7 +16,8 @@
 //   vec4 view (x as array<vec4<f32>>, K % 4 == 0): x_row4(m) -> base, x_at4(i, base, k4) -> x[m, 4 k4 .. 4 k4 + 3]
 //   scalar view (x as array<f32>):                x_row1(m) -> base, x_at1(i, base, k)  -> x[m, k]
 //   both: x_scale(i) -> the factor of row slot i's finished sums (r[m] for rms, 1 otherwise). i < X_SLOTS is the
-//   invocation's row slot (its rows are 0..MR-1), whose sum of squares x_at* accumulates; X_RMS: whether it is rms.
+//   invocation's row slot (its rows are 0..MR-1), whose sum of squares x_at* accumulates; X_RMS: whether it is rms;
+//   x_ss_set(i, s) sets that sum (quantize_x8.wgsl sums it in an order of its own; nothing without rms).
 //   tile view (matmul_tiled.wgsl): x_tile_prep(mBase, li) before a barrier, x_tile(r, m, k) for tile row r = m - mBase.
 import { InvalidArgumentError } from '../errors.js';
 import { ACT_CODE, type Activation } from './mlp_act.js';
@@ -87,8 +88,9 @@ export function xPrologueSource(p: XPrologue, views: XViews): string {
       out.push(
         `var<private> x_ss: array<f32, ${X_SLOTS}>; // sum of x^2 of each row slot's loads so far`,
         'fn x_scale(i: u32) -> f32 { return 1.0 / sqrt(x_ss[i] / f32(params.k) + X_EPS); }',
+        'fn x_ss_set(i: u32, s: f32) { x_ss[i] = s; }',
       );
-    } else out.push('fn x_scale(i: u32) -> f32 { return 1.0; }');
+    } else out.push('fn x_scale(i: u32) -> f32 { return 1.0; }', 'fn x_ss_set(i: u32, s: f32) {}');
   }
   // Row stride of the bound x in elements: 2K for gate | up.
   const stride = act && p.gated ? '2u * params.k' : 'params.k';

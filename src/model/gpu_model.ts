@@ -11,7 +11,7 @@ import { LayerNorm } from '../kernels/layernorm.js';
 import { LogitCap } from '../kernels/logit_cap.js';
 import { RmsNorm, type BoundRowNorm } from '../kernels/rmsnorm.js';
 import { ModelAttention, perHeadKeyLimit } from './attention_ops.js';
-import { Projections } from './projections.js';
+import { handoffPairs, Projections } from './projections.js';
 import { mlpBlockFor, mlpBlockOp } from './mlp_block_op.js';
 import { hasIntDot } from '../kernels/weight_shader.js';
 import type { BoundDecodeFused } from '../kernels/decode_fused.js';
@@ -334,6 +334,10 @@ export class GpuModel {
 
     // Wide steps of small pre-norm models on llvmpipe: o, gate|up and down in one dispatch (model/mlp_block_op.ts).
     const mlpBlock = mlpBlockFor(gpu, s, w.layers);
+    // One-row steps of 8-bit models on llvmpipe: o and down hand the residual stream over to gate|up and the next
+    // q|k|v on 8 bits, which skip their quantize dispatch (kernels/x8_handoff.ts; F32 matrices, which mlp_block
+    // needs, never hand over).
+    const handoff = handoffPairs(gpu, s, w.layers, this.activations);
     const layers = w.layers.map((lw, l): NamedOp[] => {
       const ls = s.layers[l];
       const ops: NamedOp[] = [];
@@ -356,12 +360,14 @@ export class GpuModel {
       }
       // On llvmpipe's one-row 8-bit body gate|up also writes down's x on 8 bits (Projections.actEpilogueFor).
       const actQ8 = projections.actEpilogueFor(lw.wGateUp, lw.wDown);
-      const gateUp = (i: Input) =>
-        mm(`${p}gate_up`, D, gateUpN, lw.wGateUp, lw.bGateUp, i.x, this.gateUp, false, { ...i.pro, ...(actQ8 ? { epilogue: actQ8 } : {}) });
+      const gateUp = (i: Input, handoffIn = false) =>
+        mm(`${p}gate_up`, D, gateUpN, lw.wGateUp, lw.bGateUp, i.x, this.gateUp, false, { ...i.pro, ...(actQ8 ? { epilogue: actQ8 } : {}), handoffIn });
+      // x handed over by the previous layer's down projection (handoffPairs: only where its rms prologue folds in).
+      const qkvHandoff = l > 0 && handoff[l - 1].down && attnIn.pro !== undefined;
       const invFreq = ls.rope ? ropeInvFreq(ls.rope) : [];
       const ropeScale = ls.rope?.attentionFactor ?? 1;
       if (ropeKv) {
-        ops.push(mm(`${p}qkv`, D, z.qkvDim, lw.wqkv, lw.bqkv, attnIn.x, this.qkv, false, attnIn.pro));
+        ops.push(mm(`${p}qkv`, D, z.qkvDim, lw.wqkv, lw.bqkv, attnIn.x, this.qkv, false, { ...attnIn.pro, handoffIn: qkvHandoff }));
         if (layout === 'parallel' && fold) ops.push(gateUp(mlpIn!));
         const rk = ropeKv.bind(
           { qkv: this.qkv, positions: this.positions, slots: this.slots, kv: this.kv[l], ...(lw.qNorm && lw.kNorm ? { qNorm: lw.qNorm, kNorm: lw.kNorm } : {}) },
@@ -378,23 +384,26 @@ export class GpuModel {
           pageSize: this.pageSize, pages: this.kvPages, scale: ropeScale,
         };
         const rope = { positions: this.positions, slots: this.slots, freq, kv: this.kv[l] };
-        ops.push(mm(`${p}qkv`, D, z.qkvDim, lw.wqkv, lw.bqkv, attnIn.x, this.qkv, false, { ...attnIn.pro, epilogue, rope }));
+        ops.push(mm(`${p}qkv`, D, z.qkvDim, lw.wqkv, lw.bqkv, attnIn.x, this.qkv, false, { ...attnIn.pro, epilogue, rope, handoffIn: qkvHandoff }));
         if (layout === 'parallel' && fold) ops.push(gateUp(mlpIn!));
       }
       const xq = this.attention.quantizesOut ? projections.x8Scratch() : undefined;
       ops.push(this.attention.bind(this.kv[l], { window: ls.window ?? 0, scale: a.queryScale, softcap: a.softCap ?? 0 }, `${p}attention`, xq));
       // Out-projection: straight into the residual stream, or into `proj` for the post-norm to add. Its x is on 8 bits
       // in the shared scratch already when the attention wrote it there.
-      const oExtras = { xqReady: xq !== undefined };
+      const oHandoff = handoff[l].o && !post && lw.mlpNorm ? lw.mlpNorm.weight : undefined;
+      const oExtras = { xqReady: xq !== undefined, ...(oHandoff ? { handoffOut: oHandoff } : {}) };
       if (post && lw.attnPostNorm) {
         ops.push(mm(`${p}o`, z.qDim, D, lw.wo, lw.bo, this.attnOut, this.proj, false, oExtras));
         ops.push(normOp(lw.attnPostNorm, this.proj, this.hidden, true, `${p}attn_post_norm`));
       } else {
         ops.push(mm(`${p}o`, z.qDim, D, lw.wo, lw.bo, this.attnOut, this.hidden, true, oExtras));
       }
-      if (layout !== 'parallel') ops.push(gateUp(normed(lw.mlpNorm, this.normed, `${p}mlp_norm`)));
+      if (layout !== 'parallel') ops.push(gateUp(normed(lw.mlpNorm, this.normed, `${p}mlp_norm`), oHandoff !== undefined));
       else if (!fold) ops.push(gateUp(mlpIn!));
-      const down = (y: GPUBuffer, accumulate: boolean) => projections.down(`${p}down`, lw.wDown, lw.bDown, y, accumulate, actQ8 !== null);
+      const next = w.layers[l + 1];
+      const downHandoff = handoff[l].down && !post && next?.attnNorm ? next.attnNorm.weight : undefined;
+      const down = (y: GPUBuffer, accumulate: boolean) => projections.down(`${p}down`, lw.wDown, lw.bDown, y, accumulate, actQ8 !== null, downHandoff);
       if (post && lw.mlpPostNorm) {
         ops.push(down(this.proj, false));
         ops.push(normOp(lw.mlpPostNorm, this.proj, this.hidden, true, `${p}mlp_post_norm`));

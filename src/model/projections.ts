@@ -6,12 +6,13 @@
 import type { Gpu } from '../gpu/device.js';
 import { Matmul, type MatmulVariant } from '../kernels/matmul.js';
 import { MlpAct } from '../kernels/mlp_act.js';
-import { actQ8Runs, QMatmul } from '../kernels/qmatmul.js';
+import { actQ8Runs, canReadHandoff, canWriteHandoff, QMatmul } from '../kernels/qmatmul.js';
 import { createQuantizedX, type QuantizedX } from '../kernels/quantize_x8.js';
+import { createX8Handoff, type X8Handoff } from '../kernels/x8_handoff.js';
 import { hasIntDot } from '../kernels/weight_shader.js';
 import { PLAIN, prologueKey, type XPrologue } from '../kernels/x_prologue.js';
 import { epilogueKey, NO_EPILOGUE, type RopeBuffers, type YEpilogue } from '../kernels/y_epilogue.js';
-import type { GpuMatrix } from './gpu_weights.js';
+import type { GpuLayerWeights, GpuMatrix } from './gpu_weights.js';
 import type { ModelActivations, NamedOp } from './model_options.js';
 import type { ModelSpec } from './spec.js';
 
@@ -31,6 +32,26 @@ export function downSplits(M: number, hidden: number, dim: number): boolean {
   return M * hidden * dim >= DOWN_SPLIT_MIN_WORK;
 }
 
+/**
+ * Which residual writes of a pre-norm RMS model hand x over to the matmul after them at one-row steps
+ * (kernels/x8_handoff.ts): per layer, o -> gate|up (the MLP norm's input) and down -> the next layer's q|k|v (its
+ * attention norm's input). A writer needs one 8-bit part in one chunk writing the residual stream, a reader an RMS norm
+ * folded in and some 8-bit part (canWriteHandoff, canReadHandoff: llvmpipe). The last down projection writes none
+ * (the LM head reads the gathered rows).
+ */
+export function handoffPairs(gpu: Gpu, spec: ModelSpec, layers: readonly GpuLayerWeights[], activations: ModelActivations): { o: boolean; down: boolean }[] {
+  const on = activations === 'q8' && spec.norm.kind === 'rms' && spec.residual.layout === 'sequential' && spec.dim % 32 === 0;
+  const writes = (m: GpuMatrix) => m.parts.length === 1 && m.parts[0].chunks.length === 1 && canWriteHandoff(gpu, m.parts[0].type);
+  const reads = (m: GpuMatrix) => m.parts.some((p) => canReadHandoff(gpu, p.type));
+  return layers.map((l, i) => {
+    const next = layers[i + 1];
+    return {
+      o: on && l.mlpNorm !== null && writes(l.wo) && reads(l.wGateUp),
+      down: on && next !== undefined && next.attnNorm !== null && writes(l.wDown) && reads(next.wqkv),
+    };
+  });
+}
+
 /** What a projection may do around its matmul: an x prologue (with an RMS norm's weight), a y epilogue (RoPE + KV). */
 export interface ProjectionExtras {
   prologue?: XPrologue;
@@ -46,12 +67,23 @@ export interface ProjectionExtras {
   xqReady?: boolean;
   /** The 8-bit x scratch this projection's 8-bit parts read (default x8Scratch()). */
   xq?: QuantizedX;
+  /**
+   * At one row the 8-bit parts read x (RMSNorm of the residual stream, the rms prologue) as the matmul before
+   * handed it over in handoff() instead of quantizing it (kernels/x8_handoff.ts; the model pairs writer and reader).
+   */
+  handoffIn?: boolean;
+  /**
+   * At one row this matmul (one 8-bit part in one chunk, y the residual stream) hands y over in handoff(), quantized
+   * through the next matmul's RMS norm weight given here.
+   */
+  handoffOut?: GPUBuffer;
 }
 
 export class Projections {
   private readonly matmuls = new Map<string, Matmul | QMatmul>();
   private xq: QuantizedX | null = null;
   private actX: QuantizedX | null = null;
+  private hand: X8Handoff | null = null;
   private readonly mlpAct: MlpAct | null;
 
   constructor(
@@ -79,6 +111,12 @@ export class Projections {
   private scratch(): QuantizedX {
     this.xq ??= createQuantizedX(this.gpu, this.o.maxRows, this.o.xWidth, 'x on 8 bits');
     return this.xq;
+  }
+
+  /** The residual stream's x hand-off (dim values, one row), shared by every writer and reader pair. */
+  handoff(): X8Handoff {
+    this.hand ??= createX8Handoff(this.gpu, this.spec.dim, 'x hand-off');
+    return this.hand;
   }
 
   /** Down's x on 8 bits as a one-row act_q8 gate|up projection writes it: (1, F) values. */
@@ -120,7 +158,7 @@ export class Projections {
    * `norm`), the MLP activation, or nothing. x (M, K), y (M, N) f32.
    */
   matmul(name: string, K: number, N: number, W: GpuMatrix, bias: GPUBuffer | null, x: GPUBuffer, y: GPUBuffer, accumulate: boolean, extras: ProjectionExtras = {}): NamedOp {
-    const { prologue = PLAIN, norm, epilogue = NO_EPILOGUE, rope, prefillOnly = false, xqReady = false } = extras;
+    const { prologue = PLAIN, norm, epilogue = NO_EPILOGUE, rope, prefillOnly = false, xqReady = false, handoffIn = false, handoffOut } = extras;
     const actOut = epilogue.kind === 'act_q8' ? { actOut: this.actScratch() } : {};
     // Parts of one matrix read the same x through the same prologue: on 8-bit x the first quantizes it for all.
     let quantized = xqReady;
@@ -134,8 +172,11 @@ export class Projections {
       // dot-step kernel at M = 1 only rounds differently).
       if (part.type !== 'F32') {
         const q8 = this.o.activations === 'q8' && hasIntDot(part.type);
-        const k = this.kernelFor(`${key},${q8}`, () => new QMatmul(this.gpu, { type: part.type, ...o, activations: q8 ? 'q8' : 'f32-blocked' })) as QMatmul;
-        const bq = k.bind(q8 ? { ...b, ...actOut, xq: extras.xq ?? this.scratch(), xqReady: quantized } : { ...b, ...actOut }, label);
+        // x hand-offs (kernels/x8_handoff.ts) on the 8-bit parts only: the others read the f32 x through their prologue.
+        const h = { handoffIn: q8 && handoffIn, handoffOut: q8 && handoffOut !== undefined };
+        const k = this.kernelFor(`${key},${q8},${h.handoffIn},${h.handoffOut}`, () => new QMatmul(this.gpu, { type: part.type, ...o, activations: q8 ? 'q8' : 'f32-blocked', ...h })) as QMatmul;
+        const handoffs = { ...(h.handoffIn ? { handoffIn: this.handoff() } : {}), ...(h.handoffOut && handoffOut ? { handoffOut: { to: this.handoff(), norm: handoffOut } } : {}) };
+        const bq = k.bind(q8 ? { ...b, ...actOut, xq: extras.xq ?? this.scratch(), xqReady: quantized, ...handoffs } : { ...b, ...actOut }, label);
         // The down projection made with actX trusts this: a one-row step writes its x.
         if (epilogue.kind === 'act_q8' && !bq.writesActX(1)) throw new Error(`${label}: the act_q8 epilogue does not run at one row.`);
         quantized ||= q8;
@@ -163,14 +204,16 @@ export class Projections {
    * (its quantize_x8 pass reads each gate and up once), and so does a small one: below DOWN_SPLIT_MIN_WORK the split's
    * extra dispatch costs more than the fused form's extra loads (downSplits).
    */
-  down(name: string, W: GpuMatrix, bias: GPUBuffer | null, y: GPUBuffer, accumulate: boolean, actX = false): NamedOp {
+  down(name: string, W: GpuMatrix, bias: GPUBuffer | null, y: GPUBuffer, accumulate: boolean, actX = false, handoffOut?: GPUBuffer): NamedOp {
     const m = this.spec.mlp;
     const [F, D] = [m.hiddenDim, this.spec.dim];
     const actPrologue: XPrologue = { kind: 'act', act: m.activation, gated: m.gated };
-    const fused = this.matmul(name, F, D, W, bias, this.o.gateUp, y, accumulate, { prologue: actPrologue });
+    // handoffOut (ProjectionExtras): on the matmul that runs the one-row steps.
+    const hand = handoffOut ? { handoffOut } : {};
+    const fused = this.matmul(name, F, D, W, bias, this.o.gateUp, y, accumulate, { prologue: actPrologue, ...(actX ? {} : hand) });
     if (actX) {
       // One-row steps read the x the gate|up projection's act_q8 epilogue wrote (actEpilogueFor); wider ones quantize.
-      const ready = this.matmul(name, F, D, W, bias, this.o.gateUp, y, accumulate, { prologue: actPrologue, xq: this.actScratch(), xqReady: true });
+      const ready = this.matmul(name, F, D, W, bias, this.o.gateUp, y, accumulate, { prologue: actPrologue, xq: this.actScratch(), xqReady: true, ...hand });
       return {
         name,
         kind: 'matmul',
@@ -207,7 +250,7 @@ export class Projections {
   /** The kernels and the 8-bit scratch (the bound ops are destroyed by their owners). */
   destroy(): void {
     for (const m of this.matmuls.values()) m.destroy();
-    for (const s of [this.xq, this.actX]) {
+    for (const s of [this.xq, this.actX, this.hand]) {
       s?.xq.destroy();
       s?.xs.destroy();
     }

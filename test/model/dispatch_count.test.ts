@@ -105,7 +105,9 @@ describe(`dispatches per layer on ${testAdapterChoices()[0]}`, () => {
   // time on llvmpipe, bench/RESULTS.md "Weights"), the out-projection reads the attention's output on 8 bits (per-head
   // attention in its loop form writes it: PagedAttention quantizeOut), so 5 + 3 per layer and the LM head's one more;
   // on llvmpipe a one-row step's gate|up writes down's x on 8 bits in its epilogue (kernels/act_q8_epilogue.ts), so
-  // down's quantize_x8 goes: 7 at one row there. With activations 'f32' the counts of the F32 model.
+  // down's quantize_x8 goes, and o hands x over to gate|up and down to the next layer's q|k|v (kernels/x8_handoff.ts),
+  // whose quantize dispatches go too: at one row there 6 in the first layer (its q|k|v reads the embedding), 5 in the
+  // others, the F32 model's count. With activations 'f32' the counts of the F32 model.
   it.each([
     ['q8', 8, 4],
     ['f32', 5, 3],
@@ -117,12 +119,15 @@ describe(`dispatches per layer on ${testAdapterChoices()[0]}`, () => {
       expect(model.attention.quantizesOut).toBe(activations === 'q8');
       const actQ8 = activations === 'q8' && onLlvmpipe(gpu);
       for (const rows of [1, 17]) {
-        const c = countingPass();
-        for (const op of model.kernels.layers[0]) op.run(c.pass, rows, 1);
-        // On f32 activations wide steps on CPU adapters split the down projection as above; on 8-bit ones never (its
-        // quantize_x8 pass computes act(gate) * up once per value).
-        const split = activations === 'f32' && rows >= PREFILL_MIN_M && gpu.isCpu ? 1 : 0;
-        expect(c.count(), `${rows} rows`).toBe(perLayer + split - (actQ8 && rows === 1 ? 1 : 0));
+        for (const [l, layer] of model.kernels.layers.entries()) {
+          const c = countingPass();
+          for (const op of layer) op.run(c.pass, rows, 1);
+          // On f32 activations wide steps on CPU adapters split the down projection as above; on 8-bit ones never (its
+          // quantize_x8 pass computes act(gate) * up once per value).
+          const split = activations === 'f32' && rows >= PREFILL_MIN_M && gpu.isCpu ? 1 : 0;
+          const oneRow = actQ8 && rows === 1 ? (l === 0 ? 2 : 3) : 0;
+          expect(c.count(), `layer ${l}, ${rows} rows`).toBe(perLayer + split - oneRow);
+        }
       }
       const c = countingPass();
       for (const op of model.kernels.head) op.run(c.pass, 1, 1);
@@ -133,8 +138,9 @@ describe(`dispatches per layer on ${testAdapterChoices()[0]}`, () => {
   });
 
   // A q|k|v stored in two 8-bit types (Q4_0 q and k, Q8_0 v, as llama-quantize's Q4_K_M mixes attn_v): one matmul per
-  // part, but the second part reads the x the first quantized (QMatmul xqReady): 8 + 1, not 8 + 2 (one fewer at one
-  // row on llvmpipe, as above).
+  // part, but the second part reads the x the first quantized (QMatmul xqReady): 8 + 1, not 8 + 2; at one row on
+  // llvmpipe both parts read the x the previous layer's down projection handed over, and as above gate|up and down
+  // quantize nothing: 9 - 3.
   it('llama with a Q8_0 attn_v beside Q4_0 q and k: one quantize_x8 for the fused q|k|v, 9 per layer', async () => {
     const gpu = await gpuFor(testAdapterChoices()[0]);
     const model = new GpuModel(gpu, inQ4_0(randomModelWeights(small(SMOLLM2_360M), 1), 'Q8_0'), { maxRows: 17, maxSamples: 4, kvPages: 4 });
@@ -142,8 +148,8 @@ describe(`dispatches per layer on ${testAdapterChoices()[0]}`, () => {
       expect(model.weights.layers[0].wqkv.parts.map((p) => p.type)).toEqual(['Q4_0', 'Q8_0']);
       for (const rows of [1, 17]) {
         const c = countingPass();
-        for (const op of model.kernels.layers[0]) op.run(c.pass, rows, 1);
-        expect(c.count(), `${rows} rows`).toBe(rows === 1 && onLlvmpipe(gpu) ? 8 : 9);
+        for (const op of model.kernels.layers[1]) op.run(c.pass, rows, 1);
+        expect(c.count(), `${rows} rows`).toBe(rows === 1 && onLlvmpipe(gpu) ? 6 : 9);
       }
     } finally {
       model.destroy();
