@@ -8,13 +8,15 @@
 //
 // How the work is split (on llvmpipe a workgroup of 8 is one 8-lane SIMD batch; a load or store whose address
 // differs between lanes is a loop over the lanes, so the split minimizes those): each invocation puts the 8 values it
-// stored into workgroup memory; after the barrier the four invocations of each block quantize the block together (the
-// same values in each) and store two of its 8 word vec4s each; all of them sum the squares (the same loads in each).
+// stored into workgroup memory, with the dot(v, v) of its two vec4s; after the barrier the four invocations of each
+// block quantize the block together (the same values in each) and store two of its 8 word vec4s each, and the first
+// adds the dots in order.
 @group(0) @binding(11) var<storage, read> xn_g: array<vec4<f32>>;        // (N/4) vec4 the next norm's weight g
 @group(0) @binding(12) var<storage, read_write> xn_q: array<vec4<u32>>;  // (N/32, 8) vec4: 32 words per block
 @group(0) @binding(13) var<storage, read_write> xn_s: array<vec2<f32>>;  // (N/32) (max|x g| / 127, sum q), at 2 ceil(N/64) + c chunk c's (sum x^2, 0)
 
 var<workgroup> xn_x: array<vec4<f32>, 16>; // the workgroup's 64 columns of row 0 as stored, 0 past N
+var<workgroup> xn_d: array<f32, 16>;       // dot(v, v) of each of those vec4s v
 
 /** Columns c .. c + 3 of row 0 as this invocation stored them (c a multiple of 4; N is a multiple of 32), 0 past N. */
 fn xn_y4(c: u32) -> vec4<f32> {
@@ -37,14 +39,20 @@ fn xn_word(q: XqBlock, j: u32) -> vec4<u32> {
 /** After every invocation stored its 8 columns of row 0 (nOffset 0, one chunk: the host guards both); wg: workgroup id. */
 fn y_next(li: u32, wg: u32) {
   let col0 = wg * 64u;
-  xn_x[2u * li] = xn_y4(col0 + 8u * li);
-  xn_x[2u * li + 1u] = xn_y4(col0 + 8u * li + 4u);
+  let v0 = xn_y4(col0 + 8u * li);
+  let v1 = xn_y4(col0 + 8u * li + 4u);
+  xn_x[2u * li] = v0;
+  xn_x[2u * li + 1u] = v1;
+  xn_d[2u * li] = dot(v0, v0);
+  xn_d[2u * li + 1u] = dot(v1, v1);
   workgroupBarrier();
-  // quantize_x8.wgsl's chunk loop: the chunk's vec4s in order, each dot(v, v) added to a partial from 0 (past N the
-  // vec4s are 0, which adds exactly nothing to a sum >= 0).
-  var p = 0.0;
-  for (var i = 0u; i < 16u; i++) { let v = xn_x[i]; p += dot(v, v); }
-  if (li == 0u) { xn_s[2u * ((params.n + 63u) / 64u) + wg] = vec2<f32>(p, 0.0); }
+  if (li == 0u) {
+    // quantize_x8.wgsl's chunk loop: each vec4's dot(v, v) in order, added to a partial from 0 (past N the vec4s are
+    // 0, which adds exactly nothing to a sum >= 0).
+    var p = 0.0;
+    for (var i = 0u; i < 16u; i++) { p += xn_d[i]; }
+    xn_s[2u * ((params.n + 63u) / 64u) + wg] = vec2<f32>(p, 0.0);
+  }
   let b = li / 4u; // this invocation's block of the chunk
   if (col0 + 32u * b < params.n) {
     let k4 = 8u * b;
