@@ -35,18 +35,79 @@ fn col(w0: u32, w1: u32, w2: u32, w3: u32, w4: u32, d: f32) -> f32 {
   return d * (xm[0].x * f32((hi16(s0) + hi16(s1)) + (hi16(s2) + hi16(s3))) - 16.0 * xm[0].y);
 }
 
+/** Sums of 8 columns of one row. */
+struct Row8 {
+  a: vec4<f32>,
+  b: vec4<f32>,
+}
+
+/**
+ * One row (its first x block xr) times the tile of columns n0 .. n0 + 7 (n0 a multiple of 8; past the last tile, the
+ * last): the same arithmetic, in the same order, as main's rows loop. main's one-row path and act_q8_main (the act_q8
+ * epilogue's one-row form, kernels/act_q8_epilogue.ts) run it.
+ */
+fn row8(n0: u32, xr: u32) -> Row8 {
+  let tile = min(n0 / 8u, (params.n - 1u) / 8u);
+  let blocks = params.k / 32u;
+  var a = vec4<f32>(0.0);
+  var c = vec4<f32>(0.0);
+  for (var b = 0u; b < blocks; b++) {
+    let base = (tile * blocks + b) * 11u;
+    let p0 = w4[base];
+    let q0 = w4[base + 1u];
+    let p1 = w4[base + 2u];
+    let q1 = w4[base + 3u];
+    let p2 = w4[base + 4u];
+    let q2 = w4[base + 5u];
+    let p3 = w4[base + 6u];
+    let q3 = w4[base + 7u];
+    let p4 = w4[base + 8u];
+    let q4 = w4[base + 9u];
+    let dd = w4[base + 10u];
+    let d01 = unpack2x16float(dd.x);
+    let d23 = unpack2x16float(dd.y);
+    let d45 = unpack2x16float(dd.z);
+    let d67 = unpack2x16float(dd.w);
+    load_x(xr + b, 0u);
+    a.x += col(p0.x, p1.x, p2.x, p3.x, p4.x, d01.x);
+    a.y += col(p0.y, p1.y, p2.y, p3.y, p4.y, d01.y);
+    a.z += col(p0.z, p1.z, p2.z, p3.z, p4.z, d23.x);
+    a.w += col(p0.w, p1.w, p2.w, p3.w, p4.w, d23.y);
+    c.x += col(q0.x, q1.x, q2.x, q3.x, q4.x, d45.x);
+    c.y += col(q0.y, q1.y, q2.y, q3.y, q4.y, d45.y);
+    c.z += col(q0.z, q1.z, q2.z, q3.z, q4.z, d67.x);
+    c.w += col(q0.w, q1.w, q2.w, q3.w, q4.w, d67.y);
+  }
+  return Row8(a, c);
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   xs_prep(); // x handed over by the matmul before: the row's r (kernels/x8_handoff.ts)
+  if (ACT_Q8) {
+    act_q8_main(gid.x);
+    return;
+  }
   // Invocations past the last tile read the last one (in bounds) and store nothing; rows past the end are clamped.
-  let n0 = y_col0(gid.x); // gid.x * 8, or act_q8's gate | up order (kernels/act_q8_epilogue.ts)
-  let tile = min(n0 / 8u, (params.n - 1u) / 8u);
+  let tile = min(gid.x, (params.n - 1u) / 8u);
+  let n0 = gid.x * 8u;
   let m0 = gid.y * MR;
   let blocks = params.k / 32u;
   var xr: array<u32, MAX_R>;
   for (var i = 0u; i < MR; i++) { xr[i] = min(m0 + i, params.m - 1u) * blocks; } // each row's first x block
   var acc = array<array<f32, 8>, MAX_R>();
-  for (var b = 0u; b < blocks; b++) {
+  if (MR == 1u) {
+    let r = row8(n0, xr[0]);
+    acc[0][0] = r.a.x;
+    acc[0][1] = r.a.y;
+    acc[0][2] = r.a.z;
+    acc[0][3] = r.a.w;
+    acc[0][4] = r.b.x;
+    acc[0][5] = r.b.y;
+    acc[0][6] = r.b.z;
+    acc[0][7] = r.b.w;
+  }
+  for (var b = 0u; b < select(blocks, 0u, MR == 1u); b++) { // one row: row8
     let base = (tile * blocks + b) * 11u; // in 16-byte words: a tile block is 176 bytes
     let p0 = w4[base];
     let q0 = w4[base + 1u];
@@ -80,8 +141,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
     // matches the other bodies'.
     y[0] = f32(w1[0]) + xs[0].x;
   }
-  // The one-row hook (kernels/act_q8_epilogue.ts; nothing for other epilogues), in uniform control flow.
-  if (MR == 1u) { y_epi_row(gid.x, n0, acc[0]); }
   for (var i = 0u; i < MR; i++) {
     let m = m0 + i;
     if (m >= params.m) { break; }

@@ -2,17 +2,17 @@
 // down projection's x, act(gate) * up on 8 bits, so the down projection needs no quantize_x8 dispatch of its own
 // (QMatmul xqReady; one dispatch fewer per gated layer of a decode step on llvmpipe, bench/RESULTS.md "Weights").
 //
-// Only in the one-row body with 8-invocation workgroups (QMatmul's narrow one-row configuration, llvmpipe): each
-// workgroup computes 64 columns, and here they are the gate AND the up columns of the same 32 features (a column
-// order inside the dispatch, no repacking of W, y stays gate | up): invocations 0..3 of workgroup w take gate rows
-// 32 w + 8 l .. + 7, invocations 4..7 the up rows F + 32 w + 8 (l - 4) .. (y_col0). After its loop (before its stores)
-// each invocation puts its 8 finished values (with bias, as it stores them) in workgroup memory; after one barrier
-// invocation 0 computes act(gate) * up of the 32 features as quantize_x8's act prologue does (act4(gate) * up, the
-// same WGSL: shaders/activation.wgsl) and quantizes the block with shaders/xq8_block.wgsl: block w of down's x, the
-// same bits quantize_x8 writes (test/kernels/qmatmul_act_q8.test.ts). Every other row count and body keeps today's
-// path (the matmul writes gate | up; down quantizes it): the epilogue's pipeline is only the one-row one.
-// The 8-bit bodies call y_col0(gid.x) for their first column and y_epi_row(gid.x, n0, acc) at one row; every other
-// epilogue gets the plain stubs (oneRowHooksSource).
+// Its own one-row configuration (QMatmul's q8x1act, llvmpipe only): each invocation owns one 32-value block of down's
+// x, features 32 g .. 32 g + 31, and computes their gate columns AND their up columns (64 columns, 8 at a time
+// through the body's row8, the same arithmetic as the body's one-row path), stores them to y as the body would (with
+// bias; y stays gate | up), and quantizes act(gate) * up exactly as quantize_x8's act prologue does (act4(gate) * up,
+// the same WGSL: shaders/activation.wgsl, then shaders/xq8_block.wgsl): block g of down's x, the same bits
+// (test/kernels/qmatmul_act_q8.test.ts). No invocation needs another's values, so there is no barrier and no
+// workgroup memory: on llvmpipe either cost about 1 us per workgroup, as much as the dispatch this saves (measured;
+// a first form with 8 invocations sharing a block through a barrier was no faster than the dispatch it replaced).
+// Every other row count keeps today's path (the matmul writes gate | up; down quantizes it).
+// The 8-bit bodies call act_q8_main(gid.x) instead of their own work when ACT_Q8; every other epilogue gets the stubs
+// (oneRowHooksSource).
 import { InvalidArgumentError } from '../errors.js';
 import { ACT_CODE, type Activation } from './mlp_act.js';
 import { WGSL } from './wgsl.gen.js';
@@ -20,11 +20,13 @@ import { WGSL } from './wgsl.gen.js';
 export interface ActQ8Epilogue {
   kind: 'act_q8';
   act: Activation;
-  features: number; // F: the matmul's N is 2F, gate | up; a multiple of 32 (one x block per workgroup)
+  features: number; // F: the matmul's N is 2F, gate | up; a multiple of 32 (one x block per invocation)
 }
 
-/** Invocations per workgroup (8 columns each) the epilogue's column order assumes: 32 gate + 32 up columns. */
+/** Invocations per workgroup of the epilogue's one-row configuration (one 32-value block, 64 columns, each). */
 export const ACT_Q8_WG = 8;
+/** Columns of y each invocation of that configuration computes: 32 gate + 32 up. */
+export const ACT_Q8_COLUMNS = 64;
 
 export function actQ8Key(e: ActQ8Epilogue): string {
   return `act_q8-${e.act},${e.features}`;
@@ -34,16 +36,16 @@ export function actQ8Key(e: ActQ8Epilogue): string {
 export function checkActQ8(op: string, e: ActQ8Epilogue, N: number): ActQ8Epilogue {
   if (!(e.act in ACT_CODE)) throw new InvalidArgumentError(`${op}: unknown activation ${e.act}; use one of ${Object.keys(ACT_CODE).join(', ')}.`);
   if (!Number.isInteger(e.features) || e.features < 32 || e.features % 32 !== 0) {
-    throw new InvalidArgumentError(`${op}: the act_q8 epilogue needs F a positive multiple of 32 (one 8-bit block per workgroup), got ${e.features}.`);
+    throw new InvalidArgumentError(`${op}: the act_q8 epilogue needs F a positive multiple of 32 (one 8-bit block per invocation), got ${e.features}.`);
   }
   if (N !== 2 * e.features) throw new InvalidArgumentError(`${op}: act_q8 ends a gate|up projection of 2F = ${2 * e.features} columns, not N=${N}.`);
   return e;
 }
 
-const STUBS = `fn y_col0(g: u32) -> u32 { return g * 8u; }
-fn y_epi_row(g: u32, n0: u32, a: array<f32, 8>) {}`;
+const STUBS = `const ACT_Q8: bool = false;
+fn act_q8_main(g: u32) {}`;
 
-/** The 8-bit bodies' column order and one-row hook: act_q8's (buffers at bindings first, first + 1) or the stubs. */
+/** The 8-bit bodies' one-row act_q8 form (buffers at bindings first, first + 1), or the stubs. */
 export function oneRowHooksSource(e: { kind: string }, first: number): string {
   if (e.kind !== 'act_q8') return STUBS;
   const a = e as ActQ8Epilogue;
@@ -52,38 +54,48 @@ export function oneRowHooksSource(e: { kind: string }, first: number): string {
     `const ACT: u32 = ${ACT_CODE[a.act]}u;`,
     WGSL.activation,
     WGSL.xq8_block,
+    `const ACT_Q8: bool = true;`,
     `const E_F: u32 = ${a.features}u;`,
     `@group(0) @binding(${first}) var<storage, read_write> e_xq: array<vec4<u32>>; // (1, F/32, 8) vec4: down's x on 8 bits`,
     `@group(0) @binding(${first + 1}) var<storage, read_write> e_xs: array<vec2<f32>>; // (1, F/32): (dx, sx) per block`,
-    `var<workgroup> e_gu: array<vec4<f32>, 16>; // the workgroup's 32 gate values (vec4s 0..7), then its 32 up values`,
     `
-/** Invocation g's first column: gate rows 32 w + 8 l (l < 4) or up rows F + 32 w + 8 (l - 4) of workgroup w. */
-fn y_col0(g: u32) -> u32 {
-  let l = g % 8u;
-  return select(E_F, 0u, l < 4u) + 32u * (g / 8u) + 8u * (l % 4u);
+/** Columns n0 .. n0 + 7 of row 0 with bias, stored to y as the body stores them. */
+fn e_cols(n0: u32) -> Row8 {
+  let r = row8(n0, 0u);
+  var a = r.a;
+  var b = r.b;
+  let o = params.nOffset + n0;
+  if (params.hasBias != 0u) {
+    a += vec4<f32>(bias[o], bias[o + 1u], bias[o + 2u], bias[o + 3u]);
+    b += vec4<f32>(bias[o + 4u], bias[o + 5u], bias[o + 6u], bias[o + 7u]);
+  }
+  y[o] = a.x;
+  y[o + 1u] = a.y;
+  y[o + 2u] = a.z;
+  y[o + 3u] = a.w;
+  y[o + 4u] = b.x;
+  y[o + 5u] = b.y;
+  y[o + 6u] = b.z;
+  y[o + 7u] = b.w;
+  return Row8(a, b);
 }
 
-/** After invocation g's loop (one row, uniform control flow): its values a, as stored, then block g / 8 of down's x. */
-fn y_epi_row(g: u32, n0: u32, a: array<f32, 8>) {
-  var v0 = vec4<f32>(a[0], a[1], a[2], a[3]);
-  var v1 = vec4<f32>(a[4], a[5], a[6], a[7]);
-  if (params.hasBias != 0u) {
-    let o = params.nOffset + n0;
-    v0 += vec4<f32>(bias[o], bias[o + 1u], bias[o + 2u], bias[o + 3u]);
-    v1 += vec4<f32>(bias[o + 4u], bias[o + 5u], bias[o + 6u], bias[o + 7u]);
+/** Invocation g: block g of down's x (features 32 g ..), and the 64 gate and up columns of y it needs. */
+fn act_q8_main(g: u32) {
+  if (g >= E_F / 32u) { return; }
+  // Gate columns 32 g + 8 j, then the up ones, 8 at a time in a loop (one copy of row8: eight made the compile of
+  // Q6_K's pipeline take minutes).
+  var v: array<Row8, 8>;
+  for (var j = 0u; j < 8u; j++) {
+    v[j] = e_cols(select(E_F, 0u, j < 4u) + 32u * g + 8u * (j % 4u));
   }
-  let l = g % 8u;
-  e_gu[2u * l] = v0;
-  e_gu[2u * l + 1u] = v1;
-  workgroupBarrier();
-  if (l != 0u) { return; }
-  // quantize_x8's act prologue: x_at4 = act4(gate) * up, 8 vec4s per block.
+  // quantize_x8's act prologue: x_at4 = act4(gate) * up.
   let q = xq_block8(
-    act4(e_gu[0]) * e_gu[8], act4(e_gu[1]) * e_gu[9], act4(e_gu[2]) * e_gu[10], act4(e_gu[3]) * e_gu[11],
-    act4(e_gu[4]) * e_gu[12], act4(e_gu[5]) * e_gu[13], act4(e_gu[6]) * e_gu[14], act4(e_gu[7]) * e_gu[15],
+    act4(v[0].a) * v[4].a, act4(v[0].b) * v[4].b, act4(v[1].a) * v[5].a, act4(v[1].b) * v[5].b,
+    act4(v[2].a) * v[6].a, act4(v[2].b) * v[6].b, act4(v[3].a) * v[7].a, act4(v[3].b) * v[7].b,
   );
   // xq8_store.wgsl's xq_store (rs = 1), into this epilogue's buffers.
-  let o = (g / 8u) * 8u;
+  let o = 8u * g;
   e_xq[o] = q.a0;
   e_xq[o + 1u] = q.a1;
   e_xq[o + 2u] = q.a2;
@@ -93,7 +105,7 @@ fn y_epi_row(g: u32, n0: u32, a: array<f32, 8>) {
   e_xq[o + 6u] = q.b2;
   e_xq[o + 7u] = q.b3;
   let dx = 1.0 * q.s.x;
-  e_xs[g / 8u] = vec2<f32>(dx, dx * q.s.y);
+  e_xs[g] = vec2<f32>(dx, dx * q.s.y);
 }`,
   ].join('\n');
 }

@@ -24,8 +24,8 @@
 // - prefill: shaders/qmatmul.wgsl, 8 x 2 for larger M (each dequantized sub-block serves 8 rows).
 // Bias and accumulate are uniform flags as in kernels/matmul.ts (one pipeline serves every projection of a type); x goes
 // through the x prologue (kernels/x_prologue.ts) and y through the y epilogue chosen at construction. The act_q8
-// epilogue (kernels/act_q8_epilogue.ts: a gate|up projection writes down's x on 8 bits) is the one-row llvmpipe body's
-// only (actQ8Runs); its other configurations run without an epilogue.
+// epilogue (kernels/act_q8_epilogue.ts: a gate|up projection writes down's x on 8 bits) runs on llvmpipe (actQ8Runs)
+// in a one-row configuration of its own, 64 columns per invocation; its other configurations run without an epilogue.
 // W is split in chunks of whole rows like a SplitTensor (one dispatch per chunk). Encode one bound matmul at most
 // once per submit (its uniforms are written at encode time).
 import { onLlvmpipe } from '../gpu/adapters.js';
@@ -41,7 +41,7 @@ import { BoundKernel, groupsFor } from './kernel.js';
 import { hasDotStep, hasIntDot, weightPipeline, type Handoff } from './weight_shader.js';
 import { checkPrologue, PLAIN, prologueKey, xWidth, type XPrologue } from './x_prologue.js';
 import { BoundQuantizeX8, createQuantizedX, quantizedXBytes, type QuantizedX } from './quantize_x8.js';
-import { ACT_Q8_WG } from './act_q8_epilogue.js';
+import { ACT_Q8_COLUMNS, ACT_Q8_WG } from './act_q8_epilogue.js';
 import { checkEpilogue, checkRopeBinding, NO_EPILOGUE, type RopeBuffers, type YEpilogue } from './y_epilogue.js';
 import { handoffBytes, WRITER_STORAGE_BUFFERS, type X8Handoff } from './x8_handoff.js';
 
@@ -86,6 +86,10 @@ const Q8_1_NARROW: Config = { ...Q8_1, name: 'q8x1n', wg: LLVMPIPE_MIN_WG };
 // The same one-row body reading x handed over by the matmul before (kernels/x8_handoff.ts), and writing one.
 const Q8_1_IN: Config = { ...Q8_1_NARROW, name: 'q8x1n-in' };
 const Q8_1_OUT: Config = { ...Q8_1_NARROW, name: 'q8x1n-out' };
+// One row with the act_q8 epilogue (kernels/act_q8_epilogue.ts): each invocation the 64 gate and up columns of one
+// 32-value block of down's x; and the same reading x handed over.
+const Q8_1_ACT: Config = { name: 'q8x1act', op: 'qmatmul_q8', variant: 'decode', mr: 1, nr: ACT_Q8_COLUMNS, wg: ACT_Q8_WG };
+const Q8_1_ACT_IN: Config = { ...Q8_1_ACT, name: 'q8x1act-in' };
 const Q8_4: Config = { name: 'q8x4', op: 'qmatmul_q8', variant: 'decode', mr: 4, nr: 8, wg: 16 };
 const Q8_8: Config = { name: 'q8x8', op: 'qmatmul_q8', variant: 'prefill', mr: 8, nr: 8, wg: 16 };
 const DECODE_1: Config = { name: 'decode1x2', op: 'qmatmul', variant: 'decode', mr: 1, nr: 2, wg: 64 };
@@ -118,12 +122,12 @@ function narrowOneRow(gpu: Gpu): boolean {
 }
 
 /**
- * Whether a matmul of `type` on these activations (and one-row workgroups: QMatmulOptions.narrowOneRow) runs the
- * act_q8 epilogue at one row: 8-bit activations and the narrow one-row body, llvmpipe's, whose 8-invocation
- * workgroups are the epilogue's 32 gate + 32 up columns.
+ * Whether a matmul of `type` on these activations (and QMatmulOptions.narrowOneRow) runs the act_q8 epilogue at one
+ * row: 8-bit activations on llvmpipe, where the one-row body is tuned for it (one invocation per 64 columns would
+ * leave a GPU's lanes idle; unmeasured elsewhere).
  */
 export function actQ8Runs(gpu: Gpu, type: StorageType, activations: DecodeActivations = 'q8', narrow = true): boolean {
-  return int8(type, activations) && narrow && narrowOneRow(gpu) && Q8_1_NARROW.wg === ACT_Q8_WG;
+  return int8(type, activations) && narrow && narrowOneRow(gpu);
 }
 
 /**
@@ -142,14 +146,14 @@ export function canWriteHandoff(gpu: Gpu, type: StorageType, act: DecodeActivati
   return canReadHandoff(gpu, type, act) && gpu.limits.maxStorageBuffersPerShaderStage >= WRITER_STORAGE_BUFFERS;
 }
 
-function configsOf(type: StorageType, K: number, act: DecodeActivations, narrow: boolean): readonly Config[] {
-  return int8(type, act) ? [narrow ? Q8_1_NARROW : Q8_1, Q8_4, Q8_8] : [decodeOne(type, K, act), DECODE_4, PREFILL];
+function configsOf(type: StorageType, K: number, act: DecodeActivations, narrow: boolean, actQ8: boolean): readonly Config[] {
+  return int8(type, act) ? [actQ8 ? Q8_1_ACT : narrow ? Q8_1_NARROW : Q8_1, Q8_4, Q8_8] : [decodeOne(type, K, act), DECODE_4, PREFILL];
 }
 
-function configFor(type: StorageType, K: number, act: DecodeActivations, narrow: boolean, variant: QMatmulVariant, M: number): Config {
+function configFor(type: StorageType, K: number, act: DecodeActivations, narrow: boolean, actQ8: boolean, variant: QMatmulVariant, M: number): Config {
   const q8 = int8(type, act);
   if (variant === 'prefill') return q8 ? Q8_8 : PREFILL;
-  if (M <= 1) return q8 ? (narrow ? Q8_1_NARROW : Q8_1) : decodeOne(type, K, act);
+  if (M <= 1) return q8 ? (actQ8 ? Q8_1_ACT : narrow ? Q8_1_NARROW : Q8_1) : decodeOne(type, K, act);
   return q8 ? Q8_4 : DECODE_4;
 }
 
@@ -287,10 +291,11 @@ export class QMatmul {
       throw new InvalidArgumentError(`QMatmul: handoffOut needs the one-row 8-bit body on llvmpipe (canWriteHandoff), no y epilogue, no handoffIn and N a multiple of 32, got ${this.type}, N=${this.N}.`);
     }
     const handoffs: [Config, Handoff][] = [];
-    if (this.handoffIn && this.prologue.kind === 'rms') handoffs.push([Q8_1_IN, { readEps: this.prologue.eps }]);
+    const actQ8 = this.epilogue.kind === 'act_q8';
+    if (this.handoffIn && this.prologue.kind === 'rms') handoffs.push([actQ8 ? Q8_1_ACT_IN : Q8_1_IN, { readEps: this.prologue.eps }]);
     if (this.handoffOut) handoffs.push([Q8_1_OUT, { write: true }]);
     // Compile every pipeline now: nothing in the per-token loop may compile.
-    for (const [c, handoff] of [...configsOf(this.type, this.K, this.activations, this.narrowOneRow).map((c) => [c, {}] as [Config, Handoff]), ...handoffs]) {
+    for (const [c, handoff] of [...configsOf(this.type, this.K, this.activations, this.narrowOneRow, actQ8).map((c) => [c, {}] as [Config, Handoff]), ...handoffs]) {
       if (!this.variants.includes(c.variant)) continue;
       const constants: Record<string, number> =
         c.op === 'qmatmul' ? { WG: c.wg, MR: c.mr, NR: c.nr } : c.op === 'qmatmul_q8' ? { WG: c.wg, MR: c.mr } : { WG: c.wg, NR: c.nr };
@@ -299,14 +304,14 @@ export class QMatmul {
     }
   }
 
-  /** The epilogue configuration c runs: act_q8 only in the one-row narrow body (reading a hand-off or not). */
+  /** The epilogue configuration c runs: act_q8 only in its own one-row configuration (reading a hand-off or not). */
   private epilogueOf(c: Config): YEpilogue {
-    return this.epilogue.kind === 'act_q8' && c !== Q8_1_NARROW && c !== Q8_1_IN ? NO_EPILOGUE : this.epilogue;
+    return this.epilogue.kind === 'act_q8' && c !== Q8_1_ACT && c !== Q8_1_ACT_IN ? NO_EPILOGUE : this.epilogue;
   }
 
   /** Whether an encode of M rows in `variant` writes down's x through the act_q8 epilogue (QMatmulBuffers.actOut). */
   writesActX(variant: QMatmulVariant, M: number): boolean {
-    return this.epilogue.kind === 'act_q8' && M === 1 && this.configFor(variant, M) === Q8_1_NARROW;
+    return this.epilogue.kind === 'act_q8' && M === 1 && this.configFor(variant, M) === Q8_1_ACT;
   }
 
   destroy(): void {
@@ -326,7 +331,7 @@ export class QMatmul {
 
   /** The configuration `encode` runs for M rows in `variant`. */
   configFor(variant: QMatmulVariant, M: number): Config {
-    return configFor(this.type, this.K, this.activations, this.narrowOneRow, variant, M);
+    return configFor(this.type, this.K, this.activations, this.narrowOneRow, this.epilogue.kind === 'act_q8', variant, M);
   }
 
   bind(b: QMatmulBuffers, label = 'qmatmul'): BoundQMatmul {
@@ -380,14 +385,15 @@ export class QMatmul {
     const kernels = new Map<string, BoundKernel<QMatmulField>[]>();
     for (const [name, pipeline] of this.pipelines) {
       // The hand-off pipelines exist only for binds that give their buffers.
-      if ((name === Q8_1_IN.name && !b.handoffIn) || (name === Q8_1_OUT.name && !b.handoffOut)) continue;
-      const actOut = b.actOut && (name === Q8_1_NARROW.name || name === Q8_1_IN.name) ? [b.actOut.xq, b.actOut.xs] : [];
+      const reads = name === Q8_1_IN.name || name === Q8_1_ACT_IN.name;
+      if ((reads && !b.handoffIn) || (name === Q8_1_OUT.name && !b.handoffOut)) continue;
+      const actOut = b.actOut && (name === Q8_1_ACT.name || name === Q8_1_ACT_IN.name) ? [b.actOut.xq, b.actOut.xs] : [];
       kernels.set(
         name,
         b.w.chunks.map((c, i) => {
           const out = b.handoffOut;
           const buffers =
-            name === Q8_1_IN.name && b.handoffIn
+            reads && b.handoffIn
               ? [b.handoffIn.xq, c.buffer, c.buffer, bias, b.y, b.handoffIn.xs, ...rope, ...actOut]
               : name === Q8_1_OUT.name && out && quantize
                 ? [quantize.out.xq, c.buffer, c.buffer, bias, b.y, quantize.out.xs, null, null, null, null, out.norm, out.to.xq, out.to.xs]
@@ -474,9 +480,10 @@ export class BoundQMatmul {
     const accumulate = this.mm.accumulate ? 1 : 0;
     const rowBytes = this.b.w.rowBytes;
     // One row in the narrow body: x handed over (no quantize dispatch) and / or y handed on (kernels/x8_handoff.ts).
-    const one = M === 1 && cfg === Q8_1_NARROW;
-    const handIn = one && this.kernels.has(Q8_1_IN.name);
-    const run = handIn ? this.kernels.get(Q8_1_IN.name)! : one && this.kernels.has(Q8_1_OUT.name) ? this.kernels.get(Q8_1_OUT.name)! : kernels;
+    const one = M === 1 && (cfg === Q8_1_NARROW || cfg === Q8_1_ACT);
+    const inName = cfg === Q8_1_ACT ? Q8_1_ACT_IN.name : Q8_1_IN.name;
+    const handIn = one && this.kernels.has(inName);
+    const run = handIn ? this.kernels.get(inName)! : one && this.kernels.has(Q8_1_OUT.name) ? this.kernels.get(Q8_1_OUT.name)! : kernels;
     if (!this.b.xqReady && !handIn) this.quantize?.encode(pass, M);
     this.b.w.chunks.forEach((c, i) => {
       const params = { m: M, k: K, n: c.rows, ldy: N, nOffset: c.rowStart, hasBias, accumulate, rowBytes };
