@@ -8,7 +8,8 @@ import { createStorage, createStorageFrom } from '../../src/gpu/buffers.js';
 import { readF32, readU32 } from '../../src/gpu/readback.js';
 import { submitPass } from '../../src/kernels/kernel.js';
 import type { Activation } from '../../src/kernels/mlp_act.js';
-import { actQ8Runs, QMatmul } from '../../src/kernels/qmatmul.js';
+import { actQ8Runs, canWriteHandoff, QMatmul } from '../../src/kernels/qmatmul.js';
+import { createX8Handoff } from '../../src/kernels/x8_handoff.js';
 import { BoundQuantizeX8, createQuantizedX, decodeQuantizedX, type QuantizedX } from '../../src/kernels/quantize_x8.js';
 import type { YEpilogue } from '../../src/kernels/y_epilogue.js';
 import { InvalidArgumentError } from '../../src/errors.js';
@@ -133,6 +134,68 @@ describe.each(testAdapterChoices())('act_q8 epilogue of the one-row 8-bit gate|u
       for (const b of [bA, bP, q8, fused, plain]) b.destroy();
       destroyWeights(wt);
       for (const b of [xb, bb, yA, yP, xq.xq, xq.xs, out.xq, out.xs, ref.xq, ref.xs]) b?.destroy();
+    }
+  });
+
+  // In the model gate|up also reads its x handed over by the out-projection (kernels/x8_handoff.ts): the act_q8
+  // configuration then reads it too (q8x1act-in). Writer (Q8_0, 64 -> D = 160, accumulating) then gate|up (Q4_0,
+  // D -> 2F = 192) with the hand-off and act_q8, against the same two without either: gate|up's y bit for bit, and
+  // down's x bit for bit against quantize_x8's act prologue over that y.
+  it('reads x handed over by the matmul before, with the same bits', async () => {
+    const gpu = await gpuFor(choice);
+    const [D, K, F, eps] = [160, 64, 96, 1e-5];
+    const epilogue: YEpilogue = { kind: 'act_q8', act: 'silu', features: F };
+    if (!actQ8Runs(gpu, 'Q4_0') || !canWriteHandoff(gpu, 'Q8_0')) {
+      expect(() => new QMatmul(gpu, { type: 'Q4_0', K: D, N: 2 * F, bias: false, epilogue })).toThrow(InvalidArgumentError);
+      return;
+    }
+    const seed = testSeed();
+    const rand = mulberry32(seed);
+    const x = createStorageFrom(gpu.device, randomF32(rand, K), 'x (1, 64) f32');
+    const y0 = randomF32(rand, D, 3);
+    const g = createStorageFrom(gpu.device, Float32Array.from(randomF32(rand, D, 0.5), (v) => 1 + v), 'g (D) f32');
+    const ww = uploadWeights(gpu, 'Q8_0', randomWeights('Q8_0', D, K, rand), D, K, 'w writer');
+    const wr = uploadWeights(gpu, 'Q4_0', randomWeights('Q4_0', 2 * F, D, rand), 2 * F, D, 'w gate|up');
+    const rms = { kind: 'rms' as const, eps };
+    async function pass(handed: boolean): Promise<{ gu: Float32Array; words: Uint32Array; scales: Uint32Array }> {
+      const h = createStorageFrom(gpu.device, y0, 'h (1, D) f32');
+      const gu = createStorage(gpu.device, 2 * F * 4, 'gate|up (1, 2F) f32');
+      const hand = handed ? createX8Handoff(gpu, D, 'hand-off') : null;
+      const out = createQuantizedX(gpu, 1, F, "down's x");
+      const writer = new QMatmul(gpu, { type: 'Q8_0', K, N: D, bias: false, accumulate: true, handoffOut: handed });
+      const reader = new QMatmul(gpu, { type: 'Q4_0', K: D, N: 2 * F, bias: false, prologue: rms, handoffIn: handed, ...(handed ? { epilogue } : {}) });
+      const bw = writer.bind({ x, w: ww, y: h, ...(hand ? { handoffOut: { to: hand, norm: g } } : {}) }, 'writer');
+      const br = reader.bind({ x: h, w: wr, y: gu, norm: g, ...(hand ? { handoffIn: hand, actOut: out } : {}) }, 'gate|up');
+      const q8 = new BoundQuantizeX8(gpu, gu, out, F, { kind: 'act', act: 'silu', gated: true }, null, 'down quantize');
+      expect(br.writesActX(1)).toBe(handed);
+      let dispatches = 0;
+      submitPass(gpu, (p) => {
+        bw.encode(p, 1);
+        const counted = new Proxy(p, {
+          get: (t, key) => (key === 'dispatchWorkgroups' ? (...a: [number, number?]) => (dispatches++, t.dispatchWorkgroups(...a)) : (Reflect.get(t, key) as Function).bind(t)),
+        });
+        br.encode(counted, 1);
+        if (!handed) q8.encode(p, 1);
+      });
+      // With the hand-off gate|up quantizes nothing itself: one dispatch, not quantize_x8 + matmul.
+      expect(dispatches).toBe(handed ? 1 : 2);
+      const r = { gu: await readF32(gpu, gu, 2 * F), ...(await readX8(gpu, out, F)) };
+      for (const k of [bw, br, q8, writer, reader]) k.destroy();
+      for (const b of [h, gu, hand?.xq, hand?.xs, out.xq, out.xs]) b?.destroy();
+      return r;
+    }
+    try {
+      const fused = await pass(true);
+      const plain = await pass(false);
+      expect(Array.from(fused.gu), `seed ${seed}: gate|up`).toEqual(Array.from(plain.gu));
+      expect(Array.from(fused.words), `seed ${seed}: down's x words`).toEqual(Array.from(plain.words));
+      expect(Array.from(fused.scales), `seed ${seed}: down's x scales`).toEqual(Array.from(plain.scales));
+      // Not all zero: the words carry the values (the float64 checks above hold the arithmetic itself).
+      expect(fused.words.some((w) => w !== 0)).toBe(true);
+    } finally {
+      destroyWeights(ww);
+      destroyWeights(wr);
+      for (const b of [x, g]) b.destroy();
     }
   });
 
