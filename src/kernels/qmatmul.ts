@@ -26,6 +26,9 @@
 // through the x prologue (kernels/x_prologue.ts) and y through the y epilogue chosen at construction. The act_q8
 // epilogue (kernels/act_q8_epilogue.ts: a gate|up projection writes down's x on 8 bits) runs on llvmpipe (actQ8Runs)
 // in a one-row configuration of its own, 64 columns per invocation; its other configurations run without an epilogue.
+// The x hand-off (kernels/x8_handoff.ts, llvmpipe, one row): a matmul built with handoffOut that writes the residual
+// stream also writes the next norm's x on 8 bits (configuration q8x1n-out), and one built with handoffIn reads it
+// instead of quantizing its own x (q8x1n-in, or q8x1act-in with act_q8); other row counts ignore the hand-off.
 // W is split in chunks of whole rows like a SplitTensor (one dispatch per chunk). Encode one bound matmul at most
 // once per submit (its uniforms are written at encode time).
 import { onLlvmpipe } from '../gpu/adapters.js';

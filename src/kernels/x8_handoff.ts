@@ -17,6 +17,7 @@
 import type { Gpu } from '../gpu/device.js';
 import { createStorage } from '../gpu/buffers.js';
 import { X8_BLOCK } from './quantize_x8.js';
+import { wgslFloat } from './x_prologue.js';
 import { WGSL } from './wgsl.gen.js';
 
 /** Columns of one writer workgroup (8 invocations of 8 columns), the chunk of one partial sum of squares. */
@@ -46,11 +47,6 @@ export function createX8Handoff(gpu: Gpu, K: number, label: string): X8Handoff {
   };
 }
 
-/** WGSL float literal of v (as x_prologue.ts writes eps, so both shaders hold the same f32). */
-function lit(v: number): string {
-  return v.toExponential();
-}
-
 /**
  * The x-scale side of the 8-bit bodies: xs_prep() at the start of main and xs_at(xb), the (dx, sx) of x block xb.
  * Without `eps` xs as quantize_x8 wrote it; with eps (a reader of a hand-off, whose matmul's prologue is RMS with this
@@ -59,7 +55,7 @@ function lit(v: number): string {
 export function xsSource(eps: number | null): string {
   if (eps === null) return 'fn xs_prep() {}\nfn xs_at(xb: u32) -> vec2<f32> { return xs[xb]; }';
   return `// x handed over (kernels/x8_handoff.ts), RMS eps ${eps}
-const XR_EPS: f32 = ${lit(eps)};
+const XR_EPS: f32 = ${wgslFloat(eps)};
 var<private> xr_r: f32; // the row's r = 1 / rms(x)
 fn xs_prep() {
   let chunks = (params.k + 63u) / 64u;

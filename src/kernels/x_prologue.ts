@@ -66,10 +66,9 @@ export function checkPrologue(op: string, p: XPrologue, K: number, vec4: boolean
   return p;
 }
 
-/** WGSL float literal of v (an abstract float, exact for every f32). */
-function lit(v: number): string {
-  const s = v.toExponential();
-  return s;
+/** WGSL float literal of v (an abstract float, exact for every f32); the x hand-off's reader writes eps with it too. */
+export function wgslFloat(v: number): string {
+  return v.toExponential();
 }
 
 /** Rows of x one invocation may own (the largest MR of every matmul body). */
@@ -81,7 +80,7 @@ export function xPrologueSource(p: XPrologue, views: XViews): string {
   const rms = p.kind === 'rms';
   const act = p.kind === 'act';
   if (act) out.push(`const ACT: u32 = ${ACT_CODE[p.act]}u;`, WGSL.activation);
-  if (rms) out.push(`const X_EPS: f32 = ${lit(p.eps)};`);
+  if (rms) out.push(`const X_EPS: f32 = ${wgslFloat(p.eps)};`);
   if (views.v4 || views.v1) {
     out.push(`const X_RMS: bool = ${rms};`);
     if (rms) {

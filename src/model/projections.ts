@@ -1,8 +1,10 @@
 // A model's projections bound to their kernels: y (+)= f(x) W^T (+ b) for each part of W in its storage type, and the
 // MLP's down projection with its activation. One kernel per distinct (type, K, N, bias, accumulate, prologue,
 // epilogue), shared by every layer; one 8-bit x scratch shared by every 8-bit projection (they run one after another,
-// each quantizing its own x first), and a second one row long that a one-row gate|up projection with the act_q8
-// epilogue writes the down projection's x into (actEpilogueFor). model/gpu_model.ts binds a model's ops through this.
+// each quantizing its own x first), a second one row long that a one-row gate|up projection with the act_q8
+// epilogue writes the down projection's x into (actEpilogueFor), and the x hand-off (kernels/x8_handoff.ts) through
+// which a one-row o or down projection passes the next norm's quantized x to the matmul after it (handoffPairs).
+// model/gpu_model.ts binds a model's ops through this.
 import type { Gpu } from '../gpu/device.js';
 import { Matmul, type MatmulVariant } from '../kernels/matmul.js';
 import { MlpAct } from '../kernels/mlp_act.js';
@@ -36,8 +38,10 @@ export function downSplits(M: number, hidden: number, dim: number): boolean {
  * Which residual writes of a pre-norm RMS model hand x over to the matmul after them at one-row steps
  * (kernels/x8_handoff.ts): per layer, o -> gate|up (the MLP norm's input) and down -> the next layer's q|k|v (its
  * attention norm's input). A writer needs one 8-bit part in one chunk writing the residual stream, a reader an RMS norm
- * folded in and some 8-bit part (canWriteHandoff, canReadHandoff: llvmpipe). The last down projection writes none
- * (the LM head reads the gathered rows).
+ * folded in and some 8-bit part (canWriteHandoff, canReadHandoff: llvmpipe). The last down projection writes none:
+ * the LM head (model/gpu_model.ts logitsOf) folds the final norm into its own x prologue over the sampling rows. On a
+ * decode step it reads those rows in place, so it could read the last down's hand-off instead and save its quantize
+ * dispatch (one per step); not done.
  */
 export function handoffPairs(gpu: Gpu, spec: ModelSpec, layers: readonly GpuLayerWeights[], activations: ModelActivations): { o: boolean; down: boolean }[] {
   const on = activations === 'q8' && spec.norm.kind === 'rms' && spec.residual.layout === 'sequential' && spec.dim % 32 === 0;
