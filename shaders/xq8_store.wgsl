@@ -1,4 +1,5 @@
-// Stores a block of xq8_block.wgsl (kept apart: a body that binds xq read-only, the 8-bit matmul, cannot include it).
+// Stores a block of xq8_block.wgsl (kept apart: a body that binds xq read-only, the 8-bit matmul, cannot include it;
+// the act_q8 epilogue includes it with its own buffer names, kernels/act_q8_epilogue.ts).
 
 /**
  * Stores block `blk`: its 8 vec4 words at xq[8 blk..] and (dx, dx sum q) at xs[blk], with dx = rs max|x| / 127 (rs: a

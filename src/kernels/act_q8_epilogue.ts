@@ -94,18 +94,9 @@ fn act_q8_main(g: u32) {
     act4(v[0].a) * v[4].a, act4(v[0].b) * v[4].b, act4(v[1].a) * v[5].a, act4(v[1].b) * v[5].b,
     act4(v[2].a) * v[6].a, act4(v[2].b) * v[6].b, act4(v[3].a) * v[7].a, act4(v[3].b) * v[7].b,
   );
-  // xq8_store.wgsl's xq_store (rs = 1), into this epilogue's buffers.
-  let o = 8u * g;
-  e_xq[o] = q.a0;
-  e_xq[o + 1u] = q.a1;
-  e_xq[o + 2u] = q.a2;
-  e_xq[o + 3u] = q.a3;
-  e_xq[o + 4u] = q.b0;
-  e_xq[o + 5u] = q.b1;
-  e_xq[o + 6u] = q.b2;
-  e_xq[o + 7u] = q.b3;
-  let dx = 1.0 * q.s.x;
-  e_xs[g] = vec2<f32>(dx, dx * q.s.y);
+  e_xq_store(g, q, 1.0);
 }`,
+    // xq8_store.wgsl's xq_store, storing into this epilogue's buffers (the body binds its own xq and xs read-only).
+    WGSL.xq8_store.replace('fn xq_store(', 'fn e_xq_store(').replace(/\bxq\[/g, 'e_xq[').replace(/\bxs\[/g, 'e_xs['),
   ].join('\n');
 }

@@ -13,6 +13,7 @@ import { handoffPairs } from '../../src/model/projections.js';
 import { gpuFor } from '../kernels/adapters.js';
 import { sharedModelsDir } from '../ref/shared_models.js';
 import { mulberry32 } from '../ref/random.js';
+import { stepPaths, type PathRecord } from '../ref/step_paths.js';
 
 const STEPS = 24;
 
@@ -25,7 +26,7 @@ describe.each(['llama256-Q5_0.gguf', 'llama256-Q4_K_M.gguf'])('batch invariance 
     const rand = mulberry32(3);
     // Uneven prompt lengths, so batched rows sit at different positions and pages.
     const prompts = Array.from({ length: 8 }, (_, i) => [1, ...Array.from({ length: 5 + 3 * i }, () => 3 + Math.floor(rand() * (V - 3)))]);
-    async function run(which: number[]): Promise<Map<number, { tokens: number[]; logits: Float32Array[] }>> {
+    async function run(which: number[]): Promise<Map<number, PathRecord>> {
       const e = await Engine.fromWeights(m.modelWeights, null, { gpu, kvPages: 200, maxRows: 200, maxSamples: 32 });
       // The 8-bit path is what runs: 8-bit activations (the default) on some 4- or 5-bit matrix of the file.
       const types = e.model.weights.layers.flatMap((l) => [l.wqkv, l.wo, l.wGateUp, l.wDown].flatMap((w) => w.parts.map((p) => p.type)));
@@ -34,16 +35,7 @@ describe.each(['llama256-Q5_0.gguf', 'llama256-Q4_K_M.gguf'])('batch invariance 
       // the same bits either way is what this test holds.
       const pairs = handoffPairs(gpu, e.model.spec, e.model.weights.layers, e.model.activations);
       expect(pairs.some((p) => p.o || p.down)).toBe(true);
-      const ids = which.map((i) => e.createPath(prompts[i], { temperature: 1, seed: 100 + i }));
-      const out = new Map(which.map((i) => [i, { tokens: [] as number[], logits: [] as Float32Array[] }]));
-      for (let s = 0; s < STEPS; s++) {
-        const r = (await e.step({ logits: true }))!;
-        r.results.forEach((res, k) => {
-          const o = out.get(which[ids.indexOf(res.pathId)])!;
-          o.tokens.push(res.token);
-          o.logits.push(r.logits!.slice(k * V, (k + 1) * V));
-        });
-      }
+      const out = await stepPaths(e, prompts, which, STEPS);
       e.destroy();
       return out;
     }

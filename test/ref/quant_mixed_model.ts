@@ -11,6 +11,7 @@ import type { StorageType } from '../../src/weights/types.js';
 import { randomWeights } from './quant_random.js';
 import { mulberry32, randomF32 } from './random.js';
 import { gpuFor } from '../kernels/adapters.js';
+import { stepPaths } from './step_paths.js';
 
 const rope = { theta: 1e4, rotaryDim: 32, scaling: { type: 'default' as const }, attentionFactor: 1, freqFactors: null };
 export const SPEC = (D: number, F: number, nLayers: number, extra: Partial<ModelSpec> = {}): ModelSpec => validateSpec({
@@ -66,16 +67,7 @@ export async function batchedEqualsSingle(w: ModelWeights, steps = 8): Promise<{
   async function run(which: number[]) {
     const e = await Engine.fromWeights(w, null, { gpu, kvPages: 64, maxRows: 64, maxSamples: 8 });
     const pairs = handoffPairs(gpu, e.model.spec, e.model.weights.layers, e.model.activations);
-    const ids = which.map((i) => e.createPath(prompts[i], { temperature: 1, seed: 100 + i }));
-    const out = new Map(which.map((i) => [i, { tokens: [] as number[], logits: [] as Float32Array[] }]));
-    for (let s = 0; s < steps; s++) {
-      const r = (await e.step({ logits: true }))!;
-      r.results.forEach((res, k) => {
-        const o = out.get(which[ids.indexOf(res.pathId)])!;
-        o.tokens.push(res.token);
-        o.logits.push(r.logits!.slice(k * V, (k + 1) * V));
-      });
-    }
+    const out = await stepPaths(e, prompts, which, steps);
     e.destroy();
     return { out, pairs };
   }
