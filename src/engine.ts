@@ -10,10 +10,12 @@
 //
 // Token accounting (rows computed, page copies, pages peak) is counted here, not estimated.
 import { ContextOverflowError, ForkLMError, InvalidArgumentError, PagePoolExhaustedError } from './errors.js';
+import { autoCpuThreads } from './gpu/cpu_threads.js';
 import { createGpu, type Gpu, type GpuOptions } from './gpu/device.js';
 import { readF32 } from './gpu/readback.js';
 import { KvCache } from './kv/kv_cache.js';
 import { measureDecodeFused } from './model/decode_fused_choice.js';
+import { specFromLlamaConfig } from './model/from_llama.js';
 import { GpuModel, type ModelOptions } from './model/gpu_model.js';
 import { submitStep, type StepSampling, type SubmittedStep } from './model/forward.js';
 import { StepPipeline, type InFlight, type PathState, type PipelineStats } from './engine_pipeline.js';
@@ -161,7 +163,9 @@ export class Engine implements SessionSource, ApiHost {
 
   /** An engine over already-loaded weights (loading by name lives in model/resolve.ts and engine_load.ts). */
   static async fromWeights(weights: ModelWeights | LlamaWeights, tokenizer: Tokenizer | null, options: EngineOptions = {}): Promise<Engine> {
-    const gpu = options.gpu ?? (await createGpu(options));
+    // Not told how many llvmpipe workers to use: the model's size decides (gpu/cpu_threads.ts).
+    const cpuThreads = options.cpuThreads ?? autoCpuThreads('spec' in weights ? weights.spec : specFromLlamaConfig(weights));
+    const gpu = options.gpu ?? (await createGpu({ ...options, cpuThreads }));
     try {
       const model = new GpuModel(gpu, weights, options);
       // decodeFused 'measure' (and the default on an adapter that does not name itself): time it before any path.

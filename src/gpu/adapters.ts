@@ -96,13 +96,22 @@ async function nodeAdapter(kind: Exclude<AdapterKind, 'browser'>, options: Adapt
   try {
     if (kind === 'llvmpipe') {
       env.EGL_PLATFORM ??= 'surfaceless';
+      // Mesa reads LP_NUM_THREADS once, when requestAdapter makes the process's first llvmpipe screen. A value of ours
+      // is set only for that moment, so that processes started later (a Chromium, a peer engine) do not inherit it.
+      let ours = false;
       if (!(THREADS_KEY in seen)) {
-        if (options.cpuThreads !== undefined) env.LP_NUM_THREADS ??= String(options.cpuThreads);
+        ours = options.cpuThreads !== undefined && env.LP_NUM_THREADS === undefined;
+        if (ours) env.LP_NUM_THREADS = String(options.cpuThreads);
         const n = env.LP_NUM_THREADS === undefined ? NaN : Number(env.LP_NUM_THREADS);
         seen[THREADS_KEY] = Number.isInteger(n) && n >= 0 ? n : null;
       }
       const instance = create(['backend=opengles', ...dawnFlags]);
-      const adapter = await instance.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions);
+      let adapter: GPUAdapter | null;
+      try {
+        adapter = await instance.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions);
+      } finally {
+        if (ours) delete env.LP_NUM_THREADS;
+      }
       // On a machine with a GPU the GL backend may be hardware; it is still the "llvmpipe" route by configuration.
       return adapter ? { kind, adapter, isCpu: looksSoftware(adapter), instance, cpuThreads: seen[THREADS_KEY] ?? null } : null;
     }

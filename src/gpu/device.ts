@@ -17,11 +17,11 @@ export interface GpuOptions {
   timestamps?: boolean;
   /**
    * Node on llvmpipe only: the worker threads llvmpipe runs kernels on (Mesa's LP_NUM_THREADS). 0 runs every kernel
-   * on the thread that submits it, with no hand-off to workers: a stories260K forward's CPU time falls to ~0.6x (each
-   * hand-off costs ~20 us, more than such a kernel's work), but wall clock was slower in every loaded run so far
-   * (bench/RESULTS.md, "Single-stream decode"). Mesa reads it once per process, when the first llvmpipe device is
-   * created: later values change nothing, and LP_NUM_THREADS set in the environment wins. It is set in
-   * process.env, so child processes started later inherit it. Default: Mesa's (one thread per core).
+   * on the thread that submits it, with no hand-off to workers (each hand-off costs 20-130 us here, more than a small
+   * model's kernel). Mesa reads it once per process, when the first llvmpipe device is created: later values change
+   * nothing, and LP_NUM_THREADS set in the environment wins. forklm sets it only while that device is made, so child
+   * processes do not inherit it. Default here: Mesa's (one worker per core); Engine.fromWeights and loadEngine, when
+   * they make the GPU, pick it from the model's size instead (gpu/cpu_threads.ts: 0 for stories260K-sized models).
    */
   cpuThreads?: number;
   /**

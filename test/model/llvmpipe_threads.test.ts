@@ -1,11 +1,14 @@
 // GpuOptions.cpuThreads (Node, llvmpipe): LP_NUM_THREADS reaches Mesa before the first llvmpipe device of a process,
 // so 0 really leaves out llvmpipe's worker threads (counted in /proc/self/task), and the Gpu reports what its process
-// runs with, also when a later device asks for another value (Mesa reads it once). Each case runs in a fresh process.
+// runs with, also when a later device asks for another value (Mesa reads it once). An engine made from weights without
+// a GPU picks the count from the model's size (gpu/cpu_threads.ts) unless told, and a value forklm sets does not stay
+// in the environment for later child processes. Each case runs in a fresh process.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { sharedModelsDir } from '../ref/shared_models.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -35,7 +38,34 @@ function run(arg: string): { cpuThreads: number | null; second: number | null; a
   return JSON.parse(out.trim().split('\n').pop()!);
 }
 
+const ENGINE_SCRIPT = `
+import { Engine } from './src/engine.ts';
+import { readModel } from './src/engine_load.ts';
+import { randomWeights, SMOLLM2_135M } from './src/model/random_weights.ts';
+const [model, threads] = process.argv.slice(-2);
+const weights = model === 'stories260K'
+  ? (await readModel(process.env.STORIES_DIR)).weights
+  : randomWeights({ ...SMOLLM2_135M, nLayers: 1, vocabSize: 512 }, 1);
+const e = await Engine.fromWeights(weights, null, { adapter: 'llvmpipe', kvPages: 64, ...(threads === 'auto' ? {} : { cpuThreads: Number(threads) }) });
+console.log(JSON.stringify({ cpuThreads: e.gpu.cpuThreads, env: process.env.LP_NUM_THREADS ?? null }));
+e.destroy();
+process.exit(0);
+`;
+
+function engineRun(model: 'stories260K' | 'smollm-layer', threads: string): { cpuThreads: number | null; env: string | null } {
+  const env: NodeJS.ProcessEnv = { ...process.env, STORIES_DIR: join(sharedModelsDir(), 'stories260K/hf') };
+  delete env.LP_NUM_THREADS;
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', ENGINE_SCRIPT, model, threads], { cwd: root, env, encoding: 'utf8', timeout: 120_000 });
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+
 describe.runIf(existsSync('/proc/self/task'))('GpuOptions.cpuThreads on llvmpipe', () => {
+  it('Engine.fromWeights: 0 for stories260K, Mesa default for a SmolLM2-135M layer, a given count wins; none stays in the environment', () => {
+    expect(engineRun('stories260K', 'auto')).toEqual({ cpuThreads: 0, env: null });
+    expect(engineRun('smollm-layer', 'auto')).toEqual({ cpuThreads: null, env: null });
+    expect(engineRun('stories260K', '2')).toEqual({ cpuThreads: 2, env: null });
+  }, 300_000);
+
   it('0 runs without llvmpipe worker threads; the first device of a process decides', () => {
     const zero = run('0');
     const dflt = run('default');
