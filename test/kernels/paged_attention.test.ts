@@ -341,6 +341,9 @@ describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
     // elsewhere).
     const blocks = new PagedAttention(gpu, { nHeads: 8, kvHeads: 4, headDim: 8, pageSize: 16, qStride: 128, variant: 'per-head', rowsPerInvocation: 4 });
     expect([3, 7, 8, 16, 28, 29, 256].map((r) => blocks.rowsFor(r))).toEqual([1, 2, 2, 2, 2, 4, 4]);
+    // With llvmpipe's kernels on the submitting thread (cpuThreads 0) no workgroup count is kept: the widest grouping.
+    const inline = new PagedAttention({ ...gpu, cpuThreads: 0 }, { nHeads: 8, kvHeads: 4, headDim: 8, pageSize: 16, qStride: 128, variant: 'per-head', rowsPerInvocation: 4 });
+    expect([1, 3, 4, 16, 256].map((r) => inline.rowsFor(r))).toEqual([1, 2, 4, 4, 4]);
     const dflt = new PagedAttention(gpu, { nHeads: 8, kvHeads: 4, headDim: 8, pageSize: 16, qStride: 128, variant: 'per-head' });
     // Blocks by default on llvmpipe only: in Node by name, in the page on the GL route (browser-gl), not on SwiftShader.
     const llvmpipe = isNode ? /llvmpipe/i.test(gpu.name) : choice === 'llvmpipe';
