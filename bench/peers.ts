@@ -1,6 +1,7 @@
 // `npm run bench -- peers`: issue 15's comparison in one run. The many-samples job (stories260K, 16 samples of 64
 // tokens after the same 256-token prompt, temperature 1) and single-stream decode, with
-//   forklm      Node on llvmpipe: EAB exact-N (num_samples 16, threshold 0.4) and fork-at-0; greedy decode of one path;
+//   forklm      Node on llvmpipe: EAB exact-N (num_samples 16, threshold 0.4) and fork-at-0; greedy decode of one path
+//               (llvmpipe's thread count as Engine.fromWeights picks it for the model: gpu/cpu_threads.ts);
 //               the same on SwiftShader
 //   llama.cpp   ../shared/bin/llama-server, one request with n = 16, 1 and 2 threads; its decode rate for one stream;
 //               node-llama-cpp (the same llama.cpp in process) for single-stream decode
@@ -8,15 +9,20 @@
 //               WebAssembly, on the CPU: see peers_browser.ts) in the same page; 16 requests, as it returns one
 //               choice per request, one after another (prompt reused) or all at once in 16 slots; 1 and 2 threads
 //   shape       the same job on the SmolLM2-135M shape (random weights) with forklm on llvmpipe and llama-server on
-//               the same weights as an F32 GGUF (peers_shape.ts), one timed run each
+//               the same weights as an F32 GGUF (peers_shape.ts), one timed run each, in a process of its own (the
+//               llvmpipe thread count is per process, and each model gets the count Engine.fromWeights would pick)
 //   transformers  needs torch and transformers from PyPI, which this machine's package mirror does not serve (npm and
 //               Debian only): recorded as unavailable, with the reason
-// Best of `repeats` per engine (the median beside it). Ratios and issue 15's targets are in the JSON; the chart is
+// Best of `repeats` per engine (the median beside it); forklm on llvmpipe and llama-server on 1 and 2 threads run their
+// rounds interleaved (round r runs each once), so the machine's drifts in speed fall on all three alike. Ratios and issue 15's targets are in the JSON; the chart is
 // bench/results/peers.svg (peers_chart.ts). Peers come from a bench-only install (peers_install.ts).
 // FORKLM_BENCH_QUICK=1 runs tiny counts; FORKLM_BENCH_PEERS_SKIP (comma list of node, swiftshader, server,
 // node-llama-cpp, page, shape) leaves parts out.
 import os from 'node:os';
+import { autoCpuThreads } from '../src/gpu/cpu_threads.js';
 import { createGpu } from '../src/gpu/device.js';
+import type { Engine } from '../src/engine.js';
+import { specFromLlamaConfig } from '../src/model/from_llama.js';
 import { benchModel, engineFor, errorText, log, machine, promptTokens, QUICK } from './bench_models.js';
 import { promptRun } from './common/decode.js';
 import { eab, forkAtZero } from './common/eab.js';
@@ -24,8 +30,8 @@ import { round4 } from './common/timing.js';
 import { startLoadMeter } from './harness.js';
 import { inPage } from './peers_browser.js';
 import { installPeers } from './peers_install.js';
-import { llamaServer, nodeLlamaCpp } from './peers_llama.js';
-import { shapeJob } from './peers_shape.js';
+import { nodeLlamaCpp, openLlamaServer, type OpenPeer } from './peers_llama.js';
+import { shapeJobInChild } from './peers_shape.js';
 import type { AdapterChoice } from '../src/gpu/adapter_choice.js';
 
 const JOB = QUICK ? { samples: 4, maxNew: 8, prompt: 32, repeats: 1, threshold: 0.4 } : { samples: 16, maxNew: 64, prompt: 256, repeats: 3, threshold: 0.4 };
@@ -49,30 +55,92 @@ async function part<T>(name: string, f: () => Promise<T>): Promise<T | { error: 
   }
 }
 
-async function forklmNode(prompt: number[], adapter: AdapterChoice): Promise<object> {
+/** forklm in Node on `adapter`, its engine built and every kernel compiled, for the job's rounds (OpenPeer). */
+async function openForklmNode(prompt: number[], adapter: AdapterChoice): Promise<OpenPeer> {
   const model = await benchModel('stories260K');
-  const gpu = await createGpu({ adapter });
+  // As Engine.fromWeights picks when not told (gpu/cpu_threads.ts): for stories260K, llvmpipe's kernels on the
+  // submitting thread. The first llvmpipe device of a process decides, hence the shape job's own process.
+  const cpuThreads = adapter === 'llvmpipe' ? autoCpuThreads(specFromLlamaConfig(model.weights)) : undefined;
+  const gpu = await createGpu({ adapter, cpuThreads });
+  let base: Engine;
   try {
-    const base = await engineFor(model, gpu, { kvPages: 512, maxSamples: 64 });
+    base = await engineFor(model, gpu, { kvPages: 512, maxSamples: 64 });
     await eab(base, prompt, JOB.samples, 8, JOB.threshold);
     await forkAtZero(base, prompt, JOB.samples, 4);
-    const eabMs: number[] = [];
-    const f0Ms: number[] = [];
-    let generated = 0;
-    for (let r = 0; r < JOB.repeats; r++) {
+  } catch (e) {
+    gpu.destroy();
+    throw e;
+  }
+  const eabMs: number[] = [];
+  const f0Ms: number[] = [];
+  let generated = 0;
+  return {
+    async round(r) {
       const e = await eab(base, prompt, JOB.samples, JOB.maxNew, JOB.threshold);
       eabMs.push(round4(e.mode.ms));
       generated = e.mode.generated;
       f0Ms.push(round4((await forkAtZero(base, prompt, JOB.samples, JOB.maxNew)).ms));
       log(`forklm node (${adapter}): eab ${eabMs[r]} ms, fork-at-0 ${f0Ms[r]} ms`);
-    }
-    const d = await promptRun(base, prompt, JOB.maxNew);
-    base.destroy();
-    const ms = median(d.decode)!;
-    return { adapter: gpu.name, eab_ms: eabMs, eab_generated: generated, fork_at_0_ms: f0Ms, decode_ms_per_token_median: round4(ms), decode_tok_s: round4(1000 / ms) };
-  } finally {
-    gpu.destroy();
+    },
+    async finish() {
+      try {
+        const d = await promptRun(base, prompt, JOB.maxNew);
+        base.destroy();
+        const ms = median(d.decode)!;
+        return { adapter: gpu.name, cpu_threads: gpu.cpuThreads, eab_ms: eabMs, eab_generated: generated, fork_at_0_ms: f0Ms, decode_ms_per_token_median: round4(ms), decode_tok_s: round4(1000 / ms) };
+      } finally {
+        gpu.destroy();
+      }
+    },
+  };
+}
+
+/** The job's rounds of one engine alone, then its record (SwiftShader's forklm: seconds a round, not a target). */
+async function alone(open: () => Promise<OpenPeer>): Promise<object> {
+  const peer = await open();
+  try {
+    for (let r = 0; r < JOB.repeats; r++) await peer.round(r);
+  } catch (e) {
+    await peer.finish().catch(() => undefined);
+    throw e;
   }
+  return peer.finish();
+}
+
+/**
+ * The job's rounds of several engines interleaved: every engine is opened first, then round r runs each engine once,
+ * starting one engine later each round, so that the machine's drifts in speed (1.5x within minutes here) fall on
+ * every engine alike. An engine that fails (to open or in a round) is recorded with its error (or skipped by
+ * FORKLM_BENCH_PEERS_SKIP) and the others go on. Returns each engine's record, in the order given.
+ */
+async function interleaved(engines: [string, () => Promise<OpenPeer>][]): Promise<(Rec | { skipped: true })[]> {
+  const open: (OpenPeer | Rec | { skipped: true })[] = [];
+  for (const [name, f] of engines) {
+    if (SKIP.has(name)) open.push({ skipped: true });
+    else open.push(await f().catch((e: unknown) => (log(`peers: ${name} failed: ${errorText(e)}`), { error: errorText(e) })));
+  }
+  const isOpen = (p: OpenPeer | Rec | { skipped: true }): p is OpenPeer => typeof (p as OpenPeer).round === 'function';
+  for (let r = 0; r < JOB.repeats; r++) {
+    for (let k = 0; k < engines.length; k++) {
+      const i = (r + k) % engines.length;
+      const p = open[i];
+      if (!isOpen(p)) continue;
+      try {
+        await p.round(r);
+      } catch (e) {
+        log(`peers: ${engines[i][0]} failed: ${errorText(e)}`);
+        await p.finish().catch(() => undefined);
+        open[i] = { error: errorText(e) };
+      }
+    }
+  }
+  const out: (Rec | { skipped: true })[] = [];
+  for (let i = 0; i < engines.length; i++) {
+    const p = open[i];
+    if (!isOpen(p)) out.push(p as Rec | { skipped: true });
+    else out.push((await p.finish().catch((e: unknown) => ({ error: errorText(e) }))) as Rec);
+  }
+  return out;
 }
 
 type Rec = Record<string, unknown> & { error?: string };
@@ -171,21 +239,23 @@ export async function run(): Promise<object> {
   } catch (e) {
     installed = { error: errorText(e) };
   }
-  const node = (await part('node', () => forklmNode(prompt, 'llvmpipe'))) as Rec;
-  const swift = (await part('swiftshader', () => forklmNode(prompt, 'swiftshader'))) as Rec;
-  const server1 = (await part('server', () => llamaServer(prompt, 1, JOB))) as Rec;
-  const server2 = (await part('server', () => llamaServer(prompt, 2, JOB))) as Rec;
+  const [node, server1, server2] = (await interleaved([
+    ['node', () => openForklmNode(prompt, 'llvmpipe')],
+    ['server', () => openLlamaServer(prompt, 1, JOB)],
+    ['server', () => openLlamaServer(prompt, 2, JOB)],
+  ])) as Rec[];
+  const swift = (await part('swiftshader', () => alone(() => openForklmNode(prompt, 'swiftshader')))) as Rec;
   const nlc = (await part('node-llama-cpp', () => nodeLlamaCpp(prompt, JOB))) as Rec;
   const page = (await part('page', () => inPage(JOB, promptText, [1, 2].flatMap((threads) => [{ threads, mode: 'sequential' as const }, { threads, mode: 'concurrent' as const }])))) as Rec;
 
-  const shape = (await part('shape', () => shapeJob(JOB))) as Rec;
+  const shape = (await part('shape', async () => shapeJobInChild(JOB))) as Rec;
 
   const derived = derive(node, server1, server2, nlc, page, loadBefore, swift, shape);
   return {
     date: new Date().toISOString(),
     machine: machine(),
     quick: QUICK,
-    job: `${JOB.samples} samples of ${JOB.maxNew} tokens after a ${JOB.prompt}-token prompt, stories260K, temperature 1; best of ${JOB.repeats}`,
+    job: `${JOB.samples} samples of ${JOB.maxNew} tokens after a ${JOB.prompt}-token prompt, stories260K, temperature 1; best of ${JOB.repeats}, forklm Node and llama-server's rounds interleaved`,
     peers_installed: installed,
     ...derived,
     forklm_node: node,

@@ -72,25 +72,39 @@ async function complete(url: string, body: object): Promise<{ ms: number; out: {
   return { ms: performance.now() - t0, out: Array.isArray(json) ? json : [json] };
 }
 
+/** An engine of the peers job, open for its timed rounds (bench/peers.ts runs the engines' rounds interleaved). */
+export interface OpenPeer {
+  /** Runs and records the job's round r. */
+  round(r: number): Promise<void>;
+  /** What comes after the rounds (decode rates and the like), frees the engine, returns its record. */
+  finish(): Promise<object>;
+}
+
 /**
- * The job and (unless `opts.decode` is false) single-stream decode on llama-server with `threads` threads, on
- * stories260K's GGUF or `opts.gguf`. `opts.greedy`: also the first `opts.greedy.length` greedy tokens after
- * `opts.greedy.prompt` (the peers bench compares them with forklm's to show both run the same weights).
+ * llama-server with `threads` threads on stories260K's GGUF or `opts.gguf`, started and warmed up, for the job's
+ * rounds; finish() measures single-stream decode (unless `opts.decode` is false) and, with `opts.greedy`, the first
+ * `opts.greedy.length` greedy tokens after `opts.greedy.prompt` (the peers bench compares them with forklm's to show
+ * both run the same weights), then stops the server.
  */
-export async function llamaServer(
+export async function openLlamaServer(
   base: number[],
   threads: number,
   job: Job,
   opts: { gguf?: string; decode?: boolean; greedy?: { prompt: number[]; length: number } } = {},
-): Promise<object> {
+): Promise<OpenPeer> {
   const server = await startServer(threads, job.samples, opts.gguf ?? GGUF());
+  const promptFor = (r: number) => [base[0], 300 + r, ...base.slice(2)];
   try {
-    const promptFor = (r: number) => [base[0], 300 + r, ...base.slice(2)];
     await complete(server.url, { prompt: promptFor(99), n_predict: 4, n_cmpl: job.samples });
-    const jobMs: number[] = [];
-    let generated = 0;
-    let promptComputed = 0;
-    for (let r = 0; r < job.repeats; r++) {
+  } catch (e) {
+    await server.stop();
+    throw e;
+  }
+  const jobMs: number[] = [];
+  let generated = 0;
+  let promptComputed = 0;
+  return {
+    async round(r) {
       const { ms, out } = await complete(server.url, {
         prompt: promptFor(r),
         n_predict: job.maxNew,
@@ -104,32 +118,53 @@ export async function llamaServer(
       generated = out.reduce((a, x) => a + x.timings.predicted_n, 0);
       promptComputed = out.reduce((a, x) => a + x.timings.prompt_n, 0);
       log(`llama-server -t ${threads}: job ${ms.toFixed(0)} ms`);
-    }
-    let greedy: number[] | undefined;
-    if (opts.greedy) {
-      const res = await fetch(`${server.url}/completion`, {
-        method: 'POST',
-        body: JSON.stringify({ prompt: opts.greedy.prompt, n_predict: opts.greedy.length, temperature: 0, ignore_eos: true, return_tokens: true }),
-      });
-      greedy = ((await res.json()) as { tokens: number[] }).tokens;
-    }
-    // Single stream: one greedy completion of maxNew tokens; the server's own decode rate, and the wall clock.
-    const rates: number[] = [];
-    for (let r = 0; r < (opts.decode === false ? 0 : job.repeats); r++) {
-      const { out } = await complete(server.url, { prompt: promptFor(50 + r), n_predict: job.maxNew, temperature: 0, ignore_eos: true });
-      rates.push(out[0].timings.predicted_per_second);
-    }
-    return {
-      threads,
-      job_ms: jobMs,
-      job_generated: generated,
-      prompt_tokens_computed: promptComputed,
-      ...(rates.length ? { decode_tok_s_runs: rates.map(round4), decode_tok_s: round4(Math.max(...rates)) } : {}),
-      ...(greedy ? { greedy_tokens: greedy } : {}),
-    };
-  } finally {
-    await server.stop();
+    },
+    async finish() {
+      try {
+        let greedy: number[] | undefined;
+        if (opts.greedy) {
+          const res = await fetch(`${server.url}/completion`, {
+            method: 'POST',
+            body: JSON.stringify({ prompt: opts.greedy.prompt, n_predict: opts.greedy.length, temperature: 0, ignore_eos: true, return_tokens: true }),
+          });
+          greedy = ((await res.json()) as { tokens: number[] }).tokens;
+        }
+        // Single stream: one greedy completion of maxNew tokens; the server's own decode rate, and the wall clock.
+        const rates: number[] = [];
+        for (let r = 0; r < (opts.decode === false ? 0 : job.repeats); r++) {
+          const { out } = await complete(server.url, { prompt: promptFor(50 + r), n_predict: job.maxNew, temperature: 0, ignore_eos: true });
+          rates.push(out[0].timings.predicted_per_second);
+        }
+        return {
+          threads,
+          job_ms: jobMs,
+          job_generated: generated,
+          prompt_tokens_computed: promptComputed,
+          ...(rates.length ? { decode_tok_s_runs: rates.map(round4), decode_tok_s: round4(Math.max(...rates)) } : {}),
+          ...(greedy ? { greedy_tokens: greedy } : {}),
+        };
+      } finally {
+        await server.stop();
+      }
+    },
+  };
+}
+
+/** The job's `job.repeats` rounds on llama-server alone, then finish() (openLlamaServer). */
+export async function llamaServer(
+  base: number[],
+  threads: number,
+  job: Job,
+  opts: { gguf?: string; decode?: boolean; greedy?: { prompt: number[]; length: number } } = {},
+): Promise<object> {
+  const peer = await openLlamaServer(base, threads, job, opts);
+  try {
+    for (let r = 0; r < job.repeats; r++) await peer.round(r);
+  } catch (e) {
+    await peer.finish().catch(() => undefined);
+    throw e;
   }
+  return peer.finish();
 }
 
 interface NodeLlamaCpp {

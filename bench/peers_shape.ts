@@ -4,10 +4,14 @@
 // stories260K job; each engine runs it once after a short warm-up (a run takes seconds to tens of seconds here).
 // Both engines' first greedy tokens after one prompt are recorded: equal tokens show they run the same model (random
 // weights give small logit margins, so a near-tie may part them after a few tokens).
+import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { generate } from '../src/generate.js';
+import { autoCpuThreads } from '../src/gpu/cpu_threads.js';
 import { createGpu } from '../src/gpu/device.js';
+import { specFromLlamaConfig } from '../src/model/from_llama.js';
 import { benchModel, engineFor, log, promptTokens, QUICK, SMOL_SEED } from './bench_models.js';
 import { eab, forkAtZero } from './common/eab.js';
 import { round4 } from './common/timing.js';
@@ -26,7 +30,7 @@ export async function shapeJob(job: Job & { threshold: number }): Promise<object
   const gguf = ensureLlamaGgufF32(model.weights, join(peersDir(), `smollm2-135m-random-seed${SMOL_SEED}-${weightsFingerprint(model.weights)}-f32.gguf`));
   log(`peers shape: ${gguf} ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
-  const gpu = await createGpu({ adapter: 'llvmpipe' });
+  const gpu = await createGpu({ adapter: 'llvmpipe', cpuThreads: autoCpuThreads(specFromLlamaConfig(model.weights)) });
   let forklm: object;
   let forklmGreedy: number[];
   try {
@@ -42,7 +46,7 @@ export async function shapeJob(job: Job & { threshold: number }): Promise<object
     const f0 = await forkAtZero(base, prompt, job.samples, job.maxNew);
     log(`peers shape: forklm fork-at-0 ${f0.ms.toFixed(0)} ms`);
     forklmGreedy = (await generate(base, greedyPrompt, { maxNewTokens: GREEDY.length, temperature: 0 })).tokens;
-    forklm = { adapter: gpu.name, eab_ms: [round4(e.mode.ms)], eab_generated: e.mode.generated, eab_steps: e.mode.steps, fork_at_0_ms: [round4(f0.ms)] };
+    forklm = { adapter: gpu.name, cpu_threads: gpu.cpuThreads, eab_ms: [round4(e.mode.ms)], eab_generated: e.mode.generated, eab_steps: e.mode.steps, fork_at_0_ms: [round4(f0.ms)] };
     base.destroy();
   } finally {
     gpu.destroy();
@@ -62,4 +66,18 @@ export async function shapeJob(job: Job & { threshold: number }): Promise<object
     llama_server: [server1, server2],
     greedy: { prompt_tokens: GREEDY.prompt, forklm: forklmGreedy, llama_server: theirs, equal_prefix: agree },
   };
+}
+
+/**
+ * shapeJob in a process of its own (bench/peers_shape_child.ts): llvmpipe's worker-thread count is fixed by a
+ * process's first llvmpipe device, and the peers process made its own for stories260K.
+ */
+export function shapeJobInChild(job: Job & { threshold: number }): object {
+  const child = join(dirname(fileURLToPath(import.meta.url)), 'peers_shape_child.ts');
+  const out = execFileSync(process.execPath, ['--import', 'tsx', child, JSON.stringify(job)], {
+    encoding: 'utf8',
+    timeout: 1_200_000,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return JSON.parse(out.trim().split('\n').pop()!) as object;
 }
