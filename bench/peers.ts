@@ -14,8 +14,9 @@
 //   transformers  needs torch and transformers from PyPI, which this machine's package mirror does not serve (npm and
 //               Debian only): recorded as unavailable, with the reason
 // Best of `repeats` per engine (the median beside it); forklm on llvmpipe and llama-server on 1 and 2 threads run their
-// rounds interleaved (round r runs each once), so the machine's drifts in speed fall on all three alike. Ratios and issue 15's targets are in the JSON; the chart is
-// bench/results/peers.svg (peers_chart.ts). Peers come from a bench-only install (peers_install.ts).
+// rounds interleaved (round r runs each once), so the machine's drifts in speed fall on all three alike. Ratios and
+// issue 15's targets are in the JSON; the chart is bench/results/peers.svg (peers_chart.ts). Peers come from a
+// bench-only install (peers_install.ts).
 // FORKLM_BENCH_QUICK=1 runs tiny counts; FORKLM_BENCH_PEERS_SKIP (comma list of node, swiftshader, server,
 // node-llama-cpp, page, shape) leaves parts out.
 import os from 'node:os';
