@@ -4,7 +4,9 @@
 // Pass A (one read of the row): online max m, s = sum exp(x - m), u = sum exp(x - m) * (x - m), and the tempered
 //   z = sum exp((x - m) / T); a per-thread top-TOPK list. Merged over the workgroup:
 //   lse = m + log s, entropy H = log s - u / s (two non-negative terms: no cancellation), Hnorm = H / ln V.
-// Top-k: TOPK rounds of a workgroup argmax over the heads of the per-thread sorted lists (ties: lower id).
+// Top-k: TOPK rounds of a workgroup argmax over the heads of the per-thread sorted lists (ties: lower id); or
+//   (RANK_MERGE) each entry's rank among all lists, with per-thread lists of TOPK_LANE entries and a second read of
+//   the row when a thread may have dropped a winner (merge_rank).
 // Nucleus (T > 0, topP < 1): bisection over the 32-bit order-preserving key of a logit threshold t, each step one pass
 //   computing mass(t) = sum_{x >= t} exp((x - m) / T); keeps the largest t with mass(t) >= topP * z. Each step also
 //   snaps the bounds to the nearest logits on either side, so it ends on an exact logit value after at most 32 passes
@@ -29,6 +31,8 @@
 // Logits must not be NaN or +inf.
 override WG: u32 = 64;          // threads per row, a power of two
 override TOPK: u32 = 20;        // <= LIST_CAP (20)
+// Entries a thread keeps in pass A's top-k list, <= TOPK; below TOPK only with RANK_MERGE (merge_rank's overflow).
+override TOPK_LANE: u32 = 20;
 override MAX_SAMPLES: u32 = 8;  // <= LIST_CAP (20)
 // Keys pass C keeps, MAX_SAMPLES + 1 (the draws and the threshold after them), or fewer for a pipeline that only
 // serves rows drawing at most DRAW_LIST - 1 tokens (kernels/token_stats.ts: 2, for steps where no path forks).
@@ -71,6 +75,14 @@ var<workgroup> red_b: array<f32, WG>;
 var<workgroup> red_c: array<f32, WG>;
 var<workgroup> red_d: array<f32, WG>;
 var<workgroup> red_i: array<u32, WG>;
+// The rank merge's copy of every thread's list (thread t's entry j at t * CAP + j); sized 1 when the merge is the
+// tree (MERGE_T = 1), so a 256-thread workgroup does not hold 256 lists for nothing.
+override RANK_MERGE: bool = false;
+override MERGE_T: u32 = 1u;     // WG when RANK_MERGE, else 1
+var<workgroup> ml_v: array<f32, MERGE_T * CAP>;
+var<workgroup> ml_i: array<u32, MERGE_T * CAP>;
+var<workgroup> ml_flag: atomic<u32>;
+var<workgroup> ml_over: u32;
 var<workgroup> win_i: array<u32, CAP>;   // merged list winners, best first
 var<workgroup> win_v: array<f32, CAP>;   // their values (logits for top-k, perturbed keys for the draw)
 var<workgroup> row_cfg: vec4<u32>;       // the row's sampling words, loaded once and read uniformly
@@ -122,7 +134,12 @@ fn list_insert(v: f32, id: u32, n: u32) {
 }
 
 // n rounds of a workgroup argmax over the list heads; winners land in win_i. n must be workgroup-uniform.
+// RANK_MERGE: by the entries' ranks instead (merge_rank).
 fn merge_lists(tid: u32, n: u32) {
+  if (RANK_MERGE) {
+    _ = merge_rank(tid, n, n);
+    return;
+  }
   var head = 0u;
   for (var r = 0u; r < n; r++) {
     var v = LOWEST;
@@ -149,6 +166,53 @@ fn merge_lists(tid: u32, n: u32) {
     if (head < n && id == w && w != NONE) { head++; }
     workgroupBarrier();
   }
+}
+
+// The same n winners as the tree's rounds, by rank: every thread counts, for each of its list's first len entries,
+// the published entries of all lists that are better under better() (a total order on (value, id) pairs: ids are
+// unique but for NONE), and an entry of rank r < n is the r-th winner. Two barriers and WG x len compares per thread
+// instead of n rounds of a workgroup argmax: for llvmpipe running every workgroup on the submitting thread
+// (kernels/token_stats.ts rankMergeDefault). Lists shorter than n (len < n: pass A's TOPK_LANE) may have dropped a
+// winner: only a full list (its last entry a token) can, and only if that last entry ranks below n - 1 (an entry it
+// dropped is worse than it, so ranks at least one below it). The merge then returns true (workgroup-uniform) and its
+// winners are not to be used. Entries of id NONE are sentinels, never winners; slots no token fills keep
+// (LOWEST, NONE), as the tree leaves them.
+fn merge_rank(tid: u32, n: u32, len: u32) -> bool {
+  // Constant indices into the private lists (see list_insert).
+  for (var j = 0u; j < CAP; j++) {
+    if (j < len) {
+      ml_v[tid * CAP + j] = lv[j];
+      ml_i[tid * CAP + j] = li[j];
+    }
+  }
+  if (tid == 0u) {
+    for (var r = 0u; r < CAP; r++) {
+      win_i[r] = NONE;
+      win_v[r] = LOWEST;
+    }
+    atomicStore(&ml_flag, 0u);
+  }
+  workgroupBarrier();
+  var rank: array<u32, CAP>;
+  for (var t = 0u; t < WG; t++) {
+    for (var q = 0u; q < len; q++) {
+      let ov = ml_v[t * CAP + q];
+      let oi = ml_i[t * CAP + q];
+      for (var j = 0u; j < CAP; j++) {
+        if (j < len && better(ov, oi, lv[j], li[j])) { rank[j] += 1u; }
+      }
+    }
+  }
+  for (var j = 0u; j < CAP; j++) {
+    if (j < len && li[j] != NONE && rank[j] < n) {
+      win_i[rank[j]] = li[j];
+      win_v[rank[j]] = lv[j];
+    }
+    if (j + 1u == len && li[j] != NONE && rank[j] + 1u < n) { atomicOr(&ml_flag, 1u); }
+  }
+  workgroupBarrier();
+  if (tid == 0u) { ml_over = atomicLoad(&ml_flag); }
+  return workgroupUniformLoad(&ml_over) != 0u;
 }
 
 fn sum_u32(tid: u32, v: u32) -> u32 {
@@ -231,7 +295,7 @@ var<private> inv_t: f32;   // 1 / T, 0 when greedy
 
 // One logit into this thread's top-k list and online accumulator. Masked logits join the top-k list only.
 fn visit_a(x: f32, i: u32) {
-  list_insert(max(x, LOWEST), i, TOPK);
+  list_insert(max(x, LOWEST), i, TOPK_LANE);
   if (x < MASKED) { return; }
   if (acc.s == 0.0) {
     acc = Acc(x, 1.0, 0.0, 1.0);
@@ -380,7 +444,18 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   let empty = s == 0.0; // every logit masked: no distribution
   workgroupBarrier();
 
-  merge_lists(tid, TOPK);
+  if (TOPK_LANE < TOPK) {
+    // Short lists (RANK_MERGE): on the rare overflow, one more pass over the row with full lists.
+    if (merge_rank(tid, TOPK, TOPK_LANE)) {
+      list_reset();
+      for (var i = tid; i < V; i += WG) {
+        list_insert(max(logits[base + i], LOWEST), i, TOPK);
+      }
+      _ = merge_rank(tid, TOPK, TOPK);
+    }
+  } else {
+    merge_lists(tid, TOPK);
+  }
   if (tid == 0u) {
     if (empty) {
       stats[out + OFF_MAX] = NEG_INF;

@@ -32,6 +32,18 @@ export interface TokenStatsOptions {
    * instead of maxSamples + 1 (same records: singleDrawDefault). Default: singleDrawDefault(gpu); only when maxSamples > 1.
    */
   singleDraw?: boolean;
+  /**
+   * How the per-thread top-k and draw lists are merged: `tree`, a workgroup argmax per winner (log2(WG) + 2 barriers
+   * each), or `rank`, every thread ranking its entries among copies of all lists (two barriers per merge; at most
+   * RANK_MERGE_MAX_WG threads). Same records either way. Default: rankMergeDefault(gpu) (and WG within the limit).
+   */
+  merge?: 'tree' | 'rank';
+  /**
+   * Entries each thread keeps in its top-k list while it reads the row, 1..topK; fewer than topK needs the rank
+   * merge, which detects when a thread may have dropped a winner and then reads the row again with full lists. Same
+   * records either way. Default: min(topK, RANK_LANE_TOPK) with the rank merge, else topK.
+   */
+  laneTopK?: number;
 }
 
 /**
@@ -46,6 +58,30 @@ export function singleDrawDefault(gpu: Gpu): boolean {
 }
 
 /**
+ * Whether a TokenStats merges its lists by rank, with lists of RANK_LANE_TOPK, by default: where llvmpipe runs
+ * kernels on the submitting thread (Gpu.cpuThreads 0, gpu/cpu_threads.ts). There pass A's insertion sweep of a
+ * 20-entry list is most of the kernel (16 stories260K rows, V = 512: ~300 us with topK 20, ~90 us with topK 1), and
+ * shorter lists need the rank merge's overflow check. Scratch timings, 2026-12-01, alternated in one process, load
+ * 3-3.8: 16 rows of the EAB job's step took 269-279 us (median 276) against 380-412 (390) with the tree and full
+ * lists, 0.71x; the rank merge with full lists alone 361-372 against 382-405 (barriers cost little on one thread);
+ * in the whole 16-row step (each op timed alone) token_stats 286 against 384 us. Elsewhere (Mesa's worker threads,
+ * other adapters, GPUs) the tree and full lists, unmeasured with this.
+ */
+export function rankMergeDefault(gpu: Gpu): boolean {
+  return gpu.cpuThreads === 0;
+}
+
+/** The most threads per row the rank merge takes: its copies of the lists hold WG x 21 x 8 bytes of workgroup memory. */
+export const RANK_MERGE_MAX_WG = 64;
+
+/**
+ * Pass A's list length per thread with the rank merge. At topK 20 and 8 threads a thread holds 2.5 of the winners on
+ * average; the overflow (and second read of the row) needs one holding 8 or more, about 1 row in 70 of random logits.
+ * Same scratch timings (us, 16 rows): lists of 4 508 (overflows on most rows), 6 276, 8 276, 10 303, 12 327, 20 390.
+ */
+export const RANK_LANE_TOPK = 8;
+
+/**
  * llvmpipe (Mesa's gallivm) silently ends every loop of a shader invocation once that invocation has run 65,535 loop
  * iterations in total, over all its loops (LP_MAX_TGSI_LOOP_ITERATIONS; measured here: a 70,000-step loop stops at
  * 65,535, and later loops then run once). A thread walks its share of the row, ceil(V / WG) logits, in pass A and
@@ -55,11 +91,12 @@ export function singleDrawDefault(gpu: Gpu): boolean {
  */
 export const LOOP_BUDGET = 60_000;
 
-export function loopIterationsPerThread(vocab: number, wg: number, topK: number, maxSamples: number): number {
+export function loopIterationsPerThread(vocab: number, wg: number, topK: number, maxSamples: number, rank = false): number {
   const share = Math.ceil(vocab / wg);
   const passes = 2 * share + 32 * Math.ceil(share / 4);
-  // Merge rounds: top-k, then the draws and the key after them (the threshold).
-  const rounds = (topK + maxSamples + 1) * (Math.log2(wg) + 2);
+  // Merge rounds: top-k, then the draws and the key after them (the threshold). By rank: up to three merges (pass A,
+  // its second read on an overflow, pass C) of WG x CAP published entries, and the second read's pass.
+  const rounds = rank ? 3 * (wg * (LIST_CAP + 1) + 3 * (LIST_CAP + 1)) + share : (topK + maxSamples + 1) * (Math.log2(wg) + 2);
   return passes + 41 + rounds + 4 * LIST_CAP + 3 * Math.log2(wg);
 }
 
@@ -80,7 +117,8 @@ export function tokenStatsWorkgroupSize(gpu: Gpu, vocab: number, topK: number, m
   let wg = 1;
   while (wg * 2 <= Math.min(capsLoops(gpu) ? 8 : gpu.isCpu ? 64 : 256, max)) wg *= 2;
   if (capsLoops(gpu)) {
-    while (loopIterationsPerThread(vocab, wg, topK, maxSamples) > LOOP_BUDGET && wg * 2 <= max) wg *= 2;
+    const rank = rankMergeDefault(gpu);
+    while (loopIterationsPerThread(vocab, wg, topK, maxSamples, rank && wg <= RANK_MERGE_MAX_WG) > LOOP_BUDGET && wg * 2 <= max) wg *= 2;
   }
   return wg;
 }
@@ -96,6 +134,10 @@ export class TokenStats {
   readonly vocab: number;
   readonly workgroupSize: number;
   readonly maxSamples: number;
+  /** How the lists are merged (TokenStatsOptions.merge). */
+  readonly merge: 'tree' | 'rank';
+  /** Entries each thread keeps in pass A's top-k list (TokenStatsOptions.laneTopK). */
+  readonly laneTopK: number;
   private readonly pipeline: GPUComputePipeline;
   /** The pipeline for rows drawing at most one token (DRAW_LIST = 2), or null. */
   private readonly singleDrawPipeline: GPUComputePipeline | null;
@@ -116,7 +158,18 @@ export class TokenStats {
         `token_stats: workgroupSize must be a power of two up to ${gpu.limits.maxComputeInvocationsPerWorkgroup}, got ${wg}`,
       );
     }
-    if (capsLoops(gpu) && loopIterationsPerThread(vocab, wg, topK, maxSamples) > LOOP_BUDGET) {
+    if (opts.merge !== undefined && opts.merge !== 'tree' && opts.merge !== 'rank') {
+      throw new InvalidArgumentError(`token_stats: merge must be tree or rank, got ${String(opts.merge)}`);
+    }
+    const rank = opts.merge === undefined ? rankMergeDefault(gpu) && wg <= RANK_MERGE_MAX_WG : opts.merge === 'rank';
+    if (rank && wg > RANK_MERGE_MAX_WG) {
+      throw new InvalidArgumentError(`token_stats: the rank merge takes at most ${RANK_MERGE_MAX_WG} threads per row (got ${wg}); use merge: 'tree'.`);
+    }
+    const laneTopK = opts.laneTopK ?? (rank ? Math.min(topK, RANK_LANE_TOPK) : topK);
+    if (!Number.isInteger(laneTopK) || laneTopK < 1 || laneTopK > topK || (laneTopK < topK && !rank)) {
+      throw new InvalidArgumentError(`token_stats: laneTopK must be an integer in 1..topK (${topK}), below topK only with merge: 'rank'; got ${laneTopK}`);
+    }
+    if (capsLoops(gpu) && loopIterationsPerThread(vocab, wg, topK, maxSamples, rank) > LOOP_BUDGET) {
       throw new LimitError(
         `token_stats: a vocabulary of ${vocab} needs more loop iterations per thread than llvmpipe runs ` +
           `(${LOOP_BUDGET}) at ${wg} threads per row; use a larger workgroupSize or another adapter (FORKLM_ADAPTER=swiftshader).`,
@@ -124,12 +177,17 @@ export class TokenStats {
     }
     this.workgroupSize = wg;
     this.maxSamples = maxSamples;
+    this.merge = rank ? 'rank' : 'tree';
+    this.laneTopK = laneTopK;
     const o = this.layout.offsets;
     const constants = {
       WG: wg,
       TOPK: topK,
+      TOPK_LANE: laneTopK,
       MAX_SAMPLES: maxSamples,
       DRAW_LIST: maxSamples + 1,
+      RANK_MERGE: rank ? 1 : 0,
+      MERGE_T: rank ? wg : 1,
       STRIDE: this.layout.stride,
       OFF_MAX: o.maxLogit,
       OFF_LSE: o.logSumExp,

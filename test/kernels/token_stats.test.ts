@@ -511,6 +511,57 @@ describe.each(testAdapterChoices())('token_stats on %s', (choice) => {
     );
   });
 
+  // The rank merge (kernels/token_stats.ts rankMergeDefault: llvmpipe with kernels on the submitting thread) takes the
+  // same winners as the tree: a merge of exact per-thread lists is exact whatever its order. Short lists are exact only
+  // through the overflow check and the second read of the row: laneTopK 1 overflows on nearly every row (any thread
+  // holding two of the top 20), so a check that missed an overflow would give wrong top-k lists there.
+  it.each([
+    [5, 7],
+    [63, 17],
+    [512, 16],
+    [1000, 6],
+  ])('the rank merge with short lists gives the tree\'s records bit for bit, V=%i S=%i', async (V, S) => {
+    const gpu = await gpuFor(choice);
+    const seed = testSeed();
+    const rand = mulberry32(seed);
+    const logits = randomNormal(rand, S * V, 3);
+    // Row 1: every 8th id holds the 20 largest logits, all in one thread's share at 8 threads (the overflow); row 2:
+    // masked logits and ties; the other rows random.
+    for (let j = 0; j < Math.min(TOPK, Math.ceil(V / 8)); j++) logits[V + 8 * j] = 12 + 0.125 * j;
+    for (let i = 0; i < V; i++) if (i % 3 === 0) logits[2 * V + i] = i % 2 ? -Infinity : 2.5;
+    const rows = samplingRows(rand, S, V);
+    const single = rows.map((r) => ({ ...r, nSamples: Math.min(r.nSamples, 1) }));
+    // The sums' order depends on the threads per row: each rank form against the tree at its own width.
+    for (const [wg, laneTopKs] of [[8, [undefined, 1]], [16, [3]]] as const) {
+      const tree = await compile(gpu, { vocab: V, topK: TOPK, maxSamples: MAXS, workgroupSize: wg, merge: 'tree' });
+      expect(tree.laneTopK).toBe(TOPK);
+      const want = await runStats(gpu, tree, logits, rows);
+      const wantOne = await runStats(gpu, tree, logits, single, 1);
+      for (const laneTopK of laneTopKs) {
+        const rank = await compile(gpu, { vocab: V, topK: TOPK, maxSamples: MAXS, workgroupSize: wg, merge: 'rank', laneTopK });
+        expect(rank.laneTopK).toBe(laneTopK ?? 8);
+        const what = `seed ${seed}, ${wg} threads, lists of ${rank.laneTopK}`;
+        expect(await runStats(gpu, rank, logits, rows), what).toEqual(want);
+        expect(await runStats(gpu, rank, logits, single, 1), `${what}, single draw`).toEqual(wantOne);
+      }
+      for (let r = 0; r < S; r++) checkRow(want[r], logits.subarray(r * V, (r + 1) * V), rows[r], TOPK, MAXS, wg, `seed ${seed} row ${r}`);
+    }
+  });
+
+  it('takes the rank merge with lists of 8 where llvmpipe runs kernels on the submitting thread, else the tree', async () => {
+    const gpu = await gpuFor(choice);
+    const opts = { vocab: 512, topK: TOPK, maxSamples: MAXS };
+    const inline = await compile({ ...gpu, cpuThreads: 0 }, opts);
+    expect([inline.merge, inline.laneTopK]).toEqual(['rank', 8]);
+    const pooled = await compile({ ...gpu, cpuThreads: 2 }, opts);
+    expect([pooled.merge, pooled.laneTopK]).toEqual(['tree', TOPK]);
+    expect(() => new TokenStats(gpu, { ...opts, merge: 'tree', laneTopK: 8 })).toThrow(InvalidArgumentError);
+    expect(() => new TokenStats(gpu, { ...opts, merge: 'rank', laneTopK: 21 })).toThrow(InvalidArgumentError);
+    if (gpu.limits.maxComputeInvocationsPerWorkgroup >= 128) {
+      expect(() => new TokenStats(gpu, { ...opts, merge: 'rank', workgroupSize: 128 })).toThrow(InvalidArgumentError);
+    }
+  });
+
   it('rejects buffers too small for the rows', async () => {
     const { gpu, op } = await main(63);
     const small = createStorage(gpu.device, 63 * 4, 'logits (1, 63)');
