@@ -29,11 +29,25 @@ export interface AdapterOptions {
 }
 
 /**
- * LP_NUM_THREADS when this process made its first llvmpipe instance (Mesa reads it then, once; null: unset, Mesa's
- * default). Kept on globalThis: the driver outlives a module instance (test runners reload modules in one process).
+ * The llvmpipe worker-thread count of this process: LP_NUM_THREADS as its first llvmpipe adapter was made with it
+ * (null: unset, Mesa's default). Kept on globalThis: the driver outlives a module instance (test runners reload
+ * modules in one process).
  */
 const THREADS_KEY = Symbol.for('forklm.llvmpipeThreads');
 const seen = globalThis as { [THREADS_KEY]?: number | null };
+
+/**
+ * LP_NUM_THREADS as Mesa reads it (u_debug.c debug_parse_num_option: strtol with base 0, its default when no digit
+ * leads): the leading integer, decimal, 0x hex or 0 octal; null where Mesa keeps its default (unset, no digit) and
+ * for a negative count (llvmpipe's unsigned count wraps it to its cap: worker threads, not 0).
+ */
+export function parseLpNumThreads(value: string | undefined): number | null {
+  const m = value === undefined ? null : /^\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)/.exec(value);
+  if (!m) return null;
+  const digits = m[2];
+  const n = /^0[xX]/.test(digits) ? parseInt(digits.slice(2), 16) : digits.length > 1 && digits[0] === '0' ? parseInt(digits, 8) : parseInt(digits, 10);
+  return m[1] === '-' && n !== 0 ? null : n;
+}
 
 export const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof window === 'undefined';
 
@@ -96,15 +110,15 @@ async function nodeAdapter(kind: Exclude<AdapterKind, 'browser'>, options: Adapt
   try {
     if (kind === 'llvmpipe') {
       env.EGL_PLATFORM ??= 'surfaceless';
-      // Mesa reads LP_NUM_THREADS once, when requestAdapter makes the process's first llvmpipe screen. A value of ours
-      // is set only for that moment, so that processes started later (a Chromium, a peer engine) do not inherit it.
-      let ours = false;
-      if (!(THREADS_KEY in seen)) {
-        ours = options.cpuThreads !== undefined && env.LP_NUM_THREADS === undefined;
-        if (ours) env.LP_NUM_THREADS = String(options.cpuThreads);
-        const n = env.LP_NUM_THREADS === undefined ? NaN : Number(env.LP_NUM_THREADS);
-        seen[THREADS_KEY] = Number.isInteger(n) && n >= 0 ? n : null;
-      }
+      // Mesa reads LP_NUM_THREADS whenever requestAdapter makes an llvmpipe screen: for the process's first llvmpipe
+      // adapter, and again once every earlier device is gone. The process keeps the count of its first adapter: ours
+      // is set for each such moment and removed after it, so processes started later (a Chromium, a peer engine) do
+      // not inherit it. One in the environment wins.
+      const first = !(THREADS_KEY in seen);
+      const given = env.LP_NUM_THREADS ?? (first && options.cpuThreads !== undefined ? String(options.cpuThreads) : undefined);
+      const threads = first ? parseLpNumThreads(given) : (seen[THREADS_KEY] ?? null);
+      const ours = env.LP_NUM_THREADS === undefined && threads !== null;
+      if (ours) env.LP_NUM_THREADS = String(threads);
       const instance = create(['backend=opengles', ...dawnFlags]);
       let adapter: GPUAdapter | null;
       try {
@@ -112,8 +126,10 @@ async function nodeAdapter(kind: Exclude<AdapterKind, 'browser'>, options: Adapt
       } finally {
         if (ours) delete env.LP_NUM_THREADS;
       }
+      if (!adapter) return null;
+      if (first) seen[THREADS_KEY] = threads;
       // On a machine with a GPU the GL backend may be hardware; it is still the "llvmpipe" route by configuration.
-      return adapter ? { kind, adapter, isCpu: looksSoftware(adapter), instance, cpuThreads: seen[THREADS_KEY] ?? null } : null;
+      return { kind, adapter, isCpu: looksSoftware(adapter), instance, cpuThreads: seen[THREADS_KEY] ?? null };
     }
     if (kind === 'swiftshader') {
       // The Vulkan loader rescans driver files at each instance creation, so adding SwiftShader here works even
