@@ -10,7 +10,7 @@
 //
 // Token accounting (rows computed, page copies, pages peak) is counted here, not estimated.
 import { ContextOverflowError, ForkLMError, InvalidArgumentError, PagePoolExhaustedError } from './errors.js';
-import { autoCpuThreads } from './gpu/cpu_threads.js';
+import { autoCpuThreads, warnIfInlineForLargeModel } from './gpu/cpu_threads.js';
 import { createGpu, type Gpu, type GpuOptions } from './gpu/device.js';
 import { readF32 } from './gpu/readback.js';
 import { KvCache } from './kv/kv_cache.js';
@@ -164,8 +164,9 @@ export class Engine implements SessionSource, ApiHost {
   /** An engine over already-loaded weights (loading by name lives in model/resolve.ts and engine_load.ts). */
   static async fromWeights(weights: ModelWeights | LlamaWeights, tokenizer: Tokenizer | null, options: EngineOptions = {}): Promise<Engine> {
     // Not told how many llvmpipe workers to use: the model's size decides (gpu/cpu_threads.ts).
-    const cpuThreads = options.cpuThreads ?? autoCpuThreads('spec' in weights ? weights.spec : specFromLlamaConfig(weights));
-    const gpu = options.gpu ?? (await createGpu({ ...options, cpuThreads }));
+    const auto = autoCpuThreads('spec' in weights ? weights.spec : specFromLlamaConfig(weights));
+    const gpu = options.gpu ?? (await createGpu({ ...options, cpuThreads: options.cpuThreads ?? auto }));
+    if (options.cpuThreads === undefined) warnIfInlineForLargeModel(auto, gpu);
     try {
       const model = new GpuModel(gpu, weights, options);
       // decodeFused 'measure' (and the default on an adapter that does not name itself): time it before any path.
