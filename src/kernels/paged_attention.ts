@@ -60,8 +60,8 @@ const MAX_GROUPED_HEAD_DIM = 64;
  * Per-head: 2 or 4 rows per invocation (RB) read the whole pages all of them hold once (each K/V load feeds every
  * row's GQ heads): the prompt of forked paths, the earlier keys of a prompt chunk. Its private arrays are RB times a
  * row's, so only for small heads (headDim x GQ at most this: stories260K's 8 x 2), and a step takes the widest
- * grouping whose blocks still fill two workgroups (rowsFor), so a few rows keep both cores (any grouping where
- * llvmpipe runs kernels on the submitting thread).
+ * grouping whose blocks still fill two workgroups (rowsFor), so a few rows keep both cores (the widest grouping
+ * where llvmpipe runs kernels on the submitting thread).
  */
 const MAX_PAIRED_HEAD_FLOATS = 32;
 /** Split-keys threads per workgroup: a power of two >= headDim / 4. */
@@ -286,14 +286,16 @@ export class PagedAttention {
 
   /**
    * Rows per invocation for a step of `rows` rows: 4 where those blocks fill four workgroups (a prompt chunk), 2 where
-   * pairs fill two (16 forks of stories260K), else 1, within rowsPerInvocation. At 16 stories260K rows on llvmpipe
+   * pairs fill two (16 forks of stories260K), else 1, within rowsPerInvocation; where llvmpipe runs kernels on the
+   * submitting thread, the widest grouping the rows allow (4 from 4 rows, 2 from 2). At 16 stories260K rows on llvmpipe
    * (attention per layer, CPU time, load ~4): 1 row 435 us, pairs 352, blocks of 4 327 but only two workgroups; at
    * 256 rows 2,340 / 1,805 / 1,537 us.
    */
   rowsFor(rows: number): number {
     const perRow = this.shape.nHeads / this.headsPerInvocation;
     // Kernels on the submitting thread (llvmpipe with cpuThreads 0): one core runs every workgroup, so the widest
-    // grouping wins. 16 stories260K rows, attention of 5 layers, quiet machine: blocks of 4 790-815 us, pairs 950-1,020.
+    // grouping wins. 16 stories260K rows, attention of 5 layers, quiet machine (lead's scratch timing of each op alone,
+    // bench/RESULTS.md "llvmpipe threads"): blocks of 4 790-815 us, pairs 950-1,020.
     if (this.inline) return this.rowsPerInvocation >= 4 && rows >= 4 ? 4 : this.rowsPerInvocation >= 2 && rows >= 2 ? 2 : 1;
     if (this.rowsPerInvocation >= 4 && Math.ceil(rows / 4) * perRow >= 4 * this.wg) return 4;
     if (this.rowsPerInvocation >= 2 && Math.ceil(rows / 2) * perRow >= 2 * this.wg) return 2;

@@ -335,6 +335,17 @@ describe.each(testAdapterChoices())('paged_attention on %s', (choice) => {
         const what = `seed ${seed}, ${JSON.stringify(s)}, ${sorted ? 'path order' : 'shuffled'}`;
         expectClose(outs[2], pagedAttentionRef(s, args), { rel: tolerance(s, args), floor: 1 }, what);
         outs.slice(1).forEach((o, i) => expect(Array.from(o), `${what}, form ${i + 1}`).toEqual(Array.from(outs[0])));
+        // Kernels on the submitting thread (cpuThreads 0) group rows from 2 up: odd row counts end in a short block.
+        const inline = new PagedAttention({ ...gpu, cpuThreads: 0 }, { ...s, qStride: sc.qkvStride, variant: 'per-head', rowsPerInvocation: 4 });
+        for (const rows of [2, 3, 5, 7]) {
+          expect(inline.rowsFor(rows)).toBe(rows >= 4 ? 4 : 2);
+          const out = createStorage(gpu.device, rows * qDim * 4, 'out');
+          const att = inline.bind({ ...b, q: b.qkv, out });
+          submitPass(gpu, (pass) => att.encode(pass, { rows, maxPages: sc.maxPages }));
+          const got = await readF32(gpu, out, rows * qDim);
+          expect(Array.from(got), `${what}, inline, ${rows} rows`).toEqual(Array.from(outs[0].subarray(0, rows * qDim)));
+          att.destroy();
+        }
       }
     }
     // stories260K's shape, 4 invocations per row: blocks of 4 from 29 rows, pairs from 7 (llvmpipe's default; explicit
