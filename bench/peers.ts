@@ -14,7 +14,8 @@
 //   transformers  needs torch and transformers from PyPI, which this machine's package mirror does not serve (npm and
 //               Debian only): recorded as unavailable, with the reason
 // Best of `repeats` per engine (the median beside it); forklm on llvmpipe and llama-server on 1 and 2 threads run their
-// rounds interleaved (round r runs each once), so the machine's drifts in speed fall on all three alike. Ratios and
+// rounds interleaved after one untimed round each (round r runs each once), so the machine's drifts in speed fall on
+// all three alike. Ratios and
 // issue 15's targets are in the JSON; the chart is bench/results/peers.svg (peers_chart.ts). Peers come from a
 // bench-only install (peers_install.ts).
 // FORKLM_BENCH_QUICK=1 runs tiny counts; FORKLM_BENCH_PEERS_SKIP (comma list of node, swiftshader, server,
@@ -76,8 +77,12 @@ async function openForklmNode(prompt: number[], adapter: AdapterChoice): Promise
   const f0Ms: number[] = [];
   let generated = 0;
   return {
-    async round(r) {
+    async round(r, timed = true) {
       const e = await eab(base, prompt, JOB.samples, JOB.maxNew, JOB.threshold);
+      if (!timed) {
+        await forkAtZero(base, prompt, JOB.samples, JOB.maxNew);
+        return;
+      }
       eabMs.push(round4(e.mode.ms));
       generated = e.mode.generated;
       f0Ms.push(round4((await forkAtZero(base, prompt, JOB.samples, JOB.maxNew)).ms));
@@ -109,10 +114,11 @@ async function alone(open: () => Promise<OpenPeer>): Promise<object> {
 }
 
 /**
- * The job's rounds of several engines interleaved: every engine is opened first, then round r runs each engine once,
- * starting one engine later each round, so that the machine's drifts in speed (1.5x within minutes here) fall on
- * every engine alike. An engine that fails (to open or in a round) is recorded with its error (or skipped by
- * FORKLM_BENCH_PEERS_SKIP) and the others go on. Returns each engine's record, in the order given.
+ * The job's rounds of several engines interleaved: every engine is opened first and runs one untimed round (so the
+ * first timed round of none of them follows the others' start-up), then round r runs each engine once, starting one
+ * engine later each round, so that the machine's drifts in speed (1.5x within minutes here) fall on every engine
+ * alike. An engine that fails (to open or in a round) is recorded with its error and the rounds it had finished (or
+ * skipped by FORKLM_BENCH_PEERS_SKIP), and the others go on. Returns each engine's record, in the order given.
  */
 async function interleaved(engines: [string, () => Promise<OpenPeer>][]): Promise<(Rec | { skipped: true })[]> {
   const open: (OpenPeer | Rec | { skipped: true })[] = [];
@@ -121,19 +127,19 @@ async function interleaved(engines: [string, () => Promise<OpenPeer>][]): Promis
     else open.push(await f().catch((e: unknown) => (log(`peers: ${name} failed: ${errorText(e)}`), { error: errorText(e) })));
   }
   const isOpen = (p: OpenPeer | Rec | { skipped: true }): p is OpenPeer => typeof (p as OpenPeer).round === 'function';
-  for (let r = 0; r < JOB.repeats; r++) {
-    for (let k = 0; k < engines.length; k++) {
-      const i = (r + k) % engines.length;
-      const p = open[i];
-      if (!isOpen(p)) continue;
-      try {
-        await p.round(r);
-      } catch (e) {
-        log(`peers: ${engines[i][0]} failed: ${errorText(e)}`);
-        await p.finish().catch(() => undefined);
-        open[i] = { error: errorText(e) };
-      }
+  const run = async (i: number, r: number, timed: boolean) => {
+    const p = open[i];
+    if (!isOpen(p)) return;
+    try {
+      await p.round(r, timed);
+    } catch (e) {
+      log(`peers: ${engines[i][0]} failed: ${errorText(e)}`);
+      open[i] = { ...((await p.finish().catch(() => ({}))) as Rec), error: errorText(e) };
     }
+  };
+  for (let i = 0; i < engines.length; i++) await run(i, JOB.repeats, false);
+  for (let r = 0; r < JOB.repeats; r++) {
+    for (let k = 0; k < engines.length; k++) await run((r + k) % engines.length, r, true);
   }
   const out: (Rec | { skipped: true })[] = [];
   for (let i = 0; i < engines.length; i++) {
@@ -256,7 +262,7 @@ export async function run(): Promise<object> {
     date: new Date().toISOString(),
     machine: machine(),
     quick: QUICK,
-    job: `${JOB.samples} samples of ${JOB.maxNew} tokens after a ${JOB.prompt}-token prompt, stories260K, temperature 1; best of ${JOB.repeats}, forklm Node and llama-server's rounds interleaved`,
+    job: `${JOB.samples} samples of ${JOB.maxNew} tokens after a ${JOB.prompt}-token prompt, stories260K, temperature 1; best of ${JOB.repeats}, forklm Node and llama-server's rounds interleaved after an untimed round each`,
     peers_installed: installed,
     ...derived,
     forklm_node: node,

@@ -74,8 +74,8 @@ async function complete(url: string, body: object): Promise<{ ms: number; out: {
 
 /** An engine of the peers job, open for its timed rounds (bench/peers.ts runs the engines' rounds interleaved). */
 export interface OpenPeer {
-  /** Runs and records the job's round r. */
-  round(r: number): Promise<void>;
+  /** Runs the job's round r and records it, unless `timed` is false (a warm-up round, recorded nowhere). */
+  round(r: number, timed?: boolean): Promise<void>;
   /** What comes after the rounds (decode rates and the like), frees the engine, returns its record. */
   finish(): Promise<object>;
 }
@@ -104,7 +104,7 @@ export async function openLlamaServer(
   let generated = 0;
   let promptComputed = 0;
   return {
-    async round(r) {
+    async round(r, timed = true) {
       const { ms, out } = await complete(server.url, {
         prompt: promptFor(r),
         n_predict: job.maxNew,
@@ -114,6 +114,7 @@ export async function openLlamaServer(
         top_p: 1,
         samplers: ['temperature', 'top_p'],
       });
+      if (!timed) return;
       jobMs.push(round4(ms));
       generated = out.reduce((a, x) => a + x.timings.predicted_n, 0);
       promptComputed = out.reduce((a, x) => a + x.timings.prompt_n, 0);

@@ -4,7 +4,7 @@
 // stories260K job; each engine runs it once after a short warm-up (a run takes seconds to tens of seconds here).
 // Both engines' first greedy tokens after one prompt are recorded: equal tokens show they run the same model (random
 // weights give small logit margins, so a near-tie may part them after a few tokens).
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,10 +74,11 @@ export async function shapeJob(job: Job & { threshold: number }): Promise<object
  */
 export function shapeJobInChild(job: Job & { threshold: number }): object {
   const child = join(dirname(fileURLToPath(import.meta.url)), 'peers_shape_child.ts');
-  const out = execFileSync(process.execPath, ['--import', 'tsx', child, JSON.stringify(job)], {
-    encoding: 'utf8',
-    timeout: 1_200_000,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return JSON.parse(out.trim().split('\n').pop()!) as object;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', child, JSON.stringify(job)], { encoding: 'utf8', timeout: 1_200_000 });
+  process.stderr.write(r.stderr ?? '');
+  if (r.status !== 0) {
+    const tail = (r.stderr ?? '').trim().split('\n').slice(-5).join(' | ');
+    throw new Error(`the shape job's process ${r.error ? `failed (${r.error.message})` : `exited with ${r.status ?? r.signal}`}: ${tail}`);
+  }
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as object;
 }
