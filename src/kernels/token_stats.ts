@@ -71,8 +71,13 @@ export function rankMergeDefault(gpu: Gpu): boolean {
   return gpu.cpuThreads === 0;
 }
 
-/** The most threads per row the rank merge takes: its copies of the lists hold WG x 21 x 8 bytes of workgroup memory. */
-export const RANK_MERGE_MAX_WG = 64;
+/**
+ * The most threads per row the rank merge takes: the widths its tests run (8 and 16). Its merge loops run WG x list
+ * length iterations per invocation, and wider rows (large vocabularies on llvmpipe) would bring those near llvmpipe's
+ * silent loop cap (LOOP_BUDGET) unless Mesa unrolls the inner loop, which is not tested; they take the tree. Its
+ * copies of the lists hold WG x 21 x 8 bytes of workgroup memory.
+ */
+export const RANK_MERGE_MAX_WG = 16;
 
 /**
  * Pass A's list length per thread with the rank merge. At topK 20 and 8 threads a thread holds 2.5 of the winners on
