@@ -18,10 +18,11 @@ export interface GpuOptions {
   /**
    * Node on llvmpipe only: the worker threads llvmpipe runs kernels on (Mesa's LP_NUM_THREADS). 0 runs every kernel
    * on the thread that submits it, with no hand-off to workers (each hand-off costs 20-130 us here, more than a small
-   * model's kernel). Mesa reads it once per process, when the first llvmpipe device is created: later values change
-   * nothing, and LP_NUM_THREADS set in the environment wins. forklm sets it only while that device is made, so child
-   * processes do not inherit it. Default here: Mesa's (one worker per core); Engine.fromWeights and loadEngine, when
-   * they make the GPU, pick it from the model's size instead (gpu/cpu_threads.ts: 0 for stories260K-sized models).
+   * model's kernel). The process's first llvmpipe adapter fixes it: later values change nothing (Mesa reads it at
+   * each new llvmpipe screen, so forklm sets the first count again around every llvmpipe adapter it makes), and
+   * LP_NUM_THREADS set in the environment wins. forklm sets it only while adapters are made, so child processes do
+   * not inherit it. Default here: Mesa's (one worker per core); Engine.fromWeights and loadEngine, when they make the
+   * GPU, pick it from the model's size instead (gpu/cpu_threads.ts: 0 for stories260K-sized models).
    */
   cpuThreads?: number;
   /**

@@ -1,6 +1,7 @@
 // GpuOptions.cpuThreads (Node, llvmpipe): LP_NUM_THREADS reaches Mesa before the first llvmpipe device of a process,
 // so 0 really leaves out llvmpipe's worker threads (counted in /proc/self/task), and the Gpu reports what its process
-// runs with, also when a later device asks for another value (Mesa reads it once). An engine made from weights without
+// runs with, also when a later device asks for another value (the first adapter's count holds for the process, also
+// on a new screen after the first device is collected). An engine made from weights without
 // a GPU picks the count from the model's size (gpu/cpu_threads.ts) unless told, and a value forklm sets does not stay
 // in the environment for later child processes. Each case runs in a fresh process.
 import { execFileSync, spawnSync } from 'node:child_process';
