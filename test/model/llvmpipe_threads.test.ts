@@ -126,7 +126,7 @@ describe.runIf(existsSync('/proc/self/task'))('GpuOptions.cpuThreads on llvmpipe
     const zero = run('0');
     const dflt = run('default');
     expect(zero.cpuThreads).toBe(0);
-    expect(zero.second).toBe(0); // asked for 3 later: Mesa has read LP_NUM_THREADS already
+    expect(zero.second).toBe(0); // asked for 3 later: the process keeps its first adapter's count
     expect(dflt.cpuThreads).toBeNull();
     expect(dflt.second).toBeNull();
     // Mesa's default starts worker threads per core (rasteriser and compute pools); with 0 it starts none of them.
