@@ -32,7 +32,7 @@ import { round4 } from './common/timing.js';
 import { startLoadMeter } from './harness.js';
 import { inPage } from './peers_browser.js';
 import { installPeers } from './peers_install.js';
-import { nodeLlamaCpp, openLlamaServer, type OpenPeer } from './peers_llama.js';
+import { nodeLlamaCpp, openLlamaServer, roundsAlone, type OpenPeer } from './peers_llama.js';
 import { shapeJobInChild } from './peers_shape.js';
 import type { AdapterChoice } from '../src/gpu/adapter_choice.js';
 
@@ -99,18 +99,6 @@ async function openForklmNode(prompt: number[], adapter: AdapterChoice): Promise
       }
     },
   };
-}
-
-/** The job's rounds of one engine alone, then its record (SwiftShader's forklm: seconds a round, not a target). */
-async function alone(open: () => Promise<OpenPeer>): Promise<object> {
-  const peer = await open();
-  try {
-    for (let r = 0; r < JOB.repeats; r++) await peer.round(r);
-  } catch (e) {
-    await peer.finish().catch(() => undefined);
-    throw e;
-  }
-  return peer.finish();
 }
 
 /**
@@ -251,7 +239,8 @@ export async function run(): Promise<object> {
     ['server', () => openLlamaServer(prompt, 1, JOB)],
     ['server', () => openLlamaServer(prompt, 2, JOB)],
   ])) as Rec[];
-  const swift = (await part('swiftshader', () => alone(() => openForklmNode(prompt, 'swiftshader')))) as Rec;
+  // SwiftShader's forklm alone, not interleaved: seconds a round, and not a target.
+  const swift = (await part('swiftshader', async () => roundsAlone(await openForklmNode(prompt, 'swiftshader'), JOB.repeats))) as Rec;
   const nlc = (await part('node-llama-cpp', () => nodeLlamaCpp(prompt, JOB))) as Rec;
   const page = (await part('page', () => inPage(JOB, promptText, [1, 2].flatMap((threads) => [{ threads, mode: 'sequential' as const }, { threads, mode: 'concurrent' as const }])))) as Rec;
 

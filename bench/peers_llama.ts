@@ -151,6 +151,17 @@ export async function openLlamaServer(
   };
 }
 
+/** `repeats` timed rounds of one open engine alone, then its record (finish(), also when a round throws). */
+export async function roundsAlone(peer: OpenPeer, repeats: number): Promise<object> {
+  try {
+    for (let r = 0; r < repeats; r++) await peer.round(r);
+  } catch (e) {
+    await peer.finish().catch(() => undefined);
+    throw e;
+  }
+  return peer.finish();
+}
+
 /** The job's `job.repeats` rounds on llama-server alone, then finish() (openLlamaServer). */
 export async function llamaServer(
   base: number[],
@@ -158,14 +169,7 @@ export async function llamaServer(
   job: Job,
   opts: { gguf?: string; decode?: boolean; greedy?: { prompt: number[]; length: number } } = {},
 ): Promise<object> {
-  const peer = await openLlamaServer(base, threads, job, opts);
-  try {
-    for (let r = 0; r < job.repeats; r++) await peer.round(r);
-  } catch (e) {
-    await peer.finish().catch(() => undefined);
-    throw e;
-  }
-  return peer.finish();
+  return roundsAlone(await openLlamaServer(base, threads, job, opts), job.repeats);
 }
 
 interface NodeLlamaCpp {

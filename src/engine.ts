@@ -166,7 +166,7 @@ export class Engine implements SessionSource, ApiHost {
     // Not told how many llvmpipe workers to use: the model's size decides (gpu/cpu_threads.ts).
     const auto = autoCpuThreads('spec' in weights ? weights.spec : specFromLlamaConfig(weights));
     const gpu = options.gpu ?? (await createGpu({ ...options, cpuThreads: options.cpuThreads ?? auto }));
-    if (options.cpuThreads === undefined) warnIfInlineForLargeModel(auto, gpu);
+    if (!options.gpu && options.cpuThreads === undefined) warnIfInlineForLargeModel(auto, gpu);
     try {
       const model = new GpuModel(gpu, weights, options);
       // decodeFused 'measure' (and the default on an adapter that does not name itself): time it before any path.
